@@ -1,0 +1,37 @@
+//! tokenwatch watches folders of Apple content tokens (`.vpptoken`), knows
+//! each token's expiry and Managed Apple Account, and mails ops before a
+//! token dies.
+//!
+//! The module list is the architecture map. Pure modules hold the rules;
+//! edge modules do I/O and are thin.
+//!
+//! - [`secret`]: a redacting wrapper for credentials (pure).
+//! - [`token`]: one file's bytes into a token or a specific error;
+//!   fingerprints; the sample-token writer (pure).
+//! - [`config`]: loading and validating the TOML config, with every error
+//!   located by file, line and column.
+//! - [`evaluate`]: status and days left per token from (now, tokens,
+//!   accounts, verdicts, policy) (pure).
+//! - [`alerts`]: which mails are due given the ledger (pure).
+//! - [`scan`]: walking token folders; special files, symlinks, dedup.
+//! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts.
+//! - [`mail`]: rendering and sending mail (SMTP or file).
+//! - [`probe`]: the read-only Apple API check of a token.
+//! - [`watch`]: filesystem events turned into "rescan this folder".
+//! - [`schedule`]: cron schedules in a time zone, correct across DST.
+//! - [`daemon`]: the long-running loop that owns the token set.
+//! - [`cli`]: the subcommands, their output and exit codes.
+
+pub mod alerts;
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod evaluate;
+pub mod mail;
+pub mod probe;
+pub mod scan;
+pub mod schedule;
+pub mod secret;
+pub mod state;
+pub mod token;
+pub mod watch;

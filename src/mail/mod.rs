@@ -1,0 +1,3 @@
+//! Mail: rendering alerts and delivering them (SMTP or file).
+
+pub mod transport;
