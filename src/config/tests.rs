@@ -1,0 +1,207 @@
+use super::*;
+
+fn parse_at(text: &str) -> Result<Config, ConfigError> {
+    parse(text, Path::new("/etc/tokenwatch/tokenwatch.toml"))
+}
+
+const MINIMAL: &str = r#"
+[alerts]
+recipients = ["ops@example.com"]
+
+[[folder]]
+path = "tokens"
+"#;
+
+#[test]
+fn shipped_example_parses() {
+    let cfg = parse_at(EXAMPLE).expect("config/tokenwatch.toml must parse");
+    assert_eq!(cfg.folders.len(), 2);
+    assert!(cfg.schedule.digest.is_some());
+    assert!(matches!(
+        cfg.mail,
+        TransportSettings::Smtp { port: 587, .. }
+    ));
+}
+
+#[test]
+fn shipped_quickstart_parses_with_paths_relative_to_the_file() {
+    let text = include_str!("../../config/quickstart.toml");
+    let cfg = parse(text, Path::new("/opt/tw/config/quickstart.toml")).unwrap();
+    assert_eq!(
+        cfg.folders[0].path,
+        PathBuf::from("/opt/tw/config/quickstart-tokens")
+    );
+    assert_eq!(
+        cfg.state_dir,
+        PathBuf::from("/opt/tw/config/quickstart-state")
+    );
+    assert!(
+        matches!(&cfg.mail, TransportSettings::File { dir } if dir == Path::new("/opt/tw/config/quickstart-state/mail"))
+    );
+}
+
+#[test]
+fn defaults_fill_what_is_missing() {
+    let cfg = parse_at(MINIMAL).unwrap();
+    assert_eq!(cfg.state_dir, PathBuf::from("/var/lib/tokenwatch"));
+    assert_eq!(cfg.timezone, chrono_tz::UTC);
+    assert_eq!(cfg.alerts.lead_days, vec![60, 30, 14, 7, 3, 1]);
+    assert_eq!(cfg.alerts.repeat_days, 7);
+    assert_eq!(cfg.alerts.password_change_grace_hours, 48);
+    assert_eq!(cfg.check.warning_days, 30);
+    assert_eq!(cfg.check.critical_days, 7);
+    assert_eq!(cfg.folders[0].path, PathBuf::from("/etc/tokenwatch/tokens"));
+    assert!(
+        matches!(&cfg.mail, TransportSettings::File { dir } if dir == Path::new("/var/lib/tokenwatch/mail"))
+    );
+    assert!(!cfg.apple.verify);
+    assert_eq!(cfg.schedule.check.expr(), "0 0 * * * *");
+}
+
+#[test]
+fn lead_days_are_sorted_and_deduplicated() {
+    let cfg = parse_at(&format!("{MINIMAL}\n[alerts.x]\n").replace("[alerts.x]\n", "")).unwrap();
+    assert_eq!(cfg.alerts.lead_days[0], 60);
+    let text = "[alerts]\nrecipients = [\"a@example.com\"]\nlead_days = [1, 30, 7, 30]\n[[folder]]\npath = \"/t\"\n";
+    assert_eq!(parse_at(text).unwrap().alerts.lead_days, vec![30, 7, 1]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_line_and_column() {
+    let text = r#"state_dir = 5
+colour = "blue"
+
+[alerts]
+recipients = ["not an address"]
+lead_dayz = [1]
+
+[check]
+warning_days = 3
+critical_days = 10
+
+[[folder]]
+path = "/srv/a"
+acount = "x"
+
+[[account]]
+id = "a"
+password_changed = "yesterday"
+"#;
+    let err = parse_at(text).unwrap_err();
+    let lines = err.lines();
+    let joined = lines.join("\n");
+    let expect = [
+        "/etc/tokenwatch/tokenwatch.toml:1:13: state_dir: expected a string, found an integer",
+        "/etc/tokenwatch/tokenwatch.toml:2:1: colour: unknown key",
+        "/etc/tokenwatch/tokenwatch.toml:5:15: alerts.recipients[0]: \"not an address\" is not a valid mail address",
+        "/etc/tokenwatch/tokenwatch.toml:6:1: alerts.lead_dayz: unknown key",
+        "/etc/tokenwatch/tokenwatch.toml:10:17: check.critical_days: 10 is more than warning_days (3)",
+        "/etc/tokenwatch/tokenwatch.toml:14:1: folder[1].acount: unknown key",
+        "/etc/tokenwatch/tokenwatch.toml:18:20: account[1].password_changed: \"yesterday\" is not a date-time",
+    ];
+    for e in expect {
+        assert!(
+            lines.iter().any(|l| l.starts_with(e)),
+            "missing {e:?} in:\n{joined}"
+        );
+    }
+    assert_eq!(lines.len(), expect.len(), "{joined}");
+}
+
+#[test]
+fn a_config_without_folders_is_invalid() {
+    let err = parse_at("[alerts]\nrecipients = [\"a@example.com\"]\n").unwrap_err();
+    assert!(
+        err.to_string().contains("no [[folder]] configured"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_toml_syntax_is_located() {
+    let err = parse_at("state_dir = \"/x\"\n[alerts\n").unwrap_err();
+    let line = &err.lines()[0];
+    assert!(
+        line.starts_with("/etc/tokenwatch/tokenwatch.toml:2:"),
+        "{line}"
+    );
+    assert!(line.contains("not valid TOML"), "{line}");
+}
+
+#[test]
+fn unknown_time_zone_and_mail_transport_are_named() {
+    let text = format!("timezone = \"Mars/Olympus\"\n[mail]\ntransport = \"pigeon\"\n{MINIMAL}");
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("timezone: unknown time zone \"Mars/Olympus\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("mail.transport: \"pigeon\" is not one of"),
+        "{err}"
+    );
+}
+
+#[test]
+fn credentials_without_tls_are_refused() {
+    let text = format!("[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\n{MINIMAL}");
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("credentials are never sent without TLS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn smtp_port_defaults_by_tls_mode() {
+    for (tls, port) in [("none", 25), ("starttls", 587), ("implicit", 465)] {
+        let text =
+            format!("[mail]\ntransport = \"smtp\"\nhost = \"h\"\ntls = \"{tls}\"\n{MINIMAL}");
+        match parse_at(&text).unwrap().mail {
+            TransportSettings::Smtp { port: p, .. } => assert_eq!(p, port, "{tls}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn folders_without_any_recipient_are_refused() {
+    let err = parse_at("[[folder]]\npath = \"/t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nobody would be told"), "{err}");
+    let ok = parse_at("[[folder]]\npath = \"/t\"\nrecipients = [\"a@example.com\"]\n").unwrap();
+    assert_eq!(ok.recipients_for(ok.folders.first()).len(), 1);
+}
+
+#[test]
+fn token_links_win_over_folder_accounts() {
+    let text = format!("{MINIMAL}account = \"folder@x\"\n[[token]]\npath = \"tokens/a.vpptoken\"\naccount = \"token@x\"\n");
+    let cfg = parse_at(&text).unwrap();
+    let folder = cfg.folders.first();
+    assert_eq!(
+        cfg.account_for(Path::new("/etc/tokenwatch/tokens/a.vpptoken"), folder),
+        Some("token@x")
+    );
+    assert_eq!(
+        cfg.account_for(Path::new("/etc/tokenwatch/tokens/b.vpptoken"), folder),
+        Some("folder@x")
+    );
+}
+
+#[test]
+fn password_changed_accepts_toml_datetimes_and_strings() {
+    let text = format!("{MINIMAL}[[account]]\nid = \"a\"\npassword_changed = 2026-10-01T12:00:00Z\n[[account]]\nid = \"b\"\npassword_changed = \"2026-10-01T14:00:00+02:00\"\n");
+    let cfg = parse_at(&text).unwrap();
+    assert_eq!(
+        cfg.accounts[0].password_changed,
+        cfg.accounts[1].password_changed
+    );
+}
+
+#[test]
+fn http_apple_base_url_is_only_for_loopback() {
+    let text = format!("[apple]\nbase_url = \"http://apple.example.com/mdm/v2\"\n{MINIMAL}");
+    let err = parse_at(&text).unwrap_err().to_string();
+    assert!(err.contains("apple.base_url"), "{err}");
+}
