@@ -1,1 +1,353 @@
+//! The rules: each token's status and days left, as a pure function of the
+//! clock, the token's dates, its account and what Apple said. The CLI's
+//! `check`, the daemon and the alert planner all call [`evaluate`], so a
+//! token cannot be "fine" in one place and "dead" in another.
 
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Account, Config};
+
+/// Ordered by precedence: when several apply, the greatest wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Expiring,
+    Expired,
+    Invalidated,
+    Superseded,
+    Unreadable,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Expiring => "expiring",
+            Status::Expired => "expired",
+            Status::Invalidated => "invalidated",
+            Status::Superseded => "superseded",
+            Status::Unreadable => "unreadable",
+        }
+    }
+}
+
+/// Reason codes in `detail` for invalidated tokens.
+pub const REASON_PASSWORD_CHANGE: &str = "password_change";
+pub const REASON_APPLE_REVOKED: &str = "apple_revoked";
+pub const REASON_APPLE_INVALID: &str = "apple_invalid";
+
+/// The part of the config the rules read.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// `expiring` means within this many days (the largest lead day).
+    pub expiring_days: i64,
+    pub grace: Duration,
+}
+
+impl Policy {
+    pub fn from_config(cfg: &Config) -> Policy {
+        Policy {
+            expiring_days: cfg.alerts.lead_days.first().copied().unwrap_or(0) as i64,
+            grace: Duration::hours(cfg.alerts.password_change_grace_hours as i64),
+        }
+    }
+}
+
+/// What Apple last said about a token, as far as the rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppleVerdict {
+    Valid,
+    Revoked,
+    Expired,
+    Invalid,
+}
+
+/// What is known about one readable token.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub account: Option<&'a Account>,
+    pub apple: Option<AppleVerdict>,
+    /// Another token with the same Apple `uId` expires later.
+    pub superseded: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub status: Status,
+    pub days_left: i64,
+    /// A reason code for `invalidated`, or a note for people.
+    pub detail: Option<String>,
+}
+
+/// Whole days until expiry, rounded down: 0 in the last day, -1 in the
+/// first day after expiry.
+pub fn days_left(now: DateTime<Utc>, expires_at: DateTime<Utc>) -> i64 {
+    (expires_at - now).num_seconds().div_euclid(86_400)
+}
+
+pub fn evaluate(now: DateTime<Utc>, facts: &Facts, policy: &Policy) -> Evaluation {
+    let days = days_left(now, facts.expires_at);
+    let mut detail = None;
+
+    let invalid_reason = match facts.apple {
+        Some(AppleVerdict::Revoked) => Some(REASON_APPLE_REVOKED),
+        Some(AppleVerdict::Invalid) => Some(REASON_APPLE_INVALID),
+        _ => None,
+    };
+    let password_changed = facts
+        .account
+        .and_then(|a| a.password_changed.map(|at| (a, at)))
+        // A change that has not happened yet (clock skew, a typo) kills nothing.
+        .filter(|(_, at)| *at <= now);
+    let mut killed_by_password = false;
+    if let Some((account, at)) = password_changed {
+        if at > facts.created_at + policy.grace {
+            killed_by_password = true;
+        } else if at > facts.created_at - policy.grace {
+            // The derived creation date is only good to about a day, and the
+            // normal renewal is "change password, then download": this token
+            // may be the fresh one, or may have died with the change.
+            detail = Some(format!(
+                "created around the password change of {} ({}); check that it still works",
+                account.id,
+                at.format("%Y-%m-%d %H:%M UTC")
+            ));
+        }
+    }
+
+    let status = if facts.superseded {
+        Status::Superseded
+    } else if let Some(reason) = invalid_reason {
+        detail = Some(reason.to_string());
+        Status::Invalidated
+    } else if killed_by_password {
+        detail = Some(REASON_PASSWORD_CHANGE.to_string());
+        Status::Invalidated
+    } else if now >= facts.expires_at || facts.apple == Some(AppleVerdict::Expired) {
+        Status::Expired
+    } else if days <= policy.expiring_days {
+        Status::Expiring
+    } else {
+        Status::Ok
+    };
+    Evaluation {
+        status,
+        days_left: days,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at(y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, mi, s).unwrap()
+    }
+
+    const POLICY: Policy = Policy {
+        expiring_days: 60,
+        grace: Duration::hours(48),
+    };
+
+    fn facts(expires_at: DateTime<Utc>) -> Facts<'static> {
+        Facts {
+            expires_at,
+            created_at: expires_at - Duration::days(365),
+            account: None,
+            apple: None,
+            superseded: false,
+        }
+    }
+
+    #[test]
+    fn days_left_rounds_down_and_goes_negative() {
+        let exp = at(2027, 1, 10, 12, 0, 0);
+        assert_eq!(days_left(exp - Duration::days(14), exp), 14);
+        assert_eq!(
+            days_left(exp - Duration::days(14) + Duration::seconds(1), exp),
+            13
+        );
+        assert_eq!(days_left(exp - Duration::seconds(1), exp), 0);
+        assert_eq!(days_left(exp, exp), 0);
+        assert_eq!(days_left(exp + Duration::seconds(1), exp), -1);
+        assert_eq!(days_left(exp + Duration::days(1), exp), -1);
+        assert_eq!(
+            days_left(exp + Duration::days(1) + Duration::seconds(1), exp),
+            -2
+        );
+    }
+
+    #[test]
+    fn expiring_starts_exactly_at_the_largest_lead_day() {
+        let exp = at(2027, 3, 1, 0, 0, 0);
+        let just_outside = exp - Duration::days(61);
+        assert_eq!(
+            evaluate(just_outside, &facts(exp), &POLICY).status,
+            Status::Ok
+        );
+        // 60 days and 23:59:59 left is still "61 days" → ok... one second later it is 60.
+        let boundary = exp - Duration::days(61) + Duration::seconds(1);
+        let e = evaluate(boundary, &facts(exp), &POLICY);
+        assert_eq!((e.status, e.days_left), (Status::Expiring, 60));
+    }
+
+    #[test]
+    fn expired_from_the_expiry_second_on() {
+        let exp = at(2027, 3, 1, 0, 0, 0);
+        assert_eq!(
+            evaluate(exp - Duration::seconds(1), &facts(exp), &POLICY).status,
+            Status::Expiring
+        );
+        let e = evaluate(exp, &facts(exp), &POLICY);
+        assert_eq!((e.status, e.days_left), (Status::Expired, 0));
+        assert_eq!(
+            evaluate(exp + Duration::days(3), &facts(exp), &POLICY).days_left,
+            -3
+        );
+    }
+
+    fn account(changed: DateTime<Utc>) -> Account {
+        Account {
+            id: "apps@acme.appleaccount.com".into(),
+            password_changed: Some(changed),
+        }
+    }
+
+    #[test]
+    fn password_change_after_creation_plus_grace_invalidates() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let created = at(2026, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        let acc = account(created + Duration::hours(48) + Duration::seconds(1));
+        let f = Facts {
+            account: Some(&acc),
+            created_at: created,
+            ..facts(exp)
+        };
+        let e = evaluate(now, &f, &POLICY);
+        assert_eq!(e.status, Status::Invalidated);
+        assert_eq!(e.detail.as_deref(), Some(REASON_PASSWORD_CHANGE));
+    }
+
+    #[test]
+    fn password_change_inside_grace_keeps_ok_with_a_note() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let created = at(2026, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        for changed in [
+            created + Duration::hours(48),
+            created - Duration::hours(47),
+            created,
+        ] {
+            let acc = account(changed);
+            let f = Facts {
+                account: Some(&acc),
+                created_at: created,
+                ..facts(exp)
+            };
+            let e = evaluate(now, &f, &POLICY);
+            assert_eq!(e.status, Status::Ok, "{changed}");
+            assert!(e
+                .detail
+                .unwrap()
+                .contains("created around the password change of apps@acme"));
+        }
+    }
+
+    #[test]
+    fn token_downloaded_after_the_change_is_fine() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let created = at(2026, 6, 1, 0, 0, 0);
+        let acc = account(created - Duration::days(3));
+        let f = Facts {
+            account: Some(&acc),
+            created_at: created,
+            ..facts(exp)
+        };
+        let e = evaluate(at(2026, 11, 1, 0, 0, 0), &f, &POLICY);
+        assert_eq!((e.status, e.detail), (Status::Ok, None));
+    }
+
+    #[test]
+    fn a_password_change_in_the_future_kills_nothing_yet() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let created = at(2026, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        let acc = account(now + Duration::hours(1));
+        let f = Facts {
+            account: Some(&acc),
+            created_at: created,
+            ..facts(exp)
+        };
+        assert_eq!(evaluate(now, &f, &POLICY).status, Status::Ok);
+        assert_eq!(
+            evaluate(now + Duration::hours(1), &f, &POLICY).status,
+            Status::Invalidated
+        );
+    }
+
+    #[test]
+    fn precedence_superseded_over_invalidated_over_expired() {
+        let exp = at(2026, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        let acc = account(at(2026, 1, 1, 0, 0, 0));
+        let mut f = Facts {
+            account: Some(&acc),
+            created_at: at(2025, 6, 1, 0, 0, 0),
+            ..facts(exp)
+        };
+        assert_eq!(evaluate(now, &f, &POLICY).status, Status::Invalidated);
+        f.superseded = true;
+        assert_eq!(evaluate(now, &f, &POLICY).status, Status::Superseded);
+        assert!(Status::Unreadable > Status::Superseded && Status::Expired > Status::Expiring);
+    }
+
+    #[test]
+    fn apple_verdicts_map_to_statuses() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        let cases = [
+            (
+                AppleVerdict::Revoked,
+                Status::Invalidated,
+                Some(REASON_APPLE_REVOKED),
+            ),
+            (
+                AppleVerdict::Invalid,
+                Status::Invalidated,
+                Some(REASON_APPLE_INVALID),
+            ),
+            (AppleVerdict::Expired, Status::Expired, None),
+            (AppleVerdict::Valid, Status::Ok, None),
+        ];
+        for (verdict, status, detail) in cases {
+            let f = Facts {
+                apple: Some(verdict),
+                ..facts(exp)
+            };
+            let e = evaluate(now, &f, &POLICY);
+            assert_eq!(
+                (e.status, e.detail.as_deref()),
+                (status, detail),
+                "{verdict:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn offsets_do_not_shift_the_day_count() {
+        // 2027-01-10T09:30:00-0700 is 16:30 UTC.
+        let exp =
+            chrono::DateTime::parse_from_str("2027-01-10T09:30:00-0700", "%Y-%m-%dT%H:%M:%S%z")
+                .unwrap()
+                .with_timezone(&Utc);
+        assert_eq!(days_left(at(2026, 12, 27, 16, 30, 0), exp), 14);
+        assert_eq!(days_left(at(2026, 12, 27, 16, 30, 1), exp), 13);
+    }
+}
