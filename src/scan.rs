@@ -1,1 +1,358 @@
+//! Walking token folders: which files are tokens, reading them without
+//! ever blocking, and reducing several paths to one token.
+//!
+//! Rules (issue 2): a token file is a regular file named `*.vpptoken` (any
+//! case) anywhere below a configured folder; hidden entries and editor
+//! leftovers are skipped; FIFOs, sockets and devices are reported, never
+//! opened for a blocking read; symlinks are followed without looping; a
+//! token reached twice is one token, shown under its real path.
 
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Folder;
+use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderState {
+    Ok,
+    Missing,
+    Unreadable,
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderScan {
+    pub path: PathBuf,
+    pub state: FolderState,
+    /// Readable tokens found in this folder (before de-duplication).
+    pub tokens: usize,
+    /// Why the folder is missing or unreadable.
+    pub error: Option<String>,
+}
+
+/// Why a file with a token name could not be read as a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    /// Not a regular file: "a FIFO", "a socket", "a directory", ...
+    NotRegular(&'static str),
+    BrokenLink,
+    LinkLoop,
+    Io(String),
+    Token(TokenError),
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
+            FileError::BrokenLink => f.write_str("is a symbolic link to nothing"),
+            FileError::LinkLoop => f.write_str("is a symbolic link loop"),
+            FileError::Io(e) => write!(f, "cannot be read: {e}"),
+            FileError::Token(e) => e.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FoundFile {
+    /// Absolute, as reached from the configured folder (not canonicalised).
+    pub path: PathBuf,
+    /// Index of the configured folder it was found in.
+    pub folder: usize,
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    /// Device and inode of the file itself, for telling links apart.
+    pub file_id: Option<(u64, u64)>,
+    /// Some directory or the file itself on the way here was a symlink.
+    pub via_link: bool,
+    /// Readable by every user on the host: a credential lying open.
+    pub world_readable: bool,
+    /// Of the bytes read, for readable and unreadable files alike; None when
+    /// nothing could be read.
+    pub fingerprint: Option<Fingerprint>,
+    pub content: Result<TokenContent, FileError>,
+}
+
+impl FoundFile {
+    pub fn token(&self) -> Option<&TokenContent> {
+        self.content.as_ref().ok()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub folders: Vec<FolderScan>,
+    /// Sorted by path; each token once.
+    pub files: Vec<FoundFile>,
+}
+
+/// Does this file name look like a token file?
+pub fn is_token_name(name: &[u8]) -> bool {
+    const EXT: &[u8] = b".vpptoken";
+    if name.first() == Some(&b'.') {
+        return false;
+    }
+    name.len() > EXT.len() && name[name.len() - EXT.len()..].eq_ignore_ascii_case(EXT)
+}
+
+fn is_skipped(name: &[u8]) -> bool {
+    name.first() == Some(&b'.')
+        || name.last() == Some(&b'~')
+        || name.ends_with(b".swp")
+        || name.ends_with(b".tmp")
+}
+
+/// Scans every folder and de-duplicates across them.
+pub fn scan(folders: &[Folder]) -> Scan {
+    let mut out = Scan::default();
+    for (i, folder) in folders.iter().enumerate() {
+        let (state, files) = scan_folder(i, &folder.path, folder.allow_empty);
+        out.folders.push(state);
+        out.files.extend(files);
+    }
+    out.files = dedup(out.files);
+    out
+}
+
+/// Scans one folder recursively.
+pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan, Vec<FoundFile>) {
+    let mut state = FolderScan {
+        path: root.to_path_buf(),
+        state: FolderState::Ok,
+        tokens: 0,
+        error: None,
+    };
+    let meta = match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => {
+            state.state = FolderState::Unreadable;
+            state.error = Some("is not a directory".into());
+            return (state, Vec::new());
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            state.state = FolderState::Missing;
+            state.error = Some("does not exist".into());
+            return (state, Vec::new());
+        }
+        Err(e) => {
+            state.state = FolderState::Unreadable;
+            state.error = Some(e.to_string());
+            return (state, Vec::new());
+        }
+    };
+    let mut files = Vec::new();
+    let mut visited: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
+    let mut stack = vec![(root.to_path_buf(), false)];
+    let mut first = true;
+    while let Some((dir, via_link)) = stack.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                if first {
+                    state.state = FolderState::Unreadable;
+                    state.error = Some(e.to_string());
+                    return (state, Vec::new());
+                }
+                tracing::warn!(folder = %dir.display(), error = %e, "cannot read subfolder");
+                continue;
+            }
+        };
+        first = false;
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let bytes = name.as_bytes();
+            if is_skipped(bytes) {
+                continue;
+            }
+            let path = dir.join(&name);
+            let token_name = is_token_name(bytes);
+            let Ok(lmeta) = entry.metadata() else { continue };
+            let is_link = lmeta.file_type().is_symlink();
+            let meta = if is_link {
+                match std::fs::metadata(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if token_name {
+                            let err = if e.raw_os_error() == Some(libc::ELOOP) {
+                                FileError::LinkLoop
+                            } else {
+                                FileError::BrokenLink
+                            };
+                            files.push(problem(path, index, true, err));
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                lmeta
+            };
+            if meta.is_dir() {
+                if token_name {
+                    files.push(problem(path.clone(), index, via_link || is_link, FileError::NotRegular("a directory")));
+                }
+                // Following linked folders is wanted; the visited set keeps
+                // a link back up the tree from looping.
+                if visited.insert((meta.dev(), meta.ino())) {
+                    stack.push((path, via_link || is_link));
+                }
+                continue;
+            }
+            if token_name {
+                files.push(read_found(path, index, via_link || is_link, &meta));
+            }
+        }
+    }
+    state.tokens = files.iter().filter(|f| f.content.is_ok()).count();
+    if files.is_empty() && !allow_empty {
+        state.state = FolderState::Empty;
+    }
+    files.sort_by(|a, b| a.path.as_os_str().as_bytes().cmp(b.path.as_os_str().as_bytes()));
+    (state, files)
+}
+
+fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileError) -> FoundFile {
+    FoundFile {
+        path,
+        folder,
+        size: 0,
+        mtime: None,
+        file_id: None,
+        via_link,
+        world_readable: false,
+        fingerprint: None,
+        content: Err(err),
+    }
+}
+
+fn special_kind(meta: &Metadata) -> Option<&'static str> {
+    let ft = meta.file_type();
+    if ft.is_file() {
+        None
+    } else if ft.is_fifo() {
+        Some("a FIFO")
+    } else if ft.is_socket() {
+        Some("a socket")
+    } else if ft.is_block_device() {
+        Some("a block device")
+    } else if ft.is_char_device() {
+        Some("a character device")
+    } else if ft.is_dir() {
+        Some("a directory")
+    } else {
+        Some("a special file")
+    }
+}
+
+fn read_found(path: PathBuf, folder: usize, via_link: bool, meta: &Metadata) -> FoundFile {
+    let mut found = problem(path, folder, via_link, FileError::Io(String::new()));
+    if let Some(kind) = special_kind(meta) {
+        found.content = Err(FileError::NotRegular(kind));
+        return found;
+    }
+    match read_limited(&found.path) {
+        Ok((bytes, meta)) => {
+            found.size = meta.len();
+            found.mtime = meta.modified().ok();
+            found.file_id = Some((meta.dev(), meta.ino()));
+            found.world_readable = meta.mode() & 0o004 != 0;
+            found.fingerprint = Some(Fingerprint::of(&bytes));
+            found.content = token::parse(&bytes).map_err(FileError::Token);
+        }
+        Err(e) => found.content = Err(e),
+    }
+    found
+}
+
+/// Reads at most one byte more than a token may have. Opens non-blocking so
+/// that a FIFO swapped in after the type check cannot hang the scan, and
+/// checks the type again on the open file.
+pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| FileError::Io(io_cause(&e)))?;
+    let meta = file.metadata().map_err(|e| FileError::Io(io_cause(&e)))?;
+    if let Some(kind) = special_kind(&meta) {
+        return Err(FileError::NotRegular(kind));
+    }
+    let mut bytes = Vec::with_capacity((meta.len() as usize).min(MAX_TOKEN_FILE_BYTES + 1));
+    file.take(MAX_TOKEN_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| FileError::Io(io_cause(&e)))?;
+    Ok((bytes, meta))
+}
+
+fn io_cause(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => "permission denied".into(),
+        io::ErrorKind::NotFound => "it disappeared while being read".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Reads one file the way a scan would (for `inspect`).
+pub fn read_one(path: &Path) -> FoundFile {
+    match std::fs::metadata(path) {
+        Ok(meta) => {
+            let via_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            read_found(path.to_path_buf(), 0, via_link, &meta)
+        }
+        Err(e) => problem(path.to_path_buf(), 0, false, FileError::Io(io_cause(&e))),
+    }
+}
+
+/// The path to show for a file reached several ways: a real (non-link)
+/// path first, then the smallest in byte order.
+fn preferred(a: &FoundFile, b: &FoundFile) -> bool {
+    (a.via_link, a.path.as_os_str().as_bytes()) < (b.via_link, b.path.as_os_str().as_bytes())
+}
+
+/// One entry per file (several links to one inode) and per token (the
+/// same bytes under several names), sorted by path.
+pub fn dedup(files: Vec<FoundFile>) -> Vec<FoundFile> {
+    let mut keep: Vec<FoundFile> = Vec::with_capacity(files.len());
+    let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut by_fp: HashMap<Fingerprint, usize> = HashMap::new();
+    for f in files {
+        let same = f
+            .file_id
+            .and_then(|id| by_id.get(&id).copied())
+            .or_else(|| match (&f.content, &f.fingerprint) {
+                (Ok(_), Some(fp)) => by_fp.get(fp).copied(),
+                _ => None,
+            });
+        match same {
+            Some(i) => {
+                if preferred(&f, &keep[i]) {
+                    keep[i] = f;
+                }
+            }
+            None => {
+                let i = keep.len();
+                if let Some(id) = f.file_id {
+                    by_id.insert(id, i);
+                }
+                if let (Ok(_), Some(fp)) = (&f.content, &f.fingerprint) {
+                    by_fp.insert(fp.clone(), i);
+                }
+                keep.push(f);
+            }
+        }
+    }
+    keep.sort_by(|a, b| a.path.as_os_str().as_bytes().cmp(b.path.as_os_str().as_bytes()));
+    keep
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+use super::*;
+use chrono::{TimeZone, Utc};
+use std::os::unix::fs::symlink;
+
+fn sample(org: &str) -> String {
+    token::sample_token(org, Utc.with_ymd_and_hms(2027, 5, 1, 0, 0, 0).unwrap())
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+fn names(files: &[FoundFile], root: &Path) -> Vec<String> {
+    files
+        .iter()
+        .map(|f| f.path.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn token_names_match_any_case_and_skip_hidden() {
+    assert!(is_token_name(b"sToken_for_Berlin.vpptoken"));
+    assert!(is_token_name(b"A.VPPTOKEN"));
+    assert!(!is_token_name(b".hidden.vpptoken"));
+    assert!(!is_token_name(b".vpptoken"));
+    assert!(!is_token_name(b"a.vpptoken~"));
+    assert!(!is_token_name(b"a.vpptoken.swp"));
+    assert!(!is_token_name(b"a.vpptoken.tmp"));
+    assert!(!is_token_name(b"a.p7m"));
+}
+
+#[test]
+fn walks_recursively_and_skips_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    write(&root.join("sub/deeper/b.VppToken"), &sample("B"));
+    write(&root.join(".hidden/c.vpptoken"), &sample("C"));
+    write(&root.join(".d.vpptoken"), &sample("D"));
+    write(&root.join("e.vpptoken~"), &sample("E"));
+    write(&root.join("notes.txt"), "hello");
+    let (state, files) = scan_folder(0, root, false);
+    assert_eq!(state.state, FolderState::Ok);
+    assert_eq!(state.tokens, 2);
+    assert_eq!(names(&files, root), ["a.vpptoken", "sub/deeper/b.VppToken"]);
+}
+
+#[test]
+fn missing_empty_and_not_a_directory_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = scan_folder(0, &dir.path().join("nope"), false);
+    assert_eq!(s.state, FolderState::Missing);
+    let (s, _) = scan_folder(0, dir.path(), false);
+    assert_eq!(s.state, FolderState::Empty);
+    let (s, _) = scan_folder(0, dir.path(), true);
+    assert_eq!(s.state, FolderState::Ok);
+    write(&dir.path().join("file"), "x");
+    let (s, _) = scan_folder(0, &dir.path().join("file"), false);
+    assert_eq!(s.state, FolderState::Unreadable);
+}
+
+#[test]
+fn fifo_with_a_token_name_is_reported_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.vpptoken");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let (_, files) = scan_folder(0, dir.path(), false);
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].content.as_ref().unwrap_err(), &FileError::NotRegular("a FIFO"));
+    // Reading it directly must not block either.
+    assert!(matches!(read_limited(&fifo), Err(FileError::NotRegular("a FIFO"))));
+}
+
+#[test]
+fn symlink_loops_and_broken_links_are_reported_and_never_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::create_dir(root.join("sub")).unwrap();
+    symlink(root, root.join("sub/up")).unwrap();
+    symlink(root.join("loop.vpptoken"), root.join("loop.vpptoken")).unwrap();
+    symlink(root.join("gone"), root.join("broken.vpptoken")).unwrap();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    let (_, files) = scan_folder(0, root, false);
+    let files = dedup(files);
+    assert_eq!(names(&files, root), ["a.vpptoken", "broken.vpptoken", "loop.vpptoken"]);
+    assert_eq!(files[1].content.as_ref().unwrap_err(), &FileError::BrokenLink);
+    assert_eq!(files[2].content.as_ref().unwrap_err(), &FileError::LinkLoop);
+}
+
+#[test]
+fn a_token_reached_twice_is_one_token_under_its_real_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let text = sample("A");
+    write(&root.join("z-real.vpptoken"), &text);
+    symlink(root.join("z-real.vpptoken"), root.join("a-link.vpptoken")).unwrap();
+    // The same bytes re-wrapped under another name: same fingerprint.
+    write(&root.join("y-copy.vpptoken"), &text.replace('\n', "\r\n"));
+    let (_, files) = scan_folder(0, root, false);
+    let files = dedup(files);
+    assert_eq!(names(&files, root), ["y-copy.vpptoken"]);
+}
+
+#[test]
+fn an_unreadable_file_is_reported_with_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("empty.vpptoken"), "");
+    let (_, files) = scan_folder(0, dir.path(), false);
+    assert!(matches!(files[0].content, Err(FileError::Token(_))));
+    assert!(files[0].fingerprint.is_some());
+}
+
+#[test]
+fn a_directory_named_like_a_token_is_reported_and_searched() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("x.vpptoken/inner.vpptoken"), &sample("A"));
+    let (_, files) = scan_folder(0, dir.path(), false);
+    assert_eq!(names(&files, dir.path()), ["x.vpptoken", "x.vpptoken/inner.vpptoken"]);
+    assert_eq!(files[0].content.as_ref().unwrap_err(), &FileError::NotRegular("a directory"));
+}
+
+#[test]
+fn world_readable_tokens_are_flagged() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("a.vpptoken");
+    write(&p, &sample("A"));
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert!(read_one(&p).world_readable);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(!read_one(&p).world_readable);
+}
