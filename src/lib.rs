@@ -13,6 +13,7 @@
 //! - [`evaluate`]: status and days left per token from (now, tokens,
 //!   accounts, verdicts, policy) (pure).
 //! - [`alerts`]: which mails are due given the ledger (pure).
+//! - [`report`]: the `check`/`status` view and its exit code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
 //! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts.
 //! - [`mail`]: rendering and sending mail (SMTP or file).
@@ -29,6 +30,7 @@ pub mod daemon;
 pub mod evaluate;
 pub mod mail;
 pub mod probe;
+pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod secret;

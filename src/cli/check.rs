@@ -1,0 +1,115 @@
+//! `tokenwatch check [--json]`: scan now, evaluate, print, send nothing.
+
+use std::path::Path;
+
+use chrono::Utc;
+use chrono_tz::Tz;
+
+use super::{load_config, EXIT_UNKNOWN};
+use crate::evaluate::Status;
+use crate::report::{self, Report};
+use crate::scan::{self, FolderState};
+
+pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+    let Some(cfg) = load_config(flag) else {
+        return Ok(EXIT_UNKNOWN);
+    };
+    let scan = scan::scan(&cfg.folders);
+    let report = report::build(Utc::now(), &cfg, &scan);
+    warn_world_readable(&report);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", human(&report, cfg.timezone));
+    }
+    Ok(report::exit_code(&report, &cfg))
+}
+
+/// Token files are credentials; one lying open is worth a warning, though
+/// not a different exit code.
+pub(crate) fn warn_world_readable(report: &Report) {
+    for t in report.tokens.iter().filter(|t| t.world_readable) {
+        eprintln!(
+            "tokenwatch: warning: token file {} is readable by every user of this host; restrict it (chmod o-r)",
+            t.path
+        );
+    }
+}
+
+pub(crate) fn local_time(t: chrono::DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// A table sorted by expiry, then unreadable files and folder problems.
+pub(crate) fn human(report: &Report, tz: Tz) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let readable: Vec<_> = report.tokens.iter().filter(|t| t.status != Status::Unreadable).collect();
+    if readable.is_empty() {
+        out.push_str("no readable tokens found\n");
+    } else {
+        let rows: Vec<[String; 6]> = readable
+            .iter()
+            .map(|t| {
+                [
+                    t.status.as_str().to_uppercase(),
+                    t.days_left.map(|d| d.to_string()).unwrap_or_default(),
+                    t.expires_at.map(|e| local_time(e, tz)).unwrap_or_default(),
+                    t.org_name.clone().unwrap_or_default(),
+                    t.account.clone().unwrap_or_else(|| "(unknown)".into()),
+                    t.path.clone(),
+                ]
+            })
+            .collect();
+        let header = ["STATUS", "DAYS", "EXPIRES", "ORG", "ACCOUNT", "FILE"].map(String::from);
+        let mut widths = header.clone().map(|h| h.chars().count());
+        for r in &rows {
+            for (w, c) in widths.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        for r in std::iter::once(&header).chain(&rows) {
+            let mut line = String::new();
+            for (i, (c, w)) in r.iter().zip(widths).enumerate() {
+                if i + 1 == r.len() {
+                    line.push_str(c);
+                } else {
+                    let _ = write!(line, "{c:<w$}  ");
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for t in readable.iter().filter(|t| t.detail.is_some()) {
+            let _ = writeln!(out, "  {}: {}", t.path, t.detail.as_deref().unwrap_or(""));
+        }
+    }
+    let unreadable: Vec<_> = report.tokens.iter().filter(|t| t.status == Status::Unreadable).collect();
+    if !unreadable.is_empty() {
+        out.push_str("\nunreadable files:\n");
+        for t in unreadable {
+            let _ = writeln!(out, "  {}: {}", t.path, t.detail.as_deref().unwrap_or("unreadable"));
+        }
+    }
+    let bad: Vec<_> = report.folders.iter().filter(|f| f.state != FolderState::Ok).collect();
+    if !bad.is_empty() {
+        out.push_str("\nfolder problems:\n");
+        for f in bad {
+            let what = match f.state {
+                FolderState::Missing => "missing",
+                FolderState::Unreadable => "unreadable",
+                FolderState::Empty => "holds no token (set allow_empty = true if that is expected)",
+                FolderState::Ok => "ok",
+            };
+            match &f.error {
+                Some(e) if f.state != FolderState::Empty => {
+                    let _ = writeln!(out, "  {}: {what}: {e}", f.path);
+                }
+                _ => {
+                    let _ = writeln!(out, "  {}: {what}", f.path);
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,27 @@
+//! `tokenwatch config check` and `tokenwatch config example`.
+
+use std::path::Path;
+
+use super::{load_config, EXIT_OK, EXIT_UNKNOWN};
+
+pub fn check(flag: Option<&Path>) -> anyhow::Result<i32> {
+    Ok(match load_config(flag) {
+        Some(cfg) => {
+            println!(
+                "{}: ok ({} folder{}, {} account{})",
+                cfg.file.display(),
+                cfg.folders.len(),
+                if cfg.folders.len() == 1 { "" } else { "s" },
+                cfg.accounts.len(),
+                if cfg.accounts.len() == 1 { "" } else { "s" },
+            );
+            EXIT_OK
+        }
+        None => EXIT_UNKNOWN,
+    })
+}
+
+pub fn example() -> anyhow::Result<i32> {
+    print!("{}", crate::config::EXAMPLE);
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,128 @@
+//! The command line: one file per subcommand; each returns the process exit
+//! code. `main` only parses arguments, sets up logging and calls [`run`].
+
+mod check;
+mod config_cmd;
+mod inspect;
+mod sample;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+
+/// Exit codes shared by the subcommands (monitoring plugin convention).
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_WARNING: i32 = 1;
+pub const EXIT_CRITICAL: i32 = 2;
+/// Unknown state: configuration or usage error, unreadable input.
+pub const EXIT_UNKNOWN: i32 = 3;
+
+#[derive(Debug, Parser)]
+#[command(name = "tokenwatch", version, about = "Watches Apple content tokens (.vpptoken) and mails ops before they expire or die")]
+pub struct Cli {
+    /// Config file [default: $TOKENWATCH_CONFIG, else /etc/tokenwatch/tokenwatch.toml]
+    #[arg(short = 'c', long = "config", global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Log level (overrides RUST_LOG), e.g. info, debug
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format on stderr
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan all token folders now, evaluate, print; sends nothing
+    Check {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what tokenwatch reads from one file (never the secret)
+    Inspect {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a synthetic, clearly fake token in Apple's format
+    SampleToken {
+        /// Organisation name to put in the token
+        #[arg(long)]
+        org: String,
+        /// Expiry date (UTC midnight)
+        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "days", required_unless_present = "days")]
+        expires: Option<String>,
+        /// Expire this many days from now (may be negative)
+        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        days: Option<i64>,
+        /// Write here instead of stdout (folders are created)
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Validate or print the configuration
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate the config; exit 0, or 3 with every error
+    Check,
+    /// Print the documented example config
+    Example,
+}
+
+/// Runs a parsed command line and returns the exit code.
+pub fn run(cli: Cli) -> i32 {
+    let config_flag = cli.config.as_deref();
+    let result = match cli.command {
+        Command::Check { json } => check::run(config_flag, json),
+        Command::Inspect { file, json } => inspect::run(&file, json),
+        Command::SampleToken {
+            org,
+            expires,
+            days,
+            output,
+        } => sample::run(&org, expires.as_deref(), days, output.as_deref()),
+        Command::Config { action } => match action {
+            ConfigAction::Check => config_cmd::check(config_flag),
+            ConfigAction::Example => config_cmd::example(),
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tokenwatch: {e:#}");
+            EXIT_UNKNOWN
+        }
+    }
+}
+
+/// Loads the config named by `-c`, `TOKENWATCH_CONFIG` or the default;
+/// prints every problem and yields None when it is invalid.
+pub(crate) fn load_config(flag: Option<&std::path::Path>) -> Option<Config> {
+    let path = config::resolve_path(flag);
+    match config::load(&path) {
+        Ok(cfg) => Some(cfg),
+        Err(e) => {
+            eprintln!("tokenwatch: {e}");
+            None
+        }
+    }
+}
