@@ -1,0 +1,6 @@
+//! Integration tests: run the real `tokenwatch` binary in temp folders.
+
+mod check;
+mod cli;
+mod inspect;
+mod util;
