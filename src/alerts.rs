@@ -1,1 +1,256 @@
+//! Which mails are due: a pure function of the clock, the evaluated tokens
+//! and folders, and the ledger of what was already recorded.
+//!
+//! Every alert has a ledger key. A key is derived from facts that do not
+//! change across restarts (the token's fingerprint, the threshold, the
+//! reminder number counted from a fixed date), so a restart, a missed tick
+//! or a replayed pass plans nothing that the ledger already holds.
 
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Duration, Utc};
+use lettre::message::Mailbox;
+
+use crate::evaluate::Status;
+
+/// A file must sit unchanged this long before it is called unreadable, so a
+/// slow upload is not an error.
+pub const UNREADABLE_SETTLE: Duration = Duration::seconds(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlertKind {
+    /// Crossed `days` (the most urgent lead day crossed).
+    Expiring { days: u32 },
+    /// `reminder` 0 is the first mail.
+    Expired { reminder: u32 },
+    Invalidated { reason: String, reminder: u32 },
+    Unreadable { error: String },
+    FolderProblem { state: String, error: Option<String> },
+    FolderRecovered,
+    Superseded,
+    NoAccount,
+}
+
+/// One token or file, as the planner needs it.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    /// Full fingerprint of the content (tokens and unreadable files); the
+    /// path for files with no content (FIFOs, broken links).
+    pub identity: String,
+    pub path: String,
+    pub org_name: Option<String>,
+    pub status: Status,
+    pub days_left: Option<i64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub account: Option<String>,
+    pub detail: Option<String>,
+    /// Last modification of the file, for the settle rule.
+    pub modified_at: Option<DateTime<Utc>>,
+    pub recipients: Vec<Mailbox>,
+    pub folder: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderSubject {
+    pub path: String,
+    /// `None` when fine (or empty and allowed).
+    pub problem: Option<(String, Option<String>)>,
+    pub recipients: Vec<Mailbox>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Largest first.
+    pub lead_days: Vec<u32>,
+    pub repeat_days: u32,
+    pub max_mails_per_pass: u32,
+    pub require_account: bool,
+}
+
+/// What the ledger says about one key.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded {
+    pub at: DateTime<Utc>,
+}
+
+pub type Ledger = HashMap<String, Recorded>;
+
+#[derive(Debug, Clone)]
+pub struct Alert {
+    pub key: String,
+    pub kind: AlertKind,
+    /// Index into the subjects given to [`plan`] (None for folder alerts).
+    pub subject: Option<usize>,
+    /// Index into the folders given to [`plan`] (folder alerts).
+    pub folder: Option<usize>,
+    pub recipients: Vec<Mailbox>,
+    /// Ledger keys recorded as done without a mail of their own: thresholds
+    /// crossed at once with a more urgent one, skipped reminders.
+    pub also_done: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub alerts: Vec<Alert>,
+    /// Come back then: an unreadable file is still settling.
+    pub recheck_at: Option<DateTime<Utc>>,
+}
+
+pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject], ledger: &Ledger, policy: &Policy) -> Plan {
+    let mut out = Plan::default();
+    let repeat = Duration::days(policy.repeat_days.max(1) as i64);
+    for (i, s) in subjects.iter().enumerate() {
+        let fp = &s.identity;
+        let mut push = |key: String, kind: AlertKind, also_done: Vec<String>| {
+            out.alerts.push(Alert {
+                key,
+                kind,
+                subject: Some(i),
+                folder: None,
+                recipients: s.recipients.clone(),
+                also_done,
+            })
+        };
+        match s.status {
+            Status::Unreadable => {
+                let settled = s.modified_at.is_none_or(|m| m + UNREADABLE_SETTLE <= now);
+                let key = format!("unreadable:{fp}");
+                if ledger.contains_key(&key) {
+                    continue;
+                }
+                if settled {
+                    let error = s.detail.clone().unwrap_or_default();
+                    push(key, AlertKind::Unreadable { error }, Vec::new());
+                } else if let Some(m) = s.modified_at {
+                    let at = m + UNREADABLE_SETTLE;
+                    out.recheck_at = Some(out.recheck_at.map_or(at, |r| r.min(at)));
+                }
+            }
+            Status::Superseded => {
+                let key = format!("superseded:{fp}");
+                if !ledger.contains_key(&key) {
+                    push(key, AlertKind::Superseded, Vec::new());
+                }
+            }
+            Status::Invalidated => {
+                let reason = s.detail.clone().unwrap_or_else(|| "invalid".into());
+                let first = format!("invalidated:{fp}:{reason}");
+                match ledger.get(&first) {
+                    None => push(first, AlertKind::Invalidated { reason, reminder: 0 }, Vec::new()),
+                    Some(rec) => {
+                        let n = ((now - rec.at).num_seconds() / repeat.num_seconds()).max(0) as u32;
+                        if let Some((key, done)) = reminder(&first, n, ledger) {
+                            push(key, AlertKind::Invalidated { reason, reminder: n }, done);
+                        }
+                    }
+                }
+            }
+            Status::Expired => {
+                let first = format!("expired:{fp}");
+                let since = s.expires_at.map(|e| now - e).unwrap_or_else(Duration::zero);
+                let n = (since.num_seconds() / repeat.num_seconds()).max(0) as u32;
+                if !ledger.contains_key(&first) {
+                    // First sight of an already long-expired token: one mail,
+                    // and the reminders it stands for count as sent.
+                    let done = (1..=n).map(|k| format!("{first}:{k}")).collect();
+                    push(first, AlertKind::Expired { reminder: 0 }, done);
+                } else if let Some((key, done)) = reminder(&first, n, ledger) {
+                    push(key, AlertKind::Expired { reminder: n }, done);
+                }
+            }
+            Status::Expiring | Status::Ok => {
+                let Some(days) = s.days_left else { continue };
+                let crossed: Vec<u32> = policy.lead_days.iter().copied().filter(|d| days <= *d as i64).collect();
+                if let Some(&most_urgent) = crossed.last() {
+                    let key = format!("expiring:{fp}:{most_urgent}");
+                    if !ledger.contains_key(&key) {
+                        let done = crossed
+                            .iter()
+                            .filter(|d| **d != most_urgent)
+                            .map(|d| format!("expiring:{fp}:{d}"))
+                            .filter(|k| !ledger.contains_key(k))
+                            .collect();
+                        push(key, AlertKind::Expiring { days: most_urgent }, done);
+                    }
+                }
+            }
+        }
+        if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {
+            let key = format!("noaccount:{fp}");
+            if !ledger.contains_key(&key) {
+                out.alerts.push(Alert {
+                    key,
+                    kind: AlertKind::NoAccount,
+                    subject: Some(i),
+                    folder: None,
+                    recipients: s.recipients.clone(),
+                    also_done: Vec::new(),
+                });
+            }
+        }
+    }
+    for (i, f) in folders.iter().enumerate() {
+        // Episodes are counted from the ledger: problem n, then recovered n.
+        let prefix = format!("folder:{}:", f.path);
+        let problems = ledger.keys().filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("problem:")).count();
+        let recoveries = ledger.keys().filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("recovered:")).count();
+        let (key, kind) = match (&f.problem, problems > recoveries) {
+            (Some((state, error)), false) => (
+                format!("{prefix}problem:{}", problems + 1),
+                AlertKind::FolderProblem {
+                    state: state.clone(),
+                    error: error.clone(),
+                },
+            ),
+            (None, true) => (format!("{prefix}recovered:{problems}"), AlertKind::FolderRecovered),
+            _ => continue,
+        };
+        out.alerts.push(Alert {
+            key,
+            kind,
+            subject: None,
+            folder: Some(i),
+            recipients: f.recipients.clone(),
+            also_done: Vec::new(),
+        });
+    }
+    out
+}
+
+/// Reminder `n` of an alert whose first mail is `first`, unless recorded;
+/// the skipped ones before it count as done.
+fn reminder(first: &str, n: u32, ledger: &Ledger) -> Option<(String, Vec<String>)> {
+    if n == 0 {
+        return None;
+    }
+    let key = format!("{first}:{n}");
+    if ledger.contains_key(&key) {
+        return None;
+    }
+    let done = (1..n).map(|k| format!("{first}:{k}")).filter(|k| !ledger.contains_key(k)).collect();
+    Some((key, done))
+}
+
+/// Groups alerts by recipient list; a group with more than the limit
+/// becomes one summary. Returned in a stable order.
+pub fn group_for_storm_guard(alerts: Vec<Alert>, max_per_pass: u32) -> Vec<Vec<Alert>> {
+    let mut groups: BTreeMap<Vec<String>, Vec<Alert>> = BTreeMap::new();
+    for a in alerts {
+        let mut key: Vec<String> = a.recipients.iter().map(|m| m.email.to_string().to_lowercase()).collect();
+        key.sort();
+        groups.entry(key).or_default().push(a);
+    }
+    let mut out = Vec::new();
+    for (_, group) in groups {
+        if group.len() > max_per_pass as usize {
+            out.push(group);
+        } else {
+            out.extend(group.into_iter().map(|a| vec![a]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,191 @@
+use super::*;
+use chrono::TimeZone;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
+fn policy() -> Policy {
+    Policy {
+        lead_days: vec![60, 30, 14, 7, 3, 1],
+        repeat_days: 7,
+        max_mails_per_pass: 20,
+        require_account: false,
+    }
+}
+
+fn token(fp: &str, status: Status, days_left: i64) -> Subject {
+    Subject {
+        identity: fp.into(),
+        path: format!("/srv/tokens/{fp}.vpptoken"),
+        org_name: Some("Acme".into()),
+        status,
+        days_left: Some(days_left),
+        expires_at: Some(now() + Duration::days(days_left)),
+        created_at: None,
+        account: Some("apps@acme".into()),
+        detail: None,
+        modified_at: None,
+        recipients: vec!["ops@example.com".parse().unwrap()],
+        folder: "/srv/tokens".into(),
+    }
+}
+
+/// Applies a plan to the ledger as the daemon would.
+fn record(ledger: &mut Ledger, plan: &Plan, at: DateTime<Utc>) {
+    for a in &plan.alerts {
+        ledger.insert(a.key.clone(), Recorded { at });
+        for k in &a.also_done {
+            ledger.insert(k.clone(), Recorded { at });
+        }
+    }
+}
+
+fn keys(plan: &Plan) -> Vec<&str> {
+    plan.alerts.iter().map(|a| a.key.as_str()).collect()
+}
+
+#[test]
+fn first_sight_at_20_days_sends_only_the_most_urgent_threshold() {
+    let subjects = [token("aaa", Status::Expiring, 20)];
+    let mut ledger = Ledger::new();
+    let p = plan(now(), &subjects, &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["expiring:aaa:30"]);
+    assert_eq!(p.alerts[0].also_done, ["expiring:aaa:60"]);
+    record(&mut ledger, &p, now());
+    // The same pass again (restart) plans nothing.
+    assert!(plan(now(), &subjects, &[], &ledger, &policy()).alerts.is_empty());
+    // Crossing 14 later sends exactly that one.
+    let later = [token("aaa", Status::Expiring, 14)];
+    assert_eq!(keys(&plan(now(), &later, &[], &ledger, &policy())), ["expiring:aaa:14"]);
+}
+
+#[test]
+fn threshold_is_crossed_exactly_at_days_left_equal() {
+    let ledger = Ledger::new();
+    assert!(plan(now(), &[token("a", Status::Ok, 61)], &[], &ledger, &policy()).alerts.is_empty());
+    assert_eq!(keys(&plan(now(), &[token("a", Status::Expiring, 60)], &[], &ledger, &policy())), ["expiring:a:60"]);
+}
+
+#[test]
+fn a_down_daemon_sends_no_burst_of_stale_warnings() {
+    let mut ledger = Ledger::new();
+    let p = plan(now(), &[token("a", Status::Expiring, 59)], &[], &ledger, &policy());
+    record(&mut ledger, &p, now());
+    // Down for 57 days: 30, 14, 7, 3 all crossed; only 3 is sent.
+    let p = plan(now(), &[token("a", Status::Expiring, 2)], &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["expiring:a:3"]);
+    assert_eq!(p.alerts[0].also_done, ["expiring:a:30", "expiring:a:14", "expiring:a:7"]);
+}
+
+#[test]
+fn expired_mails_once_then_reminds_every_repeat_days() {
+    let mut ledger = Ledger::new();
+    let t = |days| [token("e", Status::Expired, days)];
+    let p = plan(now(), &t(0), &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["expired:e"]);
+    record(&mut ledger, &p, now());
+    assert!(plan(now(), &t(-6), &[], &ledger, &policy()).alerts.is_empty());
+    let p = plan(now(), &t(-7), &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["expired:e:1"]);
+    record(&mut ledger, &p, now());
+    assert!(plan(now(), &t(-13), &[], &ledger, &policy()).alerts.is_empty());
+    assert_eq!(keys(&plan(now(), &t(-14), &[], &ledger, &policy())), ["expired:e:2"]);
+}
+
+#[test]
+fn a_long_expired_token_seen_first_gets_one_mail() {
+    let p = plan(now(), &[token("e", Status::Expired, -30)], &[], &Ledger::new(), &policy());
+    assert_eq!(keys(&p), ["expired:e"]);
+    // Days -30 → reminder number 4 (every 7 days): 1..=4 count as done.
+    assert_eq!(p.alerts[0].also_done, ["expired:e:1", "expired:e:2", "expired:e:3", "expired:e:4"]);
+}
+
+#[test]
+fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
+    let mut ledger = Ledger::new();
+    let mut t = token("i", Status::Invalidated, 5);
+    t.detail = Some("password_change".into());
+    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["invalidated:i:password_change"]);
+    record(&mut ledger, &p, now());
+    // No expiring mail although 5 days are left.
+    assert!(plan(now() + Duration::days(6), std::slice::from_ref(&t), &[], &ledger, &policy()).alerts.is_empty());
+    let p = plan(now() + Duration::days(7), std::slice::from_ref(&t), &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["invalidated:i:password_change:1"]);
+}
+
+#[test]
+fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
+    let mut t = token("u", Status::Unreadable, 0);
+    t.days_left = None;
+    t.detail = Some("empty file".into());
+    t.modified_at = Some(now() - Duration::seconds(3));
+    let mut ledger = Ledger::new();
+    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    assert!(p.alerts.is_empty());
+    assert_eq!(p.recheck_at, Some(now() + Duration::seconds(7)));
+    let p = plan(now() + Duration::seconds(7), std::slice::from_ref(&t), &[], &ledger, &policy());
+    assert_eq!(keys(&p), ["unreadable:u"]);
+    record(&mut ledger, &p, now());
+    assert!(plan(now() + Duration::days(1), std::slice::from_ref(&t), &[], &ledger, &policy()).alerts.is_empty());
+    // New broken content is a new alert.
+    t.identity = "u2".into();
+    assert_eq!(keys(&plan(now() + Duration::days(1), &[t], &[], &ledger, &policy())), ["unreadable:u2"]);
+}
+
+#[test]
+fn renaming_a_token_sends_nothing_new() {
+    let mut ledger = Ledger::new();
+    let mut t = token("r", Status::Expiring, 20);
+    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    record(&mut ledger, &p, now());
+    t.path = "/srv/tokens/elsewhere/renamed.vpptoken".into();
+    assert!(plan(now(), &[t], &[], &ledger, &policy()).alerts.is_empty());
+}
+
+#[test]
+fn folder_problems_alert_once_and_once_more_when_recovered() {
+    let mut ledger = Ledger::new();
+    let bad = FolderSubject {
+        path: "/srv/a".into(),
+        problem: Some(("missing".into(), None)),
+        recipients: vec!["ops@example.com".parse().unwrap()],
+    };
+    let good = FolderSubject { problem: None, ..bad.clone() };
+    assert!(plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy()).alerts.is_empty());
+    let p = plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy());
+    assert_eq!(keys(&p), ["folder:/srv/a:problem:1"]);
+    record(&mut ledger, &p, now());
+    assert!(plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy()).alerts.is_empty());
+    let p = plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy());
+    assert_eq!(keys(&p), ["folder:/srv/a:recovered:1"]);
+    record(&mut ledger, &p, now());
+    assert_eq!(keys(&plan(now(), &[], &[bad], &ledger, &policy())), ["folder:/srv/a:problem:2"]);
+}
+
+#[test]
+fn require_account_warns_about_tokens_without_one() {
+    let mut t = token("n", Status::Ok, 200);
+    t.account = None;
+    let mut pol = policy();
+    assert!(plan(now(), std::slice::from_ref(&t), &[], &Ledger::new(), &pol).alerts.is_empty());
+    pol.require_account = true;
+    assert_eq!(keys(&plan(now(), &[t], &[], &Ledger::new(), &pol)), ["noaccount:n"]);
+}
+
+#[test]
+fn storm_guard_collapses_per_recipient_set() {
+    let many: Vec<Subject> = (0..25).map(|i| token(&format!("t{i}"), Status::Expired, -1)).collect();
+    let mut other = token("solo", Status::Expired, -1);
+    other.recipients = vec!["acme@example.com".parse().unwrap()];
+    let mut subjects = many;
+    subjects.push(other);
+    let p = plan(now(), &subjects, &[], &Ledger::new(), &policy());
+    let groups = group_for_storm_guard(p.alerts, 20);
+    let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+    sizes.sort();
+    assert_eq!(sizes, [1, 25]);
+    let p = plan(now(), &subjects[..20], &[], &Ledger::new(), &policy());
+    assert_eq!(group_for_storm_guard(p.alerts, 20).len(), 20);
+}
