@@ -1,1 +1,86 @@
+//! Filesystem events as hints: every event only means "something below
+//! this path changed, rescan". The daemon's loop debounces them per folder
+//! (a quiet window, capped), so an editor's save or a half-written upload
+//! becomes one rescan once the file has settled.
+//!
+//! notify's raw watcher is used instead of a debouncer crate because the
+//! loop needs the `Rescan` flag (event queue overflow) and watcher errors
+//! (watch limit reached) as they happen, which the mini debouncer drops.
 
+use std::path::{Path, PathBuf};
+
+use notify::{EventKind, RecursiveMode, Watcher as _};
+use tokio::sync::mpsc::UnboundedSender;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchEvent {
+    /// Something at these paths changed.
+    Changed(Vec<PathBuf>),
+    /// Events were lost (queue overflow): everything must be rescanned.
+    Overflow,
+    /// The watcher reported an error; what it watches can't be trusted.
+    Failed(String),
+}
+
+/// Owns the inotify watcher and the set of watched roots.
+pub struct Watcher {
+    inner: notify::RecommendedWatcher,
+    watched: Vec<(PathBuf, RecursiveMode)>,
+}
+
+impl Watcher {
+    pub fn new(tx: UnboundedSender<WatchEvent>) -> Result<Watcher, String> {
+        let inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            let msg = match res {
+                Ok(ev) if ev.need_rescan() => WatchEvent::Overflow,
+                // Reads and opens change nothing; skip them cheaply.
+                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
+                Ok(ev) => WatchEvent::Changed(ev.paths),
+                Err(e) => WatchEvent::Failed(e.to_string()),
+            };
+            let _ = tx.send(msg);
+        })
+        .map_err(|e| format!("cannot start the filesystem watcher: {e}"))?;
+        Ok(Watcher {
+            inner,
+            watched: Vec::new(),
+        })
+    }
+
+    pub fn is_watched(&self, path: &Path) -> bool {
+        self.watched.iter().any(|(p, _)| p == path)
+    }
+
+    /// Watches `path` (recursively or not). An error names the path and says
+    /// when it is the inotify watch limit.
+    pub fn watch(&mut self, path: &Path, recursive: bool) -> Result<(), String> {
+        let mode = if recursive {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
+        // A folder that was deleted and re-created has a dead watch: drop
+        // any old one first.
+        self.unwatch(path);
+        match self.inner.watch(path, mode) {
+            Ok(()) => {
+                self.watched.push((path.to_path_buf(), mode));
+                Ok(())
+            }
+            Err(e) => Err(match e.kind {
+                notify::ErrorKind::MaxFilesWatch => format!(
+                    "cannot watch {}: the inotify watch limit is reached (raise fs.inotify.max_user_watches); polling instead",
+                    path.display()
+                ),
+                _ => format!("cannot watch {}: {e}; polling instead", path.display()),
+            }),
+        }
+    }
+
+    pub fn unwatch(&mut self, path: &Path) {
+        if let Some(i) = self.watched.iter().position(|(p, _)| p == path) {
+            self.watched.remove(i);
+            let _ = self.inner.unwatch(path);
+        }
+    }
+}
