@@ -1,3 +1,4 @@
 //! Mail: rendering alerts and delivering them (SMTP or file).
 
+pub mod render;
 pub mod transport;

@@ -1,0 +1,251 @@
+//! Alerts into mails: subject, plain text and HTML. Pure: the same alert
+//! renders the same mail, so a re-sent mail matches the first one.
+//!
+//! Only public facts reach a mail (org, path, dates, account, the 12-digit
+//! fingerprint); the token content never does, because it is never given
+//! to this module.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
+
+pub struct Context<'a> {
+    pub tz: Tz,
+    /// The host that sends, named in every mail.
+    pub host: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+const RENEWAL: &str = "To renew: sign in to Apple Business with a role that may get licences for apps and books, \
+open Settings > Payments & Billing > Apps & Books, download a new content token, and upload it to your MDM. \
+Then replace the old file in the watched folder.";
+const PASSWORD_WARNING: &str = "Changing the password of the Managed Apple Account that downloaded a token \
+invalidates that token at once: download a new token after every password change.";
+
+/// A stable Message-ID: the same alert (or summary of the same alerts)
+/// always gets the same id, so a duplicate is recognisable as one.
+pub fn message_id(keys: &[String]) -> String {
+    let mut sorted: Vec<&String> = keys.iter().collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for k in sorted {
+        h.update(k.as_bytes());
+        h.update([0]);
+    }
+    format!("<{}@tokenwatch>", &hex::encode(h.finalize())[..32])
+}
+
+/// Control characters out, long names shortened: names come from files.
+pub fn clean(s: &str, max: usize) -> String {
+    let s: String = s.chars().filter(|c| !c.is_control()).collect();
+    if s.chars().count() > max {
+        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+fn file_stem(path: &str) -> &str {
+    let name = file_name(path);
+    match name.rfind('.') {
+        Some(i) if i > 0 => &name[..i],
+        _ => name,
+    }
+}
+
+pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
+    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+fn describe_reason(reason: &str, account: Option<&str>) -> String {
+    match reason {
+        crate::evaluate::REASON_PASSWORD_CHANGE => format!(
+            "password of {} changed",
+            clean(account.unwrap_or("its Managed Apple Account"), 60)
+        ),
+        crate::evaluate::REASON_APPLE_REVOKED => "revoked by Apple".into(),
+        crate::evaluate::REASON_APPLE_INVALID => "rejected by Apple as invalid".into(),
+        other => clean(other, 60),
+    }
+}
+
+/// The one-line headline of an alert, without the `[tokenwatch]` prefix.
+fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> String {
+    let s = alert.subject.and_then(|i| subjects.get(i));
+    let token = |s: &Subject| {
+        format!(
+            "Content token for {} ({})",
+            clean(s.org_name.as_deref().unwrap_or("unknown organisation"), 60),
+            clean(file_stem(&s.path), 60)
+        )
+    };
+    match (&alert.kind, s) {
+        (AlertKind::Expiring { .. }, Some(s)) => {
+            let days = s.days_left.unwrap_or(0);
+            let date = s.expires_at.map(|e| e.format("%Y-%m-%d").to_string()).unwrap_or_default();
+            let when = if days == 0 { "expires within a day".to_string() } else if days == 1 { "expires in 1 day".into() } else { format!("expires in {days} days") };
+            format!("{} {when} ({date})", token(s))
+        }
+        (AlertKind::Expired { reminder }, Some(s)) => {
+            format!("{} has EXPIRED{}", token(s), if *reminder > 0 { " (reminder)" } else { "" })
+        }
+        (AlertKind::Invalidated { reason, reminder }, Some(s)) => format!(
+            "{} is INVALID: {}{}",
+            token(s),
+            describe_reason(reason, s.account.as_deref()),
+            if *reminder > 0 { " (reminder)" } else { "" }
+        ),
+        (AlertKind::Unreadable { .. }, Some(s)) => format!("Unreadable token file {}", clean(file_name(&s.path), 80)),
+        (AlertKind::Superseded, Some(s)) => format!("{} was replaced by a newer token", token(s)),
+        (AlertKind::NoAccount, Some(s)) => format!("{} has no known Managed Apple Account", token(s)),
+        (AlertKind::FolderProblem { state, .. }, _) => {
+            let f = alert.folder.and_then(|i| folders.get(i)).map(|f| f.path.as_str()).unwrap_or("?");
+            let what = match state.as_str() {
+                "missing" => "is missing",
+                "unreadable" => "cannot be read",
+                "empty" => "holds no token",
+                other => other,
+            };
+            format!("Token folder {} {what}", clean(f, 80))
+        }
+        (AlertKind::FolderRecovered, _) => {
+            let f = alert.folder.and_then(|i| folders.get(i)).map(|f| f.path.as_str()).unwrap_or("?");
+            format!("Token folder {} is back", clean(f, 80))
+        }
+        _ => "tokenwatch alert".into(),
+    }
+}
+
+/// Label/value rows describing the alert's token or folder.
+fn facts(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(s) = alert.subject.and_then(|i| subjects.get(i)) {
+        rows.push(("Organisation", clean(s.org_name.as_deref().unwrap_or("(unknown)"), 200)));
+        rows.push(("File", clean(&s.path, 400)));
+        if let Some(e) = s.expires_at {
+            rows.push(("Expires", format!("{} ({})", local(e, ctx.tz), e.format("%Y-%m-%d %H:%M UTC"))));
+        }
+        if let Some(d) = s.days_left {
+            rows.push(("Days left", d.to_string()));
+        }
+        if let Some(c) = s.created_at {
+            rows.push(("Created", format!("{} (derived: expiry minus one year)", local(c, ctx.tz))));
+        }
+        rows.push(("Managed Apple Account", clean(s.account.as_deref().unwrap_or("(unknown: add it to the config)"), 200)));
+        if s.identity.len() >= 12 && s.identity.bytes().all(|b| b.is_ascii_hexdigit()) {
+            rows.push(("Fingerprint", s.identity[..12].to_string()));
+        }
+        rows.push(("Status", s.status.as_str().to_string()));
+    }
+    if let Some(f) = alert.folder.and_then(|i| folders.get(i)) {
+        rows.push(("Folder", clean(&f.path, 400)));
+        if let Some((state, error)) = &f.problem {
+            rows.push(("State", state.clone()));
+            if let Some(e) = error {
+                rows.push(("Error", clean(e, 400)));
+            }
+        }
+    }
+    match &alert.kind {
+        AlertKind::Invalidated { reason, .. } => {
+            let s = alert.subject.and_then(|i| subjects.get(i));
+            rows.push(("Reason", describe_reason(reason, s.and_then(|s| s.account.as_deref()))));
+        }
+        AlertKind::Unreadable { error } => rows.push(("Error", clean(error, 400))),
+        _ => {}
+    }
+    rows.push(("Sent by", clean(ctx.host, 200)));
+    rows
+}
+
+fn advice(kind: &AlertKind) -> Vec<&'static str> {
+    match kind {
+        AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => vec![RENEWAL, PASSWORD_WARNING],
+        AlertKind::Unreadable { .. } => vec!["Replace the file with the .vpptoken file downloaded from Apple Business, or remove it from the watched folder. `tokenwatch inspect FILE` shows what is wrong."],
+        AlertKind::Superseded => vec!["Another token with the same Apple location expires later and is in use: the old file can be removed."],
+        AlertKind::NoAccount => vec!["Name the Managed Apple Account that downloaded this token in the config (the folder's `account`, or a [[token]] entry), so that a password change can be caught."],
+        AlertKind::FolderProblem { .. } => vec!["Check that the share is mounted and readable by the tokenwatch user. Tokens in this folder are not being watched until it is back."],
+        AlertKind::FolderRecovered => vec!["The folder is readable again and is watched."],
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub fn render_alert(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Rendered {
+    let head = headline(alert, subjects, folders);
+    let rows = facts(alert, subjects, folders, ctx);
+    let advice = advice(&alert.kind);
+    let mut text = format!("{head}\n\n");
+    for (k, v) in &rows {
+        let _ = writeln!(text, "{k}: {v}");
+    }
+    for a in &advice {
+        let _ = write!(text, "\n{a}\n");
+    }
+    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n", html_escape(&head));
+    for (k, v) in &rows {
+        let _ = writeln!(html, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", html_escape(k), html_escape(v));
+    }
+    html.push_str("</table>\n");
+    for a in &advice {
+        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
+    }
+    html.push_str("</body></html>\n");
+    Rendered {
+        subject: format!("[tokenwatch] {head}"),
+        text,
+        html,
+    }
+}
+
+/// One mail for many alerts (storm guard): every alert listed.
+pub fn render_summary(alerts: &[Alert], subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Rendered {
+    let heads: Vec<String> = alerts.iter().map(|a| headline(a, subjects, folders)).collect();
+    let subject = format!("[tokenwatch] {} alerts at once: tokens or folders need attention", alerts.len());
+    let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
+    let mut html = format!("<html><body>\n<h2>{}</h2>\n<ul>\n", html_escape(&subject[13..]));
+    for (a, h) in alerts.iter().zip(&heads) {
+        let path = a
+            .subject
+            .and_then(|i| subjects.get(i))
+            .map(|s| clean(&s.path, 400))
+            .or_else(|| a.folder.and_then(|i| folders.get(i)).map(|f| clean(&f.path, 400)))
+            .unwrap_or_default();
+        let _ = writeln!(text, "- {h}\n  {path}");
+        let _ = writeln!(html, "<li>{}<br><code>{}</code></li>", html_escape(h), html_escape(&path));
+    }
+    let _ = write!(text, "\n{RENEWAL}\n\n{PASSWORD_WARNING}\n\nSent by: {}\n", clean(ctx.host, 200));
+    let _ = write!(html, "</ul>\n<p>{}</p>\n<p>{}</p>\n<p>Sent by: {}</p>\n</body></html>\n", html_escape(RENEWAL), html_escape(PASSWORD_WARNING), html_escape(&clean(ctx.host, 200)));
+    Rendered { subject, text, html }
+}
+
+#[cfg(test)]
+mod tests;
