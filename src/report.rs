@@ -27,6 +27,9 @@ pub struct FolderReport {
     pub tokens: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// How the daemon watches it: "inotify", "poll", ... (status only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watch: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +49,15 @@ pub struct TokenReport {
     /// The token file can be read by every user of the host.
     #[serde(default)]
     pub world_readable: bool,
+    /// Full fingerprint of the content, or `path:<path>` when nothing could
+    /// be read: what alert history follows.
+    #[serde(skip)]
+    pub identity: String,
+    #[serde(skip)]
+    pub modified_at: Option<DateTime<Utc>>,
+    /// Index of the configured folder.
+    #[serde(skip)]
+    pub folder: usize,
 }
 
 /// Lossy for display only; token paths are identified by bytes elsewhere.
@@ -63,6 +75,7 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
             state: f.state,
             tokens: f.tokens,
             error: f.error.clone(),
+            watch: None,
         })
         .collect();
     let mut tokens: Vec<TokenReport> = scan
@@ -72,6 +85,11 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
             let folder = cfg.folders.get(f.folder);
             let account = cfg.account_for(&f.path, folder).map(str::to_string);
             let fingerprint = f.fingerprint.as_ref().map(|fp| fp.short().to_string());
+            let identity = match &f.fingerprint {
+                Some(fp) => fp.as_str().to_string(),
+                None => format!("path:{}", show_path(&f.path)),
+            };
+            let modified_at = f.mtime.map(DateTime::<Utc>::from);
             match &f.content {
                 Ok(t) => {
                     let facts = Facts {
@@ -93,6 +111,9 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
                         status: e.status,
                         detail: e.detail,
                         world_readable: f.world_readable,
+                        identity,
+                        modified_at,
+                        folder: f.folder,
                     }
                 }
                 Err(err) => TokenReport {
@@ -106,6 +127,9 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
                     status: Status::Unreadable,
                     detail: Some(err.to_string()),
                     world_readable: f.world_readable,
+                    identity,
+                    modified_at,
+                    folder: f.folder,
                 },
             }
         })

@@ -1,0 +1,184 @@
+//! One slot per configured folder: its latest scan, how it is watched, and
+//! when it must be scanned again.
+
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use super::Daemon;
+use crate::config::Folder;
+use crate::scan::{self, FolderScan, FolderState, FoundFile};
+
+/// Events for a folder are gathered until it has been quiet this long...
+const QUIET: Duration = Duration::from_millis(300);
+/// ...but never for longer than this after the first one.
+const MAX_WAIT: Duration = Duration::from_millis(1000);
+/// Polled folders (`poll = true`, or the watcher failed) are rescanned this often.
+const POLL_EVERY: Duration = Duration::from_secs(5);
+/// A missing or unreadable folder is looked for this often.
+const RETRY_MISSING_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Inotify,
+    /// `poll = true` in the config.
+    Poll,
+    /// inotify could not be used for this folder; why.
+    Fallback(String),
+    /// Not watched right now (missing or unreadable); looked for regularly.
+    Waiting,
+}
+
+pub struct Slot {
+    pub folder: Folder,
+    pub scan: FolderScan,
+    pub files: Vec<FoundFile>,
+    pub mode: Mode,
+    /// (first, last) event since the last scan.
+    dirty: Option<(Instant, Instant)>,
+    last_scan: Instant,
+    /// Device and inode of the folder when its watch was armed: a folder
+    /// deleted and re-created needs a new watch.
+    armed_on: Option<(u64, u64)>,
+}
+
+impl Slot {
+    fn new(folder: Folder) -> Slot {
+        Slot {
+            scan: FolderScan {
+                path: folder.path.clone(),
+                state: FolderState::Missing,
+                tokens: 0,
+                error: None,
+            },
+            folder,
+            files: Vec::new(),
+            mode: Mode::Waiting,
+            dirty: None,
+            last_scan: Instant::now(),
+            armed_on: None,
+        }
+    }
+
+    pub fn mark_dirty(&mut self, now: Instant) {
+        self.dirty = Some(match self.dirty {
+            Some((first, _)) => (first, now),
+            None => (now, now),
+        });
+    }
+
+    pub fn fall_back(&mut self, why: &str) {
+        if self.mode == Mode::Inotify {
+            self.mode = Mode::Fallback(why.to_string());
+        }
+    }
+
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Inotify => "inotify",
+            Mode::Poll => "poll",
+            Mode::Fallback(_) => "poll (watcher failed)",
+            Mode::Waiting => "waiting for the folder",
+        }
+    }
+
+    pub fn next_due(&self) -> Option<Instant> {
+        let dirty = self.dirty.map(|(first, last)| (last + QUIET).min(first + MAX_WAIT));
+        let periodic = match self.mode {
+            Mode::Inotify => None,
+            Mode::Poll | Mode::Fallback(_) => Some(self.last_scan + POLL_EVERY),
+            Mode::Waiting => Some(self.last_scan + RETRY_MISSING_EVERY),
+        };
+        match (dirty, periodic) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.next_due().is_some_and(|t| now >= t)
+    }
+}
+
+fn folder_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+}
+
+impl Daemon {
+    /// Rebuilds the slots from the config: folders kept keep their watch,
+    /// removed ones are unwatched, new ones are scanned at the next pass.
+    pub(super) fn set_folders(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        for slot in &old {
+            if !self.cfg.folders.iter().any(|f| f.path == slot.folder.path) {
+                if let Some(w) = self.watcher.as_mut() {
+                    w.unwatch(&slot.folder.path);
+                }
+            }
+        }
+        let mut old = old;
+        for folder in self.cfg.folders.clone() {
+            let slot = match old.iter().position(|s| s.folder.path == folder.path && s.folder.poll == folder.poll) {
+                Some(i) => {
+                    let mut s = old.swap_remove(i);
+                    s.folder = folder;
+                    s
+                }
+                None => Slot::new(folder),
+            };
+            self.slots.push(slot);
+        }
+    }
+
+    /// Rescans one folder and makes sure it is watched the way it should be.
+    pub(super) fn rescan_slot(&mut self, i: usize) {
+        let Some(slot) = self.slots.get_mut(i) else { return };
+        let (scan, files) = scan::scan_folder(i, &slot.folder.path, slot.folder.allow_empty);
+        slot.dirty = None;
+        slot.last_scan = std::time::Instant::now();
+        let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);
+        if scan.state != slot.scan.state {
+            tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
+        }
+        slot.scan = scan;
+        slot.files = files;
+
+        if slot.folder.poll {
+            slot.mode = Mode::Poll;
+            return;
+        }
+        if !present {
+            if let Some(w) = self.watcher.as_mut() {
+                w.unwatch(&slot.folder.path);
+            }
+            slot.mode = Mode::Waiting;
+            slot.armed_on = None;
+            return;
+        }
+        let id = folder_id(&slot.folder.path);
+        let needs_arming = match &slot.mode {
+            Mode::Inotify => slot.armed_on != id,
+            Mode::Waiting => true,
+            Mode::Poll => true,
+            Mode::Fallback(_) => false,
+        };
+        if !needs_arming {
+            return;
+        }
+        match self.watcher.as_mut() {
+            Some(w) => match w.watch(&slot.folder.path, true) {
+                Ok(()) => {
+                    slot.mode = Mode::Inotify;
+                    slot.armed_on = id;
+                    // Changes made between the scan and the watch would be
+                    // missed: look once more right away.
+                    slot.mark_dirty(std::time::Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "watch failed");
+                    slot.mode = Mode::Fallback(e);
+                }
+            },
+            None => slot.mode = Mode::Fallback("no filesystem watcher".into()),
+        }
+    }
+}

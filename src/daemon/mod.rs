@@ -1,0 +1,346 @@
+//! `tokenwatch run`: the long-running loop that owns the token set.
+//!
+//! Everything that causes work (a filesystem event, a schedule tick, a
+//! config edit, SIGHUP, start-up) only marks folders dirty or sends an
+//! order to this one loop; the loop rescans, evaluates, plans alerts and
+//! hands mail to the outbox sender. Correctness never depends on an event
+//! or tick arriving: every pass recomputes each token's state from its
+//! dates, so a lost event only delays, and the scheduled full scan is the
+//! safety net.
+
+mod folders;
+mod pass;
+pub mod sender;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, Config};
+use crate::mail::transport::Mailer;
+use crate::schedule::{run_schedule, Tick};
+use crate::state::StateStore;
+use crate::watch::{WatchEvent, Watcher};
+use folders::Slot;
+use sender::{Sender, SenderOrder};
+
+/// Orders the loop takes from outside (signals, the CLI wiring).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Reload,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    #[error("{0:#}")]
+    Fatal(anyhow::Error),
+}
+
+/// How long the config file must be quiet before it is re-read (editors
+/// write in several steps).
+const CONFIG_QUIET: Duration = Duration::from_millis(300);
+/// How long shutdown waits for the mail in flight.
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+pub async fn run(config_path: PathBuf, mut orders: mpsc::Receiver<Order>, cancel: CancellationToken) -> Result<(), DaemonError> {
+    let cfg = config::load(&config_path)?;
+    let mailer = Mailer::new(&cfg.mail).map_err(|e| DaemonError::Fatal(anyhow::anyhow!("mail settings in {}: {e}", cfg.file.display())))?;
+    let store = open_store(&cfg.state_dir)?;
+    let sender_store = open_store(&cfg.state_dir)?;
+
+    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let watcher = match Watcher::new(watch_tx) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::error!(error = %e, "no filesystem events; every folder is polled");
+            None
+        }
+    };
+    let (sender_tx, sender_rx) = mpsc::channel(64);
+    let sender_cancel = CancellationToken::new();
+    let sender = Sender {
+        store: sender_store,
+        mailer,
+        orders: sender_rx,
+        cancel: sender_cancel.clone(),
+    };
+    let sender_task = tokio::spawn(sender.run());
+    let (tick_tx, mut tick_rx) = mpsc::channel(16);
+
+    let mut d = Daemon {
+        config_path: cfg.file.clone(),
+        cfg,
+        store,
+        watcher,
+        slots: Vec::new(),
+        config_dirty: None,
+        sender: sender_tx,
+        tick_tx,
+        schedules: CancellationToken::new(),
+        recheck_at: None,
+        host: hostname(),
+    };
+    d.watch_config_dir();
+    d.set_folders();
+    d.start_schedules();
+    d.full_pass("start-up");
+    d.log_watching();
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let watchdog = watchdog_interval();
+
+    loop {
+        let deadline = d.next_deadline(watchdog);
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            Some(order) = orders.recv() => match order {
+                Order::Reload => d.reload("SIGHUP"),
+            },
+            Some(ev) = watch_rx.recv() => d.on_watch_event(ev),
+            Some(tick) = tick_rx.recv() => d.on_tick(tick),
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+        d.due_work();
+        if watchdog.is_some() {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        }
+    }
+
+    tracing::info!("stopping: finishing the mail in flight");
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    d.schedules.cancel();
+    sender_cancel.cancel();
+    if tokio::time::timeout(DRAIN_LIMIT, sender_task).await.is_err() {
+        tracing::warn!("the mail in flight did not finish within 10 s; it stays in the outbox");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn open_store(dir: &Path) -> Result<StateStore, DaemonError> {
+    StateStore::open(dir).map_err(|e| DaemonError::Fatal(anyhow::anyhow!(e)))
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// systemd's watchdog wants a ping at least every WATCHDOG_USEC; ping at
+/// half of it.
+fn watchdog_interval() -> Option<Duration> {
+    let mut usec = 0u64;
+    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
+}
+
+struct Daemon {
+    config_path: PathBuf,
+    cfg: Config,
+    store: StateStore,
+    watcher: Option<Watcher>,
+    slots: Vec<Slot>,
+    config_dirty: Option<Instant>,
+    sender: mpsc::Sender<SenderOrder>,
+    tick_tx: mpsc::Sender<Tick>,
+    /// Cancels the running schedule tasks (replaced on reload).
+    schedules: CancellationToken,
+    /// An unreadable file is settling; evaluate again then.
+    recheck_at: Option<chrono::DateTime<Utc>>,
+    host: String,
+}
+
+impl Daemon {
+    fn start_schedules(&mut self) {
+        self.schedules.cancel();
+        self.schedules = CancellationToken::new();
+        let mut list = vec![("check", self.cfg.schedule.check.clone())];
+        if let Some(d) = &self.cfg.schedule.digest {
+            list.push(("digest", d.clone()));
+        }
+        for (name, s) in list {
+            tokio::spawn(run_schedule(name, s, self.tick_tx.clone(), self.schedules.clone()));
+        }
+    }
+
+    fn on_tick(&mut self, tick: Tick) {
+        match tick.name {
+            "check" => self.full_pass("schedule"),
+            "digest" => self.send_digest(),
+            other => tracing::debug!(schedule = other, "tick"),
+        }
+    }
+
+    fn watch_config_dir(&mut self) {
+        let Some(dir) = self.config_path.parent().map(Path::to_path_buf) else { return };
+        if let Some(w) = self.watcher.as_mut() {
+            if let Err(e) = w.watch(&dir, false) {
+                tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
+            }
+        }
+    }
+
+    fn on_watch_event(&mut self, ev: WatchEvent) {
+        match ev {
+            WatchEvent::Changed(paths) => {
+                let now = Instant::now();
+                for p in &paths {
+                    if p == &self.config_path {
+                        self.config_dirty = Some(now);
+                    }
+                    for slot in &mut self.slots {
+                        if p.starts_with(&slot.folder.path) || slot.folder.path.starts_with(p) {
+                            slot.mark_dirty(now);
+                        }
+                    }
+                }
+            }
+            WatchEvent::Overflow => {
+                tracing::warn!("filesystem events were lost (queue overflow); rescanning every folder");
+                let now = Instant::now();
+                for slot in &mut self.slots {
+                    slot.mark_dirty(now);
+                }
+            }
+            WatchEvent::Failed(e) => {
+                tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
+                for slot in &mut self.slots {
+                    slot.fall_back(&e);
+                }
+            }
+        }
+    }
+
+    /// When the loop must wake up next even if nothing happens.
+    fn next_deadline(&self, watchdog: Option<Duration>) -> Instant {
+        let now = Instant::now();
+        let mut next = now + Duration::from_secs(3600);
+        if let Some(w) = watchdog {
+            next = next.min(now + w);
+        }
+        if let Some(t) = self.config_dirty {
+            next = next.min(t + CONFIG_QUIET);
+        }
+        for slot in &self.slots {
+            if let Some(t) = slot.next_due() {
+                next = next.min(t);
+            }
+        }
+        if let Some(at) = self.recheck_at {
+            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            next = next.min(now + wait);
+        }
+        next
+    }
+
+    /// Does whatever has come due: a settled config edit, dirty or polled
+    /// folders, missing folders to look for, settling files.
+    fn due_work(&mut self) {
+        let now = Instant::now();
+        if self.config_dirty.is_some_and(|t| now >= t + CONFIG_QUIET) {
+            self.config_dirty = None;
+            self.reload("config file changed");
+        }
+        let mut rescanned = false;
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_due(now) {
+                self.rescan_slot(i);
+                rescanned = true;
+            }
+        }
+        let settle_due = self.recheck_at.is_some_and(|t| Utc::now() >= t);
+        if rescanned || settle_due {
+            self.recheck_at = None;
+            self.pass();
+        }
+    }
+
+    fn full_pass(&mut self, why: &str) {
+        tracing::debug!(why, "full scan");
+        for i in 0..self.slots.len() {
+            self.rescan_slot(i);
+        }
+        self.pass();
+    }
+
+    fn reload(&mut self, why: &str) {
+        let _ = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Reloading,
+                sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
+            ],
+        );
+        self.apply_reload(why);
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    }
+
+    fn apply_reload(&mut self, why: &str) {
+        let mut cfg = match config::load(&self.config_path) {
+            Ok(c) => c,
+            Err(e) => {
+                let lines = e.lines();
+                for l in &lines {
+                    tracing::error!(problem = %l, "config rejected; still running on the previous one");
+                }
+                if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines))) {
+                    tracing::error!(error = %e, "cannot record the config error");
+                }
+                return;
+            }
+        };
+        if cfg.state_dir != self.cfg.state_dir {
+            tracing::warn!(
+                old = %self.cfg.state_dir.display(),
+                new = %cfg.state_dir.display(),
+                "state_dir changed: restart tokenwatch to use the new one; keeping the old one until then"
+            );
+            cfg.state_dir = self.cfg.state_dir.clone();
+        }
+        let mail_changed = format!("{:?}", cfg.mail) != format!("{:?}", self.cfg.mail);
+        if mail_changed {
+            match Mailer::new(&cfg.mail) {
+                Ok(m) => {
+                    let _ = self.sender.try_send(SenderOrder::UseMailer(Box::new(m)));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
+                    let lines = vec![format!("{}: [mail]: {e}", cfg.file.display())];
+                    let _ = tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
+                    return;
+                }
+            }
+        }
+        if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
+            tracing::error!(error = %e, "cannot clear the recorded config error");
+        }
+        tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
+        let schedules_changed = format!("{:?}", cfg.schedule) != format!("{:?}", self.cfg.schedule);
+        self.cfg = cfg;
+        self.set_folders();
+        if schedules_changed {
+            self.start_schedules();
+        }
+        self.full_pass("reload");
+    }
+
+    fn log_watching(&self) {
+        for slot in &self.slots {
+            tracing::info!(
+                folder = %slot.folder.path.display(),
+                state = ?slot.scan.state,
+                tokens = slot.scan.tokens,
+                unreadable = slot.files.iter().filter(|f| f.content.is_err()).count(),
+                mode = slot.mode_name(),
+                "watching"
+            );
+        }
+    }
+}

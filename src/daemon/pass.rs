@@ -1,0 +1,235 @@
+//! One evaluation pass: everything the slots hold is evaluated, the
+//! snapshot for `status` is stored, and due alerts go to the outbox in one
+//! transaction with their ledger rows.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+
+use super::sender::SenderOrder;
+use super::Daemon;
+use crate::alerts::{self, Alert, FolderSubject, Ledger, Recorded, Subject};
+use crate::evaluate::Status;
+use crate::mail::render::{self, Context, Rendered};
+use crate::report::{self, Report};
+use crate::scan::{self, FolderState, Scan};
+use crate::state::{NewLedgerRow, NewMail, SeenToken};
+
+impl Daemon {
+    fn current_scan(&self) -> Scan {
+        let folders = self.slots.iter().map(|s| s.scan.clone()).collect();
+        let files = scan::dedup(self.slots.iter().flat_map(|s| s.files.iter().cloned()).collect());
+        Scan { folders, files }
+    }
+
+    pub(super) fn report(&self) -> Report {
+        let mut report = report::build(Utc::now(), &self.cfg, &self.current_scan());
+        for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
+            f.watch = Some(slot.mode_name().to_string());
+        }
+        report
+    }
+
+    pub(super) fn pass(&mut self) {
+        let now = Utc::now();
+        let report = self.report();
+        let seen: Vec<SeenToken> = report
+            .tokens
+            .iter()
+            .filter(|t| t.status != Status::Unreadable)
+            .filter_map(|t| {
+                Some(SeenToken {
+                    fingerprint: t.identity.clone(),
+                    path: t.path.clone(),
+                    org_name: t.org_name.clone()?,
+                    created_at: t.created_at?,
+                    expires_at: t.expires_at?,
+                    account: t.account.clone(),
+                    status: t.status.as_str().to_string(),
+                    detail: t.detail.clone(),
+                })
+            })
+            .collect();
+        let snapshot = match serde_json::to_string(&report) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise the status snapshot");
+                return;
+            }
+        };
+        if let Err(e) = tokio::task::block_in_place(|| self.store.record_scan(now, &seen, &snapshot)) {
+            // Keep running on what is in memory; the next pass tries again.
+            tracing::error!(error = %e, "cannot record the scan in the state database");
+        }
+        self.plan_and_enqueue(&report);
+    }
+
+    fn subjects(&self, report: &Report) -> (Vec<Subject>, Vec<FolderSubject>) {
+        let subjects = report
+            .tokens
+            .iter()
+            .map(|t| Subject {
+                identity: t.identity.clone(),
+                path: t.path.clone(),
+                org_name: t.org_name.clone(),
+                status: t.status,
+                days_left: t.days_left,
+                expires_at: t.expires_at,
+                created_at: t.created_at,
+                account: t.account.clone(),
+                detail: t.detail.clone(),
+                modified_at: t.modified_at,
+                recipients: self.cfg.recipients_for(self.cfg.folders.get(t.folder)),
+                folder: self.cfg.folders.get(t.folder).map(|f| report::show_path(&f.path)).unwrap_or_default(),
+            })
+            .collect();
+        let folders = report
+            .folders
+            .iter()
+            .zip(&self.cfg.folders)
+            .map(|(r, f)| FolderSubject {
+                path: r.path.clone(),
+                problem: match r.state {
+                    FolderState::Ok => None,
+                    FolderState::Missing => Some(("missing".into(), r.error.clone())),
+                    FolderState::Unreadable => Some(("unreadable".into(), r.error.clone())),
+                    FolderState::Empty => Some(("empty".into(), None)),
+                },
+                recipients: self.cfg.recipients_for(Some(f)),
+            })
+            .collect();
+        (subjects, folders)
+    }
+
+    fn ledger(&self) -> Option<Ledger> {
+        match tokio::task::block_in_place(|| self.store.ledger()) {
+            Ok(rows) => Some(rows.into_iter().map(|r| (r.key, Recorded { at: r.recorded_at })).collect()),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the alert ledger; no alerts this pass");
+                None
+            }
+        }
+    }
+
+    fn plan_and_enqueue(&mut self, report: &Report) {
+        let now = Utc::now();
+        let Some(ledger) = self.ledger() else { return };
+        let (subjects, folders) = self.subjects(report);
+        let policy = alerts::Policy {
+            lead_days: self.cfg.alerts.lead_days.clone(),
+            repeat_days: self.cfg.alerts.repeat_days,
+            max_mails_per_pass: self.cfg.alerts.max_mails_per_pass,
+            require_account: self.cfg.alerts.require_account,
+        };
+        let plan = alerts::plan(now, &subjects, &folders, &ledger, &policy);
+        self.recheck_at = plan.recheck_at;
+        if plan.alerts.is_empty() {
+            return;
+        }
+        let ctx = Context {
+            tz: self.cfg.timezone,
+            host: &self.host,
+        };
+        let mut rows = Vec::new();
+        let mut mails = Vec::new();
+        for group in alerts::group_for_storm_guard(plan.alerts, self.cfg.alerts.max_mails_per_pass) {
+            let keys: Vec<String> = group.iter().map(|a| a.key.clone()).collect();
+            for a in &group {
+                rows.push(NewLedgerRow {
+                    key: a.key.clone(),
+                    fingerprint: a.subject.and_then(|i| subjects.get(i)).map(|s| s.identity.clone()),
+                    mailed: true,
+                });
+                rows.extend(a.also_done.iter().map(|k| NewLedgerRow {
+                    key: k.clone(),
+                    fingerprint: a.subject.and_then(|i| subjects.get(i)).map(|s| s.identity.clone()),
+                    mailed: false,
+                }));
+            }
+            let rendered = if group.len() == 1 {
+                render::render_alert(&group[0], &subjects, &folders, &ctx)
+            } else {
+                tracing::warn!(alerts = group.len(), "storm guard: sending one summary mail");
+                render::render_summary(&group, &subjects, &folders, &ctx)
+            };
+            if let Some(mail) = self.new_mail(&group[0], keys, rendered, now) {
+                mails.push(mail);
+            }
+        }
+        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
+            Ok(ids) => {
+                tracing::info!(mails = ids.len(), "alerts queued");
+                let _ = self.sender.try_send(SenderOrder::Wake);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue alerts; they will be planned again next pass"),
+        }
+    }
+
+    fn new_mail(&self, first: &Alert, keys: Vec<String>, r: Rendered, now: chrono::DateTime<Utc>) -> Option<NewMail> {
+        if first.recipients.is_empty() {
+            tracing::warn!(alert = %first.key, "nobody to tell about this alert");
+            return None;
+        }
+        Some(NewMail {
+            message_id: render::message_id(&keys),
+            alert_keys: keys,
+            from: self.cfg.alerts.from.to_string(),
+            to: first.recipients.iter().map(|m| m.to_string()).collect(),
+            subject: r.subject,
+            text: r.text,
+            html: r.html,
+            date: now,
+        })
+    }
+
+    /// The scheduled digest: one mail per recipient listing every token
+    /// they hear about, soonest expiry first.
+    pub(super) fn send_digest(&mut self) {
+        let now = Utc::now();
+        let report = self.report();
+        let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> = BTreeMap::new();
+        for (fi, folder) in self.cfg.folders.iter().enumerate() {
+            for m in self.cfg.recipients_for(Some(folder)) {
+                let entry = per_recipient.entry(m.email.to_string().to_lowercase()).or_insert((m, Vec::new(), 0));
+                entry.2 += 1;
+                entry.1.extend(report.tokens.iter().enumerate().filter(|(_, t)| t.folder == fi).map(|(i, _)| i));
+            }
+        }
+        let ctx = Context {
+            tz: self.cfg.timezone,
+            host: &self.host,
+        };
+        let day = now.with_timezone(&self.cfg.timezone).format("%Y-%m-%d").to_string();
+        let mut rows = Vec::new();
+        let mut mails = Vec::new();
+        for (email, (mailbox, mut idx, folders)) in per_recipient {
+            idx.sort_unstable();
+            idx.dedup();
+            let tokens: Vec<&report::TokenReport> = idx.iter().map(|&i| &report.tokens[i]).collect();
+            let r = render::render_digest(&tokens, folders, &ctx);
+            let key = format!("digest:{day}:{email}");
+            rows.push(NewLedgerRow {
+                key: key.clone(),
+                fingerprint: None,
+                mailed: true,
+            });
+            mails.push(NewMail {
+                message_id: render::message_id(std::slice::from_ref(&key)),
+                alert_keys: vec![key],
+                from: self.cfg.alerts.from.to_string(),
+                to: vec![mailbox.to_string()],
+                subject: r.subject,
+                text: r.text,
+                html: r.html,
+                date: now,
+            });
+        }
+        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
+            Ok(ids) => {
+                tracing::info!(mails = ids.len(), "digest queued");
+                let _ = self.sender.try_send(SenderOrder::Wake);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot queue the digest"),
+        }
+    }
+}
