@@ -4,7 +4,10 @@
 mod check;
 mod config_cmd;
 mod inspect;
+mod run;
 mod sample;
+mod status;
+mod test_mail;
 
 use std::path::PathBuf;
 
@@ -73,6 +76,24 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Run the daemon in the foreground (systemd supervises it)
+    Run,
+    /// Show what the running daemon last saw, and its outbox
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act on mail the daemon could not deliver
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+    /// Send a test mail through the configured transport
+    TestMail {
+        /// Recipient [default: the [alerts] recipients]
+        #[arg(long, value_name = "ADDR")]
+        to: Option<String>,
+    },
     /// Validate or print the configuration
     Config {
         #[command(subcommand)]
@@ -88,6 +109,21 @@ pub enum ConfigAction {
     Example,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Send parked or pending mail again now
+    Retry {
+        /// Outbox id (see `tokenwatch status`)
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<i64>,
+        /// Every unsent mail
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove an unsent mail; its alert is not sent again
+    Drop { id: i64 },
+}
+
 /// Runs a parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
@@ -100,6 +136,13 @@ pub fn run(cli: Cli) -> i32 {
             days,
             output,
         } => sample::run(&org, expires.as_deref(), days, output.as_deref()),
+        Command::Run => run::run(config_flag),
+        Command::Status { json } => status::status(config_flag, json),
+        Command::Outbox { action } => match action {
+            OutboxAction::Retry { id, .. } => status::outbox_retry(config_flag, id),
+            OutboxAction::Drop { id } => status::outbox_drop(config_flag, id),
+        },
+        Command::TestMail { to } => test_mail::run(config_flag, to.as_deref()),
         Command::Config { action } => match action {
             ConfigAction::Check => config_cmd::check(config_flag),
             ConfigAction::Example => config_cmd::example(),

@@ -125,7 +125,7 @@ fn open_store(dir: &Path) -> Result<StateStore, DaemonError> {
     StateStore::open(dir).map_err(|e| DaemonError::Fatal(anyhow::anyhow!(e)))
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|s| s.trim().to_string())

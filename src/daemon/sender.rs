@@ -24,6 +24,9 @@ const MAX_BACKOFF_SECS: f64 = 3600.0;
 pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Upper bound of one send, beyond the transport's own timeouts.
 const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
+/// `tokenwatch outbox retry` writes to the database from another process;
+/// the sender looks at the outbox at least this often to notice.
+const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
 
 pub enum SenderOrder {
     /// New mail is in the outbox, or ops asked for a retry.
@@ -78,7 +81,8 @@ impl Sender {
             });
             let wait = next
                 .map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
-                .unwrap_or(StdDuration::from_secs(3600));
+                .unwrap_or(OUTBOX_POLL)
+                .min(OUTBOX_POLL);
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 order = self.orders.recv() => match order {

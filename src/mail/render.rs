@@ -247,5 +247,53 @@ pub fn render_summary(alerts: &[Alert], subjects: &[Subject], folders: &[FolderS
     Rendered { subject, text, html }
 }
 
+/// The scheduled digest for one recipient: every token they hear about,
+/// soonest expiry first, so silence is never ambiguous.
+pub fn render_digest(tokens: &[&crate::report::TokenReport], folders: usize, ctx: &Context) -> Rendered {
+    let mut sorted: Vec<&&crate::report::TokenReport> = tokens.iter().collect();
+    sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
+    let attention = sorted.iter().filter(|t| t.status != crate::evaluate::Status::Ok).count();
+    let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
+    let summary = if attention == 0 {
+        format!("tokenwatch is watching {} in {}; all fine", plural(tokens.len(), "token"), plural(folders, "folder"))
+    } else {
+        format!(
+            "tokenwatch is watching {} in {}; {} need{} attention",
+            plural(tokens.len(), "token"),
+            plural(folders, "folder"),
+            attention,
+            if attention == 1 { "s" } else { "" }
+        )
+    };
+    let mut text = format!("{summary}.\n\n");
+    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n<tr><th>Status</th><th>Days left</th><th>Expires</th><th>Organisation</th><th>Account</th><th>File</th></tr>\n", html_escape(&summary));
+    for t in sorted {
+        let expires = t.expires_at.map(|e| local(e, ctx.tz)).unwrap_or_default();
+        let days = t.days_left.map(|d| d.to_string()).unwrap_or_default();
+        let org = clean(t.org_name.as_deref().unwrap_or(""), 60);
+        let account = clean(t.account.as_deref().unwrap_or("(unknown)"), 60);
+        let path = clean(&t.path, 400);
+        let status = t.status.as_str();
+        let _ = writeln!(text, "{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}");
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(status),
+            html_escape(&days),
+            html_escape(&expires),
+            html_escape(&org),
+            html_escape(&account),
+            html_escape(&path)
+        );
+    }
+    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
+    let _ = write!(html, "</table>\n<p>Sent by: {}</p>\n</body></html>\n", html_escape(&clean(ctx.host, 200)));
+    Rendered {
+        subject: format!("[tokenwatch] Digest: {summary}"),
+        text,
+        html,
+    }
+}
+
 #[cfg(test)]
 mod tests;
