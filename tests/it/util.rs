@@ -106,3 +106,123 @@ impl Env {
         )
     }
 }
+
+/// A running `tokenwatch run`, stopped (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub config: PathBuf,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(env: &Env, config: &Path) -> Daemon {
+        Self::start_with(env, config, &[])
+    }
+
+    pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let log = env.path().join(format!("daemon-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut c = Command::new(BIN);
+        c.args(["-c", config.to_str().unwrap(), "run"])
+            .current_dir(env.path())
+            .env_remove("TOKENWATCH_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log_file);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        let child = c.spawn().expect("start daemon");
+        Daemon {
+            child,
+            config: config.to_path_buf(),
+            dir: env.path().to_path_buf(),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `status --json`, or None while the daemon has not written it yet.
+    pub fn status(&self) -> Option<serde_json::Value> {
+        let out = Command::new(BIN)
+            .args(["-c", self.config.to_str().unwrap(), "status", "--json"])
+            .current_dir(&self.dir)
+            .env_remove("TOKENWATCH_CONFIG")
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        v["last_scan_at"].is_string().then_some(v)
+    }
+
+    /// Polls `status --json` until `cond` holds; panics with the last status
+    /// and the daemon's log after `secs`.
+    pub fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        let mut last = None;
+        while std::time::Instant::now() < deadline {
+            if let Some(s) = self.status() {
+                if cond(&s) {
+                    return s;
+                }
+                last = Some(s);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "timed out after {secs}s waiting for: {what}\nlast status: {}\n--- daemon log ---\n{}",
+            last.map(|s| serde_json::to_string_pretty(&s).unwrap()).unwrap_or_else(|| "none".into()),
+            self.log()
+        );
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.child.id() as i32, sig);
+        }
+    }
+
+    /// Waits for the process to exit; its exit code, or None on timeout.
+    pub fn wait_exit(&mut self, secs: u64) -> Option<i32> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The tokens in a status, by file name → status string.
+pub fn token_states(status: &serde_json::Value) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = status["tokens"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|t| {
+                    let p = t["path"].as_str().unwrap_or("");
+                    (p.rsplit('/').next().unwrap_or(p).to_string(), t["status"].as_str().unwrap_or("").to_string())
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
