@@ -1,0 +1,2 @@
+mod apple_stub;
+mod probe;
