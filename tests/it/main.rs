@@ -1,7 +1,10 @@
-//! Integration tests: run the real `tokenwatch` binary in temp folders.
+//! Integration tests: run the real `tokenwatch` binary in temp folders, and
+//! the library's edges against local stand-ins (SMTP, Apple's API).
 
+mod apple_stub;
 mod check;
-mod daemon;
 mod cli;
+mod daemon;
 mod inspect;
+mod probe;
 mod util;

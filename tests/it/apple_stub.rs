@@ -1,0 +1,346 @@
+//! A local stand-in for Apple's Apps and Books API, for probe and daemon
+//! tests. It serves `{base_url}/client/config` on 127.0.0.1 (port 0) and
+//! answers each bearer token with a scripted [`Reply`].
+//!
+//! Any other request (another method, another path, a query) is a
+//! violation: a POST to `/client/config` would steal a real token from its
+//! MDM, so the stub answers 405, records it, and the test fails when the
+//! stub is dropped (or at [`AppleStub::assert_only_get_config`]).
+//!
+//! ```ignore
+//! let stub = AppleStub::start().await;
+//! stub.respond("tokenA", Reply::error(401, 9625, "The server has revoked the sToken."));
+//! // point tokenwatch at stub.base_url ...
+//! stub.wait_for_requests(1).await;
+//! stub.assert_only_get_config();
+//! ```
+
+// Helpers here serve the daemon tests too; not every test module uses all.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use axum::Router;
+use tokio::sync::watch;
+
+/// The path prefix of Apple's real base URL, kept so tests prove the
+/// client appends `/client/config` to the base path instead of replacing it.
+pub const BASE_PATH: &str = "/mdm/v2";
+const CONFIG_PATH: &str = "/mdm/v2/client/config";
+/// How long [`AppleStub::wait_for_requests`] waits before failing the test.
+const WAIT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Wait this long before answering (to provoke client timeouts).
+    pub delay: Option<Duration>,
+}
+
+impl Reply {
+    /// HTTP `status` with a JSON body.
+    pub fn json(status: u16, body: serde_json::Value) -> Reply {
+        Reply::raw(status, "application/json", body.to_string())
+    }
+
+    /// 200 with a success body (`GET /client/config` of a valid token).
+    pub fn config(body: serde_json::Value) -> Reply {
+        Reply::json(200, body)
+    }
+
+    /// A success body with every field tokenwatch reads, as in Apple's
+    /// documentation examples.
+    pub fn valid(location: &str, uid: &str, expires: &str) -> Reply {
+        Reply::config(serde_json::json!({
+            "countryISO2ACode": "DE",
+            "defaultPlatform": "volumestore",
+            "locationName": location,
+            "uId": uid,
+            "websiteURL": "https://business.apple.com",
+            "tokenExpirationDate": expires,
+            "mdmInfo": { "id": "mdm-7", "name": "Example MDM", "metadata": "{}" },
+            "notificationTypes": [],
+        }))
+    }
+
+    /// Apple's error shape, `{"errorNumber": n, "errorMessage": m}`, with
+    /// the given HTTP status (Apple uses 200 as well as 401).
+    pub fn error(status: u16, error_number: i64, message: &str) -> Reply {
+        Reply::json(
+            status,
+            serde_json::json!({ "errorNumber": error_number, "errorMessage": message }),
+        )
+    }
+
+    /// Any status and body, e.g. an HTML error page.
+    pub fn raw(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Reply {
+        Reply {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
+            delay: None,
+        }
+    }
+
+    /// An empty body with this status.
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: None,
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Reply {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, d: Duration) -> Reply {
+        self.delay = Some(d);
+        self
+    }
+}
+
+/// What the stub saw of one request.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// The whole `Authorization` header, if any.
+    pub authorization: Option<String>,
+    /// The token after `Bearer `, if the header had that form.
+    pub bearer: Option<String>,
+    /// All headers, names lower case, values lossily decoded.
+    pub headers: Vec<(String, String)>,
+}
+
+#[derive(Default)]
+struct Script {
+    /// Per bearer: replies in order; the last one repeats.
+    replies: HashMap<String, VecDeque<Reply>>,
+    default: Option<Reply>,
+    requests: Vec<RecordedRequest>,
+    violations: Vec<String>,
+}
+
+struct Shared {
+    script: Mutex<Script>,
+    /// Number of requests seen, for waiting without polling.
+    seen: watch::Sender<usize>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Script> {
+        // A test that panicked while holding the lock must not hide its
+        // own failure behind a poison error in another test's drop.
+        self.script.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+pub struct AppleStub {
+    /// `http://127.0.0.1:PORT/mdm/v2`: put this in `[apple] base_url`.
+    pub base_url: String,
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl AppleStub {
+    /// Binds 127.0.0.1:0 and starts serving; ready when this returns. An
+    /// unscripted bearer gets 401 with errorNumber 9622, as Apple answers
+    /// a made-up token.
+    pub async fn start() -> AppleStub {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the Apple stand-in on 127.0.0.1:0");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the stand-in");
+        let (seen, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            script: Mutex::new(Script::default()),
+            seen,
+        });
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            // Ends only when the task is aborted on drop.
+            let _ = axum::serve(listener, app).await;
+        });
+        AppleStub {
+            base_url: format!("http://{addr}{BASE_PATH}"),
+            addr,
+            shared,
+            server,
+        }
+    }
+
+    /// From now on, answer `bearer` with `reply`.
+    pub fn respond(&self, bearer: &str, reply: Reply) {
+        self.respond_sequence(bearer, vec![reply]);
+    }
+
+    /// Answer `bearer` with these replies in order; the last one repeats.
+    pub fn respond_sequence(&self, bearer: &str, replies: Vec<Reply>) {
+        assert!(
+            !replies.is_empty(),
+            "respond_sequence needs at least one reply"
+        );
+        self.shared
+            .lock()
+            .replies
+            .insert(bearer.to_owned(), replies.into());
+    }
+
+    /// The answer for bearers without a script.
+    pub fn set_default(&self, reply: Reply) {
+        self.shared.lock().default = Some(reply);
+    }
+
+    /// Every request so far, including violations, in arrival order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// How many requests carried this bearer.
+    pub fn requests_for(&self, bearer: &str) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|r| r.bearer.as_deref() == Some(bearer))
+            .count()
+    }
+
+    pub fn violations(&self) -> Vec<String> {
+        self.shared.lock().violations.clone()
+    }
+
+    /// Returns and forgets the violations, for a test that provokes one on
+    /// purpose.
+    pub fn take_violations(&self) -> Vec<String> {
+        std::mem::take(&mut self.shared.lock().violations)
+    }
+
+    /// Fails the test if any request was not `GET {base}/client/config`.
+    pub fn assert_only_get_config(&self) {
+        let v = self.violations();
+        assert!(
+            v.is_empty(),
+            "the Apple stand-in got forbidden requests: {v:#?}"
+        );
+    }
+
+    /// Waits until at least `n` requests arrived in total; fails the test
+    /// after a deadline.
+    pub async fn wait_for_requests(&self, n: usize) {
+        let mut rx = self.shared.seen.subscribe();
+        let waited = tokio::time::timeout(WAIT_DEADLINE, rx.wait_for(|seen| *seen >= n)).await;
+        let seen = *self.shared.seen.borrow();
+        assert!(
+            matches!(waited, Ok(Ok(_))),
+            "waited {WAIT_DEADLINE:?} for {n} requests to the Apple stand-in, got {seen}: {:#?}",
+            self.requests()
+        );
+    }
+}
+
+impl Drop for AppleStub {
+    fn drop(&mut self) {
+        self.server.abort();
+        if !std::thread::panicking() {
+            self.assert_only_get_config();
+        }
+    }
+}
+
+async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
+    let header_text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let authorization = req.headers().get("authorization").map(header_text);
+    let recorded = RecordedRequest {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        bearer: authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::to_owned),
+        authorization,
+        headers: req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), header_text(v)))
+            .collect(),
+    };
+
+    let violation = if req.method() != Method::GET {
+        Some(format!(
+            "{} {} (only GET is allowed)",
+            recorded.method, recorded.path
+        ))
+    } else if recorded.path != CONFIG_PATH {
+        Some(format!(
+            "GET {} (only {CONFIG_PATH} is allowed)",
+            recorded.path
+        ))
+    } else {
+        recorded
+            .query
+            .as_ref()
+            .map(|q| format!("GET {}?{q} (no query expected)", recorded.path))
+    };
+
+    let reply = {
+        let mut script = shared.lock();
+        let reply = if let Some(v) = violation {
+            script.violations.push(v);
+            Reply::status(405)
+        } else {
+            let scripted = recorded
+                .bearer
+                .as_ref()
+                .and_then(|b| script.replies.get_mut(b))
+                .map(|queue| {
+                    if queue.len() > 1 {
+                        queue.pop_front().unwrap_or_else(|| Reply::status(500))
+                    } else {
+                        queue.front().cloned().unwrap_or_else(|| Reply::status(500))
+                    }
+                });
+            scripted
+                .or_else(|| script.default.clone())
+                .unwrap_or_else(|| Reply::error(401, 9622, "Invalid authentication token"))
+        };
+        script.requests.push(recorded);
+        shared.seen.send_replace(script.requests.len());
+        reply
+    };
+
+    if let Some(d) = reply.delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut response = Response::new(Body::from(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in &reply.headers {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::try_from(name.as_str()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().append(n, v);
+        }
+    }
+    response
+}
