@@ -1,0 +1,345 @@
+//! The alert ledger and the mail outbox (issue 4).
+//!
+//! An alert is written (ledger row + outbox mail, one transaction) before any
+//! send is attempted, and marked sent only after the server accepted it: a
+//! crash loses nothing, and the only possible duplicate is a mail accepted
+//! right before the crash, carrying the same Message-ID.
+//!
+//! Outbox states: `pending` (with `next_try_at`), `parked` (given up until
+//! ops retry it), `sent` (kept for the record and the counters).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Row, TransactionBehavior};
+use serde::Serialize;
+
+use super::{get_opt_ts, get_string_list, get_ts, sqlite, string_list, ts, StateError, StateStore};
+
+/// One alert counted as done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    pub key: String,
+    pub fingerprint: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    /// False when the alert was counted as done without a mail (e.g. a stale
+    /// threshold skipped for a more urgent one).
+    pub mailed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewLedgerRow {
+    pub key: String,
+    pub fingerprint: Option<String>,
+    /// False = "counted as done" without a mail (e.g. stale thresholds).
+    pub mailed: bool,
+}
+
+/// A rendered mail to queue. `message_id` is unique in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewMail {
+    pub message_id: String,
+    /// The ledger keys this mail delivers; a mail whose keys are all in the
+    /// ledger already is not queued again.
+    pub alert_keys: Vec<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub date: DateTime<Utc>,
+}
+
+/// An unsent (or, inside the store, sent) mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxMail {
+    pub id: i64,
+    pub message_id: String,
+    pub alert_keys: Vec<String>,
+    pub from: String,
+    pub to: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub date: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: u32,
+    /// Set while pending; None once parked.
+    pub next_try_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub parked: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    pub sent: u64,
+    pub pending: u64,
+    pub parked: u64,
+}
+
+const MAIL_COLUMNS: &str = "id, message_id, alert_keys, from_addr, to_addrs, subject, text_body,
+    html_body, date, created_at, attempts, next_try_at, last_error, state";
+
+fn mail_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMail> {
+    Ok(OutboxMail {
+        id: row.get(0)?,
+        message_id: row.get(1)?,
+        alert_keys: get_string_list(row, 2)?,
+        from: row.get(3)?,
+        to: get_string_list(row, 4)?,
+        subject: row.get(5)?,
+        text: row.get(6)?,
+        html: row.get(7)?,
+        date: get_ts(row, 8)?,
+        created_at: get_ts(row, 9)?,
+        attempts: row.get(10)?,
+        next_try_at: get_opt_ts(row, 11)?,
+        last_error: row.get(12)?,
+        parked: row.get::<_, String>(13)? == "parked",
+    })
+}
+
+impl StateStore {
+    /// Every ledger row, sorted by key. The alert planner is pure and gets
+    /// the whole ledger.
+    pub fn ledger(&self) -> Result<Vec<LedgerRow>, StateError> {
+        let read = || -> rusqlite::Result<Vec<_>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT key, fingerprint, recorded_at, mailed FROM ledger ORDER BY key",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(LedgerRow {
+                    key: row.get(0)?,
+                    fingerprint: row.get(1)?,
+                    recorded_at: get_ts(row, 2)?,
+                    mailed: row.get(3)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(self.err("read the alert ledger"))
+    }
+
+    /// ONE transaction: inserts the ledger rows (a key already there is kept
+    /// as it was: the ledger is the de-duplication) and queues the mails,
+    /// due at once. A mail whose `alert_keys` were all in the ledger before
+    /// this call is skipped, so a replayed plan cannot queue twice; a mail
+    /// without keys is always queued. Returns the ids of the queued mails.
+    ///
+    /// Any failure (e.g. a `message_id` already in the outbox or twice in
+    /// the batch, a full disk) writes nothing.
+    pub fn commit_alerts(
+        &mut self,
+        now: DateTime<Utc>,
+        rows: &[NewLedgerRow],
+        mails: &[NewMail],
+    ) -> Result<Vec<i64>, StateError> {
+        let err = || sqlite(&self.path, "record alerts");
+        let now = ts(now);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err())?;
+        let mut ids = Vec::with_capacity(mails.len());
+        {
+            // Decided before inserting this batch's rows: "already done" means
+            // done by an earlier call.
+            let mut in_ledger = tx
+                .prepare_cached("SELECT 1 FROM ledger WHERE key = ?1")
+                .map_err(err())?;
+            let mut to_queue = Vec::with_capacity(mails.len());
+            for mail in mails {
+                let mut all_done = !mail.alert_keys.is_empty();
+                for key in &mail.alert_keys {
+                    if !in_ledger.exists(params![key]).map_err(err())? {
+                        all_done = false;
+                        break;
+                    }
+                }
+                if !all_done {
+                    to_queue.push(mail);
+                }
+            }
+            let mut insert_row = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO ledger (key, fingerprint, recorded_at, mailed)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err())?;
+            for row in rows {
+                insert_row
+                    .execute(params![row.key, row.fingerprint, now, row.mailed])
+                    .map_err(err())?;
+            }
+            let mut insert_mail = tx
+                .prepare_cached(
+                    "INSERT INTO outbox (message_id, alert_keys, from_addr, to_addrs, subject,
+                                         text_body, html_body, date, created_at, state, next_try_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?9)
+                     RETURNING id",
+                )
+                .map_err(err())?;
+            for mail in to_queue {
+                let id: i64 = insert_mail
+                    .query_row(
+                        params![
+                            mail.message_id,
+                            string_list(&mail.alert_keys),
+                            mail.from,
+                            string_list(&mail.to),
+                            mail.subject,
+                            mail.text,
+                            mail.html,
+                            ts(mail.date),
+                            now,
+                        ],
+                        |row| row.get(0),
+                    )
+                    .map_err(err())?;
+                ids.push(id);
+            }
+        }
+        tx.commit().map_err(err())?;
+        Ok(ids)
+    }
+
+    /// Pending mails due at `now`, oldest first, at most `limit`.
+    pub fn due_mails(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxMail>, StateError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let read = || -> rusqlite::Result<Vec<_>> {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {MAIL_COLUMNS} FROM outbox
+                 WHERE state = 'pending' AND next_try_at <= ?1 ORDER BY id LIMIT ?2"
+            ))?;
+            let rows = stmt.query_map(params![ts(now), limit], mail_from_row)?;
+            rows.collect()
+        };
+        read().map_err(self.err("read due mails"))
+    }
+
+    /// When the next pending mail is due (possibly in the past), or None
+    /// when nothing is pending.
+    pub fn next_due_at(&self) -> Result<Option<DateTime<Utc>>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT min(next_try_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |row| get_opt_ts(row, 0),
+            )
+            .map_err(self.err("read the next due mail"))
+    }
+
+    /// The server accepted the mail. A mail that is no longer unsent (ops
+    /// dropped it while it was being sent) is left alone.
+    pub fn mark_sent(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+        server_answer: &str,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, last_attempt_at = ?2, server_answer = ?3,
+                        attempts = attempts + 1, next_try_at = NULL
+                 WHERE id = ?1 AND state <> 'sent'",
+                params![id, ts(now), server_answer],
+            )
+            .map(drop)
+            .map_err(sqlite(&self.path, "mark a mail sent"))
+    }
+
+    /// Records a failed attempt: `attempts += 1`, `last_error`, and either
+    /// the next try (still pending) or, with None, parks the mail.
+    pub fn mark_failed(
+        &mut self,
+        id: i64,
+        now: DateTime<Utc>,
+        error: &str,
+        next_try_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StateError> {
+        let state = if next_try_at.is_some() {
+            "pending"
+        } else {
+            "parked"
+        };
+        self.conn
+            .execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?2, last_error = ?3,
+                        state = ?4, next_try_at = ?5
+                 WHERE id = ?1 AND state <> 'sent'",
+                params![id, ts(now), error, state, next_try_at.map(ts)],
+            )
+            .map(drop)
+            .map_err(sqlite(&self.path, "record a failed send"))
+    }
+
+    /// Pending and parked mails (not sent), oldest first, for `status`.
+    pub fn outbox(&self) -> Result<Vec<OutboxMail>, StateError> {
+        let read = || -> rusqlite::Result<Vec<_>> {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT {MAIL_COLUMNS} FROM outbox WHERE state <> 'sent' ORDER BY id"
+            ))?;
+            let rows = stmt.query_map([], mail_from_row)?;
+            rows.collect()
+        };
+        read().map_err(self.err("read the outbox"))
+    }
+
+    /// Makes an unsent mail (parked or pending) due now with its attempts
+    /// reset. False if there is no such unsent mail.
+    pub fn retry_mail(&mut self, id: i64, now: DateTime<Utc>) -> Result<bool, StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', next_try_at = ?2, attempts = 0
+                 WHERE id = ?1 AND state <> 'sent'",
+                params![id, ts(now)],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite(&self.path, "retry a mail"))
+    }
+
+    /// [`retry_mail`](Self::retry_mail) for every unsent mail; returns how many.
+    pub fn retry_all(&mut self, now: DateTime<Utc>) -> Result<usize, StateError> {
+        self.conn
+            .execute(
+                "UPDATE outbox SET state = 'pending', next_try_at = ?1, attempts = 0
+                 WHERE state <> 'sent'",
+                params![ts(now)],
+            )
+            .map_err(sqlite(&self.path, "retry all mails"))
+    }
+
+    /// Deletes an unsent mail. Its ledger rows stay, so the alert is not
+    /// planned again. False if there is no such unsent mail.
+    pub fn drop_mail(&mut self, id: i64) -> Result<bool, StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM outbox WHERE id = ?1 AND state <> 'sent'",
+                params![id],
+            )
+            .map(|n| n == 1)
+            .map_err(sqlite(&self.path, "drop a mail"))
+    }
+
+    pub fn counters(&self) -> Result<Counters, StateError> {
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        self.conn
+            .query_row(
+                "SELECT count(*) FILTER (WHERE state = 'sent'),
+                        count(*) FILTER (WHERE state = 'pending'),
+                        count(*) FILTER (WHERE state = 'parked')
+                 FROM outbox",
+                [],
+                |row| {
+                    Ok(Counters {
+                        sent: count(row.get(0)?),
+                        pending: count(row.get(1)?),
+                        parked: count(row.get(2)?),
+                    })
+                },
+            )
+            .map_err(self.err("count mails"))
+    }
+}

@@ -1,0 +1,616 @@
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn t(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn seen(fp: &str, path: &str) -> SeenToken {
+    SeenToken {
+        fingerprint: fp.repeat(64 / fp.len()),
+        path: path.to_owned(),
+        org_name: "Acme Corp".to_owned(),
+        created_at: t("2026-01-10T09:30:00Z"),
+        expires_at: t("2027-01-10T09:30:00Z"),
+        account: Some("apps@acme.appleaccount.com".to_owned()),
+        status: "ok".to_owned(),
+        detail: None,
+    }
+}
+
+fn row(key: &str) -> NewLedgerRow {
+    NewLedgerRow {
+        key: key.to_owned(),
+        fingerprint: Some("ab".repeat(32)),
+        mailed: true,
+    }
+}
+
+fn mail(message_id: &str, keys: &[&str]) -> NewMail {
+    NewMail {
+        message_id: message_id.to_owned(),
+        alert_keys: keys.iter().map(|k| k.to_string()).collect(),
+        from: "tokenwatch <tokenwatch@example.com>".to_owned(),
+        to: vec![
+            "it-ops@example.com".to_owned(),
+            "acme-it@example.com".to_owned(),
+        ],
+        subject: format!("[tokenwatch] {message_id}"),
+        text: "text body".to_owned(),
+        html: "<p>html body</p>".to_owned(),
+        date: t("2026-12-27T09:30:00Z"),
+    }
+}
+
+fn count(store: &StateStore, table: &str) -> i64 {
+    store
+        .conn
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn open_creates_private_folder_database_and_wal_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("var/lib/tokenwatch");
+    let mut store = StateStore::open(&dir).unwrap();
+    store.set_meta("k", Some("v")).unwrap();
+    let db = dir.join(DB_FILE_NAME);
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&db), 0o600);
+    // While the connection is open in WAL mode both side files exist, and
+    // SQLite gives them the database's mode.
+    for suffix in ["-wal", "-shm"] {
+        let side = dir.join(format!("{DB_FILE_NAME}{suffix}"));
+        assert_eq!(mode(&side), 0o600, "{}", side.display());
+    }
+    let journal: String = store
+        .conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    let sync: i64 = store
+        .conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+}
+
+#[test]
+fn reopening_migrates_nothing_and_keeps_data() {
+    let tmp = tempfile::tempdir().unwrap();
+    {
+        let mut store = StateStore::open(tmp.path()).unwrap();
+        store
+            .set_meta("apple_unreachable_since", Some("x"))
+            .unwrap();
+    }
+    let store = StateStore::open(tmp.path()).unwrap();
+    assert_eq!(user_version(&store.conn).unwrap(), SCHEMA_VERSION);
+    assert_eq!(
+        store.meta("apple_unreachable_since").unwrap().as_deref(),
+        Some("x")
+    );
+}
+
+#[test]
+fn database_from_a_newer_tokenwatch_is_refused_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join(DB_FILE_NAME);
+    {
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE future (x); INSERT INTO future VALUES (1);")
+            .unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    let before = std::fs::read(&db).unwrap();
+    for result in [
+        StateStore::open(tmp.path()),
+        StateStore::open_read_only(tmp.path()),
+        StateStore::open_existing_rw(tmp.path()),
+    ] {
+        let err = result.unwrap_err();
+        assert!(
+            matches!(err, StateError::NewerSchema { found, .. } if found == SCHEMA_VERSION + 1)
+        );
+        assert!(err.to_string().contains(&db.display().to_string()), "{err}");
+    }
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+    assert!(!tmp.path().join(format!("{DB_FILE_NAME}-wal")).exists());
+}
+
+#[test]
+fn a_failing_migration_leaves_the_previous_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("m.db");
+    let mut conn = Connection::open(&db).unwrap();
+    let steps = [
+        "CREATE TABLE one (x);",
+        "CREATE TABLE two (x); THIS IS NOT SQL;",
+    ];
+    let err = schema::migrate(&mut conn, &db, &steps).unwrap_err();
+    assert!(matches!(err, StateError::Sqlite { .. }), "{err}");
+    assert_eq!(user_version(&conn).unwrap(), 1);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(tables, ["one"]);
+    // Fixed step: the migration continues from version 1.
+    schema::migrate(
+        &mut conn,
+        &db,
+        &["CREATE TABLE one (x);", "CREATE TABLE two (x);"],
+    )
+    .unwrap();
+    assert_eq!(user_version(&conn).unwrap(), 2);
+}
+
+#[test]
+fn read_only_open_of_a_missing_database_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("never-ran");
+    let err = StateStore::open_read_only(&dir).unwrap_err();
+    assert!(matches!(err, StateError::NotFound { .. }), "{err}");
+    assert!(err.to_string().contains("has not run yet"), "{err}");
+    assert!(!dir.exists());
+    let err = StateStore::open_existing_rw(tmp.path()).unwrap_err();
+    assert!(matches!(err, StateError::NotFound { .. }), "{err}");
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn read_only_open_of_an_uninitialised_database_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join(DB_FILE_NAME), b"").unwrap();
+    let err = StateStore::open_read_only(tmp.path()).unwrap_err();
+    assert!(matches!(err, StateError::Uninitialised { .. }), "{err}");
+}
+
+#[test]
+fn read_only_open_of_a_non_database_fails_cleanly() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join(DB_FILE_NAME), [7u8; 4096]).unwrap();
+    let err = StateStore::open_read_only(tmp.path()).unwrap_err();
+    assert_eq!(err.sqlite_code(), Some(ErrorCode::NotADatabase), "{err}");
+    let err = StateStore::open(tmp.path()).unwrap_err();
+    assert_eq!(err.sqlite_code(), Some(ErrorCode::NotADatabase), "{err}");
+}
+
+#[test]
+fn readers_see_the_daemons_writes_while_it_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut daemon = StateStore::open(tmp.path()).unwrap();
+    let mut reader = StateStore::open_read_only(tmp.path()).unwrap();
+    assert_eq!(reader.snapshot().unwrap(), None);
+
+    daemon
+        .record_scan(
+            t("2026-12-01T00:00:00Z"),
+            &[seen("a", "/srv/a.vpptoken")],
+            "{\"n\":1}",
+        )
+        .unwrap();
+    assert_eq!(
+        reader.snapshot().unwrap(),
+        Some((t("2026-12-01T00:00:00Z"), "{\"n\":1}".to_owned()))
+    );
+    let err = reader.set_meta("k", Some("v")).unwrap_err();
+    assert_eq!(err.sqlite_code(), Some(ErrorCode::ReadOnly), "{err}");
+
+    // Ops act on the outbox through a second writer while the daemon runs;
+    // the daemon notices through data_version.
+    let ids = daemon
+        .commit_alerts(
+            t("2026-12-01T00:00:00Z"),
+            &[row("k1")],
+            &[mail("<m1@h>", &["k1"])],
+        )
+        .unwrap();
+    daemon
+        .mark_failed(ids[0], t("2026-12-01T00:00:01Z"), "550 no", None)
+        .unwrap();
+    let version = daemon.data_version().unwrap();
+    let mut ops = StateStore::open_existing_rw(tmp.path()).unwrap();
+    assert!(ops.retry_mail(ids[0], t("2026-12-01T01:00:00Z")).unwrap());
+    assert_ne!(daemon.data_version().unwrap(), version);
+    let due = daemon.due_mails(t("2026-12-01T01:00:00Z"), 10).unwrap();
+    assert_eq!(due.len(), 1);
+    assert!(!reader.outbox().unwrap()[0].parked);
+}
+
+#[test]
+fn record_scan_tracks_presence_and_first_and_last_sight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let (t1, t2, t3) = (
+        t("2026-12-01T00:00:00Z"),
+        t("2026-12-02T00:00:00Z"),
+        t("2026-12-03T00:00:00Z"),
+    );
+    let a = seen("a", "/srv/a.vpptoken");
+    let b = seen("b", "/srv/b.vpptoken");
+    let c = seen("c", "/srv/c.vpptoken");
+    store.record_scan(t1, &[a.clone(), b.clone()], "1").unwrap();
+    let mut b_moved = b.clone();
+    b_moved.path = "/srv/moved/b.vpptoken".to_owned();
+    b_moved.status = "expiring".to_owned();
+    store
+        .record_scan(t2, &[b_moved.clone(), c.clone()], "2")
+        .unwrap();
+
+    let known = store.known_tokens().unwrap();
+    let by_fp = |fp: &str| {
+        known
+            .iter()
+            .find(|k| k.0.fingerprint == fp)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_fp(&a.fingerprint), (a.clone(), t1, t1, false));
+    assert_eq!(by_fp(&b.fingerprint), (b_moved, t1, t2, true));
+    assert_eq!(by_fp(&c.fingerprint), (c.clone(), t2, t2, true));
+    assert_eq!(store.snapshot().unwrap(), Some((t2, "2".to_owned())));
+
+    // A token that comes back keeps its first sight.
+    store
+        .record_scan(t3, std::slice::from_ref(&a), "3")
+        .unwrap();
+    let known = store.known_tokens().unwrap();
+    let a_row = known
+        .iter()
+        .find(|k| k.0.fingerprint == a.fingerprint)
+        .unwrap();
+    assert_eq!((a_row.1, a_row.2, a_row.3), (t1, t3, true));
+    assert_eq!(known.iter().filter(|k| k.3).count(), 1);
+}
+
+#[test]
+fn scans_at_the_same_instant_still_mark_missing_tokens_absent() {
+    // An injected clock may hand two scans the same `now`.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let now = t("2026-12-01T00:00:00Z");
+    store
+        .record_scan(now, &[seen("a", "/a"), seen("b", "/b")], "{}")
+        .unwrap();
+    store.record_scan(now, &[seen("b", "/b")], "{}").unwrap();
+    let present: Vec<String> = store
+        .known_tokens()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.3)
+        .map(|k| k.0.path)
+        .collect();
+    assert_eq!(present, ["/b"]);
+}
+
+#[test]
+fn config_error_and_meta_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    assert_eq!(store.config_error().unwrap(), None);
+    let errors = vec![
+        "/etc/tokenwatch/tokenwatch.toml:3:1: unknown key \"foo\"".to_owned(),
+        "second \"quoted\"\nline".to_owned(),
+    ];
+    store.set_config_error(Some(&errors)).unwrap();
+    assert_eq!(store.config_error().unwrap(), Some(errors));
+    store.set_config_error(None).unwrap();
+    assert_eq!(store.config_error().unwrap(), None);
+
+    store
+        .set_meta("watch_mode:/srv/a_b", Some("inotify"))
+        .unwrap();
+    store.set_meta("watch_mode:/srv/axb", Some("poll")).unwrap();
+    store.set_meta("watch_mode:/srv/a_b", Some("poll")).unwrap();
+    store.set_meta("other", Some("1")).unwrap();
+    assert_eq!(
+        store.meta("watch_mode:/srv/a_b").unwrap().as_deref(),
+        Some("poll")
+    );
+    // '_' is literal, not a LIKE wildcard.
+    assert_eq!(
+        store.meta_prefix("watch_mode:/srv/a_").unwrap(),
+        [("watch_mode:/srv/a_b".to_owned(), "poll".to_owned())]
+    );
+    assert_eq!(store.meta_prefix("watch_mode:").unwrap().len(), 2);
+    store.set_meta("other", None).unwrap();
+    assert_eq!(store.meta("other").unwrap(), None);
+}
+
+#[test]
+fn commit_alerts_writes_nothing_when_any_part_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let now = t("2026-12-01T00:00:00Z");
+    let err = store
+        .commit_alerts(
+            now,
+            &[row("k1"), row("k2")],
+            &[mail("<same@h>", &["k1"]), mail("<same@h>", &["k2"])],
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.sqlite_code(),
+        Some(ErrorCode::ConstraintViolation),
+        "{err}"
+    );
+    assert_eq!(count(&store, "ledger"), 0);
+    assert_eq!(count(&store, "outbox"), 0);
+    assert_eq!(store.counters().unwrap(), Counters::default());
+}
+
+#[test]
+fn replaying_a_plan_queues_nothing_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let t1 = t("2026-12-01T00:00:00Z");
+    let stale = NewLedgerRow {
+        mailed: false,
+        ..row("expiring:ab:60")
+    };
+    let rows = [row("expiring:ab:14"), stale];
+    let mails = [mail("<a@h>", &["expiring:ab:14"])];
+    let ids = store.commit_alerts(t1, &rows, &mails).unwrap();
+    assert_eq!(ids.len(), 1);
+    let ids = store
+        .commit_alerts(t("2026-12-02T00:00:00Z"), &rows, &mails)
+        .unwrap();
+    assert!(ids.is_empty());
+    assert_eq!(count(&store, "outbox"), 1);
+
+    let ledger = store.ledger().unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert!(ledger.iter().all(|r| r.recorded_at == t1));
+    let mailed: Vec<(&str, bool)> = ledger.iter().map(|r| (r.key.as_str(), r.mailed)).collect();
+    assert_eq!(
+        mailed,
+        [("expiring:ab:14", true), ("expiring:ab:60", false)]
+    );
+
+    // A mail with one new key is queued; so is a mail without keys.
+    let ids = store
+        .commit_alerts(
+            t1,
+            &[row("folder_missing:/srv")],
+            &[
+                mail("<summary@h>", &["expiring:ab:14", "folder_missing:/srv"]),
+                mail("<digest@h>", &[]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    let queued = store.outbox().unwrap();
+    assert_eq!(queued.len(), 3);
+    assert_eq!(
+        queued[1].alert_keys,
+        [
+            "expiring:ab:14".to_owned(),
+            "folder_missing:/srv".to_owned()
+        ]
+    );
+}
+
+#[test]
+fn outbox_lifecycle_retry_park_and_drop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let t0 = t("2026-12-01T00:00:00Z");
+    let ids = store
+        .commit_alerts(
+            t0,
+            &[row("k1"), row("k2")],
+            &[mail("<m1@h>", &["k1"]), mail("<m2@h>", &["k2"])],
+        )
+        .unwrap();
+    let (m1, m2) = (ids[0], ids[1]);
+    assert_eq!(store.next_due_at().unwrap(), Some(t0));
+    let due = store.due_mails(t0, 10).unwrap();
+    assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [m1, m2]);
+    assert_eq!(store.due_mails(t0, 1).unwrap().len(), 1);
+    let first = &due[0];
+    assert_eq!(first.message_id, "<m1@h>");
+    assert_eq!(first.to.len(), 2);
+    assert_eq!(
+        (first.attempts, first.parked, first.created_at),
+        (0, false, t0)
+    );
+    assert_eq!(first.date, t("2026-12-27T09:30:00Z"));
+
+    // Transient failure: due again later.
+    let retry_at = t("2026-12-01T00:00:05Z");
+    store
+        .mark_failed(m1, t0, "421 try later", Some(retry_at))
+        .unwrap();
+    assert_eq!(store.due_mails(t0, 10).unwrap().len(), 1);
+    let again = store.due_mails(retry_at, 10).unwrap();
+    assert_eq!(again[0].id, m1);
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("421 try later"));
+    assert_eq!(again[0].next_try_at, Some(retry_at));
+
+    // Permanent failure: parked, no longer due, shown and counted.
+    store
+        .mark_failed(m1, retry_at, "550 rejected", None)
+        .unwrap();
+    assert_eq!(
+        store
+            .due_mails(t("2030-01-01T00:00:00Z"), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    let parked = store.outbox().unwrap();
+    assert!(parked[0].parked && parked[0].next_try_at.is_none());
+    assert_eq!(
+        store.counters().unwrap(),
+        Counters {
+            sent: 0,
+            pending: 1,
+            parked: 1
+        }
+    );
+
+    // m2 is delivered.
+    store.mark_sent(m2, t0, "250 2.0.0 queued as 1234").unwrap();
+    assert_eq!(store.next_due_at().unwrap(), None);
+    assert_eq!(
+        store.counters().unwrap(),
+        Counters {
+            sent: 1,
+            pending: 0,
+            parked: 1
+        }
+    );
+    assert!(
+        !store.retry_mail(m2, t0).unwrap(),
+        "a sent mail is not retried"
+    );
+    assert!(!store.drop_mail(m2).unwrap(), "a sent mail is not dropped");
+    assert!(!store.retry_mail(9999, t0).unwrap());
+
+    // Ops retry the parked mail.
+    let t5 = t("2026-12-05T00:00:00Z");
+    assert!(store.retry_mail(m1, t5).unwrap());
+    let due = store.due_mails(t5, 10).unwrap();
+    assert_eq!((due[0].id, due[0].attempts, due[0].parked), (m1, 0, false));
+    store.mark_failed(m1, t5, "550 rejected", None).unwrap();
+    assert_eq!(store.retry_all(t5).unwrap(), 1);
+    assert_eq!(store.next_due_at().unwrap(), Some(t5));
+
+    // Dropping deletes the mail but keeps the ledger: it is not planned again.
+    assert!(store.drop_mail(m1).unwrap());
+    assert!(store.outbox().unwrap().is_empty());
+    assert_eq!(store.ledger().unwrap().len(), 2);
+    let ids = store
+        .commit_alerts(t5, &[row("k1")], &[mail("<m1-replanned@h>", &["k1"])])
+        .unwrap();
+    assert!(ids.is_empty());
+    // Marking a dropped mail is harmless (it was being sent meanwhile).
+    store.mark_sent(m1, t5, "250 ok").unwrap();
+    assert_eq!(
+        store.counters().unwrap(),
+        Counters {
+            sent: 1,
+            pending: 0,
+            parked: 0
+        }
+    );
+}
+
+#[test]
+fn times_keep_microseconds_and_compare_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let now = t("2026-12-01T10:00:00.123456789Z");
+    let ids = store
+        .commit_alerts(now, &[], &[mail("<m@h>", &[])])
+        .unwrap();
+    let stored = &store.outbox().unwrap()[0];
+    assert_eq!(stored.created_at, t("2026-12-01T10:00:00.123456Z"));
+    // Stored times are truncated, never rounded up: due at its own `now`.
+    assert_eq!(store.due_mails(now, 10).unwrap()[0].id, ids[0]);
+    assert!(store
+        .due_mails(t("2026-12-01T09:59:59.999999Z"), 10)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn verdicts_are_upserted_by_fingerprint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let failing = StoredVerdict {
+        fingerprint: "cd".repeat(32),
+        verified_at: t("2026-12-01T00:00:00Z"),
+        verdict: "error".to_owned(),
+        location_name: None,
+        uid: None,
+        mdm_name: None,
+        apple_expires_at: None,
+        error: Some("connection refused".to_owned()),
+        first_failure_at: Some(t("2026-11-30T00:00:00Z")),
+    };
+    store.put_verdict(&failing).unwrap();
+    assert_eq!(store.verdicts().unwrap(), std::slice::from_ref(&failing));
+    let valid = StoredVerdict {
+        verified_at: t("2026-12-01T06:00:00Z"),
+        verdict: "valid".to_owned(),
+        location_name: Some("Berlin".to_owned()),
+        uid: Some("123".to_owned()),
+        mdm_name: Some("Jamf".to_owned()),
+        apple_expires_at: Some(t("2027-01-10T09:30:00Z")),
+        error: None,
+        first_failure_at: None,
+        ..failing.clone()
+    };
+    store.put_verdict(&valid).unwrap();
+    let other = StoredVerdict {
+        fingerprint: "ab".repeat(32),
+        ..failing
+    };
+    store.put_verdict(&other).unwrap();
+    assert_eq!(store.verdicts().unwrap(), [other, valid]);
+}
+
+#[test]
+fn a_full_disk_fails_the_write_and_changes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    store
+        .commit_alerts(
+            t("2026-12-01T00:00:00Z"),
+            &[row("k0")],
+            &[mail("<m0@h>", &["k0"])],
+        )
+        .unwrap();
+    // max_page_count makes SQLite answer SQLITE_FULL like a full filesystem.
+    let pages: i64 = store
+        .conn
+        .pragma_query_value(None, "page_count", |r| r.get(0))
+        .unwrap();
+    store
+        .conn
+        .pragma_update(None, "max_page_count", pages + 1)
+        .unwrap();
+    let mut big = mail("<big@h>", &["k1"]);
+    big.html = "x".repeat(256 * 1024);
+    let err = store
+        .commit_alerts(t("2026-12-01T00:00:00Z"), &[row("k1")], &[big.clone()])
+        .unwrap_err();
+    assert_eq!(err.sqlite_code(), Some(ErrorCode::DiskFull), "{err}");
+    assert!(err.to_string().contains(DB_FILE_NAME), "{err}");
+    assert_eq!(store.ledger().unwrap().len(), 1);
+    assert_eq!(store.outbox().unwrap().len(), 1);
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+
+    // Space returns: the same write succeeds on the same connection.
+    store
+        .conn
+        .pragma_update(None, "max_page_count", 1_000_000_000i64)
+        .unwrap();
+    store
+        .commit_alerts(t("2026-12-01T00:00:00Z"), &[row("k1")], &[big])
+        .unwrap();
+    assert_eq!(store.outbox().unwrap().len(), 2);
+}
+
+#[test]
+fn integrity_check_of_a_fresh_database_is_ok() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = StateStore::open(tmp.path()).unwrap();
+    assert_eq!(store.integrity_check().unwrap(), "ok");
+    let reader = StateStore::open_read_only(tmp.path()).unwrap();
+    assert_eq!(reader.integrity_check().unwrap(), "ok");
+}

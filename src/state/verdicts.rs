@@ -1,0 +1,79 @@
+//! Apple's verdicts per token fingerprint (issue 5).
+
+use chrono::{DateTime, Utc};
+use rusqlite::params;
+use serde::Serialize;
+
+use super::{get_opt_ts, get_ts, sqlite, ts, StateError, StateStore};
+
+/// The latest answer from Apple about one token (or the failure to get one).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredVerdict {
+    pub fingerprint: String,
+    pub verified_at: DateTime<Utc>,
+    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
+    pub verdict: String,
+    pub location_name: Option<String>,
+    pub uid: Option<String>,
+    pub mdm_name: Option<String>,
+    pub apple_expires_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+    /// Start of a run of transient failures; None after a success.
+    pub first_failure_at: Option<DateTime<Utc>>,
+}
+
+impl StateStore {
+    /// Stores the verdict, replacing the token's previous one.
+    pub fn put_verdict(&mut self, v: &StoredVerdict) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO verdicts (fingerprint, verified_at, verdict, location_name, uid,
+                                       mdm_name, apple_expires_at, error, first_failure_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (fingerprint) DO UPDATE SET
+                     verified_at = excluded.verified_at, verdict = excluded.verdict,
+                     location_name = excluded.location_name, uid = excluded.uid,
+                     mdm_name = excluded.mdm_name, apple_expires_at = excluded.apple_expires_at,
+                     error = excluded.error, first_failure_at = excluded.first_failure_at",
+                params![
+                    v.fingerprint,
+                    ts(v.verified_at),
+                    v.verdict,
+                    v.location_name,
+                    v.uid,
+                    v.mdm_name,
+                    v.apple_expires_at.map(ts),
+                    v.error,
+                    v.first_failure_at.map(ts),
+                ],
+            )
+            .map(drop)
+            .map_err(sqlite(&self.path, "record an Apple verdict"))
+    }
+
+    /// Every stored verdict, sorted by fingerprint.
+    pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, StateError> {
+        let read = || -> rusqlite::Result<Vec<_>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
+                        apple_expires_at, error, first_failure_at
+                 FROM verdicts ORDER BY fingerprint",
+            )?;
+            let rows = stmt.query_map([], |row| {
+                Ok(StoredVerdict {
+                    fingerprint: row.get(0)?,
+                    verified_at: get_ts(row, 1)?,
+                    verdict: row.get(2)?,
+                    location_name: row.get(3)?,
+                    uid: row.get(4)?,
+                    mdm_name: row.get(5)?,
+                    apple_expires_at: get_opt_ts(row, 6)?,
+                    error: row.get(7)?,
+                    first_failure_at: get_opt_ts(row, 8)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(self.err("read Apple verdicts"))
+    }
+}
