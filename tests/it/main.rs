@@ -1,0 +1,2 @@
+mod mail_transport;
+mod smtp_stub;
