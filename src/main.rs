@@ -21,11 +21,12 @@ fn main() {
 
 fn init_tracing(level: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = match level {
-        Some(l) => EnvFilter::try_new(l),
-        None => EnvFilter::try_from_default_env(),
-    }
-    .unwrap_or_else(|_| EnvFilter::new("info"));
+    // tokio-cron-scheduler logs every armed job at info; that is noise.
+    const DEFAULT: &str = "info,tokio_cron_scheduler=warn";
+    let wanted = level.map(str::to_string).or_else(|| std::env::var("RUST_LOG").ok());
+    let filter = wanted
+        .and_then(|w| EnvFilter::try_new(w).ok())
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -265,8 +265,9 @@ fn read_found(path: PathBuf, folder: usize, via_link: bool, meta: &Metadata) -> 
             found.mtime = meta.modified().ok();
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
-            found.fingerprint = Some(Fingerprint::of(&bytes));
-            found.content = token::parse(&bytes).map_err(FileError::Token);
+            let (fingerprint, content) = token::parse_with_fingerprint(&bytes);
+            found.fingerprint = Some(fingerprint);
+            found.content = content.map_err(FileError::Token);
         }
         Err(e) => found.content = Err(e),
     }
