@@ -20,12 +20,24 @@ pub const UNREADABLE_SETTLE: Duration = Duration::seconds(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertKind {
     /// Crossed `days` (the most urgent lead day crossed).
-    Expiring { days: u32 },
+    Expiring {
+        days: u32,
+    },
     /// `reminder` 0 is the first mail.
-    Expired { reminder: u32 },
-    Invalidated { reason: String, reminder: u32 },
-    Unreadable { error: String },
-    FolderProblem { state: String, error: Option<String> },
+    Expired {
+        reminder: u32,
+    },
+    Invalidated {
+        reason: String,
+        reminder: u32,
+    },
+    Unreadable {
+        error: String,
+    },
+    FolderProblem {
+        state: String,
+        error: Option<String>,
+    },
     FolderRecovered,
     Superseded,
     NoAccount,
@@ -97,7 +109,13 @@ pub struct Plan {
     pub recheck_at: Option<DateTime<Utc>>,
 }
 
-pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject], ledger: &Ledger, policy: &Policy) -> Plan {
+pub fn plan(
+    now: DateTime<Utc>,
+    subjects: &[Subject],
+    folders: &[FolderSubject],
+    ledger: &Ledger,
+    policy: &Policy,
+) -> Plan {
     let mut out = Plan::default();
     let repeat = Duration::days(policy.repeat_days.max(1) as i64);
     for (i, s) in subjects.iter().enumerate() {
@@ -137,11 +155,25 @@ pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject],
                 let reason = s.detail.clone().unwrap_or_else(|| "invalid".into());
                 let first = format!("invalidated:{fp}:{reason}");
                 match ledger.get(&first) {
-                    None => push(first, AlertKind::Invalidated { reason, reminder: 0 }, Vec::new()),
+                    None => push(
+                        first,
+                        AlertKind::Invalidated {
+                            reason,
+                            reminder: 0,
+                        },
+                        Vec::new(),
+                    ),
                     Some(rec) => {
                         let n = ((now - rec.at).num_seconds() / repeat.num_seconds()).max(0) as u32;
                         if let Some((key, done)) = reminder(&first, n, ledger) {
-                            push(key, AlertKind::Invalidated { reason, reminder: n }, done);
+                            push(
+                                key,
+                                AlertKind::Invalidated {
+                                    reason,
+                                    reminder: n,
+                                },
+                                done,
+                            );
                         }
                     }
                 }
@@ -161,7 +193,12 @@ pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject],
             }
             Status::Expiring | Status::Ok => {
                 let Some(days) = s.days_left else { continue };
-                let crossed: Vec<u32> = policy.lead_days.iter().copied().filter(|d| days <= *d as i64).collect();
+                let crossed: Vec<u32> = policy
+                    .lead_days
+                    .iter()
+                    .copied()
+                    .filter(|d| days <= *d as i64)
+                    .collect();
                 if let Some(&most_urgent) = crossed.last() {
                     let key = format!("expiring:{fp}:{most_urgent}");
                     if !ledger.contains_key(&key) {
@@ -193,8 +230,14 @@ pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject],
     for (i, f) in folders.iter().enumerate() {
         // Episodes are counted from the ledger: problem n, then recovered n.
         let prefix = format!("folder:{}:", f.path);
-        let problems = ledger.keys().filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("problem:")).count();
-        let recoveries = ledger.keys().filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("recovered:")).count();
+        let problems = ledger
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("problem:"))
+            .count();
+        let recoveries = ledger
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("recovered:"))
+            .count();
         let (key, kind) = match (&f.problem, problems > recoveries) {
             (Some((state, error)), false) => (
                 format!("{prefix}problem:{}", problems + 1),
@@ -203,7 +246,10 @@ pub fn plan(now: DateTime<Utc>, subjects: &[Subject], folders: &[FolderSubject],
                     error: error.clone(),
                 },
             ),
-            (None, true) => (format!("{prefix}recovered:{problems}"), AlertKind::FolderRecovered),
+            (None, true) => (
+                format!("{prefix}recovered:{problems}"),
+                AlertKind::FolderRecovered,
+            ),
             _ => continue,
         };
         out.alerts.push(Alert {
@@ -228,7 +274,10 @@ fn reminder(first: &str, n: u32, ledger: &Ledger) -> Option<(String, Vec<String>
     if ledger.contains_key(&key) {
         return None;
     }
-    let done = (1..n).map(|k| format!("{first}:{k}")).filter(|k| !ledger.contains_key(k)).collect();
+    let done = (1..n)
+        .map(|k| format!("{first}:{k}"))
+        .filter(|k| !ledger.contains_key(k))
+        .collect();
     Some((key, done))
 }
 
@@ -237,7 +286,11 @@ fn reminder(first: &str, n: u32, ledger: &Ledger) -> Option<(String, Vec<String>
 pub fn group_for_storm_guard(alerts: Vec<Alert>, max_per_pass: u32) -> Vec<Vec<Alert>> {
     let mut groups: BTreeMap<Vec<String>, Vec<Alert>> = BTreeMap::new();
     for a in alerts {
-        let mut key: Vec<String> = a.recipients.iter().map(|m| m.email.to_string().to_lowercase()).collect();
+        let mut key: Vec<String> = a
+            .recipients
+            .iter()
+            .map(|m| m.email.to_string().to_lowercase())
+            .collect();
         key.sort();
         groups.entry(key).or_default().push(a);
     }

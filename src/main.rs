@@ -10,7 +10,11 @@ fn main() {
         Err(e) => {
             // Usage errors exit 3 (monitoring "unknown"), not clap's 2,
             // which would read as "critical".
-            let code = if e.use_stderr() { cli::EXIT_UNKNOWN } else { cli::EXIT_OK };
+            let code = if e.use_stderr() {
+                cli::EXIT_UNKNOWN
+            } else {
+                cli::EXIT_OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -23,13 +27,16 @@ fn init_tracing(level: Option<&str>, format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     // tokio-cron-scheduler logs every armed job at info; that is noise.
     const DEFAULT: &str = "info,tokio_cron_scheduler=warn";
-    let wanted = level.map(str::to_string).or_else(|| std::env::var("RUST_LOG").ok());
+    let wanted = level
+        .map(str::to_string)
+        .or_else(|| std::env::var("RUST_LOG").ok());
     let filter = wanted
         .and_then(|w| EnvFilter::try_new(w).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     // journald stamps each line itself.
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     match (format, journald) {

@@ -136,7 +136,11 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
         .collect();
     // Soonest expiry first; unreadable files (no date) last, by path.
     tokens.sort_by(|a, b| {
-        (a.expires_at.is_none(), a.expires_at, &a.path).cmp(&(b.expires_at.is_none(), b.expires_at, &b.path))
+        (a.expires_at.is_none(), a.expires_at, &a.path).cmp(&(
+            b.expires_at.is_none(),
+            b.expires_at,
+            &b.path,
+        ))
     });
     Report {
         generated_at: now,

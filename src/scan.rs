@@ -176,7 +176,9 @@ pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan,
             }
             let path = dir.join(&name);
             let token_name = is_token_name(bytes);
-            let Ok(lmeta) = entry.metadata() else { continue };
+            let Ok(lmeta) = entry.metadata() else {
+                continue;
+            };
             let is_link = lmeta.file_type().is_symlink();
             let meta = if is_link {
                 match std::fs::metadata(&path) {
@@ -198,7 +200,12 @@ pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan,
             };
             if meta.is_dir() {
                 if token_name {
-                    files.push(problem(path.clone(), index, via_link || is_link, FileError::NotRegular("a directory")));
+                    files.push(problem(
+                        path.clone(),
+                        index,
+                        via_link || is_link,
+                        FileError::NotRegular("a directory"),
+                    ));
                 }
                 // Following linked folders is wanted; the visited set keeps
                 // a link back up the tree from looping.
@@ -216,7 +223,12 @@ pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan,
     if files.is_empty() && !allow_empty {
         state.state = FolderState::Empty;
     }
-    files.sort_by(|a, b| a.path.as_os_str().as_bytes().cmp(b.path.as_os_str().as_bytes()));
+    files.sort_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path.as_os_str().as_bytes())
+    });
     (state, files)
 }
 
@@ -306,7 +318,8 @@ fn io_cause(e: &io::Error) -> String {
 pub fn read_one(path: &Path) -> FoundFile {
     match std::fs::metadata(path) {
         Ok(meta) => {
-            let via_link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            let via_link =
+                std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             read_found(path.to_path_buf(), 0, via_link, &meta)
         }
         Err(e) => problem(path.to_path_buf(), 0, false, FileError::Io(io_cause(&e))),
@@ -351,7 +364,12 @@ pub fn dedup(files: Vec<FoundFile>) -> Vec<FoundFile> {
             }
         }
     }
-    keep.sort_by(|a, b| a.path.as_os_str().as_bytes().cmp(b.path.as_os_str().as_bytes()));
+    keep.sort_by(|a, b| {
+        a.path
+            .as_os_str()
+            .as_bytes()
+            .cmp(b.path.as_os_str().as_bytes())
+    });
     keep
 }
 

@@ -54,28 +54,65 @@ fn first_sight_at_20_days_sends_only_the_most_urgent_threshold() {
     assert_eq!(p.alerts[0].also_done, ["expiring:aaa:60"]);
     record(&mut ledger, &p, now());
     // The same pass again (restart) plans nothing.
-    assert!(plan(now(), &subjects, &[], &ledger, &policy()).alerts.is_empty());
+    assert!(plan(now(), &subjects, &[], &ledger, &policy())
+        .alerts
+        .is_empty());
     // Crossing 14 later sends exactly that one.
     let later = [token("aaa", Status::Expiring, 14)];
-    assert_eq!(keys(&plan(now(), &later, &[], &ledger, &policy())), ["expiring:aaa:14"]);
+    assert_eq!(
+        keys(&plan(now(), &later, &[], &ledger, &policy())),
+        ["expiring:aaa:14"]
+    );
 }
 
 #[test]
 fn threshold_is_crossed_exactly_at_days_left_equal() {
     let ledger = Ledger::new();
-    assert!(plan(now(), &[token("a", Status::Ok, 61)], &[], &ledger, &policy()).alerts.is_empty());
-    assert_eq!(keys(&plan(now(), &[token("a", Status::Expiring, 60)], &[], &ledger, &policy())), ["expiring:a:60"]);
+    assert!(plan(
+        now(),
+        &[token("a", Status::Ok, 61)],
+        &[],
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    assert_eq!(
+        keys(&plan(
+            now(),
+            &[token("a", Status::Expiring, 60)],
+            &[],
+            &ledger,
+            &policy()
+        )),
+        ["expiring:a:60"]
+    );
 }
 
 #[test]
 fn a_down_daemon_sends_no_burst_of_stale_warnings() {
     let mut ledger = Ledger::new();
-    let p = plan(now(), &[token("a", Status::Expiring, 59)], &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        &[token("a", Status::Expiring, 59)],
+        &[],
+        &ledger,
+        &policy(),
+    );
     record(&mut ledger, &p, now());
     // Down for 57 days: 30, 14, 7, 3 all crossed; only 3 is sent.
-    let p = plan(now(), &[token("a", Status::Expiring, 2)], &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        &[token("a", Status::Expiring, 2)],
+        &[],
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["expiring:a:3"]);
-    assert_eq!(p.alerts[0].also_done, ["expiring:a:30", "expiring:a:14", "expiring:a:7"]);
+    assert_eq!(
+        p.alerts[0].also_done,
+        ["expiring:a:30", "expiring:a:14", "expiring:a:7"]
+    );
 }
 
 #[test]
@@ -85,20 +122,36 @@ fn expired_mails_once_then_reminds_every_repeat_days() {
     let p = plan(now(), &t(0), &[], &ledger, &policy());
     assert_eq!(keys(&p), ["expired:e"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &t(-6), &[], &ledger, &policy()).alerts.is_empty());
+    assert!(plan(now(), &t(-6), &[], &ledger, &policy())
+        .alerts
+        .is_empty());
     let p = plan(now(), &t(-7), &[], &ledger, &policy());
     assert_eq!(keys(&p), ["expired:e:1"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &t(-13), &[], &ledger, &policy()).alerts.is_empty());
-    assert_eq!(keys(&plan(now(), &t(-14), &[], &ledger, &policy())), ["expired:e:2"]);
+    assert!(plan(now(), &t(-13), &[], &ledger, &policy())
+        .alerts
+        .is_empty());
+    assert_eq!(
+        keys(&plan(now(), &t(-14), &[], &ledger, &policy())),
+        ["expired:e:2"]
+    );
 }
 
 #[test]
 fn a_long_expired_token_seen_first_gets_one_mail() {
-    let p = plan(now(), &[token("e", Status::Expired, -30)], &[], &Ledger::new(), &policy());
+    let p = plan(
+        now(),
+        &[token("e", Status::Expired, -30)],
+        &[],
+        &Ledger::new(),
+        &policy(),
+    );
     assert_eq!(keys(&p), ["expired:e"]);
     // Days -30 → reminder number 4 (every 7 days): 1..=4 count as done.
-    assert_eq!(p.alerts[0].also_done, ["expired:e:1", "expired:e:2", "expired:e:3", "expired:e:4"]);
+    assert_eq!(
+        p.alerts[0].also_done,
+        ["expired:e:1", "expired:e:2", "expired:e:3", "expired:e:4"]
+    );
 }
 
 #[test]
@@ -110,8 +163,22 @@ fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
     assert_eq!(keys(&p), ["invalidated:i:password_change"]);
     record(&mut ledger, &p, now());
     // No expiring mail although 5 days are left.
-    assert!(plan(now() + Duration::days(6), std::slice::from_ref(&t), &[], &ledger, &policy()).alerts.is_empty());
-    let p = plan(now() + Duration::days(7), std::slice::from_ref(&t), &[], &ledger, &policy());
+    assert!(plan(
+        now() + Duration::days(6),
+        std::slice::from_ref(&t),
+        &[],
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    let p = plan(
+        now() + Duration::days(7),
+        std::slice::from_ref(&t),
+        &[],
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["invalidated:i:password_change:1"]);
 }
 
@@ -125,13 +192,36 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
     let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
     assert!(p.alerts.is_empty());
     assert_eq!(p.recheck_at, Some(now() + Duration::seconds(7)));
-    let p = plan(now() + Duration::seconds(7), std::slice::from_ref(&t), &[], &ledger, &policy());
+    let p = plan(
+        now() + Duration::seconds(7),
+        std::slice::from_ref(&t),
+        &[],
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["unreadable:u"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now() + Duration::days(1), std::slice::from_ref(&t), &[], &ledger, &policy()).alerts.is_empty());
+    assert!(plan(
+        now() + Duration::days(1),
+        std::slice::from_ref(&t),
+        &[],
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
     // New broken content is a new alert.
     t.identity = "u2".into();
-    assert_eq!(keys(&plan(now() + Duration::days(1), &[t], &[], &ledger, &policy())), ["unreadable:u2"]);
+    assert_eq!(
+        keys(&plan(
+            now() + Duration::days(1),
+            &[t],
+            &[],
+            &ledger,
+            &policy()
+        )),
+        ["unreadable:u2"]
+    );
 }
 
 #[test]
@@ -152,16 +242,30 @@ fn folder_problems_alert_once_and_once_more_when_recovered() {
         problem: Some(("missing".into(), None)),
         recipients: vec!["ops@example.com".parse().unwrap()],
     };
-    let good = FolderSubject { problem: None, ..bad.clone() };
-    assert!(plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy()).alerts.is_empty());
+    let good = FolderSubject {
+        problem: None,
+        ..bad.clone()
+    };
+    assert!(
+        plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy())
+            .alerts
+            .is_empty()
+    );
     let p = plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy());
     assert_eq!(keys(&p), ["folder:/srv/a:problem:1"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy()).alerts.is_empty());
+    assert!(
+        plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy())
+            .alerts
+            .is_empty()
+    );
     let p = plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy());
     assert_eq!(keys(&p), ["folder:/srv/a:recovered:1"]);
     record(&mut ledger, &p, now());
-    assert_eq!(keys(&plan(now(), &[], &[bad], &ledger, &policy())), ["folder:/srv/a:problem:2"]);
+    assert_eq!(
+        keys(&plan(now(), &[], &[bad], &ledger, &policy())),
+        ["folder:/srv/a:problem:2"]
+    );
 }
 
 #[test]
@@ -169,14 +273,23 @@ fn require_account_warns_about_tokens_without_one() {
     let mut t = token("n", Status::Ok, 200);
     t.account = None;
     let mut pol = policy();
-    assert!(plan(now(), std::slice::from_ref(&t), &[], &Ledger::new(), &pol).alerts.is_empty());
+    assert!(
+        plan(now(), std::slice::from_ref(&t), &[], &Ledger::new(), &pol)
+            .alerts
+            .is_empty()
+    );
     pol.require_account = true;
-    assert_eq!(keys(&plan(now(), &[t], &[], &Ledger::new(), &pol)), ["noaccount:n"]);
+    assert_eq!(
+        keys(&plan(now(), &[t], &[], &Ledger::new(), &pol)),
+        ["noaccount:n"]
+    );
 }
 
 #[test]
 fn storm_guard_collapses_per_recipient_set() {
-    let many: Vec<Subject> = (0..25).map(|i| token(&format!("t{i}"), Status::Expired, -1)).collect();
+    let many: Vec<Subject> = (0..25)
+        .map(|i| token(&format!("t{i}"), Status::Expired, -1))
+        .collect();
     let mut other = token("solo", Status::Expired, -1);
     other.recipients = vec!["acme@example.com".parse().unwrap()];
     let mut subjects = many;

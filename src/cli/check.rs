@@ -44,7 +44,11 @@ pub(crate) fn local_time(t: chrono::DateTime<Utc>, tz: Tz) -> String {
 pub(crate) fn human(report: &Report, tz: Tz) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let readable: Vec<_> = report.tokens.iter().filter(|t| t.status != Status::Unreadable).collect();
+    let readable: Vec<_> = report
+        .tokens
+        .iter()
+        .filter(|t| t.status != Status::Unreadable)
+        .collect();
     if readable.is_empty() {
         out.push_str("no readable tokens found\n");
     } else {
@@ -84,14 +88,27 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
             let _ = writeln!(out, "  {}: {}", t.path, t.detail.as_deref().unwrap_or(""));
         }
     }
-    let unreadable: Vec<_> = report.tokens.iter().filter(|t| t.status == Status::Unreadable).collect();
+    let unreadable: Vec<_> = report
+        .tokens
+        .iter()
+        .filter(|t| t.status == Status::Unreadable)
+        .collect();
     if !unreadable.is_empty() {
         out.push_str("\nunreadable files:\n");
         for t in unreadable {
-            let _ = writeln!(out, "  {}: {}", t.path, t.detail.as_deref().unwrap_or("unreadable"));
+            let _ = writeln!(
+                out,
+                "  {}: {}",
+                t.path,
+                t.detail.as_deref().unwrap_or("unreadable")
+            );
         }
     }
-    let bad: Vec<_> = report.folders.iter().filter(|f| f.state != FolderState::Ok).collect();
+    let bad: Vec<_> = report
+        .folders
+        .iter()
+        .filter(|f| f.state != FolderState::Ok)
+        .collect();
     if !bad.is_empty() {
         out.push_str("\nfolder problems:\n");
         for f in bad {

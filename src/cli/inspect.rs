@@ -70,17 +70,36 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
             Some(e) => println!("error:        cannot read token {}: {e}", report.path),
             None => {
                 println!("organisation: {}", report.org_name.as_deref().unwrap_or(""));
-                println!("expires:      {}", report.expires_at.as_deref().unwrap_or(""));
-                println!("created:      {} (derived: expiry minus one year)", report.created_at.as_deref().unwrap_or(""));
-                println!("fingerprint:  {}", report.fingerprint.as_deref().unwrap_or(""));
+                println!(
+                    "expires:      {}",
+                    report.expires_at.as_deref().unwrap_or("")
+                );
+                println!(
+                    "created:      {} (derived: expiry minus one year)",
+                    report.created_at.as_deref().unwrap_or("")
+                );
+                println!(
+                    "fingerprint:  {}",
+                    report.fingerprint.as_deref().unwrap_or("")
+                );
                 if report.sample {
-                    println!("sample:       yes (made by tokenwatch sample-token; not a real token)");
+                    println!(
+                        "sample:       yes (made by tokenwatch sample-token; not a real token)"
+                    );
                 }
                 if !report.verifiable_with_apple {
                     println!("apple:        cannot be verified with Apple (saved as raw JSON; the original Base64 is lost)");
                 }
                 for v in &report.variants {
-                    println!("{}{}", if v.warning { "warning:      " } else { "note:         " }, v.description);
+                    println!(
+                        "{}{}",
+                        if v.warning {
+                            "warning:      "
+                        } else {
+                            "note:         "
+                        },
+                        v.description
+                    );
                 }
             }
         }
@@ -88,5 +107,9 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
             println!("warning:      readable by every user of this host; restrict it (chmod o-r)");
         }
     }
-    Ok(if report.readable { EXIT_OK } else { EXIT_UNKNOWN })
+    Ok(if report.readable {
+        EXIT_OK
+    } else {
+        EXIT_UNKNOWN
+    })
 }

@@ -23,7 +23,11 @@ pub const EXIT_CRITICAL: i32 = 2;
 pub const EXIT_UNKNOWN: i32 = 3;
 
 #[derive(Debug, Parser)]
-#[command(name = "tokenwatch", version, about = "Watches Apple content tokens (.vpptoken) and mails ops before they expire or die")]
+#[command(
+    name = "tokenwatch",
+    version,
+    about = "Watches Apple content tokens (.vpptoken) and mails ops before they expire or die"
+)]
 pub struct Cli {
     /// Config file [default: $TOKENWATCH_CONFIG, else /etc/tokenwatch/tokenwatch.toml]
     #[arg(short = 'c', long = "config", global = true, value_name = "PATH")]
@@ -67,7 +71,12 @@ pub enum Command {
         #[arg(long)]
         org: String,
         /// Expiry date (UTC midnight)
-        #[arg(long, value_name = "YYYY-MM-DD", conflicts_with = "days", required_unless_present = "days")]
+        #[arg(
+            long,
+            value_name = "YYYY-MM-DD",
+            conflicts_with = "days",
+            required_unless_present = "days"
+        )]
         expires: Option<String>,
         /// Expire this many days from now (may be negative)
         #[arg(long, value_name = "N", allow_hyphen_values = true)]

@@ -9,7 +9,12 @@ use chrono::{Duration, NaiveDate, Utc};
 
 use super::EXIT_OK;
 
-pub fn run(org: &str, expires: Option<&str>, days: Option<i64>, output: Option<&Path>) -> anyhow::Result<i32> {
+pub fn run(
+    org: &str,
+    expires: Option<&str>,
+    days: Option<i64>,
+    output: Option<&Path>,
+) -> anyhow::Result<i32> {
     let expires_at = match (expires, days) {
         (Some(date), _) => NaiveDate::parse_from_str(date, "%Y-%m-%d")
             .with_context(|| format!("--expires {date:?} is not a date in the form YYYY-MM-DD"))?
@@ -33,7 +38,8 @@ pub fn run(org: &str, expires: Option<&str>, days: Option<i64>, output: Option<&
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create folder {}", parent.display()))?;
             }
-            write_private(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
+            write_private(path, text.as_bytes())
+                .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
                 "wrote sample token for {org:?} expiring {} to {}",
                 crate::report::rfc3339(&expires_at),

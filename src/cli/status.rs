@@ -8,7 +8,8 @@ use anyhow::Context;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::{load_config, EXIT_OK, EXIT_UNKNOWN};
+use super::{EXIT_OK, EXIT_UNKNOWN};
+use crate::config;
 use crate::report::{rfc3339, FolderReport, Report, TokenReport};
 use crate::state::{OutboxMail, StateError, StateStore};
 
@@ -52,19 +53,36 @@ impl From<&OutboxMail> for OutboxEntry {
 }
 
 fn open(flag: Option<&Path>, write: bool) -> Result<StateStore, i32> {
-    let Some(cfg) = load_config(flag) else { return Err(EXIT_UNKNOWN) };
+    let path = config::resolve_path(flag);
+    let state_dir = match config::load(&path) {
+        Ok(cfg) => cfg.state_dir,
+        Err(e) => match config::state_dir_of(&path) {
+            // The daemon keeps running on its previous config; its state
+            // is still worth reading.
+            Some(dir) => {
+                eprintln!("tokenwatch: warning: {e}");
+                dir
+            }
+            None => {
+                eprintln!("tokenwatch: {e}");
+                return Err(EXIT_UNKNOWN);
+            }
+        },
+    };
     let opened = if write {
-        StateStore::open_existing_rw(&cfg.state_dir)
+        StateStore::open_existing_rw(&state_dir)
     } else {
-        StateStore::open_read_only(&cfg.state_dir)
+        StateStore::open_read_only(&state_dir)
     };
     opened.map_err(|e| {
         match e {
             StateError::NotFound { .. } => eprintln!(
                 "tokenwatch: the daemon has not run yet: no state database in {} ({e})",
-                cfg.state_dir.display()
+                state_dir.display()
             ),
-            e => eprintln!("tokenwatch: {e} (reading the state needs the tokenwatch user's rights, or root)"),
+            e => eprintln!(
+                "tokenwatch: {e} (reading the state needs the tokenwatch user's rights, or root)"
+            ),
         }
         EXIT_UNKNOWN
     })
@@ -78,7 +96,8 @@ pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let snapshot = store.snapshot()?;
     let (last_scan_at, report) = match snapshot {
         Some((at, text)) => {
-            let report: Report = serde_json::from_str(&text).context("the stored status snapshot is unreadable")?;
+            let report: Report =
+                serde_json::from_str(&text).context("the stored status snapshot is unreadable")?;
             (Some(at), Some(report))
         }
         None => (None, None),
@@ -88,8 +107,14 @@ pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
         generated_at: rfc3339(&Utc::now()),
         last_scan_at: last_scan_at.as_ref().map(rfc3339),
         config_error: store.config_error()?,
-        folders: report.as_ref().map(|r| r.folders.clone()).unwrap_or_default(),
-        tokens: report.as_ref().map(|r| r.tokens.clone()).unwrap_or_default(),
+        folders: report
+            .as_ref()
+            .map(|r| r.folders.clone())
+            .unwrap_or_default(),
+        tokens: report
+            .as_ref()
+            .map(|r| r.tokens.clone())
+            .unwrap_or_default(),
         outbox: outbox.iter().map(OutboxEntry::from).collect(),
     };
     if json {
@@ -121,7 +146,10 @@ pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
                 m.subject,
                 m.attempts,
                 m.next_try_at.as_deref().unwrap_or("-"),
-                m.last_error.as_deref().map(|e| format!("last error: {e}")).unwrap_or_default()
+                m.last_error
+                    .as_deref()
+                    .map(|e| format!("last error: {e}"))
+                    .unwrap_or_default()
             );
         }
     }

@@ -18,16 +18,29 @@ pub fn run(flag: Option<&Path>, to: Option<&str>) -> anyhow::Result<i32> {
         return Ok(EXIT_UNKNOWN);
     };
     let recipients: Vec<Mailbox> = match to {
-        Some(addr) => vec![addr.parse().with_context(|| format!("--to {addr:?} is not a valid mail address"))?],
+        Some(addr) => vec![addr
+            .parse()
+            .with_context(|| format!("--to {addr:?} is not a valid mail address"))?],
         None => cfg.alerts.recipients.clone(),
     };
     if recipients.is_empty() {
-        eprintln!("tokenwatch: no recipient: give --to ADDR or set [alerts] recipients in {}", cfg.file.display());
+        eprintln!(
+            "tokenwatch: no recipient: give --to ADDR or set [alerts] recipients in {}",
+            cfg.file.display()
+        );
         return Ok(EXIT_UNKNOWN);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let host = crate::daemon::hostname();
-    let result = runtime.block_on(send_test_mail(&cfg.mail, cfg.alerts.from.clone(), recipients.clone(), &host, Utc::now()));
+    let result = runtime.block_on(send_test_mail(
+        &cfg.mail,
+        cfg.alerts.from.clone(),
+        recipients.clone(),
+        &host,
+        Utc::now(),
+    ));
     let to: Vec<String> = recipients.iter().map(|m| m.to_string()).collect();
     match result {
         Ok(answer) => {

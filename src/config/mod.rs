@@ -211,6 +211,24 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
     }
 }
 
+/// Where the state lives according to a config file that may be invalid:
+/// `status` and `outbox` must still reach the daemon's state when ops have
+/// broken the config the daemon is (still) running without.
+pub fn state_dir_of(path: &Path) -> Option<PathBuf> {
+    let file = absolute(path);
+    let text = std::fs::read_to_string(&file).ok()?;
+    let doc = toml_edit::Document::parse(text.as_str()).ok()?;
+    let dir = match doc.as_item().get("state_dir") {
+        Some(item) => PathBuf::from(item.as_str()?),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+    Some(if dir.is_absolute() {
+        dir
+    } else {
+        file.parent()?.join(dir)
+    })
+}
+
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let file = absolute(path);

@@ -82,7 +82,9 @@ impl Slot {
     }
 
     pub fn next_due(&self) -> Option<Instant> {
-        let dirty = self.dirty.map(|(first, last)| (last + QUIET).min(first + MAX_WAIT));
+        let dirty = self
+            .dirty
+            .map(|(first, last)| (last + QUIET).min(first + MAX_WAIT));
         let periodic = match self.mode {
             Mode::Inotify => None,
             Mode::Poll | Mode::Fallback(_) => Some(self.last_scan + POLL_EVERY),
@@ -100,7 +102,10 @@ impl Slot {
 }
 
 fn folder_id(path: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path).ok().filter(|m| m.is_dir()).map(|m| (m.dev(), m.ino()))
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 impl Daemon {
@@ -117,7 +122,10 @@ impl Daemon {
         }
         let mut old = old;
         for folder in self.cfg.folders.clone() {
-            let slot = match old.iter().position(|s| s.folder.path == folder.path && s.folder.poll == folder.poll) {
+            let slot = match old
+                .iter()
+                .position(|s| s.folder.path == folder.path && s.folder.poll == folder.poll)
+            {
                 Some(i) => {
                     let mut s = old.swap_remove(i);
                     s.folder = folder;
@@ -131,7 +139,9 @@ impl Daemon {
 
     /// Rescans one folder and makes sure it is watched the way it should be.
     pub(super) fn rescan_slot(&mut self, i: usize) {
-        let Some(slot) = self.slots.get_mut(i) else { return };
+        let Some(slot) = self.slots.get_mut(i) else {
+            return;
+        };
         let (scan, files) = scan::scan_folder(i, &slot.folder.path, slot.folder.allow_empty);
         slot.dirty = None;
         slot.last_scan = std::time::Instant::now();

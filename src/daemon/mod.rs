@@ -47,9 +47,18 @@ const CONFIG_QUIET: Duration = Duration::from_millis(300);
 /// How long shutdown waits for the mail in flight.
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
-pub async fn run(config_path: PathBuf, mut orders: mpsc::Receiver<Order>, cancel: CancellationToken) -> Result<(), DaemonError> {
+pub async fn run(
+    config_path: PathBuf,
+    mut orders: mpsc::Receiver<Order>,
+    cancel: CancellationToken,
+) -> Result<(), DaemonError> {
     let cfg = config::load(&config_path)?;
-    let mailer = Mailer::new(&cfg.mail).map_err(|e| DaemonError::Fatal(anyhow::anyhow!("mail settings in {}: {e}", cfg.file.display())))?;
+    let mailer = Mailer::new(&cfg.mail).map_err(|e| {
+        DaemonError::Fatal(anyhow::anyhow!(
+            "mail settings in {}: {e}",
+            cfg.file.display()
+        ))
+    })?;
     let store = open_store(&cfg.state_dir)?;
     let sender_store = open_store(&cfg.state_dir)?;
 
@@ -114,7 +123,10 @@ pub async fn run(config_path: PathBuf, mut orders: mpsc::Receiver<Order>, cancel
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     d.schedules.cancel();
     sender_cancel.cancel();
-    if tokio::time::timeout(DRAIN_LIMIT, sender_task).await.is_err() {
+    if tokio::time::timeout(DRAIN_LIMIT, sender_task)
+        .await
+        .is_err()
+    {
         tracing::warn!("the mail in flight did not finish within 10 s; it stays in the outbox");
     }
     tracing::info!("stopped");
@@ -174,7 +186,12 @@ impl Daemon {
             list.push(("digest", d.clone()));
         }
         for (name, s) in list {
-            tokio::spawn(run_schedule(name, s, self.tick_tx.clone(), self.schedules.clone()));
+            tokio::spawn(run_schedule(
+                name,
+                s,
+                self.tick_tx.clone(),
+                self.schedules.clone(),
+            ));
         }
     }
 
@@ -187,7 +204,9 @@ impl Daemon {
     }
 
     fn watch_config_dir(&mut self) {
-        let Some(dir) = self.config_path.parent().map(Path::to_path_buf) else { return };
+        let Some(dir) = self.config_path.parent().map(Path::to_path_buf) else {
+            return;
+        };
         if let Some(w) = self.watcher.as_mut() {
             if let Err(e) = w.watch(&dir, false) {
                 tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
@@ -211,7 +230,9 @@ impl Daemon {
                 }
             }
             WatchEvent::Overflow => {
-                tracing::warn!("filesystem events were lost (queue overflow); rescanning every folder");
+                tracing::warn!(
+                    "filesystem events were lost (queue overflow); rescanning every folder"
+                );
                 let now = Instant::now();
                 for slot in &mut self.slots {
                     slot.mark_dirty(now);
@@ -283,7 +304,8 @@ impl Daemon {
             false,
             &[
                 sd_notify::NotifyState::Reloading,
-                sd_notify::NotifyState::monotonic_usec_now().unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
+                sd_notify::NotifyState::monotonic_usec_now()
+                    .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
             ],
         );
         self.apply_reload(why);
@@ -298,7 +320,9 @@ impl Daemon {
                 for l in &lines {
                     tracing::error!(problem = %l, "config rejected; still running on the previous one");
                 }
-                if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines))) {
+                if let Err(e) =
+                    tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)))
+                {
                     tracing::error!(error = %e, "cannot record the config error");
                 }
                 return;
@@ -321,7 +345,8 @@ impl Daemon {
                 Err(e) => {
                     tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
                     let lines = vec![format!("{}: [mail]: {e}", cfg.file.display())];
-                    let _ = tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
+                    let _ =
+                        tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
                     return;
                 }
             }

@@ -18,7 +18,12 @@ use crate::state::{NewLedgerRow, NewMail, SeenToken};
 impl Daemon {
     fn current_scan(&self) -> Scan {
         let folders = self.slots.iter().map(|s| s.scan.clone()).collect();
-        let files = scan::dedup(self.slots.iter().flat_map(|s| s.files.iter().cloned()).collect());
+        let files = scan::dedup(
+            self.slots
+                .iter()
+                .flat_map(|s| s.files.iter().cloned())
+                .collect(),
+        );
         Scan { folders, files }
     }
 
@@ -57,7 +62,9 @@ impl Daemon {
                 return;
             }
         };
-        if let Err(e) = tokio::task::block_in_place(|| self.store.record_scan(now, &seen, &snapshot)) {
+        if let Err(e) =
+            tokio::task::block_in_place(|| self.store.record_scan(now, &seen, &snapshot))
+        {
             // Keep running on what is in memory; the next pass tries again.
             tracing::error!(error = %e, "cannot record the scan in the state database");
         }
@@ -80,7 +87,12 @@ impl Daemon {
                 detail: t.detail.clone(),
                 modified_at: t.modified_at,
                 recipients: self.cfg.recipients_for(self.cfg.folders.get(t.folder)),
-                folder: self.cfg.folders.get(t.folder).map(|f| report::show_path(&f.path)).unwrap_or_default(),
+                folder: self
+                    .cfg
+                    .folders
+                    .get(t.folder)
+                    .map(|f| report::show_path(&f.path))
+                    .unwrap_or_default(),
             })
             .collect();
         let folders = report
@@ -103,7 +115,11 @@ impl Daemon {
 
     fn ledger(&self) -> Option<Ledger> {
         match tokio::task::block_in_place(|| self.store.ledger()) {
-            Ok(rows) => Some(rows.into_iter().map(|r| (r.key, Recorded { at: r.recorded_at })).collect()),
+            Ok(rows) => Some(
+                rows.into_iter()
+                    .map(|r| (r.key, Recorded { at: r.recorded_at }))
+                    .collect(),
+            ),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the alert ledger; no alerts this pass");
                 None
@@ -132,24 +148,36 @@ impl Daemon {
         };
         let mut rows = Vec::new();
         let mut mails = Vec::new();
-        for group in alerts::group_for_storm_guard(plan.alerts, self.cfg.alerts.max_mails_per_pass) {
+        for group in alerts::group_for_storm_guard(plan.alerts, self.cfg.alerts.max_mails_per_pass)
+        {
             let keys: Vec<String> = group.iter().map(|a| a.key.clone()).collect();
             for a in &group {
                 rows.push(NewLedgerRow {
                     key: a.key.clone(),
-                    fingerprint: a.subject.and_then(|i| subjects.get(i)).map(|s| s.identity.clone()),
+                    fingerprint: a
+                        .subject
+                        .and_then(|i| subjects.get(i))
+                        .map(|s| s.identity.clone()),
                     mailed: true,
                 });
-                rows.extend(a.also_done.iter().map(|k| NewLedgerRow {
-                    key: k.clone(),
-                    fingerprint: a.subject.and_then(|i| subjects.get(i)).map(|s| s.identity.clone()),
-                    mailed: false,
+                rows.extend(a.also_done.iter().map(|k| {
+                    NewLedgerRow {
+                        key: k.clone(),
+                        fingerprint: a
+                            .subject
+                            .and_then(|i| subjects.get(i))
+                            .map(|s| s.identity.clone()),
+                        mailed: false,
+                    }
                 }));
             }
             let rendered = if group.len() == 1 {
                 render::render_alert(&group[0], &subjects, &folders, &ctx)
             } else {
-                tracing::warn!(alerts = group.len(), "storm guard: sending one summary mail");
+                tracing::warn!(
+                    alerts = group.len(),
+                    "storm guard: sending one summary mail"
+                );
                 render::render_summary(&group, &subjects, &folders, &ctx)
             };
             if let Some(mail) = self.new_mail(&group[0], keys, rendered, now) {
@@ -161,11 +189,19 @@ impl Daemon {
                 tracing::info!(mails = ids.len(), "alerts queued");
                 let _ = self.sender.try_send(SenderOrder::Wake);
             }
-            Err(e) => tracing::error!(error = %e, "cannot queue alerts; they will be planned again next pass"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot queue alerts; they will be planned again next pass")
+            }
         }
     }
 
-    fn new_mail(&self, first: &Alert, keys: Vec<String>, r: Rendered, now: chrono::DateTime<Utc>) -> Option<NewMail> {
+    fn new_mail(
+        &self,
+        first: &Alert,
+        keys: Vec<String>,
+        r: Rendered,
+        now: chrono::DateTime<Utc>,
+    ) -> Option<NewMail> {
         if first.recipients.is_empty() {
             tracing::warn!(alert = %first.key, "nobody to tell about this alert");
             return None;
@@ -187,25 +223,39 @@ impl Daemon {
     pub(super) fn send_digest(&mut self) {
         let now = Utc::now();
         let report = self.report();
-        let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> = BTreeMap::new();
+        let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> =
+            BTreeMap::new();
         for (fi, folder) in self.cfg.folders.iter().enumerate() {
             for m in self.cfg.recipients_for(Some(folder)) {
-                let entry = per_recipient.entry(m.email.to_string().to_lowercase()).or_insert((m, Vec::new(), 0));
+                let entry = per_recipient
+                    .entry(m.email.to_string().to_lowercase())
+                    .or_insert((m, Vec::new(), 0));
                 entry.2 += 1;
-                entry.1.extend(report.tokens.iter().enumerate().filter(|(_, t)| t.folder == fi).map(|(i, _)| i));
+                entry.1.extend(
+                    report
+                        .tokens
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, t)| t.folder == fi)
+                        .map(|(i, _)| i),
+                );
             }
         }
         let ctx = Context {
             tz: self.cfg.timezone,
             host: &self.host,
         };
-        let day = now.with_timezone(&self.cfg.timezone).format("%Y-%m-%d").to_string();
+        let day = now
+            .with_timezone(&self.cfg.timezone)
+            .format("%Y-%m-%d")
+            .to_string();
         let mut rows = Vec::new();
         let mut mails = Vec::new();
         for (email, (mailbox, mut idx, folders)) in per_recipient {
             idx.sort_unstable();
             idx.dedup();
-            let tokens: Vec<&report::TokenReport> = idx.iter().map(|&i| &report.tokens[i]).collect();
+            let tokens: Vec<&report::TokenReport> =
+                idx.iter().map(|&i| &report.tokens[i]).collect();
             let r = render::render_digest(&tokens, folders, &ctx);
             let key = format!("digest:{day}:{email}");
             rows.push(NewLedgerRow {

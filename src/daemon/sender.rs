@@ -38,18 +38,21 @@ pub enum SenderOrder {
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    let base = (FIRST_BACKOFF_SECS * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(MAX_BACKOFF_SECS);
+    let base = (FIRST_BACKOFF_SECS * 2f64.powi(attempts.saturating_sub(1).min(30) as i32))
+        .min(MAX_BACKOFF_SECS);
     let factor = 1.0 + jitter.clamp(-0.2, 0.2);
     Duration::milliseconds((base * factor * 1000.0) as i64)
 }
 
 pub fn to_outgoing(m: &OutboxMail) -> Result<OutgoingMail, String> {
-    let from = m.from.parse().map_err(|e| format!("bad sender {:?}: {e}", m.from))?;
-    let to = m
-        .to
-        .iter()
-        .map(|t| t.parse().map_err(|e| format!("bad recipient {t:?}: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+    let from = m
+        .from
+        .parse()
+        .map_err(|e| format!("bad sender {:?}: {e}", m.from))?;
+    let to =
+        m.to.iter()
+            .map(|t| t.parse().map_err(|e| format!("bad recipient {t:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
     Ok(OutgoingMail {
         message_id: m.message_id.clone(),
         from,
@@ -75,10 +78,11 @@ impl Sender {
                 break;
             }
             self.deliver_due().await;
-            let next = tokio::task::block_in_place(|| self.store.next_due_at()).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
-                Some(Utc::now() + Duration::seconds(30))
-            });
+            let next =
+                tokio::task::block_in_place(|| self.store.next_due_at()).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
+                    Some(Utc::now() + Duration::seconds(30))
+                });
             let wait = next
                 .map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
                 .unwrap_or(OUTBOX_POLL)
@@ -122,7 +126,9 @@ impl Sender {
         let result = match to_outgoing(mail) {
             Ok(out) => match tokio::time::timeout(SEND_LIMIT, self.mailer.send(&out)).await {
                 Ok(r) => r.map_err(Failure::Mail),
-                Err(_) => Err(Failure::Other("the send did not finish within 120 s".into())),
+                Err(_) => Err(Failure::Other(
+                    "the send did not finish within 120 s".into(),
+                )),
             },
             Err(e) => Err(Failure::Other(e)),
         };
@@ -145,8 +151,12 @@ impl Sender {
                     Some(now + backoff(attempts, jitter))
                 };
                 match next {
-                    Some(at) => tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry"),
-                    None => tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again"),
+                    Some(at) => {
+                        tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
+                    }
+                    None => {
+                        tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
+                    }
                 }
                 tokio::task::block_in_place(|| self.store.mark_failed(mail.id, now, &error, next))
             }

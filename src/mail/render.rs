@@ -29,7 +29,8 @@ pub struct Rendered {
 const RENEWAL: &str = "To renew: sign in to Apple Business with a role that may get licences for apps and books, \
 open Settings > Payments & Billing > Apps & Books, download a new content token, and upload it to your MDM. \
 Then replace the old file in the watched folder.";
-const PASSWORD_WARNING: &str = "Changing the password of the Managed Apple Account that downloaded a token \
+const PASSWORD_WARNING: &str =
+    "Changing the password of the Managed Apple Account that downloaded a token \
 invalidates that token at once: download a new token after every password change.";
 
 /// A stable Message-ID: the same alert (or summary of the same alerts)
@@ -97,12 +98,25 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
     match (&alert.kind, s) {
         (AlertKind::Expiring { .. }, Some(s)) => {
             let days = s.days_left.unwrap_or(0);
-            let date = s.expires_at.map(|e| e.format("%Y-%m-%d").to_string()).unwrap_or_default();
-            let when = if days == 0 { "expires within a day".to_string() } else if days == 1 { "expires in 1 day".into() } else { format!("expires in {days} days") };
+            let date = s
+                .expires_at
+                .map(|e| e.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            let when = if days == 0 {
+                "expires within a day".to_string()
+            } else if days == 1 {
+                "expires in 1 day".into()
+            } else {
+                format!("expires in {days} days")
+            };
             format!("{} {when} ({date})", token(s))
         }
         (AlertKind::Expired { reminder }, Some(s)) => {
-            format!("{} has EXPIRED{}", token(s), if *reminder > 0 { " (reminder)" } else { "" })
+            format!(
+                "{} has EXPIRED{}",
+                token(s),
+                if *reminder > 0 { " (reminder)" } else { "" }
+            )
         }
         (AlertKind::Invalidated { reason, reminder }, Some(s)) => format!(
             "{} is INVALID: {}{}",
@@ -110,11 +124,19 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
             describe_reason(reason, s.account.as_deref()),
             if *reminder > 0 { " (reminder)" } else { "" }
         ),
-        (AlertKind::Unreadable { .. }, Some(s)) => format!("Unreadable token file {}", clean(file_name(&s.path), 80)),
+        (AlertKind::Unreadable { .. }, Some(s)) => {
+            format!("Unreadable token file {}", clean(file_name(&s.path), 80))
+        }
         (AlertKind::Superseded, Some(s)) => format!("{} was replaced by a newer token", token(s)),
-        (AlertKind::NoAccount, Some(s)) => format!("{} has no known Managed Apple Account", token(s)),
+        (AlertKind::NoAccount, Some(s)) => {
+            format!("{} has no known Managed Apple Account", token(s))
+        }
         (AlertKind::FolderProblem { state, .. }, _) => {
-            let f = alert.folder.and_then(|i| folders.get(i)).map(|f| f.path.as_str()).unwrap_or("?");
+            let f = alert
+                .folder
+                .and_then(|i| folders.get(i))
+                .map(|f| f.path.as_str())
+                .unwrap_or("?");
             let what = match state.as_str() {
                 "missing" => "is missing",
                 "unreadable" => "cannot be read",
@@ -124,7 +146,11 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
             format!("Token folder {} {what}", clean(f, 80))
         }
         (AlertKind::FolderRecovered, _) => {
-            let f = alert.folder.and_then(|i| folders.get(i)).map(|f| f.path.as_str()).unwrap_or("?");
+            let f = alert
+                .folder
+                .and_then(|i| folders.get(i))
+                .map(|f| f.path.as_str())
+                .unwrap_or("?");
             format!("Token folder {} is back", clean(f, 80))
         }
         _ => "tokenwatch alert".into(),
@@ -132,21 +158,43 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
 }
 
 /// Label/value rows describing the alert's token or folder.
-fn facts(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Vec<(&'static str, String)> {
+fn facts(
+    alert: &Alert,
+    subjects: &[Subject],
+    folders: &[FolderSubject],
+    ctx: &Context,
+) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();
     if let Some(s) = alert.subject.and_then(|i| subjects.get(i)) {
-        rows.push(("Organisation", clean(s.org_name.as_deref().unwrap_or("(unknown)"), 200)));
+        rows.push((
+            "Organisation",
+            clean(s.org_name.as_deref().unwrap_or("(unknown)"), 200),
+        ));
         rows.push(("File", clean(&s.path, 400)));
         if let Some(e) = s.expires_at {
-            rows.push(("Expires", format!("{} ({})", local(e, ctx.tz), e.format("%Y-%m-%d %H:%M UTC"))));
+            rows.push((
+                "Expires",
+                format!("{} ({})", local(e, ctx.tz), e.format("%Y-%m-%d %H:%M UTC")),
+            ));
         }
         if let Some(d) = s.days_left {
             rows.push(("Days left", d.to_string()));
         }
         if let Some(c) = s.created_at {
-            rows.push(("Created", format!("{} (derived: expiry minus one year)", local(c, ctx.tz))));
+            rows.push((
+                "Created",
+                format!("{} (derived: expiry minus one year)", local(c, ctx.tz)),
+            ));
         }
-        rows.push(("Managed Apple Account", clean(s.account.as_deref().unwrap_or("(unknown: add it to the config)"), 200)));
+        rows.push((
+            "Managed Apple Account",
+            clean(
+                s.account
+                    .as_deref()
+                    .unwrap_or("(unknown: add it to the config)"),
+                200,
+            ),
+        ));
         if s.identity.len() >= 12 && s.identity.bytes().all(|b| b.is_ascii_hexdigit()) {
             rows.push(("Fingerprint", s.identity[..12].to_string()));
         }
@@ -164,7 +212,10 @@ fn facts(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject], ctx: &C
     match &alert.kind {
         AlertKind::Invalidated { reason, .. } => {
             let s = alert.subject.and_then(|i| subjects.get(i));
-            rows.push(("Reason", describe_reason(reason, s.and_then(|s| s.account.as_deref()))));
+            rows.push((
+                "Reason",
+                describe_reason(reason, s.and_then(|s| s.account.as_deref())),
+            ));
         }
         AlertKind::Unreadable { error } => rows.push(("Error", clean(error, 400))),
         _ => {}
@@ -199,7 +250,12 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-pub fn render_alert(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Rendered {
+pub fn render_alert(
+    alert: &Alert,
+    subjects: &[Subject],
+    folders: &[FolderSubject],
+    ctx: &Context,
+) -> Rendered {
     let head = headline(alert, subjects, folders);
     let rows = facts(alert, subjects, folders, ctx);
     let advice = advice(&alert.kind);
@@ -212,7 +268,12 @@ pub fn render_alert(alert: &Alert, subjects: &[Subject], folders: &[FolderSubjec
     }
     let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n", html_escape(&head));
     for (k, v) in &rows {
-        let _ = writeln!(html, "<tr><th align=\"left\">{}</th><td>{}</td></tr>", html_escape(k), html_escape(v));
+        let _ = writeln!(
+            html,
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            html_escape(k),
+            html_escape(v)
+        );
     }
     html.push_str("</table>\n");
     for a in &advice {
@@ -227,35 +288,89 @@ pub fn render_alert(alert: &Alert, subjects: &[Subject], folders: &[FolderSubjec
 }
 
 /// One mail for many alerts (storm guard): every alert listed.
-pub fn render_summary(alerts: &[Alert], subjects: &[Subject], folders: &[FolderSubject], ctx: &Context) -> Rendered {
-    let heads: Vec<String> = alerts.iter().map(|a| headline(a, subjects, folders)).collect();
-    let subject = format!("[tokenwatch] {} alerts at once: tokens or folders need attention", alerts.len());
+pub fn render_summary(
+    alerts: &[Alert],
+    subjects: &[Subject],
+    folders: &[FolderSubject],
+    ctx: &Context,
+) -> Rendered {
+    let heads: Vec<String> = alerts
+        .iter()
+        .map(|a| headline(a, subjects, folders))
+        .collect();
+    let subject = format!(
+        "[tokenwatch] {} alerts at once: tokens or folders need attention",
+        alerts.len()
+    );
     let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<ul>\n", html_escape(&subject[13..]));
+    let mut html = format!(
+        "<html><body>\n<h2>{}</h2>\n<ul>\n",
+        html_escape(&subject[13..])
+    );
     for (a, h) in alerts.iter().zip(&heads) {
         let path = a
             .subject
             .and_then(|i| subjects.get(i))
             .map(|s| clean(&s.path, 400))
-            .or_else(|| a.folder.and_then(|i| folders.get(i)).map(|f| clean(&f.path, 400)))
+            .or_else(|| {
+                a.folder
+                    .and_then(|i| folders.get(i))
+                    .map(|f| clean(&f.path, 400))
+            })
             .unwrap_or_default();
         let _ = writeln!(text, "- {h}\n  {path}");
-        let _ = writeln!(html, "<li>{}<br><code>{}</code></li>", html_escape(h), html_escape(&path));
+        let _ = writeln!(
+            html,
+            "<li>{}<br><code>{}</code></li>",
+            html_escape(h),
+            html_escape(&path)
+        );
     }
-    let _ = write!(text, "\n{RENEWAL}\n\n{PASSWORD_WARNING}\n\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(html, "</ul>\n<p>{}</p>\n<p>{}</p>\n<p>Sent by: {}</p>\n</body></html>\n", html_escape(RENEWAL), html_escape(PASSWORD_WARNING), html_escape(&clean(ctx.host, 200)));
-    Rendered { subject, text, html }
+    let _ = write!(
+        text,
+        "\n{RENEWAL}\n\n{PASSWORD_WARNING}\n\nSent by: {}\n",
+        clean(ctx.host, 200)
+    );
+    let _ = write!(
+        html,
+        "</ul>\n<p>{}</p>\n<p>{}</p>\n<p>Sent by: {}</p>\n</body></html>\n",
+        html_escape(RENEWAL),
+        html_escape(PASSWORD_WARNING),
+        html_escape(&clean(ctx.host, 200))
+    );
+    Rendered {
+        subject,
+        text,
+        html,
+    }
 }
 
 /// The scheduled digest for one recipient: every token they hear about,
 /// soonest expiry first, so silence is never ambiguous.
-pub fn render_digest(tokens: &[&crate::report::TokenReport], folders: usize, ctx: &Context) -> Rendered {
+pub fn render_digest(
+    tokens: &[&crate::report::TokenReport],
+    folders: usize,
+    ctx: &Context,
+) -> Rendered {
     let mut sorted: Vec<&&crate::report::TokenReport> = tokens.iter().collect();
     sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
-    let attention = sorted.iter().filter(|t| t.status != crate::evaluate::Status::Ok).count();
-    let plural = |n: usize, w: &str| if n == 1 { format!("{n} {w}") } else { format!("{n} {w}s") };
+    let attention = sorted
+        .iter()
+        .filter(|t| t.status != crate::evaluate::Status::Ok)
+        .count();
+    let plural = |n: usize, w: &str| {
+        if n == 1 {
+            format!("{n} {w}")
+        } else {
+            format!("{n} {w}s")
+        }
+    };
     let summary = if attention == 0 {
-        format!("tokenwatch is watching {} in {}; all fine", plural(tokens.len(), "token"), plural(folders, "folder"))
+        format!(
+            "tokenwatch is watching {} in {}; all fine",
+            plural(tokens.len(), "token"),
+            plural(folders, "folder")
+        )
     } else {
         format!(
             "tokenwatch is watching {} in {}; {} need{} attention",
@@ -274,7 +389,10 @@ pub fn render_digest(tokens: &[&crate::report::TokenReport], folders: usize, ctx
         let account = clean(t.account.as_deref().unwrap_or("(unknown)"), 60);
         let path = clean(&t.path, 400);
         let status = t.status.as_str();
-        let _ = writeln!(text, "{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}");
+        let _ = writeln!(
+            text,
+            "{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}"
+        );
         let _ = writeln!(
             html,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -287,7 +405,11 @@ pub fn render_digest(tokens: &[&crate::report::TokenReport], folders: usize, ctx
         );
     }
     let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(html, "</table>\n<p>Sent by: {}</p>\n</body></html>\n", html_escape(&clean(ctx.host, 200)));
+    let _ = write!(
+        html,
+        "</table>\n<p>Sent by: {}</p>\n</body></html>\n",
+        html_escape(&clean(ctx.host, 200))
+    );
     Rendered {
         subject: format!("[tokenwatch] Digest: {summary}"),
         text,

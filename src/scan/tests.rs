@@ -14,7 +14,13 @@ fn write(path: &Path, text: &str) {
 fn names(files: &[FoundFile], root: &Path) -> Vec<String> {
     files
         .iter()
-        .map(|f| f.path.strip_prefix(root).unwrap().to_string_lossy().into_owned())
+        .map(|f| {
+            f.path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -68,9 +74,15 @@ fn fifo_with_a_token_name_is_reported_without_blocking() {
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
     let (_, files) = scan_folder(0, dir.path(), false);
     assert_eq!(files.len(), 1);
-    assert_eq!(files[0].content.as_ref().unwrap_err(), &FileError::NotRegular("a FIFO"));
+    assert_eq!(
+        files[0].content.as_ref().unwrap_err(),
+        &FileError::NotRegular("a FIFO")
+    );
     // Reading it directly must not block either.
-    assert!(matches!(read_limited(&fifo), Err(FileError::NotRegular("a FIFO"))));
+    assert!(matches!(
+        read_limited(&fifo),
+        Err(FileError::NotRegular("a FIFO"))
+    ));
 }
 
 #[test]
@@ -84,8 +96,14 @@ fn symlink_loops_and_broken_links_are_reported_and_never_loop() {
     write(&root.join("a.vpptoken"), &sample("A"));
     let (_, files) = scan_folder(0, root, false);
     let files = dedup(files);
-    assert_eq!(names(&files, root), ["a.vpptoken", "broken.vpptoken", "loop.vpptoken"]);
-    assert_eq!(files[1].content.as_ref().unwrap_err(), &FileError::BrokenLink);
+    assert_eq!(
+        names(&files, root),
+        ["a.vpptoken", "broken.vpptoken", "loop.vpptoken"]
+    );
+    assert_eq!(
+        files[1].content.as_ref().unwrap_err(),
+        &FileError::BrokenLink
+    );
     assert_eq!(files[2].content.as_ref().unwrap_err(), &FileError::LinkLoop);
 }
 
@@ -117,8 +135,14 @@ fn a_directory_named_like_a_token_is_reported_and_searched() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("x.vpptoken/inner.vpptoken"), &sample("A"));
     let (_, files) = scan_folder(0, dir.path(), false);
-    assert_eq!(names(&files, dir.path()), ["x.vpptoken", "x.vpptoken/inner.vpptoken"]);
-    assert_eq!(files[0].content.as_ref().unwrap_err(), &FileError::NotRegular("a directory"));
+    assert_eq!(
+        names(&files, dir.path()),
+        ["x.vpptoken", "x.vpptoken/inner.vpptoken"]
+    );
+    assert_eq!(
+        files[0].content.as_ref().unwrap_err(),
+        &FileError::NotRegular("a directory")
+    );
 }
 
 #[test]

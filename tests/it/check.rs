@@ -21,7 +21,17 @@ fn all_fine_exits_0_with_the_documented_json_keys() {
     assert_eq!(folder["tokens"], 1);
     assert!(folder["path"].as_str().unwrap().ends_with("/tokens"));
     let t = &json["tokens"][0];
-    for key in ["path", "org_name", "fingerprint", "created_at", "expires_at", "days_left", "account", "status", "detail"] {
+    for key in [
+        "path",
+        "org_name",
+        "fingerprint",
+        "created_at",
+        "expires_at",
+        "days_left",
+        "account",
+        "status",
+        "detail",
+    ] {
         assert!(t.get(key).is_some(), "missing key {key} in {t}");
     }
     assert_eq!(t["org_name"], "Acme Corp");
@@ -31,7 +41,10 @@ fn all_fine_exits_0_with_the_documented_json_keys() {
     assert_eq!(t["fingerprint"].as_str().unwrap().len(), 12);
     assert!(t["detail"].is_null());
     let path = t["path"].as_str().unwrap();
-    assert!(path.starts_with('/') && path.ends_with("tokens/sToken_for_Berlin.vpptoken"), "{path}");
+    assert!(
+        path.starts_with('/') && path.ends_with("tokens/sToken_for_Berlin.vpptoken"),
+        "{path}"
+    );
 }
 
 #[test]
@@ -64,14 +77,32 @@ fn a_recorded_password_change_invalidates_and_exits_2() {
     env.config("[[account]]\nid = \"apps@acme.appleaccount.com\"\npassword_changed = 2026-01-01T00:00:00Z\n");
     // Expires in ~200 days, so created ~165 days ago: long before "now"
     // but after 2026-01-01 only if now is late 2026; use an explicit date.
-    env.run(&["sample-token", "--org", "Acme", "--expires", "2026-12-01", "-o", "tokens/a.vpptoken"]).expect_code(0);
+    env.run(&[
+        "sample-token",
+        "--org",
+        "Acme",
+        "--expires",
+        "2026-12-01",
+        "-o",
+        "tokens/a.vpptoken",
+    ])
+    .expect_code(0);
     env.sample("tokens/b.vpptoken", "Acme", 300);
     let run = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
     let json = run.json();
-    let a = json["tokens"].as_array().unwrap().iter().find(|t| t["path"].as_str().unwrap().ends_with("a.vpptoken")).unwrap();
+    let a = json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"].as_str().unwrap().ends_with("a.vpptoken"))
+        .unwrap();
     // created 2025-12-01, password changed 2026-01-01: dead (unless the clock
     // says it already expired).
-    assert!(a["status"] == "invalidated" || a["status"] == "expired", "{}", run.describe());
+    assert!(
+        a["status"] == "invalidated" || a["status"] == "expired",
+        "{}",
+        run.describe()
+    );
     if a["status"] == "invalidated" {
         assert_eq!(a["detail"], "password_change");
     }
@@ -86,9 +117,16 @@ fn unreadable_files_exit_3_and_are_listed_with_null_dates() {
     env.write("tokens/empty.vpptoken", "");
     let (code, json, run) = check_json(&env);
     assert_eq!(code, 3, "{}", run.describe());
-    let bad = json["tokens"].as_array().unwrap().iter().find(|t| t["status"] == "unreadable").expect("unreadable row");
+    let bad = json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["status"] == "unreadable")
+        .expect("unreadable row");
     assert!(bad["path"].as_str().unwrap().ends_with("empty.vpptoken"));
-    assert!(bad["expires_at"].is_null() && bad["created_at"].is_null() && bad["days_left"].is_null());
+    assert!(
+        bad["expires_at"].is_null() && bad["created_at"].is_null() && bad["days_left"].is_null()
+    );
     assert!(bad["detail"].as_str().unwrap().contains("empty"), "{bad}");
 }
 
@@ -110,7 +148,10 @@ fn missing_and_empty_folders_exit_3_unless_allowed() {
     assert_eq!(json["folders"][0]["state"], "missing");
     std::fs::create_dir(env.path().join("tokens")).unwrap();
     let (code, json, _) = check_json(&env);
-    assert_eq!((code, json["folders"][0]["state"].as_str()), (3, Some("empty")));
+    assert_eq!(
+        (code, json["folders"][0]["state"].as_str()),
+        (3, Some("empty"))
+    );
     env.write(
         "tokenwatch.toml",
         "[alerts]\nrecipients = [\"ops@example.com\"]\n[[folder]]\npath = \"tokens\"\nallow_empty = true\n",
@@ -127,8 +168,16 @@ fn human_output_lists_tokens_by_expiry_then_unreadable_files() {
     env.write("tokens/broken.vpptoken", "@@@@");
     let run = env.run(&["-c", "tokenwatch.toml", "check"]);
     let out = run.stdout();
-    let (s, l, b) = (out.find("Sooner Org"), out.find("Later Org"), out.find("broken.vpptoken"));
-    assert!(s.is_some() && l.is_some() && b.is_some(), "{}", run.describe());
+    let (s, l, b) = (
+        out.find("Sooner Org"),
+        out.find("Later Org"),
+        out.find("broken.vpptoken"),
+    );
+    assert!(
+        s.is_some() && l.is_some() && b.is_some(),
+        "{}",
+        run.describe()
+    );
     assert!(s < l && l < b, "{}", run.describe());
     assert!(out.contains("unreadable files:"), "{}", run.describe());
 }
@@ -142,7 +191,11 @@ fn world_readable_tokens_warn_on_stderr_without_changing_the_exit_code() {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = env.run(&["-c", "tokenwatch.toml", "check"]);
     run.expect_code(0);
-    assert!(run.stderr().contains("readable by every user"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("readable by every user"),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -151,5 +204,8 @@ fn check_needs_no_state_database() {
     env.config("");
     env.sample("tokens/a.vpptoken", "Acme", 200);
     env.run(&["-c", "tokenwatch.toml", "check"]).expect_code(0);
-    assert!(!env.path().join("state").exists(), "check must not create the state");
+    assert!(
+        !env.path().join("state").exists(),
+        "check must not create the state"
+    );
 }

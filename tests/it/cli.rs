@@ -12,8 +12,16 @@ fn config_flag_wins_over_the_environment_and_works_after_the_subcommand() {
     let run = env.run_env(&["config", "check"], &[("TOKENWATCH_CONFIG", "other.toml")]);
     run.expect_code(3);
     // ...and -c, before or after the subcommand, wins over it.
-    env.run_env(&["-c", "tokenwatch.toml", "config", "check"], &[("TOKENWATCH_CONFIG", "other.toml")]).expect_code(0);
-    env.run_env(&["config", "check", "--config", "tokenwatch.toml"], &[("TOKENWATCH_CONFIG", "other.toml")]).expect_code(0);
+    env.run_env(
+        &["-c", "tokenwatch.toml", "config", "check"],
+        &[("TOKENWATCH_CONFIG", "other.toml")],
+    )
+    .expect_code(0);
+    env.run_env(
+        &["config", "check", "--config", "tokenwatch.toml"],
+        &[("TOKENWATCH_CONFIG", "other.toml")],
+    )
+    .expect_code(0);
 }
 
 #[test]
@@ -23,14 +31,31 @@ fn a_bad_config_shows_every_error_with_line_and_column_and_exits_3() {
         "bad.toml",
         "timezone = \"Nowhere/Land\"\nbogus = 1\n[check]\nwarning_days = \"ten\"\n[[folder]]\npath = \"tokens\"\nrecipients = [\"a@example.com\"]\n",
     );
-    for args in [&["-c", "bad.toml", "config", "check"][..], &["-c", "bad.toml", "check"][..]] {
+    for args in [
+        &["-c", "bad.toml", "config", "check"][..],
+        &["-c", "bad.toml", "check"][..],
+    ] {
         let run = env.run(args);
         run.expect_code(3);
         let err = run.stderr();
         let p = path.display().to_string();
-        assert!(err.contains(&format!("{p}:1:12: timezone: unknown time zone")), "{}", run.describe());
-        assert!(err.contains(&format!("{p}:2:1: bogus: unknown key")), "{}", run.describe());
-        assert!(err.contains(&format!("{p}:4:16: check.warning_days: expected an integer")), "{}", run.describe());
+        assert!(
+            err.contains(&format!("{p}:1:12: timezone: unknown time zone")),
+            "{}",
+            run.describe()
+        );
+        assert!(
+            err.contains(&format!("{p}:2:1: bogus: unknown key")),
+            "{}",
+            run.describe()
+        );
+        assert!(
+            err.contains(&format!(
+                "{p}:4:16: check.warning_days: expected an integer"
+            )),
+            "{}",
+            run.describe()
+        );
     }
 }
 
@@ -39,7 +64,11 @@ fn a_missing_config_file_is_named() {
     let env = Env::new();
     let run = env.run(&["-c", "nope.toml", "check"]);
     run.expect_code(3);
-    assert!(run.stderr().contains("nope.toml: cannot read config"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("nope.toml: cannot read config"),
+        "{}",
+        run.describe()
+    );
 }
 
 #[test]
@@ -49,7 +78,8 @@ fn config_example_prints_a_config_that_validates() {
     run.expect_code(0);
     assert!(run.stdout().contains("[[folder]]"));
     env.write("example.toml", run.stdout());
-    env.run(&["-c", "example.toml", "config", "check"]).expect_code(0);
+    env.run(&["-c", "example.toml", "config", "check"])
+        .expect_code(0);
 }
 
 #[test]
@@ -64,12 +94,22 @@ fn usage_errors_exit_3() {
 #[test]
 fn sample_token_by_date_is_read_back_with_that_expiry() {
     let env = Env::new();
-    env.run(&["sample-token", "--org", "Acme", "--expires", "2028-02-29", "-o", "t/a.vpptoken"]).expect_code(0);
+    env.run(&[
+        "sample-token",
+        "--org",
+        "Acme",
+        "--expires",
+        "2028-02-29",
+        "-o",
+        "t/a.vpptoken",
+    ])
+    .expect_code(0);
     let run = env.run(&["inspect", "t/a.vpptoken", "--json"]);
     run.expect_code(0);
     let j = run.json();
     assert_eq!(j["expires_at"], "2028-02-29T00:00:00Z");
     assert_eq!(j["created_at"], "2027-02-28T00:00:00Z");
     assert_eq!(j["sample"], true);
-    env.run(&["sample-token", "--org", "Acme", "--expires", "2027-02-30"]).expect_code(3);
+    env.run(&["sample-token", "--org", "Acme", "--expires", "2027-02-30"])
+        .expect_code(3);
 }

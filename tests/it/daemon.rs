@@ -8,7 +8,11 @@ fn names(s: &serde_json::Value) -> Vec<String> {
 }
 
 fn days_of(s: &serde_json::Value, name: &str) -> Option<i64> {
-    s["tokens"].as_array()?.iter().find(|t| t["path"].as_str().unwrap_or("").ends_with(name))?["days_left"].as_i64()
+    s["tokens"]
+        .as_array()?
+        .iter()
+        .find(|t| t["path"].as_str().unwrap_or("").ends_with(name))?["days_left"]
+        .as_i64()
 }
 
 fn sample_text(env: &Env, org: &str, days: i64) -> String {
@@ -23,7 +27,9 @@ fn tokens_added_changed_renamed_and_removed_are_reflected() {
     let cfg = env.config("");
     env.sample("tokens/a.vpptoken", "Acme", 200);
     let d = Daemon::start(&env, &cfg);
-    d.wait_for("first scan with a.vpptoken", 20, |s| names(s) == ["a.vpptoken"]);
+    d.wait_for("first scan with a.vpptoken", 20, |s| {
+        names(s) == ["a.vpptoken"]
+    });
 
     env.sample("tokens/b.vpptoken", "Beta", 100);
     d.wait_for("b added", 10, |s| names(s) == ["a.vpptoken", "b.vpptoken"]);
@@ -31,7 +37,11 @@ fn tokens_added_changed_renamed_and_removed_are_reflected() {
     env.sample("tokens/b.vpptoken", "Beta", 50);
     d.wait_for("b changed", 10, |s| days_of(s, "b.vpptoken") == Some(49));
 
-    std::fs::rename(env.path().join("tokens/b.vpptoken"), env.path().join("tokens/b.vpptoken.old")).unwrap();
+    std::fs::rename(
+        env.path().join("tokens/b.vpptoken"),
+        env.path().join("tokens/b.vpptoken.old"),
+    )
+    .unwrap();
     d.wait_for("b renamed away", 10, |s| names(s) == ["a.vpptoken"]);
 
     std::fs::remove_file(env.path().join("tokens/a.vpptoken")).unwrap();
@@ -48,8 +58,14 @@ fn an_editors_atomic_save_is_picked_up() {
     d.wait_for("first scan", 20, |s| days_of(s, "a.vpptoken") == Some(199));
     let text = sample_text(&env, "Acme", 90);
     env.write("tokens/.a.vpptoken.swp", &text);
-    std::fs::rename(env.path().join("tokens/.a.vpptoken.swp"), env.path().join("tokens/a.vpptoken")).unwrap();
-    d.wait_for("new content after rename over", 10, |s| days_of(s, "a.vpptoken") == Some(89));
+    std::fs::rename(
+        env.path().join("tokens/.a.vpptoken.swp"),
+        env.path().join("tokens/a.vpptoken"),
+    )
+    .unwrap();
+    d.wait_for("new content after rename over", 10, |s| {
+        days_of(s, "a.vpptoken") == Some(89)
+    });
 }
 
 #[test]
@@ -82,12 +98,18 @@ fn a_folder_deleted_and_recreated_is_watched_again() {
     let d = Daemon::start(&env, &cfg);
     d.wait_for("first scan", 20, |s| names(s) == ["a.vpptoken"]);
     std::fs::remove_dir_all(env.path().join("tokens")).unwrap();
-    d.wait_for("folder missing", 10, |s| s["folders"][0]["state"] == "missing");
+    d.wait_for("folder missing", 10, |s| {
+        s["folders"][0]["state"] == "missing"
+    });
     env.sample("tokens/b.vpptoken", "Beta", 100);
-    d.wait_for("folder back", 15, |s| names(s) == ["b.vpptoken"] && s["folders"][0]["state"] == "ok");
+    d.wait_for("folder back", 15, |s| {
+        names(s) == ["b.vpptoken"] && s["folders"][0]["state"] == "ok"
+    });
     // And it is watched (not just found once): a new file shows up.
     env.sample("tokens/c.vpptoken", "Gamma", 100);
-    let s = d.wait_for("c added after re-creation", 10, |s| names(s) == ["b.vpptoken", "c.vpptoken"]);
+    let s = d.wait_for("c added after re-creation", 10, |s| {
+        names(s) == ["b.vpptoken", "c.vpptoken"]
+    });
     assert_eq!(s["folders"][0]["watch"], "inotify");
 }
 
@@ -96,7 +118,9 @@ fn a_missing_folder_is_picked_up_when_it_appears() {
     let env = Env::new();
     let cfg = env.config("");
     let d = Daemon::start(&env, &cfg);
-    d.wait_for("folder reported missing", 20, |s| s["folders"][0]["state"] == "missing");
+    d.wait_for("folder reported missing", 20, |s| {
+        s["folders"][0]["state"] == "missing"
+    });
     env.sample("tokens/a.vpptoken", "Acme", 200);
     d.wait_for("token found", 15, |s| names(s) == ["a.vpptoken"]);
 }
@@ -112,13 +136,20 @@ fn a_config_edit_adds_a_folder_and_a_bad_edit_is_rejected_while_running() {
 
     let good = std::fs::read_to_string(&cfg).unwrap() + "\n[[folder]]\npath = \"more\"\n";
     std::fs::write(&cfg, &good).unwrap();
-    d.wait_for("second folder", 10, |s| names(s) == ["a.vpptoken", "b.vpptoken"] && s["folders"].as_array().unwrap().len() == 2);
+    d.wait_for("second folder", 10, |s| {
+        names(s) == ["a.vpptoken", "b.vpptoken"] && s["folders"].as_array().unwrap().len() == 2
+    });
 
     std::fs::write(&cfg, good.clone() + "\nbogus_key = 1\n").unwrap();
-    let s = d.wait_for("config error recorded", 10, |s| s["config_error"].is_array());
+    let s = d.wait_for("config error recorded", 10, |s| {
+        s["config_error"].is_array()
+    });
     let errors = s["config_error"].to_string();
     assert!(errors.contains("bogus_key: unknown key"), "{errors}");
-    assert!(errors.contains(":7:1:") || errors.contains("tokenwatch.toml:"), "{errors}");
+    assert!(
+        errors.contains(":7:1:") || errors.contains("tokenwatch.toml:"),
+        "{errors}"
+    );
     // Still working on the old config.
     env.sample("more/c.vpptoken", "Gamma", 100);
     d.wait_for("still watching", 10, |s| names(s).len() == 3);
@@ -140,12 +171,20 @@ fn sighup_reloads_the_config() {
     env.sample("tokens/a.vpptoken", "Acme", 200);
     let d = Daemon::start(&env, &real);
     d.wait_for("first scan", 20, |s| s["tokens"][0]["status"] == "ok");
-    let text = std::fs::read_to_string(&target).unwrap().replace("[alerts]", "[alerts]\nlead_days = [365]");
+    let text = std::fs::read_to_string(&target)
+        .unwrap()
+        .replace("[alerts]", "[alerts]\nlead_days = [365]");
     std::fs::write(&target, text).unwrap();
     d.signal(libc::SIGHUP);
-    d.wait_for("new policy applied", 10, |s| s["tokens"][0]["status"] == "expiring");
+    d.wait_for("new policy applied", 10, |s| {
+        s["tokens"][0]["status"] == "expiring"
+    });
     let log = d.log();
-    assert!(log.lines().any(|l| l.contains("config reloaded") && l.contains("SIGHUP")), "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("config reloaded") && l.contains("SIGHUP")),
+        "{log}"
+    );
 }
 
 #[test]
@@ -166,7 +205,11 @@ fn an_invalid_config_at_start_exits_3_with_every_error() {
     let mut d = Daemon::start(&env, &cfg);
     assert_eq!(d.wait_exit(15), Some(3));
     let log = d.log();
-    assert!(log.contains("bad.toml:1:1: nope: unknown key") && log.contains("bad.toml:3:8: folder[1].path: expected a string"), "{log}");
+    assert!(
+        log.contains("bad.toml:1:1: nope: unknown key")
+            && log.contains("bad.toml:3:8: folder[1].path: expected a string"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -175,6 +218,10 @@ fn status_without_a_database_says_the_daemon_has_not_run() {
     env.config("");
     let run = env.run(&["-c", "tokenwatch.toml", "status"]);
     run.expect_code(3);
-    assert!(run.stderr().contains("the daemon has not run yet"), "{}", run.describe());
+    assert!(
+        run.stderr().contains("the daemon has not run yet"),
+        "{}",
+        run.describe()
+    );
     assert!(!env.path().join("state/tokenwatch.db").exists());
 }

@@ -8,7 +8,8 @@ const CANARY: &str = "CANARY-inspect-5b1f9e";
 
 fn canary_token(exp: &str) -> String {
     let inner = base64::engine::general_purpose::STANDARD.encode(CANARY);
-    let json = format!("{{\"token\":\"{inner}\",\"expDate\":\"{exp}\",\"orgName\":\"Canary Org\"}}");
+    let json =
+        format!("{{\"token\":\"{inner}\",\"expDate\":\"{exp}\",\"orgName\":\"Canary Org\"}}");
     base64::engine::general_purpose::STANDARD.encode(json)
 }
 
@@ -19,8 +20,16 @@ fn assert_no_secret(text: &str, file_text: &str) {
     }
     // Any long run of the file's Base64 would be a leak too.
     let b64 = file_text.trim();
-    for chunk in b64.as_bytes().chunks(16).map(|c| std::str::from_utf8(c).unwrap()).filter(|c| c.len() == 16) {
-        assert!(!text.contains(chunk), "part of the token {chunk:?} leaked:\n{text}");
+    for chunk in b64
+        .as_bytes()
+        .chunks(16)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .filter(|c| c.len() == 16)
+    {
+        assert!(
+            !text.contains(chunk),
+            "part of the token {chunk:?} leaked:\n{text}"
+        );
     }
 }
 
@@ -29,7 +38,10 @@ fn inspect_never_prints_the_secret() {
     let env = Env::new();
     let text = canary_token("2027-08-15T18:13:52-0700");
     env.write("c.vpptoken", &text);
-    for args in [&["inspect", "c.vpptoken"][..], &["inspect", "c.vpptoken", "--json"][..]] {
+    for args in [
+        &["inspect", "c.vpptoken"][..],
+        &["inspect", "c.vpptoken", "--json"][..],
+    ] {
         let run = env.run(args);
         run.expect_code(0);
         assert_no_secret(&run.stdout(), &text);
@@ -49,7 +61,11 @@ fn inspect_of_a_broken_token_exits_3_without_leaking() {
     env.write("bad.vpptoken", &text);
     let run = env.run(&["inspect", "bad.vpptoken"]);
     run.expect_code(3);
-    assert!(run.stdout().contains("2026-02-30T00:00:00+0000"), "{}", run.describe());
+    assert!(
+        run.stdout().contains("2026-02-30T00:00:00+0000"),
+        "{}",
+        run.describe()
+    );
     assert_no_secret(&run.stdout(), &text);
     assert_no_secret(&run.stderr(), &text);
 }
@@ -63,8 +79,16 @@ fn inspect_reports_variant_rules_and_raw_json() {
     run.expect_code(0);
     let j = run.json();
     assert_eq!(j["verifiable_with_apple"], false);
-    let rules: Vec<&str> = j["variants"].as_array().unwrap().iter().map(|v| v["rule"].as_str().unwrap()).collect();
-    assert!(rules.contains(&"raw_json") && rules.contains(&"offset_with_colon"), "{rules:?}");
+    let rules: Vec<&str> = j["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["rule"].as_str().unwrap())
+        .collect();
+    assert!(
+        rules.contains(&"raw_json") && rules.contains(&"offset_with_colon"),
+        "{rules:?}"
+    );
     assert!(!run.stdout().contains(CANARY));
 }
 

@@ -34,7 +34,12 @@ impl Run {
         )
     }
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), code, "unexpected exit code\n{}", self.describe());
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code\n{}",
+            self.describe()
+        );
         self
     }
     pub fn json(&self) -> serde_json::Value {
@@ -75,7 +80,10 @@ impl Env {
 
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut c = Command::new(BIN);
-        c.args(args).current_dir(self.path()).env_remove("TOKENWATCH_CONFIG").env_remove("RUST_LOG");
+        c.args(args)
+            .current_dir(self.path())
+            .env_remove("TOKENWATCH_CONFIG")
+            .env_remove("RUST_LOG");
         for (k, v) in env {
             c.env(k, v);
         }
@@ -91,8 +99,16 @@ impl Env {
     pub fn sample(&self, rel: &str, org: &str, days: i64) -> PathBuf {
         let p = self.path().join(rel);
         let days = days.to_string();
-        self.run(&["sample-token", "--org", org, "--days", &days, "-o", p.to_str().unwrap()])
-            .expect_code(0);
+        self.run(&[
+            "sample-token",
+            "--org",
+            org,
+            "--days",
+            &days,
+            "-o",
+            p.to_str().unwrap(),
+        ])
+        .expect_code(0);
         p
     }
 
@@ -121,7 +137,13 @@ impl Daemon {
     }
 
     pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
-        let log = env.path().join(format!("daemon-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+        let log = env.path().join(format!(
+            "daemon-{}.log",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
         let log_file = std::fs::File::create(&log).unwrap();
         let mut c = Command::new(BIN);
         c.args(["-c", config.to_str().unwrap(), "run"])
@@ -165,7 +187,12 @@ impl Daemon {
 
     /// Polls `status --json` until `cond` holds; panics with the last status
     /// and the daemon's log after `secs`.
-    pub fn wait_for(&self, what: &str, secs: u64, cond: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    pub fn wait_for(
+        &self,
+        what: &str,
+        secs: u64,
+        cond: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         let mut last = None;
         while std::time::Instant::now() < deadline {
@@ -179,7 +206,8 @@ impl Daemon {
         }
         panic!(
             "timed out after {secs}s waiting for: {what}\nlast status: {}\n--- daemon log ---\n{}",
-            last.map(|s| serde_json::to_string_pretty(&s).unwrap()).unwrap_or_else(|| "none".into()),
+            last.map(|s| serde_json::to_string_pretty(&s).unwrap())
+                .unwrap_or_else(|| "none".into()),
             self.log()
         );
     }
@@ -218,7 +246,10 @@ pub fn token_states(status: &serde_json::Value) -> Vec<(String, String)> {
             a.iter()
                 .map(|t| {
                     let p = t["path"].as_str().unwrap_or("");
-                    (p.rsplit('/').next().unwrap_or(p).to_string(), t["status"].as_str().unwrap_or("").to_string())
+                    (
+                        p.rsplit('/').next().unwrap_or(p).to_string(),
+                        t["status"].as_str().unwrap_or("").to_string(),
+                    )
                 })
                 .collect()
         })

@@ -39,13 +39,33 @@ fn ctx() -> Context<'static> {
 
 #[test]
 fn expiring_subject_names_org_file_days_and_date() {
-    let r = render_alert(&alert(AlertKind::Expiring { days: 14 }), &[subject()], &[], &ctx());
+    let r = render_alert(
+        &alert(AlertKind::Expiring { days: 14 }),
+        &[subject()],
+        &[],
+        &ctx(),
+    );
     assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) expires in 14 days (2027-01-10)");
     for body in [&r.text, &r.html] {
-        for needle in ["Acme Corp", "/srv/tokens/acme/sToken_for_Berlin.vpptoken", "2027-01-10 09:30 CET", "2027-01-10 08:30 UTC", "14", "2026-01-10 09:30 CET", "apps@acme.appleaccount.com", "3f2a9c1b7d4e", "mdm-host-1", "Apps &", "password"] {
+        for needle in [
+            "Acme Corp",
+            "/srv/tokens/acme/sToken_for_Berlin.vpptoken",
+            "2027-01-10 09:30 CET",
+            "2027-01-10 08:30 UTC",
+            "14",
+            "2026-01-10 09:30 CET",
+            "apps@acme.appleaccount.com",
+            "3f2a9c1b7d4e",
+            "mdm-host-1",
+            "Apps &",
+            "password",
+        ] {
             assert!(body.contains(needle), "{needle:?} missing in\n{body}");
         }
-        assert!(!body.contains("3f2a9c1b7d4e0"), "more than 12 digits of the fingerprint");
+        assert!(
+            !body.contains("3f2a9c1b7d4e0"),
+            "more than 12 digits of the fingerprint"
+        );
     }
 }
 
@@ -53,17 +73,41 @@ fn expiring_subject_names_org_file_days_and_date() {
 fn invalidated_and_expired_subjects() {
     let mut s = subject();
     s.status = Status::Invalidated;
-    let r = render_alert(&alert(AlertKind::Invalidated { reason: "password_change".into(), reminder: 0 }), &[s.clone()], &[], &ctx());
+    let r = render_alert(
+        &alert(AlertKind::Invalidated {
+            reason: "password_change".into(),
+            reminder: 0,
+        }),
+        &[s.clone()],
+        &[],
+        &ctx(),
+    );
     assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) is INVALID: password of apps@acme.appleaccount.com changed");
-    let r = render_alert(&alert(AlertKind::Expired { reminder: 0 }), &[s], &[], &ctx());
-    assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) has EXPIRED");
+    let r = render_alert(
+        &alert(AlertKind::Expired { reminder: 0 }),
+        &[s],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) has EXPIRED"
+    );
 }
 
 #[test]
 fn control_characters_are_removed_and_long_names_shortened() {
     let mut s = subject();
-    s.org_name = Some(format!("Evil\r\nBcc: victim@example.com {}", "x".repeat(200)));
-    let r = render_alert(&alert(AlertKind::Expired { reminder: 0 }), &[s], &[], &ctx());
+    s.org_name = Some(format!(
+        "Evil\r\nBcc: victim@example.com {}",
+        "x".repeat(200)
+    ));
+    let r = render_alert(
+        &alert(AlertKind::Expired { reminder: 0 }),
+        &[s],
+        &[],
+        &ctx(),
+    );
     assert!(!r.subject.contains('\n') && !r.subject.contains('\r'));
     assert!(r.subject.chars().count() < 200, "{}", r.subject);
 }
@@ -72,7 +116,12 @@ fn control_characters_are_removed_and_long_names_shortened() {
 fn html_is_escaped() {
     let mut s = subject();
     s.org_name = Some("<script>alert(1)</script>".into());
-    let r = render_alert(&alert(AlertKind::Expired { reminder: 0 }), &[s], &[], &ctx());
+    let r = render_alert(
+        &alert(AlertKind::Expired { reminder: 0 }),
+        &[s],
+        &[],
+        &ctx(),
+    );
     assert!(!r.html.contains("<script>"));
     assert!(r.html.contains("&lt;script&gt;"));
 }
@@ -87,11 +136,24 @@ fn message_ids_are_stable_and_order_free() {
 
 #[test]
 fn summary_lists_every_alert() {
-    let subjects: Vec<Subject> = (0..3).map(|i| Subject { path: format!("/t/{i}.vpptoken"), ..subject() }).collect();
-    let alerts: Vec<Alert> = (0..3).map(|i| Alert { subject: Some(i), ..alert(AlertKind::Expired { reminder: 0 }) }).collect();
+    let subjects: Vec<Subject> = (0..3)
+        .map(|i| Subject {
+            path: format!("/t/{i}.vpptoken"),
+            ..subject()
+        })
+        .collect();
+    let alerts: Vec<Alert> = (0..3)
+        .map(|i| Alert {
+            subject: Some(i),
+            ..alert(AlertKind::Expired { reminder: 0 })
+        })
+        .collect();
     let r = render_summary(&alerts, &subjects, &[], &ctx());
     assert!(r.subject.starts_with("[tokenwatch] 3 alerts"));
     for i in 0..3 {
-        assert!(r.text.contains(&format!("/t/{i}.vpptoken")) && r.html.contains(&format!("/t/{i}.vpptoken")));
+        assert!(
+            r.text.contains(&format!("/t/{i}.vpptoken"))
+                && r.html.contains(&format!("/t/{i}.vpptoken"))
+        );
     }
 }
