@@ -186,14 +186,15 @@ impl Mailer {
         match &self.inner {
             Inner::Smtp(smtp) => smtp.send(message).await,
             Inner::File { dir } => {
-                let dir = dir.clone();
-                let id = mail.message_id.clone();
+                let (dir, id) = (dir.clone(), mail.message_id.clone());
                 let bytes = message.formatted();
+                let task_dir = dir.clone();
                 let written =
-                    tokio::task::spawn_blocking(move || eml::write_eml(&dir, &id, &bytes))
+                    tokio::task::spawn_blocking(move || eml::write_eml(&task_dir, &id, &bytes))
                         .await
-                        .map_err(|e| {
-                            MailError::Settings(format!("mail file writer failed: {e}"))
+                        .map_err(|e| MailError::File {
+                            path: dir,
+                            source: std::io::Error::other(format!("writer task failed: {e}")),
                         })??;
                 Ok(written.display().to_string())
             }
