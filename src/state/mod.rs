@@ -159,18 +159,27 @@ impl StateStore {
         let path = state_dir.join(DB_FILE_NAME);
         // Create the file ourselves: SQLite would create it 0644 (minus the
         // umask), and the `-wal`/`-shm` files copy the database's mode.
-        OpenOptions::new()
-            .read(true)
+        // Only when it is missing: closing any descriptor of the database
+        // drops every POSIX lock this process holds on it, so touching the
+        // file while another connection here is open would make other
+        // processes believe nobody uses the WAL, and checkpoint it away
+        // under us (regression test: mail::permanent_failures_are_parked_and_can_be_retried).
+        match OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(false)
+            .create_new(true)
             .mode(0o600)
             .open(&path)
-            .map_err(|cause| StateError::Io {
-                path: path.clone(),
-                action: "create state database",
-                cause,
-            })?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(cause) => {
+                return Err(StateError::Io {
+                    path: path.clone(),
+                    action: "create state database",
+                    cause,
+                })
+            }
+        }
         // No SQLITE_OPEN_CREATE: had the file vanished since, SQLite would
         // recreate it with the wrong mode.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

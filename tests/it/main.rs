@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod daemon;
 mod inspect;
+mod mail;
 mod mail_transport;
 mod probe;
 mod smtp_stub;

@@ -52,12 +52,16 @@ impl Run {
 /// failures print its listing instead, so CI leaves no litter.
 pub struct Env {
     pub tmp: tempfile::TempDir,
+    /// Daemon logs live outside the watched tree: a log written next to the
+    /// config would feed the config watcher its own trace lines.
+    pub logs: tempfile::TempDir,
 }
 
 impl Env {
     pub fn new() -> Env {
         Env {
             tmp: tempfile::tempdir().expect("temp dir"),
+            logs: tempfile::tempdir().expect("temp dir"),
         }
     }
 
@@ -137,7 +141,7 @@ impl Daemon {
     }
 
     pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
-        let log = env.path().join(format!(
+        let log = env.logs.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
