@@ -235,7 +235,7 @@ fn advice(kind: &AlertKind) -> Vec<&'static str> {
     }
 }
 
-fn html_escape(s: &str) -> String {
+pub fn html_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -79,7 +79,7 @@ pub fn test_mail(
         "<!DOCTYPE html>\n<html><body><p>This is a test mail from tokenwatch on \
          <b>{}</b>, sent at {stamp}.</p><p>If you can read it, alert mail reaches you.</p>\
          </body></html>\n",
-        escape_html(sender_host)
+        crate::mail::render::html_escape(sender_host)
     );
     OutgoingMail {
         message_id: format!(
@@ -96,20 +96,6 @@ pub fn test_mail(
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {
