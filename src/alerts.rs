@@ -41,7 +41,20 @@ pub enum AlertKind {
     FolderRecovered,
     Superseded,
     NoAccount,
+    /// Checks of this token with Apple keep failing (while Apple itself answers).
+    CannotVerify {
+        since: DateTime<Utc>,
+    },
+    /// Apple's expiry differs from the file's by more than a day.
+    AppleExpiryMismatch,
+    /// No request to Apple has got through since then (one mail per host).
+    AppleUnreachable {
+        since: DateTime<Utc>,
+    },
 }
+
+/// After this long, a failing Apple check is worth a mail.
+pub const APPLE_FAILURE_GRACE: Duration = Duration::days(1);
 
 /// One token or file, as the planner needs it.
 #[derive(Debug, Clone)]
@@ -61,6 +74,10 @@ pub struct Subject {
     pub modified_at: Option<DateTime<Utc>>,
     pub recipients: Vec<Mailbox>,
     pub folder: String,
+    /// What Apple said, when asked.
+    pub apple: Option<crate::report::AppleReport>,
+    /// The file that replaced this token.
+    pub superseded_by: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -109,14 +126,37 @@ pub struct Plan {
     pub recheck_at: Option<DateTime<Utc>>,
 }
 
+/// Facts about this host rather than one token.
+#[derive(Debug, Clone, Default)]
+pub struct HostSubject {
+    /// Since when no request to Apple got through.
+    pub apple_unreachable_since: Option<DateTime<Utc>>,
+    pub recipients: Vec<Mailbox>,
+}
+
 pub fn plan(
     now: DateTime<Utc>,
     subjects: &[Subject],
     folders: &[FolderSubject],
+    host: &HostSubject,
     ledger: &Ledger,
     policy: &Policy,
 ) -> Plan {
     let mut out = Plan::default();
+    let apple_down = host.apple_unreachable_since;
+    if let Some(since) = apple_down.filter(|s| now - *s > APPLE_FAILURE_GRACE) {
+        let key = format!("apple_unreachable:{}", since.timestamp());
+        if !ledger.contains_key(&key) {
+            out.alerts.push(Alert {
+                key,
+                kind: AlertKind::AppleUnreachable { since },
+                subject: None,
+                folder: None,
+                recipients: host.recipients.clone(),
+                also_done: Vec::new(),
+            });
+        }
+    }
     let repeat = Duration::days(policy.repeat_days.max(1) as i64);
     for (i, s) in subjects.iter().enumerate() {
         let fp = &s.identity;
@@ -211,6 +251,34 @@ pub fn plan(
                         push(key, AlertKind::Expiring { days: most_urgent }, done);
                     }
                 }
+            }
+        }
+        let mut extra = |key: String, kind: AlertKind| {
+            if !ledger.contains_key(&key) {
+                out.alerts.push(Alert {
+                    key,
+                    kind,
+                    subject: Some(i),
+                    folder: None,
+                    recipients: s.recipients.clone(),
+                    also_done: Vec::new(),
+                });
+            }
+        };
+        if let Some(apple) = &s.apple {
+            // While Apple cannot be reached at all, the one host mail says it.
+            if let Some(since) = apple
+                .failing_since
+                .filter(|f| now - *f > APPLE_FAILURE_GRACE && apple_down.is_none())
+            {
+                extra(
+                    format!("cannot_verify:{fp}:{}", since.timestamp()),
+                    AlertKind::CannotVerify { since },
+                );
+            }
+            if apple.expiry_mismatch && !matches!(s.status, Status::Superseded | Status::Unreadable)
+            {
+                extra(format!("apple_expiry:{fp}"), AlertKind::AppleExpiryMismatch);
             }
         }
         if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {

@@ -8,9 +8,16 @@ use std::os::unix::ffi::OsStrExt;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
 use crate::config::Config;
-use crate::evaluate::{self, Facts, Policy, Status};
+use crate::evaluate::{self, AppleVerdict, Facts, Policy, Status};
 use crate::scan::{FolderState, Scan};
+use crate::state::StoredVerdict;
+
+/// Apple's expiry and the file's may differ by this much before anyone is
+/// told (the file's is exact to the second, Apple's may be rounded).
+const EXPIRY_MISMATCH_SLACK_SECS: i64 = 86_400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -49,6 +56,12 @@ pub struct TokenReport {
     /// The token file can be read by every user of the host.
     #[serde(default)]
     pub world_readable: bool,
+    /// What Apple said when last asked; null when never asked.
+    #[serde(default)]
+    pub apple: Option<AppleReport>,
+    /// Path of the token that replaced this one (status `superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
     /// Full fingerprint of the content, or `path:<path>` when nothing could
     /// be read: what alert history follows.
     #[serde(skip)]
@@ -60,12 +73,79 @@ pub struct TokenReport {
     pub folder: usize,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppleReport {
+    #[serde(with = "rfc3339_opt")]
+    pub verified_at: Option<DateTime<Utc>>,
+    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
+    pub verdict: String,
+    pub location_name: Option<String>,
+    pub uid: Option<String>,
+    pub mdm_name: Option<String>,
+    #[serde(with = "rfc3339_opt")]
+    pub apple_expires_at: Option<DateTime<Utc>>,
+    /// Apple's expiry differs from the file's by more than a day.
+    #[serde(default)]
+    pub expiry_mismatch: bool,
+    /// The last failure, while checks keep failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Since when checks of this token keep failing.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    pub failing_since: Option<DateTime<Utc>>,
+}
+
+impl AppleReport {
+    fn from_stored(v: &StoredVerdict, file_expiry: DateTime<Utc>) -> AppleReport {
+        AppleReport {
+            verified_at: Some(v.verified_at),
+            verdict: v.verdict.clone(),
+            location_name: v.location_name.clone(),
+            uid: v.uid.clone(),
+            mdm_name: v.mdm_name.clone(),
+            apple_expires_at: v.apple_expires_at,
+            expiry_mismatch: v.apple_expires_at.is_some_and(|a| {
+                (a - file_expiry).num_seconds().abs() > EXPIRY_MISMATCH_SLACK_SECS
+            }),
+            error: v.error.clone(),
+            failing_since: v.first_failure_at,
+        }
+    }
+
+    fn unverifiable() -> AppleReport {
+        AppleReport {
+            verified_at: None,
+            verdict: "unverifiable".into(),
+            location_name: None,
+            uid: None,
+            mdm_name: None,
+            apple_expires_at: None,
+            expiry_mismatch: false,
+            error: Some("saved as raw JSON: the original Base64 that Apple takes is lost".into()),
+            failing_since: None,
+        }
+    }
+
+    fn rules_verdict(&self) -> Option<AppleVerdict> {
+        match self.verdict.as_str() {
+            "valid" => Some(AppleVerdict::Valid),
+            "revoked" => Some(AppleVerdict::Revoked),
+            "expired" => Some(AppleVerdict::Expired),
+            "invalid" => Some(AppleVerdict::Invalid),
+            _ => None,
+        }
+    }
+}
+
+/// Apple's verdicts by full fingerprint.
+pub type Verdicts = HashMap<String, StoredVerdict>;
+
 /// Lossy for display only; token paths are identified by bytes elsewhere.
 pub fn show_path(p: &std::path::Path) -> String {
     String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
 }
 
-pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
+pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
     let policy = Policy::from_config(cfg);
     let folders = scan
         .folders
@@ -78,6 +158,7 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
             watch: None,
         })
         .collect();
+    let current = current_by_uid(verdicts, scan);
     let mut tokens: Vec<TokenReport> = scan
         .files
         .iter()
@@ -92,12 +173,25 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
             let modified_at = f.mtime.map(DateTime::<Utc>::from);
             match &f.content {
                 Ok(t) => {
+                    let apple = match verdicts.get(t.fingerprint.as_str()) {
+                        Some(v) => Some(AppleReport::from_stored(v, t.expires_at)),
+                        None if t.bearer.is_none() && cfg.apple.verify => {
+                            Some(AppleReport::unverifiable())
+                        }
+                        None => None,
+                    };
+                    let superseded_by = verdicts
+                        .get(t.fingerprint.as_str())
+                        .and_then(|v| v.uid.as_deref())
+                        .and_then(|uid| current.get(uid))
+                        .filter(|(_, fp, _)| *fp != t.fingerprint.as_str())
+                        .map(|(_, _, path)| show_path(path));
                     let facts = Facts {
                         expires_at: t.expires_at,
                         created_at: t.created_at,
                         account: account.as_deref().and_then(|a| cfg.account(a)),
-                        apple: None,
-                        superseded: false,
+                        apple: apple.as_ref().and_then(AppleReport::rules_verdict),
+                        superseded: superseded_by.is_some(),
                     };
                     let e = evaluate::evaluate(now, &facts, &policy);
                     TokenReport {
@@ -111,6 +205,8 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
                         status: e.status,
                         detail: e.detail,
                         world_readable: f.world_readable,
+                        apple,
+                        superseded_by,
                         identity,
                         modified_at,
                         folder: f.folder,
@@ -127,6 +223,8 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
                     status: Status::Unreadable,
                     detail: Some(err.to_string()),
                     world_readable: f.world_readable,
+                    apple: None,
+                    superseded_by: None,
                     identity,
                     modified_at,
                     folder: f.folder,
@@ -147,6 +245,35 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
         folders,
         tokens,
     }
+}
+
+/// Tokens with the same Apple `uId` are copies of one location's token:
+/// the one that expires last is current. Returns, per uid, the current
+/// token's (expiry, fingerprint, path); ties go to the larger fingerprint so
+/// exactly one token stays current.
+fn current_by_uid<'a>(
+    verdicts: &'a Verdicts,
+    scan: &'a Scan,
+) -> HashMap<&'a str, (DateTime<Utc>, &'a str, &'a std::path::Path)> {
+    let mut best: HashMap<&str, (DateTime<Utc>, &str, &std::path::Path)> = HashMap::new();
+    for f in &scan.files {
+        let Some(t) = f.token() else { continue };
+        let Some(uid) = verdicts
+            .get(t.fingerprint.as_str())
+            .and_then(|v| v.uid.as_deref())
+        else {
+            continue;
+        };
+        let candidate = (t.expires_at, t.fingerprint.as_str(), f.path.as_path());
+        best.entry(uid)
+            .and_modify(|b| {
+                if (candidate.0, candidate.1) > (b.0, b.1) {
+                    *b = candidate;
+                }
+            })
+            .or_insert(candidate);
+    }
+    best
 }
 
 /// Monitoring-plugin exit code: 2 critical, 3 unknown (unreadable files,

@@ -28,6 +28,8 @@ fn token(fp: &str, status: Status, days_left: i64) -> Subject {
         modified_at: None,
         recipients: vec!["ops@example.com".parse().unwrap()],
         folder: "/srv/tokens".into(),
+        apple: None,
+        superseded_by: None,
     }
 }
 
@@ -49,18 +51,39 @@ fn keys(plan: &Plan) -> Vec<&str> {
 fn first_sight_at_20_days_sends_only_the_most_urgent_threshold() {
     let subjects = [token("aaa", Status::Expiring, 20)];
     let mut ledger = Ledger::new();
-    let p = plan(now(), &subjects, &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        &subjects,
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["expiring:aaa:30"]);
     assert_eq!(p.alerts[0].also_done, ["expiring:aaa:60"]);
     record(&mut ledger, &p, now());
     // The same pass again (restart) plans nothing.
-    assert!(plan(now(), &subjects, &[], &ledger, &policy())
-        .alerts
-        .is_empty());
+    assert!(plan(
+        now(),
+        &subjects,
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
     // Crossing 14 later sends exactly that one.
     let later = [token("aaa", Status::Expiring, 14)];
     assert_eq!(
-        keys(&plan(now(), &later, &[], &ledger, &policy())),
+        keys(&plan(
+            now(),
+            &later,
+            &[],
+            &HostSubject::default(),
+            &ledger,
+            &policy()
+        )),
         ["expiring:aaa:14"]
     );
 }
@@ -72,6 +95,7 @@ fn threshold_is_crossed_exactly_at_days_left_equal() {
         now(),
         &[token("a", Status::Ok, 61)],
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy()
     )
@@ -82,6 +106,7 @@ fn threshold_is_crossed_exactly_at_days_left_equal() {
             now(),
             &[token("a", Status::Expiring, 60)],
             &[],
+            &HostSubject::default(),
             &ledger,
             &policy()
         )),
@@ -96,6 +121,7 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
         now(),
         &[token("a", Status::Expiring, 59)],
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy(),
     );
@@ -105,6 +131,7 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
         now(),
         &[token("a", Status::Expiring, 2)],
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy(),
     );
@@ -119,20 +146,55 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
 fn expired_mails_once_then_reminds_every_repeat_days() {
     let mut ledger = Ledger::new();
     let t = |days| [token("e", Status::Expired, days)];
-    let p = plan(now(), &t(0), &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        &t(0),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["expired:e"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &t(-6), &[], &ledger, &policy())
-        .alerts
-        .is_empty());
-    let p = plan(now(), &t(-7), &[], &ledger, &policy());
+    assert!(plan(
+        now(),
+        &t(-6),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    let p = plan(
+        now(),
+        &t(-7),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["expired:e:1"]);
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &t(-13), &[], &ledger, &policy())
-        .alerts
-        .is_empty());
+    assert!(plan(
+        now(),
+        &t(-13),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
     assert_eq!(
-        keys(&plan(now(), &t(-14), &[], &ledger, &policy())),
+        keys(&plan(
+            now(),
+            &t(-14),
+            &[],
+            &HostSubject::default(),
+            &ledger,
+            &policy()
+        )),
         ["expired:e:2"]
     );
 }
@@ -143,6 +205,7 @@ fn a_long_expired_token_seen_first_gets_one_mail() {
         now(),
         &[token("e", Status::Expired, -30)],
         &[],
+        &HostSubject::default(),
         &Ledger::new(),
         &policy(),
     );
@@ -159,7 +222,14 @@ fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
     let mut ledger = Ledger::new();
     let mut t = token("i", Status::Invalidated, 5);
     t.detail = Some("password_change".into());
-    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     assert_eq!(keys(&p), ["invalidated:i:password_change"]);
     record(&mut ledger, &p, now());
     // No expiring mail although 5 days are left.
@@ -167,6 +237,7 @@ fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
         now() + Duration::days(6),
         std::slice::from_ref(&t),
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy()
     )
@@ -176,6 +247,7 @@ fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
         now() + Duration::days(7),
         std::slice::from_ref(&t),
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy(),
     );
@@ -189,13 +261,21 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
     t.detail = Some("empty file".into());
     t.modified_at = Some(now() - Duration::seconds(3));
     let mut ledger = Ledger::new();
-    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     assert!(p.alerts.is_empty());
     assert_eq!(p.recheck_at, Some(now() + Duration::seconds(7)));
     let p = plan(
         now() + Duration::seconds(7),
         std::slice::from_ref(&t),
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy(),
     );
@@ -205,6 +285,7 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
         now() + Duration::days(1),
         std::slice::from_ref(&t),
         &[],
+        &HostSubject::default(),
         &ledger,
         &policy()
     )
@@ -217,6 +298,7 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
             now() + Duration::days(1),
             &[t],
             &[],
+            &HostSubject::default(),
             &ledger,
             &policy()
         )),
@@ -228,10 +310,26 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
 fn renaming_a_token_sends_nothing_new() {
     let mut ledger = Ledger::new();
     let mut t = token("r", Status::Expiring, 20);
-    let p = plan(now(), std::slice::from_ref(&t), &[], &ledger, &policy());
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
+    );
     record(&mut ledger, &p, now());
     t.path = "/srv/tokens/elsewhere/renamed.vpptoken".into();
-    assert!(plan(now(), &[t], &[], &ledger, &policy()).alerts.is_empty());
+    assert!(plan(
+        now(),
+        &[t],
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
 }
 
 #[test]
@@ -246,24 +344,55 @@ fn folder_problems_alert_once_and_once_more_when_recovered() {
         problem: None,
         ..bad.clone()
     };
-    assert!(
-        plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy())
-            .alerts
-            .is_empty()
+    assert!(plan(
+        now(),
+        &[],
+        std::slice::from_ref(&good),
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    let p = plan(
+        now(),
+        &[],
+        std::slice::from_ref(&bad),
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
     );
-    let p = plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy());
     assert_eq!(keys(&p), ["folder:/srv/a:problem:1"]);
     record(&mut ledger, &p, now());
-    assert!(
-        plan(now(), &[], std::slice::from_ref(&bad), &ledger, &policy())
-            .alerts
-            .is_empty()
+    assert!(plan(
+        now(),
+        &[],
+        std::slice::from_ref(&bad),
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    let p = plan(
+        now(),
+        &[],
+        std::slice::from_ref(&good),
+        &HostSubject::default(),
+        &ledger,
+        &policy(),
     );
-    let p = plan(now(), &[], std::slice::from_ref(&good), &ledger, &policy());
     assert_eq!(keys(&p), ["folder:/srv/a:recovered:1"]);
     record(&mut ledger, &p, now());
     assert_eq!(
-        keys(&plan(now(), &[], &[bad], &ledger, &policy())),
+        keys(&plan(
+            now(),
+            &[],
+            &[bad],
+            &HostSubject::default(),
+            &ledger,
+            &policy()
+        )),
         ["folder:/srv/a:problem:2"]
     );
 }
@@ -273,14 +402,26 @@ fn require_account_warns_about_tokens_without_one() {
     let mut t = token("n", Status::Ok, 200);
     t.account = None;
     let mut pol = policy();
-    assert!(
-        plan(now(), std::slice::from_ref(&t), &[], &Ledger::new(), &pol)
-            .alerts
-            .is_empty()
-    );
+    assert!(plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &pol
+    )
+    .alerts
+    .is_empty());
     pol.require_account = true;
     assert_eq!(
-        keys(&plan(now(), &[t], &[], &Ledger::new(), &pol)),
+        keys(&plan(
+            now(),
+            &[t],
+            &[],
+            &HostSubject::default(),
+            &Ledger::new(),
+            &pol
+        )),
         ["noaccount:n"]
     );
 }
@@ -294,11 +435,129 @@ fn storm_guard_collapses_per_recipient_set() {
     other.recipients = vec!["acme@example.com".parse().unwrap()];
     let mut subjects = many;
     subjects.push(other);
-    let p = plan(now(), &subjects, &[], &Ledger::new(), &policy());
+    let p = plan(
+        now(),
+        &subjects,
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy(),
+    );
     let groups = group_for_storm_guard(p.alerts, 20);
     let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     sizes.sort();
     assert_eq!(sizes, [1, 25]);
-    let p = plan(now(), &subjects[..20], &[], &Ledger::new(), &policy());
+    let p = plan(
+        now(),
+        &subjects[..20],
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy(),
+    );
     assert_eq!(group_for_storm_guard(p.alerts, 20).len(), 20);
+}
+
+fn apple(verdict: &str) -> crate::report::AppleReport {
+    crate::report::AppleReport {
+        verified_at: Some(now()),
+        verdict: verdict.into(),
+        location_name: None,
+        uid: None,
+        mdm_name: None,
+        apple_expires_at: None,
+        expiry_mismatch: false,
+        error: None,
+        failing_since: None,
+    }
+}
+
+#[test]
+fn a_token_failing_apple_checks_for_over_a_day_mails_once_unless_apple_is_down() {
+    let mut t = token("f", Status::Ok, 200);
+    let mut a = apple("valid");
+    a.failing_since = Some(now() - Duration::hours(23));
+    t.apple = Some(a.clone());
+    assert!(plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy()
+    )
+    .alerts
+    .is_empty());
+    a.failing_since = Some(now() - Duration::hours(25));
+    t.apple = Some(a);
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy(),
+    );
+    assert_eq!(p.alerts.len(), 1);
+    assert!(matches!(p.alerts[0].kind, AlertKind::CannotVerify { .. }));
+    // Apple unreachable for everyone: only the host mail.
+    let host = HostSubject {
+        apple_unreachable_since: Some(now() - Duration::hours(30)),
+        recipients: vec!["ops@example.com".parse().unwrap()],
+    };
+    let p = plan(now(), &[t], &[], &host, &Ledger::new(), &policy());
+    assert_eq!(p.alerts.len(), 1);
+    assert!(matches!(
+        p.alerts[0].kind,
+        AlertKind::AppleUnreachable { .. }
+    ));
+    let mut ledger = Ledger::new();
+    record(&mut ledger, &p, now());
+    assert!(plan(now(), &[], &[], &host, &ledger, &policy())
+        .alerts
+        .is_empty());
+}
+
+#[test]
+fn apple_expiry_mismatch_mails_once() {
+    let mut t = token("m", Status::Ok, 200);
+    let mut a = apple("valid");
+    a.expiry_mismatch = true;
+    t.apple = Some(a);
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy(),
+    );
+    assert_eq!(keys(&p), ["apple_expiry:m"]);
+    let mut ledger = Ledger::new();
+    record(&mut ledger, &p, now());
+    assert!(plan(
+        now(),
+        &[t],
+        &[],
+        &HostSubject::default(),
+        &ledger,
+        &policy()
+    )
+    .alerts
+    .is_empty());
+}
+
+#[test]
+fn superseded_tokens_get_one_mail_and_no_expiry_mails() {
+    let mut t = token("s", Status::Superseded, 5);
+    t.superseded_by = Some("/srv/tokens/new.vpptoken".into());
+    let p = plan(
+        now(),
+        std::slice::from_ref(&t),
+        &[],
+        &HostSubject::default(),
+        &Ledger::new(),
+        &policy(),
+    );
+    assert_eq!(keys(&p), ["superseded:s"]);
 }

@@ -7,15 +7,17 @@ use chrono_tz::Tz;
 
 use super::{load_config, EXIT_UNKNOWN};
 use crate::evaluate::Status;
-use crate::report::{self, Report};
+use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
+use crate::state::{StateError, StateStore};
 
 pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
     let scan = scan::scan(&cfg.folders);
-    let report = report::build(Utc::now(), &cfg, &scan);
+    let verdicts = stored_verdicts(&cfg);
+    let report = report::build(Utc::now(), &cfg, &scan, &verdicts);
     warn_world_readable(&report);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -23,6 +25,26 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
         print!("{}", human(&report, cfg.timezone));
     }
     Ok(report::exit_code(&report, &cfg))
+}
+
+/// Apple's verdicts as the daemon stored them, so a revoked token cannot
+/// look fine here. Read-only; `check` works without any state.
+fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
+    let store = match StateStore::open_read_only(&cfg.state_dir) {
+        Ok(s) => s,
+        Err(StateError::NotFound { .. }) if !cfg.apple.verify => return Verdicts::new(),
+        Err(e) => {
+            eprintln!("tokenwatch: note: Apple's verdicts are not shown: {e}");
+            return Verdicts::new();
+        }
+    };
+    match store.verdicts() {
+        Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
+        Err(e) => {
+            eprintln!("tokenwatch: note: Apple's verdicts are not shown: {e}");
+            Verdicts::new()
+        }
+    }
 }
 
 /// Token files are credentials; one lying open is worth a warning, though

@@ -4,6 +4,7 @@
 mod check;
 mod config_cmd;
 mod inspect;
+mod probe;
 mod run;
 mod sample;
 mod status;
@@ -85,6 +86,12 @@ pub enum Command {
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Ask Apple about one token (read-only GET /client/config)
+    Probe {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the daemon in the foreground (systemd supervises it)
     Run,
     /// Show what the running daemon last saw, and its outbox
@@ -145,6 +152,7 @@ pub fn run(cli: Cli) -> i32 {
             days,
             output,
         } => sample::run(&org, expires.as_deref(), days, output.as_deref()),
+        Command::Probe { file, json } => probe::run(config_flag, &file, json),
         Command::Run => run::run(config_flag),
         Command::Status { json } => status::status(config_flag, json),
         Command::Outbox { action } => match action {

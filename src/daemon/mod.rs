@@ -10,8 +10,10 @@
 
 mod folders;
 mod pass;
+mod prober;
 pub mod sender;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,7 @@ use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
+use prober::{ProbeRequest, Prober, ProberHandle, ProberOrder};
 use sender::{Sender, SenderOrder};
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
@@ -80,6 +83,7 @@ pub async fn run(
     };
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
+    let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
 
     let mut d = Daemon {
         config_path: cfg.file.clone(),
@@ -93,7 +97,11 @@ pub async fn run(
         schedules: CancellationToken::new(),
         recheck_at: None,
         host: hostname(),
+        prober: None,
+        verdict_tx,
+        requested: HashSet::new(),
     };
+    d.start_prober().map_err(DaemonError::Fatal)?;
     d.watch_config_dir();
     d.set_folders();
     d.start_schedules();
@@ -111,6 +119,7 @@ pub async fn run(
             },
             Some(ev) = watch_rx.recv() => d.on_watch_event(ev),
             Some(tick) = tick_rx.recv() => d.on_tick(tick),
+            Some(()) = verdict_rx.recv() => d.pass(),
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         d.due_work();
@@ -122,6 +131,7 @@ pub async fn run(
     tracing::info!("stopping: finishing the mail in flight");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
     d.schedules.cancel();
+    d.prober = None;
     sender_cancel.cancel();
     if tokio::time::timeout(DRAIN_LIMIT, sender_task)
         .await
@@ -175,6 +185,13 @@ struct Daemon {
     /// An unreadable file is settling; evaluate again then.
     recheck_at: Option<chrono::DateTime<Utc>>,
     host: String,
+    /// Orders to the Apple prober, when `[apple] verify` is on; dropping
+    /// the sender stops it.
+    prober: Option<ProberHandle>,
+    verdict_tx: mpsc::Sender<()>,
+    /// Fingerprints handed to the prober since start-up (or found freshly
+    /// verified): a token is asked about when it appears, then on schedule.
+    requested: HashSet<String>,
 }
 
 impl Daemon {
@@ -184,6 +201,9 @@ impl Daemon {
         let mut list = vec![("check", self.cfg.schedule.check.clone())];
         if let Some(d) = &self.cfg.schedule.digest {
             list.push(("digest", d.clone()));
+        }
+        if self.cfg.apple.verify {
+            list.push(("verify", self.cfg.schedule.verify.clone()));
         }
         for (name, s) in list {
             tokio::spawn(run_schedule(
@@ -195,10 +215,85 @@ impl Daemon {
         }
     }
 
+    /// Starts the Apple prober when `[apple] verify` is on.
+    fn start_prober(&mut self) -> anyhow::Result<()> {
+        if !self.cfg.apple.verify {
+            return Ok(());
+        }
+        let probe = crate::probe::Probe::new(&self.cfg.apple.probe)
+            .map_err(|e| anyhow::anyhow!("[apple] settings in {}: {e}", self.cfg.file.display()))?;
+        let store = StateStore::open(&self.cfg.state_dir).map_err(anyhow::Error::from)?;
+        let (tx, rx) = mpsc::channel(64);
+        let cancel = CancellationToken::new();
+        let prober = Prober {
+            probe,
+            store,
+            orders: rx,
+            changed: self.verdict_tx.clone(),
+            cancel: cancel.clone(),
+        };
+        tokio::spawn(prober.run());
+        self.prober = Some(ProberHandle { orders: tx, cancel });
+        Ok(())
+    }
+
+    /// Hands tokens to the prober: every verifiable one on the schedule
+    /// (`all`), else those not asked about yet and not verified within the
+    /// last schedule interval.
+    pub(super) fn request_verification(&mut self, all: bool) {
+        let Some(prober) = self.prober.as_ref().map(|p| p.orders.clone()) else {
+            return;
+        };
+        let verdicts: std::collections::HashMap<String, chrono::DateTime<Utc>> =
+            match tokio::task::block_in_place(|| self.store.verdicts()) {
+                Ok(v) => v
+                    .into_iter()
+                    .filter(|v| v.first_failure_at.is_none())
+                    .map(|v| (v.fingerprint, v.verified_at))
+                    .collect(),
+                Err(_) => Default::default(),
+            };
+        let now = Utc::now();
+        let fresh_for = self
+            .cfg
+            .schedule
+            .verify
+            .interval_near(now)
+            .unwrap_or(chrono::Duration::hours(6));
+        let mut batch = Vec::new();
+        for slot in &self.slots {
+            for f in &slot.files {
+                let Some(t) = f.token() else { continue };
+                let Some(bearer) = &t.bearer else { continue };
+                let fp = t.fingerprint.as_str();
+                if !all && self.requested.contains(fp) {
+                    continue;
+                }
+                self.requested.insert(fp.to_string());
+                let fresh = verdicts.get(fp).is_some_and(|at| now - *at < fresh_for);
+                if all || !fresh {
+                    batch.push(ProbeRequest {
+                        fingerprint: fp.to_string(),
+                        bearer: bearer.clone(),
+                    });
+                }
+            }
+        }
+        if !batch.is_empty() {
+            tracing::debug!(tokens = batch.len(), "asking Apple");
+            if prober.try_send(ProberOrder::Verify(batch)).is_err() {
+                tracing::warn!(
+                    "the Apple prober is busy; these tokens are asked about at the next schedule"
+                );
+            }
+        }
+    }
+
     fn on_tick(&mut self, tick: Tick) {
         match tick.name {
             "check" => self.full_pass("schedule"),
             "digest" => self.send_digest(),
+            "verify" => self.request_verification(true),
             other => tracing::debug!(schedule = other, "tick"),
         }
     }
@@ -355,11 +450,20 @@ impl Daemon {
             tracing::error!(error = %e, "cannot clear the recorded config error");
         }
         tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
-        let schedules_changed = format!("{:?}", cfg.schedule) != format!("{:?}", self.cfg.schedule);
+        let schedules_changed = format!("{:?}", cfg.schedule) != format!("{:?}", self.cfg.schedule)
+            || cfg.apple.verify != self.cfg.apple.verify;
+        let apple_changed = format!("{:?}", cfg.apple) != format!("{:?}", self.cfg.apple);
         self.cfg = cfg;
         self.set_folders();
         if schedules_changed {
             self.start_schedules();
+        }
+        if apple_changed {
+            self.prober = None;
+            self.requested.clear();
+            if let Err(e) = self.start_prober() {
+                tracing::error!(error = %format!("{e:#}"), "Apple checks stay off until the next valid config");
+            }
         }
         self.full_pass("reload");
     }

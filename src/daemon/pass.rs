@@ -8,7 +8,7 @@ use chrono::Utc;
 
 use super::sender::SenderOrder;
 use super::Daemon;
-use crate::alerts::{self, Alert, FolderSubject, Ledger, Recorded, Subject};
+use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
 use crate::evaluate::Status;
 use crate::mail::render::{self, Context, Rendered};
 use crate::report::{self, Report};
@@ -28,7 +28,14 @@ impl Daemon {
     }
 
     pub(super) fn report(&self) -> Report {
-        let mut report = report::build(Utc::now(), &self.cfg, &self.current_scan());
+        let verdicts = match tokio::task::block_in_place(|| self.store.verdicts()) {
+            Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read Apple's verdicts");
+                report::Verdicts::new()
+            }
+        };
+        let mut report = report::build(Utc::now(), &self.cfg, &self.current_scan(), &verdicts);
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
         }
@@ -69,6 +76,7 @@ impl Daemon {
             tracing::error!(error = %e, "cannot record the scan in the state database");
         }
         self.plan_and_enqueue(&report);
+        self.request_verification(false);
     }
 
     fn subjects(&self, report: &Report) -> (Vec<Subject>, Vec<FolderSubject>) {
@@ -93,6 +101,8 @@ impl Daemon {
                     .get(t.folder)
                     .map(|f| report::show_path(&f.path))
                     .unwrap_or_default(),
+                apple: t.apple.clone(),
+                superseded_by: t.superseded_by.clone(),
             })
             .collect();
         let folders = report
@@ -111,6 +121,31 @@ impl Daemon {
             })
             .collect();
         (subjects, folders)
+    }
+
+    /// Host-wide facts: whether Apple has been unreachable, and who hears
+    /// about it (`[alerts] recipients`, else everyone).
+    fn host_subject(&self) -> HostSubject {
+        let since =
+            tokio::task::block_in_place(|| self.store.meta(super::prober::APPLE_UNREACHABLE_SINCE))
+                .ok()
+                .flatten()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc));
+        let mut recipients = self.cfg.alerts.recipients.clone();
+        if recipients.is_empty() {
+            for f in &self.cfg.folders {
+                for m in self.cfg.recipients_for(Some(f)) {
+                    if !recipients.iter().any(|r| r.email == m.email) {
+                        recipients.push(m);
+                    }
+                }
+            }
+        }
+        HostSubject {
+            apple_unreachable_since: since,
+            recipients,
+        }
     }
 
     fn ledger(&self) -> Option<Ledger> {
@@ -137,7 +172,8 @@ impl Daemon {
             max_mails_per_pass: self.cfg.alerts.max_mails_per_pass,
             require_account: self.cfg.alerts.require_account,
         };
-        let plan = alerts::plan(now, &subjects, &folders, &ledger, &policy);
+        let host = self.host_subject();
+        let plan = alerts::plan(now, &subjects, &folders, &host, &ledger, &policy);
         self.recheck_at = plan.recheck_at;
         if plan.alerts.is_empty() {
             return;

@@ -153,6 +153,18 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
                 .unwrap_or("?");
             format!("Token folder {} is back", clean(f, 80))
         }
+        (AlertKind::CannotVerify { since }, Some(s)) => format!(
+            "{} cannot be verified with Apple since {}",
+            token(s),
+            since.format("%Y-%m-%d")
+        ),
+        (AlertKind::AppleExpiryMismatch, Some(s)) => {
+            format!("{}: Apple reports a different expiry date", token(s))
+        }
+        (AlertKind::AppleUnreachable { since }, _) => format!(
+            "Apple's Apps and Books API cannot be reached since {}",
+            since.format("%Y-%m-%d %H:%M UTC")
+        ),
         _ => "tokenwatch alert".into(),
     }
 }
@@ -199,6 +211,27 @@ fn facts(
             rows.push(("Fingerprint", s.identity[..12].to_string()));
         }
         rows.push(("Status", s.status.as_str().to_string()));
+        if let Some(by) = &s.superseded_by {
+            rows.push(("Replaced by", clean(by, 400)));
+        }
+        if let Some(a) = &s.apple {
+            rows.push(("Apple verdict", a.verdict.clone()));
+            if let Some(at) = a.verified_at {
+                rows.push(("Verified with Apple", local(at, ctx.tz)));
+            }
+            if let Some(l) = &a.location_name {
+                rows.push(("Apple location", clean(l, 200)));
+            }
+            if let Some(m) = &a.mdm_name {
+                rows.push(("MDM using it", clean(m, 200)));
+            }
+            if let Some(e) = a.apple_expires_at {
+                rows.push(("Expiry according to Apple", local(e, ctx.tz)));
+            }
+            if let Some(e) = &a.error {
+                rows.push(("Last Apple check failed", clean(e, 400)));
+            }
+        }
     }
     if let Some(f) = alert.folder.and_then(|i| folders.get(i)) {
         rows.push(("Folder", clean(&f.path, 400)));
@@ -232,6 +265,9 @@ fn advice(kind: &AlertKind) -> Vec<&'static str> {
         AlertKind::NoAccount => vec!["Name the Managed Apple Account that downloaded this token in the config (the folder's `account`, or a [[token]] entry), so that a password change can be caught."],
         AlertKind::FolderProblem { .. } => vec!["Check that the share is mounted and readable by the tokenwatch user. Tokens in this folder are not being watched until it is back."],
         AlertKind::FolderRecovered => vec!["The folder is readable again and is watched."],
+        AlertKind::CannotVerify { .. } => vec!["Apple answers other requests from this host, but checks of this token keep failing. `tokenwatch probe FILE` shows Apple's answer."],
+        AlertKind::AppleExpiryMismatch => vec!["The expiry date in the file and the one Apple reports differ by more than a day. tokenwatch warns by the file's date; check the token in Apple Business and replace the file if it is outdated."],
+        AlertKind::AppleUnreachable { .. } => vec!["Every request to Apple from this host has failed for more than a day (connection, TLS or server errors), so revoked tokens cannot be detected. Check the network path, proxy (HTTPS_PROXY) and firewall to vpp.itunes.apple.com. Expiry warnings continue from the files' dates."],
     }
 }
 

@@ -16,6 +16,8 @@ fn subject() -> Subject {
         modified_at: None,
         recipients: vec![],
         folder: "/srv/tokens/acme".into(),
+        apple: None,
+        superseded_by: None,
     }
 }
 

@@ -96,7 +96,6 @@ pub fn test_mail(
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
