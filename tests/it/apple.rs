@@ -229,3 +229,44 @@ fn probe_prints_apples_verdict_for_one_file() {
     assert!(run.stdout().contains("revoked"), "{}", run.describe());
     drop(a.rt);
 }
+
+#[test]
+fn a_restart_does_not_ask_again_about_freshly_verified_tokens() {
+    let a = apple();
+    let env = Env::new();
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    a.stub.respond(
+        &bearer(&env, "tokens/a.vpptoken"),
+        Reply::error(200, 9625, "The server has revoked the sToken."),
+    );
+    let cfg = config(&env, &a, None);
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("verified", 30, |s| {
+        s["tokens"][0]["apple"]["verdict"] == "revoked"
+    });
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(20), Some(0));
+    assert_eq!(a.stub.requests().len(), 1);
+    // A new token appearing while running is asked about; the old one is not.
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan after restart", 20, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
+    });
+    env.sample("tokens/b.vpptoken", "Beta", 200);
+    a.stub.respond(
+        &bearer(&env, "tokens/b.vpptoken"),
+        Reply::error(200, 9621, "The token has expired."),
+    );
+    d.wait_for("new token verified", 30, |s| {
+        token(s, "b.vpptoken").is_some_and(|t| t["apple"]["verdict"] == "expired")
+    });
+    let asked: Vec<String> = a
+        .stub
+        .requests()
+        .iter()
+        .map(|r| r.bearer.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[1], bearer(&env, "tokens/b.vpptoken"));
+    drop(a.rt);
+}
