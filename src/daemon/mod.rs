@@ -478,6 +478,14 @@ impl Daemon {
                 mode = slot.mode_name(),
                 "watching"
             );
+            for f in &slot.files {
+                if let Err(e) = &f.content {
+                    tracing::warn!(file = %f.path.display(), error = %e, "unreadable token file");
+                }
+                if f.world_readable {
+                    tracing::warn!(file = %f.path.display(), "token file is readable by every user of this host; restrict it (chmod o-r)");
+                }
+            }
         }
     }
 }
