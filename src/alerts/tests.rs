@@ -33,6 +33,23 @@ fn token(fp: &str, status: Status, days_left: i64) -> Subject {
     }
 }
 
+/// A plan with no host facts and the default policy.
+fn quick(
+    now: DateTime<Utc>,
+    subjects: &[Subject],
+    folders: &[FolderSubject],
+    ledger: &Ledger,
+) -> Plan {
+    plan(
+        now,
+        subjects,
+        folders,
+        &HostSubject::default(),
+        ledger,
+        &policy(),
+    )
+}
+
 /// Applies a plan to the ledger as the daemon would.
 fn record(ledger: &mut Ledger, plan: &Plan, at: DateTime<Utc>) {
     for a in &plan.alerts {
@@ -51,39 +68,16 @@ fn keys(plan: &Plan) -> Vec<&str> {
 fn first_sight_at_20_days_sends_only_the_most_urgent_threshold() {
     let subjects = [token("aaa", Status::Expiring, 20)];
     let mut ledger = Ledger::new();
-    let p = plan(
-        now(),
-        &subjects,
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    let p = quick(now(), &subjects, &[], &ledger);
     assert_eq!(keys(&p), ["expiring:aaa:30"]);
     assert_eq!(p.alerts[0].also_done, ["expiring:aaa:60"]);
     record(&mut ledger, &p, now());
     // The same pass again (restart) plans nothing.
-    assert!(plan(
-        now(),
-        &subjects,
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
+    assert!(quick(now(), &subjects, &[], &ledger).alerts.is_empty());
     // Crossing 14 later sends exactly that one.
     let later = [token("aaa", Status::Expiring, 14)];
     assert_eq!(
-        keys(&plan(
-            now(),
-            &later,
-            &[],
-            &HostSubject::default(),
-            &ledger,
-            &policy()
-        )),
+        keys(&quick(now(), &later, &[], &ledger)),
         ["expiring:aaa:14"]
     );
 }
@@ -146,57 +140,15 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
 fn expired_mails_once_then_reminds_every_repeat_days() {
     let mut ledger = Ledger::new();
     let t = |days| [token("e", Status::Expired, days)];
-    let p = plan(
-        now(),
-        &t(0),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    let p = quick(now(), &t(0), &[], &ledger);
     assert_eq!(keys(&p), ["expired:e"]);
     record(&mut ledger, &p, now());
-    assert!(plan(
-        now(),
-        &t(-6),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
-    let p = plan(
-        now(),
-        &t(-7),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    assert!(quick(now(), &t(-6), &[], &ledger).alerts.is_empty());
+    let p = quick(now(), &t(-7), &[], &ledger);
     assert_eq!(keys(&p), ["expired:e:1"]);
     record(&mut ledger, &p, now());
-    assert!(plan(
-        now(),
-        &t(-13),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
-    assert_eq!(
-        keys(&plan(
-            now(),
-            &t(-14),
-            &[],
-            &HostSubject::default(),
-            &ledger,
-            &policy()
-        )),
-        ["expired:e:2"]
-    );
+    assert!(quick(now(), &t(-13), &[], &ledger).alerts.is_empty());
+    assert_eq!(keys(&quick(now(), &t(-14), &[], &ledger)), ["expired:e:2"]);
 }
 
 #[test]
@@ -222,34 +174,23 @@ fn invalidated_sends_once_then_reminds_and_stops_expiry_mails() {
     let mut ledger = Ledger::new();
     let mut t = token("i", Status::Invalidated, 5);
     t.detail = Some("password_change".into());
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &ledger);
     assert_eq!(keys(&p), ["invalidated:i:password_change"]);
     record(&mut ledger, &p, now());
     // No expiring mail although 5 days are left.
-    assert!(plan(
+    assert!(quick(
         now() + Duration::days(6),
         std::slice::from_ref(&t),
         &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
+        &ledger
     )
     .alerts
     .is_empty());
-    let p = plan(
+    let p = quick(
         now() + Duration::days(7),
         std::slice::from_ref(&t),
         &[],
-        &HostSubject::default(),
         &ledger,
-        &policy(),
     );
     assert_eq!(keys(&p), ["invalidated:i:password_change:1"]);
 }
@@ -261,47 +202,29 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
     t.detail = Some("empty file".into());
     t.modified_at = Some(now() - Duration::seconds(3));
     let mut ledger = Ledger::new();
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &ledger);
     assert!(p.alerts.is_empty());
     assert_eq!(p.recheck_at, Some(now() + Duration::seconds(7)));
-    let p = plan(
+    let p = quick(
         now() + Duration::seconds(7),
         std::slice::from_ref(&t),
         &[],
-        &HostSubject::default(),
         &ledger,
-        &policy(),
     );
     assert_eq!(keys(&p), ["unreadable:u"]);
     record(&mut ledger, &p, now());
-    assert!(plan(
+    assert!(quick(
         now() + Duration::days(1),
         std::slice::from_ref(&t),
         &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
+        &ledger
     )
     .alerts
     .is_empty());
     // New broken content is a new alert.
     t.identity = "u2".into();
     assert_eq!(
-        keys(&plan(
-            now() + Duration::days(1),
-            &[t],
-            &[],
-            &HostSubject::default(),
-            &ledger,
-            &policy()
-        )),
+        keys(&quick(now() + Duration::days(1), &[t], &[], &ledger)),
         ["unreadable:u2"]
     );
 }
@@ -310,26 +233,10 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
 fn renaming_a_token_sends_nothing_new() {
     let mut ledger = Ledger::new();
     let mut t = token("r", Status::Expiring, 20);
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &ledger);
     record(&mut ledger, &p, now());
     t.path = "/srv/tokens/elsewhere/renamed.vpptoken".into();
-    assert!(plan(
-        now(),
-        &[t],
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
+    assert!(quick(now(), &[t], &[], &ledger).alerts.is_empty());
 }
 
 #[test]
@@ -344,55 +251,20 @@ fn folder_problems_alert_once_and_once_more_when_recovered() {
         problem: None,
         ..bad.clone()
     };
-    assert!(plan(
-        now(),
-        &[],
-        std::slice::from_ref(&good),
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
-    let p = plan(
-        now(),
-        &[],
-        std::slice::from_ref(&bad),
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    assert!(quick(now(), &[], std::slice::from_ref(&good), &ledger)
+        .alerts
+        .is_empty());
+    let p = quick(now(), &[], std::slice::from_ref(&bad), &ledger);
     assert_eq!(keys(&p), ["folder:/srv/a:problem:1"]);
     record(&mut ledger, &p, now());
-    assert!(plan(
-        now(),
-        &[],
-        std::slice::from_ref(&bad),
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
-    let p = plan(
-        now(),
-        &[],
-        std::slice::from_ref(&good),
-        &HostSubject::default(),
-        &ledger,
-        &policy(),
-    );
+    assert!(quick(now(), &[], std::slice::from_ref(&bad), &ledger)
+        .alerts
+        .is_empty());
+    let p = quick(now(), &[], std::slice::from_ref(&good), &ledger);
     assert_eq!(keys(&p), ["folder:/srv/a:recovered:1"]);
     record(&mut ledger, &p, now());
     assert_eq!(
-        keys(&plan(
-            now(),
-            &[],
-            &[bad],
-            &HostSubject::default(),
-            &ledger,
-            &policy()
-        )),
+        keys(&quick(now(), &[], &[bad], &ledger)),
         ["folder:/srv/a:problem:2"]
     );
 }
@@ -435,26 +307,12 @@ fn storm_guard_collapses_per_recipient_set() {
     other.recipients = vec!["acme@example.com".parse().unwrap()];
     let mut subjects = many;
     subjects.push(other);
-    let p = plan(
-        now(),
-        &subjects,
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy(),
-    );
+    let p = quick(now(), &subjects, &[], &Ledger::new());
     let groups = group_for_storm_guard(p.alerts, 20);
     let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     sizes.sort();
     assert_eq!(sizes, [1, 25]);
-    let p = plan(
-        now(),
-        &subjects[..20],
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy(),
-    );
+    let p = quick(now(), &subjects[..20], &[], &Ledger::new());
     assert_eq!(group_for_storm_guard(p.alerts, 20).len(), 20);
 }
 
@@ -478,26 +336,12 @@ fn a_token_failing_apple_checks_for_over_a_day_mails_once_unless_apple_is_down()
     let mut a = apple("valid");
     a.failing_since = Some(now() - Duration::hours(23));
     t.apple = Some(a.clone());
-    assert!(plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy()
-    )
-    .alerts
-    .is_empty());
+    assert!(quick(now(), std::slice::from_ref(&t), &[], &Ledger::new())
+        .alerts
+        .is_empty());
     a.failing_since = Some(now() - Duration::hours(25));
     t.apple = Some(a);
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(p.alerts.len(), 1);
     assert!(matches!(p.alerts[0].kind, AlertKind::CannotVerify { .. }));
     // Apple unreachable for everyone: only the host mail.
@@ -524,40 +368,17 @@ fn apple_expiry_mismatch_mails_once() {
     let mut a = apple("valid");
     a.expiry_mismatch = true;
     t.apple = Some(a);
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["apple_expiry:m"]);
     let mut ledger = Ledger::new();
     record(&mut ledger, &p, now());
-    assert!(plan(
-        now(),
-        &[t],
-        &[],
-        &HostSubject::default(),
-        &ledger,
-        &policy()
-    )
-    .alerts
-    .is_empty());
+    assert!(quick(now(), &[t], &[], &ledger).alerts.is_empty());
 }
 
 #[test]
 fn superseded_tokens_get_one_mail_and_no_expiry_mails() {
     let mut t = token("s", Status::Superseded, 5);
     t.superseded_by = Some("/srv/tokens/new.vpptoken".into());
-    let p = plan(
-        now(),
-        std::slice::from_ref(&t),
-        &[],
-        &HostSubject::default(),
-        &Ledger::new(),
-        &policy(),
-    );
+    let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["superseded:s"]);
 }

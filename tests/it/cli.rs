@@ -120,11 +120,33 @@ fn the_shipped_quickstart_config_runs_as_the_readme_says() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/quickstart.toml");
     std::fs::create_dir(env.path().join("config")).unwrap();
     std::fs::copy(shipped, env.path().join("config/quickstart.toml")).unwrap();
-    env.run(&["sample-token", "--org", "Acme Corp", "--days", "200", "-o", "config/quickstart-tokens/acme.vpptoken"]).expect_code(0);
-    env.run(&["sample-token", "--org", "Globex", "--days", "45", "-o", "config/quickstart-tokens/globex.vpptoken"]).expect_code(0);
+    env.run(&[
+        "sample-token",
+        "--org",
+        "Acme Corp",
+        "--days",
+        "200",
+        "-o",
+        "config/quickstart-tokens/acme.vpptoken",
+    ])
+    .expect_code(0);
+    env.run(&[
+        "sample-token",
+        "--org",
+        "Globex",
+        "--days",
+        "45",
+        "-o",
+        "config/quickstart-tokens/globex.vpptoken",
+    ])
+    .expect_code(0);
     let run = env.run(&["-c", "config/quickstart.toml", "check"]);
     run.expect_code(0);
-    assert!(run.stdout().contains("EXPIRING") && run.stdout().contains("Globex"), "{}", run.describe());
+    assert!(
+        run.stdout().contains("EXPIRING") && run.stdout().contains("Globex"),
+        "{}",
+        run.describe()
+    );
     // The state and mails stay next to the config, as documented.
     assert!(!env.path().join("config/quickstart-state").exists());
 }
