@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand; each returns the process exit
 //! code. `main` only parses arguments, sets up logging and calls [`run`].
 
+mod account;
 mod check;
 mod config_cmd;
 mod inspect;
@@ -110,6 +111,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
     },
+    /// Record facts about a Managed Apple Account in the config file
+    Account {
+        #[command(subcommand)]
+        action: AccountAction,
+    },
     /// Validate or print the configuration
     Config {
         #[command(subcommand)]
@@ -123,6 +129,26 @@ pub enum ConfigAction {
     Check,
     /// Print the documented example config
     Example,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountAction {
+    /// Record that ACCOUNT's password changed (edits the config file)
+    ///
+    /// Tokens of the account created before the change are invalidated.
+    /// Sets `password_changed` in its [[account]] table, keeping the file's
+    /// comments, owner, group and mode; the running daemon re-reads it.
+    PasswordChanged {
+        /// The Managed Apple Account, as the config names it
+        account: String,
+        /// When: RFC 3339 (2026-10-01T12:00:00Z) or "YYYY-MM-DD HH:MM" in the
+        /// configured timezone (a time that occurs twice means the first) [default: now]
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Add an [[account]] even though no folder or token refers to it
+        #[arg(long)]
+        add: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +186,11 @@ pub fn run(cli: Cli) -> i32 {
             OutboxAction::Drop { id } => status::outbox_drop(config_flag, id),
         },
         Command::TestMail { to } => test_mail::run(config_flag, to.as_deref()),
+        Command::Account { action } => match action {
+            AccountAction::PasswordChanged { account, at, add } => {
+                account::password_changed(config_flag, &account, at.as_deref(), add)
+            }
+        },
         Command::Config { action } => match action {
             ConfigAction::Check => config_cmd::check(config_flag),
             ConfigAction::Example => config_cmd::example(),

@@ -8,6 +8,7 @@
 //! problem before failing, so a user fixes a config in one round.
 
 mod doc;
+pub mod edit;
 
 use std::collections::BTreeSet;
 use std::fmt;

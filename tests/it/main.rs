@@ -1,6 +1,7 @@
 //! Integration tests: run the real `tokenwatch` binary in temp folders, and
 //! the library's edges against local stand-ins (SMTP, Apple's API).
 
+mod account;
 mod apple;
 mod apple_stub;
 mod check;

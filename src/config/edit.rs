@@ -1,0 +1,782 @@
+//! Editing the config file for `tokenwatch account password-changed`.
+//!
+//! The edit goes through `toml_edit`, so every comment, blank line and key
+//! order the operator wrote survives; only the `password_changed` line (or
+//! a new `[[account]]` table) differs. The result is validated like any
+//! config before it is written, and the file is replaced atomically with
+//! its owner, group and mode kept: the daemon re-reads it on its own, and a
+//! half-written or unreadable config must never be what it finds.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono_tz::Tz;
+use toml_edit::{ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+
+use super::{parse, Config, ConfigError};
+
+/// How far in the future `--at` may lie: clocks of the host and of the
+/// person who changed the password drift a little, a typo drifts further.
+pub const MAX_FUTURE_SKEW: Duration = Duration::minutes(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("cannot read config {}: {cause}", file.display())]
+    Read { file: PathBuf, cause: io::Error },
+    #[error("{} not changed: {message}", file.display())]
+    Refused { file: PathBuf, message: String },
+    /// The config is (or would become) invalid; nothing was written.
+    #[error("{} not changed: {error}", error.file.display())]
+    Invalid { error: ConfigError },
+    #[error("--at {text:?}: {message}")]
+    BadTime { text: String, message: String },
+    /// A step of the atomic replacement failed; the original file is
+    /// untouched unless `action` is the final folder sync.
+    #[error("cannot {action} {}: {cause}", file.display())]
+    Write {
+        action: &'static str,
+        file: PathBuf,
+        cause: io::Error,
+    },
+}
+
+/// What happened to the `[[account]]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// `password_changed` added to an existing table.
+    Set,
+    /// An existing `password_changed` replaced; its old value as written.
+    Replaced { previous: String },
+    /// A new `[[account]]` table appended.
+    Appended,
+}
+
+/// An edit made in memory and validated, not yet written.
+#[derive(Debug, Clone)]
+pub struct Edited {
+    pub text: String,
+    /// The edited text, validated.
+    pub config: Config,
+    pub at: DateTime<Utc>,
+    pub change: Change,
+}
+
+/// An edit written to disk.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub edited: Edited,
+    /// The file actually replaced (the target when the config is a symlink).
+    pub written: PathBuf,
+    /// The config path is a symlink: the daemon watches the link's folder
+    /// and sees no event when the target is replaced.
+    pub via_symlink: bool,
+}
+
+/// Records that `account`'s password changed at `at` (`--at`, default
+/// `now`) in the config file `path`, keeping its layout, owner, group and
+/// mode. Nothing is written unless the result is a valid config.
+pub fn record_password_change(
+    path: &Path,
+    account: &str,
+    at: Option<&str>,
+    add: bool,
+    now: DateTime<Utc>,
+) -> Result<Recorded, EditError> {
+    let file = super::absolute(path);
+    let read_err = |cause| EditError::Read {
+        file: file.clone(),
+        cause,
+    };
+    let via_symlink = fs::symlink_metadata(&file)
+        .map_err(read_err)?
+        .file_type()
+        .is_symlink();
+    // Writing through the link would replace the link with a plain file.
+    let target = fs::canonicalize(&file).map_err(read_err)?;
+    let bytes = fs::read(&target).map_err(read_err)?;
+    let text = String::from_utf8(bytes).map_err(|_| EditError::Refused {
+        file: file.clone(),
+        message: "it is not UTF-8 text".into(),
+    })?;
+    // Validated as the path the daemon loads, so relative paths resolve
+    // against the same folder.
+    let edited = edit_text(&text, &file, account, at, add, now)?;
+    replace_file(&target, edited.text.as_bytes())?;
+    Ok(Recorded {
+        edited,
+        written: target,
+        via_symlink,
+    })
+}
+
+/// The pure part of [`record_password_change`]: config text in, edited
+/// and validated text out.
+pub fn edit_text(
+    text: &str,
+    file: &Path,
+    account: &str,
+    at: Option<&str>,
+    add: bool,
+    now: DateTime<Utc>,
+) -> Result<Edited, EditError> {
+    let refused = |message: String| EditError::Refused {
+        file: file.to_path_buf(),
+        message,
+    };
+    if account.trim().is_empty() || account.chars().any(char::is_control) {
+        return Err(refused(format!(
+            "{account:?} is not an account name (it must be non-empty, without control characters)"
+        )));
+    }
+    let mut doc: DocumentMut = match text.parse() {
+        Ok(doc) => doc,
+        // Located, like every other config problem.
+        Err(_) => return Err(invalid(text, file)),
+    };
+    let at = match at {
+        None => now,
+        Some(t) => {
+            let tz = timezone_of(&doc).map_err(|message| EditError::BadTime {
+                text: t.to_string(),
+                message,
+            })?;
+            parse_at(t, tz).map_err(|message| EditError::BadTime {
+                text: t.to_string(),
+                message,
+            })?
+        }
+    };
+    // Whole seconds: finer than the config shows is noise.
+    let at = at.with_nanosecond(0).unwrap_or(at);
+    if at > now + MAX_FUTURE_SKEW {
+        return Err(EditError::BadTime {
+            text: crate::report::rfc3339(&at),
+            message: format!(
+                "is in the future (now is {}); record a password change once it has happened",
+                crate::report::rfc3339(&now)
+            ),
+        });
+    }
+    let change = set_password_changed(&mut doc, account, at, add).map_err(refused)?;
+    let new_text = doc.to_string();
+    match parse(&new_text, file) {
+        Ok(config) => Ok(Edited {
+            text: new_text,
+            config,
+            at,
+            change,
+        }),
+        Err(error) => match parse(text, file) {
+            // Problems the file has already are reported with the file's
+            // own line numbers, not those of a text that exists nowhere.
+            Err(original) => Err(EditError::Invalid { error: original }),
+            Ok(_) => Err(EditError::Invalid { error }),
+        },
+    }
+}
+
+fn invalid(text: &str, file: &Path) -> EditError {
+    match parse(text, file) {
+        Err(error) => EditError::Invalid { error },
+        Ok(_) => EditError::Refused {
+            file: file.to_path_buf(),
+            message: "toml_edit cannot read it".into(),
+        },
+    }
+}
+
+/// The configured `timezone`, for `--at` in local time.
+fn timezone_of(doc: &DocumentMut) -> Result<Tz, String> {
+    match doc.get("timezone") {
+        None => Ok(chrono_tz::UTC),
+        Some(item) => item
+            .as_str()
+            .and_then(|s| s.parse::<Tz>().ok())
+            .ok_or_else(|| {
+                "the config's timezone is not valid, so a local time cannot be read: fix it, or give an RFC 3339 time such as 2026-10-01T12:00:00Z".to_string()
+            }),
+    }
+}
+
+/// `--at`: RFC 3339 (`2026-10-01T12:00:00Z`, `2026-10-01T14:00:00+02:00`),
+/// or `YYYY-MM-DD HH:MM[:SS]` in `tz`. A local time skipped by a
+/// daylight-saving change is refused; one that occurs twice (clocks go
+/// back) means the earlier, which invalidates at least as many tokens.
+pub fn parse_at(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let text = text.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let local = ["%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            "not a time: use RFC 3339 (2026-10-01T12:00:00Z, 2026-10-01T14:00:00+02:00) or YYYY-MM-DD HH:MM in the configured timezone".to_string()
+        })?;
+    match tz.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => Ok(t.with_timezone(&Utc)),
+        chrono::LocalResult::Ambiguous(a, b) => Ok(a.min(b).with_timezone(&Utc)),
+        chrono::LocalResult::None => Err(format!(
+            "{local} does not exist in {tz} (the clocks skipped it at a daylight-saving change); give the time in RFC 3339 with its UTC offset"
+        )),
+    }
+}
+
+/// Sets `password_changed` on the `[[account]]` whose `id` is `account`,
+/// appending that table when a folder or token refers to the account (or
+/// `add` says it is new). An account nothing refers to is refused: a typo
+/// must not pass silently.
+pub fn set_password_changed(
+    doc: &mut DocumentMut,
+    account: &str,
+    at: DateTime<Utc>,
+    add: bool,
+) -> Result<Change, String> {
+    let stamp = at.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let datetime: toml_edit::Datetime = stamp
+        .parse()
+        .map_err(|e| format!("cannot write {stamp} as a TOML date-time: {e}"))?;
+    let new_value = Value::from(datetime);
+
+    if let Some(table) = account_table(doc, account)? {
+        return Ok(match table.get_mut("password_changed") {
+            Some(Item::Value(old)) => {
+                let mut bare = old.clone();
+                bare.decor_mut().clear();
+                let previous = bare.to_string();
+                // The old value's spacing and trailing comment stay.
+                let decor = old.decor().clone();
+                *old = new_value;
+                *old.decor_mut() = decor;
+                Change::Replaced { previous }
+            }
+            _ => {
+                table.insert("password_changed", Item::Value(new_value));
+                Change::Set
+            }
+        });
+    }
+
+    if !add && !referenced(doc, account) {
+        let mut known = known_accounts(doc);
+        known.sort();
+        known.dedup();
+        let hint = match known.iter().find(|k| k.eq_ignore_ascii_case(account)) {
+            Some(k) => format!("did you mean {k:?}? "),
+            None if known.is_empty() => "no account is configured; ".to_string(),
+            None => format!("known: {}; ", known.join(", ")),
+        };
+        return Err(format!(
+            "no [[folder]], [[token]] or [[account]] refers to account {account:?}: {hint}give --add to record it anyway"
+        ));
+    }
+    append_account(doc, account, new_value)?;
+    Ok(Change::Appended)
+}
+
+/// The table of `[[account]]` (or an inline `account = [{...}]`) with this id.
+fn account_table<'d>(
+    doc: &'d mut DocumentMut,
+    account: &str,
+) -> Result<Option<&'d mut dyn toml_edit::TableLike>, String> {
+    let Some(item) = doc.get_mut("account") else {
+        return Ok(None);
+    };
+    let has_id = |t: &dyn toml_edit::TableLike| t.get("id").and_then(Item::as_str) == Some(account);
+    match item {
+        Item::ArrayOfTables(a) => Ok(a
+            .iter_mut()
+            .find(|t| has_id(*t))
+            .map(|t| t as &mut dyn toml_edit::TableLike)),
+        Item::Value(Value::Array(a)) => Ok(a
+            .iter_mut()
+            .filter_map(Value::as_inline_table_mut)
+            .find(|t| has_id(*t))
+            .map(|t| t as &mut dyn toml_edit::TableLike)),
+        _ => Err("`account` is not a list of [[account]] tables".into()),
+    }
+}
+
+fn append_account(doc: &mut DocumentMut, account: &str, at: Value) -> Result<(), String> {
+    // Where the new table goes: right after the last [[account]], or after
+    // the last table of the file.
+    let last_position = max_position(doc.as_table());
+    match doc.get_mut("account") {
+        None => {
+            let mut table = Table::new();
+            table.insert("id", account.into());
+            table.insert("password_changed", at.into());
+            table.set_position(last_position + 1);
+            table.decor_mut().set_prefix("\n");
+            let mut array = ArrayOfTables::new();
+            array.push(table);
+            doc.insert("account", Item::ArrayOfTables(array));
+        }
+        Some(Item::ArrayOfTables(array)) => {
+            let after = array
+                .iter()
+                .filter_map(Table::position)
+                .max()
+                .unwrap_or(last_position);
+            let mut table = Table::new();
+            table.insert("id", account.into());
+            table.insert("password_changed", at.into());
+            // Ties keep document order, and the new table is visited last.
+            table.set_position(after);
+            table.decor_mut().set_prefix("\n");
+            array.push(table);
+        }
+        Some(Item::Value(Value::Array(array))) => {
+            let mut table = InlineTable::new();
+            table.insert("id", account.into());
+            table.insert("password_changed", at);
+            array.push(table);
+        }
+        Some(_) => return Err("`account` is not a list of [[account]] tables".into()),
+    }
+    Ok(())
+}
+
+fn max_position(table: &Table) -> isize {
+    let mut max = table.position().unwrap_or(0);
+    for (_, item) in table.iter() {
+        match item {
+            Item::Table(t) => max = max.max(max_position(t)),
+            Item::ArrayOfTables(a) => {
+                for t in a.iter() {
+                    max = max.max(max_position(t));
+                }
+            }
+            _ => {}
+        }
+    }
+    max
+}
+
+/// Every `key` string in the tables of `[[name]]` (or `name = [{...}]`).
+fn strings_in(doc: &DocumentMut, name: &str, key: &str) -> Vec<String> {
+    let tables: Vec<&dyn toml_edit::TableLike> = match doc.get(name) {
+        Some(Item::ArrayOfTables(a)) => a.iter().map(|t| t as &dyn toml_edit::TableLike).collect(),
+        Some(Item::Value(Value::Array(a))) => a
+            .iter()
+            .filter_map(Value::as_inline_table)
+            .map(|t| t as &dyn toml_edit::TableLike)
+            .collect(),
+        _ => Vec::new(),
+    };
+    tables
+        .into_iter()
+        .filter_map(|t| t.get(key).and_then(Item::as_str).map(str::to_string))
+        .collect()
+}
+
+fn known_accounts(doc: &DocumentMut) -> Vec<String> {
+    let mut all = strings_in(doc, "folder", "account");
+    all.extend(strings_in(doc, "token", "account"));
+    all.extend(strings_in(doc, "account", "id"));
+    all
+}
+
+fn referenced(doc: &DocumentMut, account: &str) -> bool {
+    known_accounts(doc).iter().any(|a| a == account)
+}
+
+/// Replaces `target` with `bytes` so that a reader sees the old file or the
+/// new one, never a mix, and the new one survives a crash: a temp file in
+/// the same folder gets the original's owner, group and mode, is synced,
+/// renamed over, and the folder is synced.
+pub fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), EditError> {
+    let fail = |action: &'static str, file: &Path| {
+        let file = file.to_path_buf();
+        move |cause| EditError::Write {
+            action,
+            file,
+            cause,
+        }
+    };
+    let meta = fs::metadata(target).map_err(fail("read the owner and mode of", target))?;
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tokenwatch-{}-{:08x}.tmp",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    // Private until it has the original's owner and mode.
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail("create a temp file", &tmp))?;
+    let written = (|| {
+        f.write_all(bytes).map_err(fail("write", &tmp))?;
+        // chown before chmod: chown may clear set-id bits.
+        std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid())).map_err(|cause| {
+            EditError::Write {
+                action: "keep the owner and group (chown) of",
+                file: target.to_path_buf(),
+                cause,
+            }
+        })?;
+        f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
+            .map_err(fail("keep the mode (chmod) of", target))?;
+        f.sync_all().map_err(fail("sync", &tmp))?;
+        fs::rename(&tmp, target).map_err(fail("replace", target))
+    })();
+    drop(f);
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .map_err(fail("sync the folder", &dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "/etc/tokenwatch/tokenwatch.toml";
+
+    const COMMENTED: &str = "\
+# tokenwatch, edited by hand
+state_dir = \"state\"   # relative to this file
+
+[alerts]
+recipients = [\"ops@example.com\"]
+
+
+# the accounts ops track
+[[account]]
+id = \"apps@acme.appleaccount.com\"   # Berlin and Hamburg
+password_changed = 2026-01-01T00:00:00Z  # the last rotation
+
+[[account]]
+id = \"quiet@acme.appleaccount.com\"
+
+# where the tokens live
+[[folder]]
+path = \"/srv/tokens/acme\"
+account = \"apps@acme.appleaccount.com\"
+
+[[folder]]
+path = \"/srv/tokens/other\"
+account = \"other@acme.appleaccount.com\"
+
+[[token]]
+path = \"/srv/tokens/acme/special.vpptoken\"
+account = \"special@acme.appleaccount.com\"
+# the end
+";
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn now() -> DateTime<Utc> {
+        utc("2026-10-01T12:00:00Z")
+    }
+
+    fn edit(text: &str, account: &str, at: Option<&str>, add: bool) -> Result<Edited, EditError> {
+        edit_text(text, Path::new(FILE), account, at, add, now())
+    }
+
+    /// The lines of `new` that are not in `old`, and those of `old` that
+    /// are gone, as a line diff that assumes only insertions/replacements.
+    fn changed_lines(old: &str, new: &str) -> (Vec<String>, Vec<String>) {
+        let o: Vec<&str> = old.lines().collect();
+        let n: Vec<&str> = new.lines().collect();
+        let prefix = o.iter().zip(&n).take_while(|(a, b)| a == b).count();
+        let suffix = o[prefix..]
+            .iter()
+            .rev()
+            .zip(n[prefix..].iter().rev())
+            .take_while(|(a, b)| a == b)
+            .count();
+        (
+            n[prefix..n.len() - suffix]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            o[prefix..o.len() - suffix]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn replacing_password_changed_changes_only_that_line_and_keeps_its_comment() {
+        let e = edit(COMMENTED, "apps@acme.appleaccount.com", None, false).unwrap();
+        assert_eq!(
+            e.change,
+            Change::Replaced {
+                previous: "2026-01-01T00:00:00Z".into()
+            }
+        );
+        let (added, removed) = changed_lines(COMMENTED, &e.text);
+        assert_eq!(
+            added,
+            ["password_changed = 2026-10-01T12:00:00Z  # the last rotation"]
+        );
+        assert_eq!(
+            removed,
+            ["password_changed = 2026-01-01T00:00:00Z  # the last rotation"]
+        );
+        assert_eq!(
+            e.config
+                .account("apps@acme.appleaccount.com")
+                .unwrap()
+                .password_changed,
+            Some(now())
+        );
+    }
+
+    #[test]
+    fn an_account_without_password_changed_gets_one_line_added() {
+        let e = edit(COMMENTED, "quiet@acme.appleaccount.com", None, false).unwrap();
+        assert_eq!(e.change, Change::Set);
+        let (added, removed) = changed_lines(COMMENTED, &e.text);
+        assert_eq!(added, ["password_changed = 2026-10-01T12:00:00Z"]);
+        assert!(removed.is_empty(), "{removed:?}");
+        let (before, after) = e.text.split_once("password_changed = 2026-10-01").unwrap();
+        assert!(before.ends_with("id = \"quiet@acme.appleaccount.com\"\n"));
+        assert!(after.starts_with("T12:00:00Z\n\n# where the tokens live\n[[folder]]"));
+    }
+
+    #[test]
+    fn an_account_only_a_folder_or_token_names_gets_a_table_after_the_last_account() {
+        for account in [
+            "other@acme.appleaccount.com",
+            "special@acme.appleaccount.com",
+        ] {
+            let e = edit(COMMENTED, account, None, false).unwrap();
+            assert_eq!(e.change, Change::Appended);
+            let want = COMMENTED.replace(
+                "id = \"quiet@acme.appleaccount.com\"\n",
+                &format!("id = \"quiet@acme.appleaccount.com\"\n\n[[account]]\nid = \"{account}\"\npassword_changed = 2026-10-01T12:00:00Z\n"),
+            );
+            assert_eq!(e.text, want);
+            assert_eq!(e.config.accounts.len(), 3);
+        }
+    }
+
+    #[test]
+    fn an_unknown_account_is_refused_naming_the_file_and_a_near_miss() {
+        let err = edit(COMMENTED, "Apps@acme.appleaccount.com", None, false).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EditError::Refused { .. }), "{msg}");
+        assert!(msg.starts_with(&format!("{FILE} not changed: ")), "{msg}");
+        assert!(
+            msg.contains("did you mean \"apps@acme.appleaccount.com\"?") && msg.contains("--add"),
+            "{msg}"
+        );
+        let msg = edit(COMMENTED, "typo@acme", None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("known: apps@acme.appleaccount.com, other@"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn add_appends_a_new_account() {
+        let e = edit(COMMENTED, "new@acme.appleaccount.com", None, true).unwrap();
+        assert_eq!(e.change, Change::Appended);
+        assert!(e.config.account("new@acme.appleaccount.com").is_some());
+        let (added, removed) = changed_lines(COMMENTED, &e.text);
+        assert!(added.contains(&"id = \"new@acme.appleaccount.com\"".to_string()));
+        assert!(removed.is_empty());
+    }
+
+    #[test]
+    fn add_to_a_config_without_accounts_appends_after_the_last_table() {
+        let text = "[[folder]]\npath = \"/t\"\naccount = \"a@x\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n\n[[folder]]\npath = \"/u\"\n";
+        let e = edit(text, "a@x", Some("2026-09-30T10:00:00+02:00"), false).unwrap();
+        assert_eq!(
+            e.text,
+            format!("{text}\n[[account]]\nid = \"a@x\"\npassword_changed = 2026-09-30T08:00:00Z\n")
+        );
+    }
+
+    #[test]
+    fn inline_account_arrays_are_edited_in_place() {
+        let text = "account = [ { id = \"a@x\" } ]\n[alerts]\nrecipients = [\"o@example.com\"]\n[[folder]]\npath = \"/t\"\naccount = \"b@x\"\n";
+        let e = edit(text, "a@x", None, false).unwrap();
+        assert_eq!(e.change, Change::Set);
+        // toml_edit keeps the space that closed the old last value.
+        assert!(
+            e.text.starts_with(
+                "account = [ { id = \"a@x\" , password_changed = 2026-10-01T12:00:00Z } ]\n"
+            ),
+            "{}",
+            e.text
+        );
+        assert_eq!(
+            e.config.account("a@x").unwrap().password_changed,
+            Some(now())
+        );
+        let e = edit(text, "b@x", None, false).unwrap();
+        assert_eq!(e.config.accounts.len(), 2);
+    }
+
+    #[test]
+    fn an_account_key_that_is_not_a_list_of_tables_is_refused() {
+        let text = "[account]\nid = \"a@x\"\n[[folder]]\npath = \"/t\"\n";
+        let msg = edit(text, "a@x", None, true).unwrap_err().to_string();
+        assert!(msg.contains("not a list of [[account]] tables"), "{msg}");
+    }
+
+    #[test]
+    fn an_already_invalid_config_is_reported_with_its_own_line_numbers() {
+        let text = COMMENTED.replace("[[token]]", "bogus = 1\n[[token]]");
+        let err = edit(&text, "quiet@acme.appleaccount.com", None, false).unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, EditError::Invalid { .. }), "{msg}");
+        // Line 25 of the file as it is, not of the edited text (one longer).
+        assert!(
+            msg.contains("tokenwatch.toml:25:1: folder[2].bogus: unknown key"),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with(&format!("{FILE} not changed: invalid config")),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn an_edit_that_fixes_a_bad_password_changed_is_allowed() {
+        let text = COMMENTED.replace("2026-01-01T00:00:00Z", "\"last tuesday\"");
+        assert!(parse(&text, Path::new(FILE)).is_err());
+        let e = edit(&text, "apps@acme.appleaccount.com", None, false).unwrap();
+        assert!(e
+            .text
+            .contains("password_changed = 2026-10-01T12:00:00Z  # the last rotation"));
+    }
+
+    #[test]
+    fn a_broken_toml_file_is_reported_with_line_and_column() {
+        let msg = edit("[[folder]\n", "a@x", None, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("tokenwatch.toml:1:") && msg.contains("not valid TOML"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn account_names_with_control_characters_are_refused() {
+        for bad in ["", "  ", "a@x\nid = 1"] {
+            let msg = edit(COMMENTED, bad, None, true).unwrap_err().to_string();
+            assert!(msg.contains("is not an account name"), "{bad:?}: {msg}");
+        }
+    }
+
+    #[test]
+    fn at_reads_rfc3339_and_local_time_in_the_configured_zone() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let cases = [
+            (
+                "2026-09-01T10:00:00Z",
+                chrono_tz::UTC,
+                "2026-09-01T10:00:00Z",
+            ),
+            (
+                "2026-09-01T12:00:00+02:00",
+                chrono_tz::UTC,
+                "2026-09-01T10:00:00Z",
+            ),
+            ("2026-09-01 12:00", chrono_tz::UTC, "2026-09-01T12:00:00Z"),
+            ("2026-09-01 12:00", berlin, "2026-09-01T10:00:00Z"),
+            ("2026-01-15 12:00:30", berlin, "2026-01-15T11:00:30Z"),
+            // 02:30 happens twice on 2026-10-25 in Berlin: the first one.
+            ("2026-10-25 02:30", berlin, "2026-10-25T00:30:00Z"),
+        ];
+        for (text, tz, want) in cases {
+            assert_eq!(parse_at(text, tz), Ok(utc(want)), "{text} in {tz}");
+        }
+        let gap = parse_at("2026-03-29 02:30", berlin).unwrap_err();
+        assert!(gap.contains("does not exist in Europe/Berlin"), "{gap}");
+        for bad in ["yesterday", "2026-13-01 10:00", "01.10.2026 10:00", ""] {
+            let e = parse_at(bad, berlin).unwrap_err();
+            assert!(e.contains("RFC 3339"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn at_uses_the_configs_timezone() {
+        let text = format!("timezone = \"Europe/Berlin\"\n{COMMENTED}");
+        let e = edit(
+            &text,
+            "quiet@acme.appleaccount.com",
+            Some("2026-09-01 12:00"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(e.at, utc("2026-09-01T10:00:00Z"));
+        assert!(e.text.contains("password_changed = 2026-09-01T10:00:00Z"));
+    }
+
+    #[test]
+    fn a_time_in_the_future_is_refused_beyond_a_little_skew() {
+        let acct = "quiet@acme.appleaccount.com";
+        let e = edit(COMMENTED, acct, Some("2026-10-01T12:04:00Z"), false).unwrap();
+        assert_eq!(e.at, utc("2026-10-01T12:04:00Z"));
+        let err = edit(COMMENTED, acct, Some("2026-10-01T13:00:00Z"), false).unwrap_err();
+        assert!(matches!(err, EditError::BadTime { .. }));
+        assert!(err.to_string().contains("is in the future"), "{err}");
+    }
+
+    #[test]
+    fn replace_file_keeps_the_mode_and_record_writes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("conf/real.toml");
+        fs::create_dir(real.parent().unwrap()).unwrap();
+        fs::write(&real, COMMENTED).unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o640)).unwrap();
+        let link = dir.path().join("tokenwatch.toml");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+
+        let rec = record_password_change(&link, "quiet@acme.appleaccount.com", None, false, now())
+            .unwrap();
+        assert!(rec.via_symlink);
+        assert_eq!(rec.written, fs::canonicalize(&real).unwrap());
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), rec.edited.text);
+        assert_eq!(fs::metadata(&real).unwrap().mode() & 0o7777, 0o640);
+        // No temp file left behind.
+        let names: Vec<_> = fs::read_dir(real.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["real.toml"]);
+    }
+
+    #[test]
+    fn a_refused_edit_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokenwatch.toml");
+        fs::write(&path, COMMENTED).unwrap();
+        let before = fs::metadata(&path).unwrap().modified().unwrap();
+        assert!(record_password_change(&path, "typo", None, false, now()).is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), COMMENTED);
+        assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), before);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
