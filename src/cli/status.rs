@@ -52,10 +52,15 @@ impl From<&OutboxMail> for OutboxEntry {
     }
 }
 
-fn open(flag: Option<&Path>, write: bool) -> Result<StateStore, i32> {
+/// The state store and the time zone to show dates in.
+fn open(flag: Option<&Path>, write: bool) -> Result<(StateStore, chrono_tz::Tz), i32> {
     let path = config::resolve_path(flag);
+    let mut tz = chrono_tz::UTC;
     let state_dir = match config::load(&path) {
-        Ok(cfg) => cfg.state_dir,
+        Ok(cfg) => {
+            tz = cfg.timezone;
+            cfg.state_dir
+        }
         Err(e) => match config::state_dir_of(&path) {
             // The daemon keeps running on its previous config; its state
             // is still worth reading.
@@ -74,7 +79,7 @@ fn open(flag: Option<&Path>, write: bool) -> Result<StateStore, i32> {
     } else {
         StateStore::open_read_only(&state_dir)
     };
-    opened.map_err(|e| {
+    opened.map(|s| (s, tz)).map_err(|e| {
         match e {
             StateError::NotFound { .. } => eprintln!(
                 "tokenwatch: the daemon has not run yet: no state database in {} ({e})",
@@ -89,7 +94,7 @@ fn open(flag: Option<&Path>, write: bool) -> Result<StateStore, i32> {
 }
 
 pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
-    let store = match open(flag, false) {
+    let (store, tz) = match open(flag, false) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -124,7 +129,7 @@ pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     match (&status.last_scan_at, &report) {
         (Some(at), Some(r)) => {
             println!("last scan: {at}");
-            print!("{}", super::check::human(r, chrono_tz::UTC));
+            print!("{}", super::check::human(r, tz));
         }
         _ => println!("the daemon has not finished a scan yet"),
     }
@@ -157,7 +162,7 @@ pub fn status(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
 }
 
 pub fn outbox_retry(flag: Option<&Path>, id: Option<i64>) -> anyhow::Result<i32> {
-    let mut store = match open(flag, true) {
+    let (mut store, _) = match open(flag, true) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -181,7 +186,7 @@ pub fn outbox_retry(flag: Option<&Path>, id: Option<i64>) -> anyhow::Result<i32>
 }
 
 pub fn outbox_drop(flag: Option<&Path>, id: i64) -> anyhow::Result<i32> {
-    let mut store = match open(flag, true) {
+    let (mut store, _) = match open(flag, true) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
