@@ -218,10 +218,21 @@ pub fn resolve_path(flag: Option<&Path>) -> PathBuf {
 pub fn state_dir_of(path: &Path) -> Option<PathBuf> {
     let file = absolute(path);
     let text = std::fs::read_to_string(&file).ok()?;
-    let doc = toml_edit::Document::parse(text.as_str()).ok()?;
-    let dir = match doc.as_item().get("state_dir") {
-        Some(item) => PathBuf::from(item.as_str()?),
-        None => PathBuf::from(DEFAULT_STATE_DIR),
+    let dir = match toml_edit::Document::parse(text.as_str()) {
+        Ok(doc) => match doc.as_item().get("state_dir") {
+            Some(item) => PathBuf::from(item.as_str()?),
+            None => PathBuf::from(DEFAULT_STATE_DIR),
+        },
+        // Not even TOML (a half-edited file): `state_dir` is a top-level
+        // key, so read it from the lines before the first table, each on
+        // its own (regression test: config::tests::state_dir_of_a_config_that_is_not_valid_toml_is_still_found).
+        Err(_) => text
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .find_map(|l| {
+                let doc = toml_edit::Document::parse(l).ok()?;
+                doc.as_item().get("state_dir")?.as_str().map(PathBuf::from)
+            })?,
     };
     Some(if dir.is_absolute() {
         dir

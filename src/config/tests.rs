@@ -205,3 +205,18 @@ fn http_apple_base_url_is_only_for_loopback() {
     let err = parse_at(&text).unwrap_err().to_string();
     assert!(err.contains("apple.base_url"), "{err}");
 }
+
+#[test]
+fn state_dir_of_a_config_that_is_not_valid_toml_is_still_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokenwatch.toml");
+    std::fs::write(
+        &file,
+        "# comment\nstate_dir = \"state\"\n[alerts\nrecipients = [\"ops@example.com\"]\n",
+    )
+    .unwrap();
+    assert_eq!(state_dir_of(&file), Some(dir.path().join("state")));
+    // Without a readable state_dir line there is no guess.
+    std::fs::write(&file, "state_dir = \n[alerts\n").unwrap();
+    assert_eq!(state_dir_of(&file), None);
+}

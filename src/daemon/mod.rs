@@ -96,6 +96,7 @@ pub async fn run(
         tick_tx,
         schedules: CancellationToken::new(),
         recheck_at: None,
+        state_failures: 0,
         host: hostname(),
         prober: None,
         verdict_tx,
@@ -182,8 +183,11 @@ struct Daemon {
     tick_tx: mpsc::Sender<Tick>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
-    /// An unreadable file is settling; evaluate again then.
+    /// An unreadable file is settling, or the state could not be written;
+    /// evaluate again then.
     recheck_at: Option<chrono::DateTime<Utc>>,
+    /// Passes in a row whose state could not be written (backs off retries).
+    state_failures: u32,
     host: String,
     /// Orders to the Apple prober, when `[apple] verify` is on; dropping
     /// the sender stops it.
@@ -330,7 +334,7 @@ impl Daemon {
                 );
                 let now = Instant::now();
                 for slot in &mut self.slots {
-                    slot.mark_dirty(now);
+                    slot.watch_lost(now);
                 }
             }
             WatchEvent::Failed(e) => {

@@ -15,6 +15,11 @@ use crate::report::{self, Report};
 use crate::scan::{self, FolderState, Scan};
 use crate::state::{NewLedgerRow, NewMail, SeenToken};
 
+/// A pass that could not write the state runs again after this many
+/// seconds, doubling up to the maximum.
+const STATE_RETRY_FIRST_SECS: i64 = 5;
+const STATE_RETRY_MAX_SECS: i64 = 60;
+
 impl Daemon {
     fn current_scan(&self) -> Scan {
         let folders = self.slots.iter().map(|s| s.scan.clone()).collect();
@@ -69,14 +74,42 @@ impl Daemon {
                 return;
             }
         };
+        let mut stored = true;
         if let Err(e) =
             tokio::task::block_in_place(|| self.store.record_scan(now, &seen, &snapshot))
         {
-            // Keep running on what is in memory; the next pass tries again.
+            // Keep running on what is in memory; a pass is retried below.
             tracing::error!(error = %e, "cannot record the scan in the state database");
+            stored = false;
         }
-        self.plan_and_enqueue(&report);
+        stored &= self.plan_and_enqueue(&report);
         self.request_verification(false);
+        self.retry_if_unstored(stored);
+    }
+
+    /// A pass whose scan or alerts could not be written (disk full, state
+    /// read-only) is run again soon, backing off, rather than at the next
+    /// event or scheduled scan, which may be an hour away: the status must
+    /// catch up and the alerts must be queued once the disk recovers
+    /// (regression test: faults::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
+    fn retry_if_unstored(&mut self, stored: bool) {
+        if stored {
+            if self.state_failures > 0 {
+                tracing::info!("the state database accepts writes again");
+            }
+            self.state_failures = 0;
+            return;
+        }
+        self.state_failures = self.state_failures.saturating_add(1);
+        let wait = STATE_RETRY_FIRST_SECS
+            .saturating_mul(1 << self.state_failures.saturating_sub(1).min(8))
+            .min(STATE_RETRY_MAX_SECS);
+        let at = Utc::now() + chrono::Duration::seconds(wait);
+        tracing::warn!(
+            retry_in_secs = wait,
+            "state not written; the pass runs again then"
+        );
+        self.recheck_at = Some(self.recheck_at.map_or(at, |t| t.min(at)));
     }
 
     fn subjects(&self, report: &Report) -> (Vec<Subject>, Vec<FolderSubject>) {
@@ -162,9 +195,13 @@ impl Daemon {
         }
     }
 
-    fn plan_and_enqueue(&mut self, report: &Report) {
+    /// Queues the alerts due; false when the state database could not be
+    /// read or written, so the pass must be retried.
+    fn plan_and_enqueue(&mut self, report: &Report) -> bool {
         let now = Utc::now();
-        let Some(ledger) = self.ledger() else { return };
+        let Some(ledger) = self.ledger() else {
+            return false;
+        };
         let (subjects, folders) = self.subjects(report);
         let policy = alerts::Policy {
             lead_days: self.cfg.alerts.lead_days.clone(),
@@ -176,7 +213,7 @@ impl Daemon {
         let plan = alerts::plan(now, &subjects, &folders, &host, &ledger, &policy);
         self.recheck_at = plan.recheck_at;
         if plan.alerts.is_empty() {
-            return;
+            return true;
         }
         let ctx = Context {
             tz: self.cfg.timezone,
@@ -224,9 +261,11 @@ impl Daemon {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "alerts queued");
                 let _ = self.sender.try_send(SenderOrder::Wake);
+                true
             }
             Err(e) => {
-                tracing::error!(error = %e, "cannot queue alerts; they will be planned again next pass")
+                tracing::error!(error = %e, "cannot queue alerts; they will be planned again next pass");
+                false
             }
         }
     }

@@ -6,7 +6,12 @@
 //! transaction) before the first attempt, and marked sent only after the
 //! server accepted it, so a crash loses nothing; the only duplicate is a
 //! mail accepted right before a crash, and it carries the same Message-ID.
+//! When the database refuses to record an outcome (disk full, read-only),
+//! the sender keeps it in memory and sends nothing more until it is
+//! recorded, so a full disk does not turn into the same mail sent over and
+//! over (regression test: faults::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
 
+use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -27,6 +32,37 @@ const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
 /// `tokenwatch outbox retry` writes to the database from another process;
 /// the sender looks at the outbox at least this often to notice.
 const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
+/// A delivery outcome the state database refused (disk full, read-only)
+/// is written again after this long, doubling up to [`RECORD_RETRY_MAX`].
+const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_secs(1);
+const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(30);
+
+/// For tests and benchmarks only, never a config key: the environment
+/// variable `TOKENWATCH_RETRY_BASE_MS` replaces the 5 s first retry (the
+/// one-hour cap scales with it), so a test can show many retry rounds of a
+/// mail server outage in seconds. Read once, when the sender starts.
+pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
+static RETRY_BASE_SECS: OnceLock<f64> = OnceLock::new();
+
+fn retry_base_secs() -> f64 {
+    *RETRY_BASE_SECS.get_or_init(|| {
+        let ms = std::env::var(RETRY_BASE_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&ms| ms > 0);
+        match ms {
+            Some(ms) => {
+                tracing::warn!(
+                    env = RETRY_BASE_ENV,
+                    ms,
+                    "test knob set: mail retries start after {ms} ms instead of 5 s"
+                );
+                ms as f64 / 1000.0
+            }
+            None => FIRST_BACKOFF_SECS,
+        }
+    })
+}
 
 pub enum SenderOrder {
     /// New mail is in the outbox, or ops asked for a retry.
@@ -38,8 +74,14 @@ pub enum SenderOrder {
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    let base = (FIRST_BACKOFF_SECS * 2f64.powi(attempts.saturating_sub(1).min(30) as i32))
-        .min(MAX_BACKOFF_SECS);
+    backoff_from(FIRST_BACKOFF_SECS, attempts, jitter)
+}
+
+/// [`backoff`] starting at `first_secs` instead of 5 s, the cap scaled
+/// alike (see [`RETRY_BASE_ENV`]).
+fn backoff_from(first_secs: f64, attempts: u32, jitter: f64) -> Duration {
+    let cap = MAX_BACKOFF_SECS * first_secs / FIRST_BACKOFF_SECS;
+    let base = (first_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(cap);
     let factor = 1.0 + jitter.clamp(-0.2, 0.2);
     Duration::milliseconds((base * factor * 1000.0) as i64)
 }
@@ -71,22 +113,66 @@ pub struct Sender {
     pub cancel: CancellationToken,
 }
 
+/// What happened to one attempt, to be written to the outbox.
+#[derive(Debug, Clone)]
+enum Outcome {
+    Sent {
+        answer: String,
+    },
+    Failed {
+        error: String,
+        /// None parks the mail.
+        next: Option<chrono::DateTime<Utc>>,
+    },
+}
+
+/// An attempt whose outcome is not in the outbox yet.
+#[derive(Debug, Clone)]
+struct Attempt {
+    id: i64,
+    at: chrono::DateTime<Utc>,
+    outcome: Outcome,
+}
+
 impl Sender {
     pub async fn run(mut self) {
+        retry_base_secs();
+        // An outcome the database refused. Until it is written nothing
+        // else is sent: the mail is still "pending" in the outbox, and
+        // sending on would deliver it again and again while the disk is
+        // full. After a crash it is sent once more (same Message-ID).
+        let mut unrecorded: Option<Attempt> = None;
+        let mut record_retry = RECORD_RETRY_FIRST;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            self.deliver_due().await;
-            let next =
-                tokio::task::block_in_place(|| self.store.next_due_at()).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
-                    Some(Utc::now() + Duration::seconds(30))
-                });
-            let wait = next
-                .map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
-                .unwrap_or(OUTBOX_POLL)
-                .min(OUTBOX_POLL);
+            if let Some(a) = unrecorded.take() {
+                if let Err(e) = self.record(&a) {
+                    tracing::error!(id = a.id, error = %e, retry_in = ?record_retry, "still cannot record the delivery outcome; sending nothing until it is recorded");
+                    unrecorded = Some(a);
+                }
+            }
+            let wait = if unrecorded.is_some() {
+                let wait = record_retry;
+                record_retry = (record_retry * 2).min(RECORD_RETRY_MAX);
+                wait
+            } else {
+                record_retry = RECORD_RETRY_FIRST;
+                unrecorded = self.deliver_due().await;
+                if unrecorded.is_some() {
+                    record_retry
+                } else {
+                    let next = tokio::task::block_in_place(|| self.store.next_due_at())
+                        .unwrap_or_else(|e| {
+                            tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
+                            Some(Utc::now() + Duration::seconds(30))
+                        });
+                    next.map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
+                        .unwrap_or(OUTBOX_POLL)
+                        .min(OUTBOX_POLL)
+                }
+            };
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 order = self.orders.recv() => match order {
@@ -97,32 +183,50 @@ impl Sender {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        if let Some(a) = unrecorded {
+            if let Err(e) = self.record(&a) {
+                tracing::error!(id = a.id, error = %e, "stopping with a delivery outcome unrecorded; the mail stays pending and is sent again (same Message-ID) after the restart");
+            }
+        }
     }
 
-    async fn deliver_due(&mut self) {
+    /// Delivers every due mail; stops at the first outcome the database
+    /// refuses and returns it.
+    async fn deliver_due(&mut self) -> Option<Attempt> {
         loop {
             let now = Utc::now();
             let due = match tokio::task::block_in_place(|| self.store.due_mails(now, 50)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
-                    return;
+                    return None;
                 }
             };
             if due.is_empty() {
-                return;
+                return None;
             }
             for mail in due {
                 // Finish the mail in flight, start no new one after shutdown.
                 if self.cancel.is_cancelled() {
-                    return;
+                    return None;
                 }
-                self.deliver(&mail).await;
+                let attempt = self.deliver(&mail).await;
+                if let Err(e) = self.record(&attempt) {
+                    tracing::error!(id = mail.id, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
+                    return Some(attempt);
+                }
             }
         }
     }
 
-    async fn deliver(&mut self, mail: &OutboxMail) {
+    fn record(&mut self, a: &Attempt) -> Result<(), crate::state::StateError> {
+        tokio::task::block_in_place(|| match &a.outcome {
+            Outcome::Sent { answer } => self.store.mark_sent(a.id, a.at, answer),
+            Outcome::Failed { error, next } => self.store.mark_failed(a.id, a.at, error, *next),
+        })
+    }
+
+    async fn deliver(&mut self, mail: &OutboxMail) -> Attempt {
         let result = match to_outgoing(mail) {
             Ok(out) => match tokio::time::timeout(SEND_LIMIT, self.mailer.send(&out)).await {
                 Ok(r) => r.map_err(Failure::Mail),
@@ -136,7 +240,7 @@ impl Sender {
         let outcome = match result {
             Ok(answer) => {
                 tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
-                tokio::task::block_in_place(|| self.store.mark_sent(mail.id, now, &answer))
+                Outcome::Sent { answer }
             }
             Err(failure) => {
                 let attempts = mail.attempts + 1;
@@ -148,7 +252,7 @@ impl Sender {
                     None
                 } else {
                     let jitter = rand::rng().random_range(-0.2..=0.2);
-                    Some(now + backoff(attempts, jitter))
+                    Some(now + backoff_from(retry_base_secs(), attempts, jitter))
                 };
                 match next {
                     Some(at) => {
@@ -158,11 +262,13 @@ impl Sender {
                         tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
                     }
                 }
-                tokio::task::block_in_place(|| self.store.mark_failed(mail.id, now, &error, next))
+                Outcome::Failed { error, next }
             }
         };
-        if let Err(e) = outcome {
-            tracing::error!(id = mail.id, error = %e, "cannot record the delivery outcome");
+        Attempt {
+            id: mail.id,
+            at: now,
+            outcome,
         }
     }
 }
@@ -184,5 +290,12 @@ mod tests {
         assert_eq!(backoff(20, 0.0), Duration::seconds(3600));
         assert_eq!(backoff(1, 0.2), Duration::seconds(6));
         assert_eq!(backoff(1, -0.9), Duration::seconds(4));
+    }
+
+    #[test]
+    fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
+        assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
+        assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
+        assert_eq!(backoff_from(0.1, 30, 0.0), Duration::seconds(72));
     }
 }

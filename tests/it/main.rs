@@ -7,6 +7,7 @@ mod apple_stub;
 mod check;
 mod cli;
 mod daemon;
+mod faults;
 mod inspect;
 mod mail;
 mod mail_transport;

@@ -116,6 +116,7 @@ impl StubBuilder {
             mechanisms: self.mechanisms,
             acceptor,
             mode: Mutex::new(Mode::Accept),
+            delay: Mutex::new(Duration::ZERO),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -175,6 +176,13 @@ impl SmtpStub {
 
     pub fn set_mode(&self, mode: Mode) {
         *self.shared.mode.lock().unwrap_or_else(|e| e.into_inner()) = mode;
+    }
+
+    /// How long the stub waits, after it has recorded a message, before it
+    /// answers 250: a client killed in this window never learns that its
+    /// mail was accepted (the crash-torture duplicate).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -325,6 +333,7 @@ struct Shared {
     mechanisms: Vec<&'static str>,
     acceptor: Option<TlsAcceptor>,
     mode: Mutex<Mode>,
+    delay: Mutex<Duration>,
     state: Mutex<State>,
     changed: Condvar,
     notify: tokio::sync::Notify,
@@ -344,6 +353,10 @@ impl Shared {
 
     fn mode(&self) -> Mode {
         *self.mode.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn delay(&self) -> Duration {
+        *self.delay.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn record(&self, message: Received) {
@@ -470,6 +483,10 @@ where
                             auth_user: auth_user.clone(),
                             tls,
                         });
+                        let delay = shared.delay();
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
                         reply(&mut io, &format!("250 2.0.0 Ok: queued as STUB{n}")).await?;
                     }
                 }
@@ -564,9 +581,13 @@ async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
     io: &mut BufReader<S>,
     text: &str,
 ) -> io::Result<()> {
+    // One write per reply: a reply split over two writes meets Nagle's
+    // algorithm and the client's delayed ACK, 40 ms per reply.
     let stream = io.get_mut();
-    stream.write_all(text.as_bytes()).await?;
-    stream.write_all(b"\r\n").await?;
+    let mut line = Vec::with_capacity(text.len() + 2);
+    line.extend_from_slice(text.as_bytes());
+    line.extend_from_slice(b"\r\n");
+    stream.write_all(&line).await?;
     stream.flush().await
 }
 
