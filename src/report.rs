@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::evaluate::{self, Facts, Policy, Status};
-use crate::scan::{FolderState, Scan};
+use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -66,9 +66,21 @@ pub fn show_path(p: &std::path::Path) -> String {
 }
 
 pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
+    let files: Vec<&FoundFile> = scan.files.iter().collect();
+    build_from(now, cfg, &scan.folders, &files)
+}
+
+/// [`build`] from borrowed parts: the daemon's folders keep their files,
+/// and copying 100,000 of them for each pass would double its memory.
+/// `files` must be de-duplicated already ([`crate::scan::dedup_refs`]).
+pub fn build_from(
+    now: DateTime<Utc>,
+    cfg: &Config,
+    folders: &[FolderScan],
+    files: &[&FoundFile],
+) -> Report {
     let policy = Policy::from_config(cfg);
-    let folders = scan
-        .folders
+    let folders = folders
         .iter()
         .map(|f| FolderReport {
             path: show_path(&f.path),
@@ -78,8 +90,7 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan) -> Report {
             watch: None,
         })
         .collect();
-    let mut tokens: Vec<TokenReport> = scan
-        .files
+    let mut tokens: Vec<TokenReport> = files
         .iter()
         .map(|f| {
             let folder = cfg.folders.get(f.folder);

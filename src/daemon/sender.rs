@@ -10,6 +10,7 @@
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
+use futures_util::StreamExt as _;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -24,6 +25,10 @@ const MAX_BACKOFF_SECS: f64 = 3600.0;
 pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Upper bound of one send, beyond the transport's own timeouts.
 const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
+/// Mails sent at once, each in its own SMTP session. Kept small: some relays
+/// limit connections per client, and one refused for that is only a
+/// transient failure, retried later.
+const PARALLEL_SENDS: usize = 4;
 /// `tokenwatch outbox retry` writes to the database from another process;
 /// the sender looks at the outbox at least this often to notice.
 const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
@@ -112,58 +117,76 @@ impl Sender {
             if due.is_empty() {
                 return;
             }
-            for mail in due {
-                // Finish the mail in flight, start no new one after shutdown.
-                if self.cancel.is_cancelled() {
-                    return;
+            // A few sends at once: each SMTP session spends most of its time
+            // waiting (lettre 0.11.23 leaves Nagle on, so every message
+            // waits ~40 ms for the server's delayed ACK; a remote relay adds
+            // round trips), and 1,000 alerts one by one took 45 s.
+            // Outcomes are still recorded one at a time.
+            let (mailer, store, cancel) = (&self.mailer, &mut self.store, &self.cancel);
+            let mut sends = futures_util::stream::iter(due)
+                .map(|mail| async move {
+                    // Finish the mails in flight, start no new one after shutdown.
+                    if cancel.is_cancelled() {
+                        return None;
+                    }
+                    let result = send(mailer, &mail).await;
+                    Some((mail, result))
+                })
+                .buffer_unordered(PARALLEL_SENDS);
+            while let Some(done) = sends.next().await {
+                match done {
+                    Some((mail, result)) => record(store, &mail, result),
+                    None => return,
                 }
-                self.deliver(&mail).await;
             }
         }
     }
+}
 
-    async fn deliver(&mut self, mail: &OutboxMail) {
-        let result = match to_outgoing(mail) {
-            Ok(out) => match tokio::time::timeout(SEND_LIMIT, self.mailer.send(&out)).await {
-                Ok(r) => r.map_err(Failure::Mail),
-                Err(_) => Err(Failure::Other(
-                    "the send did not finish within 120 s".into(),
-                )),
-            },
-            Err(e) => Err(Failure::Other(e)),
-        };
-        let now = Utc::now();
-        let outcome = match result {
-            Ok(answer) => {
-                tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
-                tokio::task::block_in_place(|| self.store.mark_sent(mail.id, now, &answer))
-            }
-            Err(failure) => {
-                let attempts = mail.attempts + 1;
-                let (permanent, error) = match &failure {
-                    Failure::Mail(e) => (e.is_permanent(), e.to_string()),
-                    Failure::Other(e) => (false, e.clone()),
-                };
-                let next = if permanent && attempts >= PERMANENT_ATTEMPTS {
-                    None
-                } else {
-                    let jitter = rand::rng().random_range(-0.2..=0.2);
-                    Some(now + backoff(attempts, jitter))
-                };
-                match next {
-                    Some(at) => {
-                        tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
-                    }
-                    None => {
-                        tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
-                    }
-                }
-                tokio::task::block_in_place(|| self.store.mark_failed(mail.id, now, &error, next))
-            }
-        };
-        if let Err(e) = outcome {
-            tracing::error!(id = mail.id, error = %e, "cannot record the delivery outcome");
+async fn send(mailer: &Mailer, mail: &OutboxMail) -> Result<String, Failure> {
+    match to_outgoing(mail) {
+        Ok(out) => match tokio::time::timeout(SEND_LIMIT, mailer.send(&out)).await {
+            Ok(r) => r.map_err(Failure::Mail),
+            Err(_) => Err(Failure::Other(
+                "the send did not finish within 120 s".into(),
+            )),
+        },
+        Err(e) => Err(Failure::Other(e)),
+    }
+}
+
+fn record(store: &mut StateStore, mail: &OutboxMail, result: Result<String, Failure>) {
+    let now = Utc::now();
+    let outcome = match result {
+        Ok(answer) => {
+            tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
+            tokio::task::block_in_place(|| store.mark_sent(mail.id, now, &answer))
         }
+        Err(failure) => {
+            let attempts = mail.attempts + 1;
+            let (permanent, error) = match &failure {
+                Failure::Mail(e) => (e.is_permanent(), e.to_string()),
+                Failure::Other(e) => (false, e.clone()),
+            };
+            let next = if permanent && attempts >= PERMANENT_ATTEMPTS {
+                None
+            } else {
+                let jitter = rand::rng().random_range(-0.2..=0.2);
+                Some(now + backoff(attempts, jitter))
+            };
+            match next {
+                Some(at) => {
+                    tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
+                }
+                None => {
+                    tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
+                }
+            }
+            tokio::task::block_in_place(|| store.mark_failed(mail.id, now, &error, next))
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(id = mail.id, error = %e, "cannot record the delivery outcome");
     }
 }
 
