@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::evaluate::{self, AppleVerdict, Facts, Policy, Status};
-use crate::scan::{FolderState, Scan};
+use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
 use crate::state::StoredVerdict;
 
 /// Apple's expiry and the file's may differ by this much before anyone is
@@ -146,9 +146,22 @@ pub fn show_path(p: &std::path::Path) -> String {
 }
 
 pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
+    let files: Vec<&FoundFile> = scan.files.iter().collect();
+    build_from(now, cfg, &scan.folders, &files, verdicts)
+}
+
+/// [`build`] from borrowed parts: the daemon's folders keep their files,
+/// and copying 100,000 of them for each pass would double its memory.
+/// `files` must be de-duplicated already ([`crate::scan::dedup_refs`]).
+pub fn build_from(
+    now: DateTime<Utc>,
+    cfg: &Config,
+    folders: &[FolderScan],
+    files: &[&FoundFile],
+    verdicts: &Verdicts,
+) -> Report {
     let policy = Policy::from_config(cfg);
-    let folders = scan
-        .folders
+    let folders = folders
         .iter()
         .map(|f| FolderReport {
             path: show_path(&f.path),
@@ -158,9 +171,8 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts)
             watch: None,
         })
         .collect();
-    let current = current_by_uid(verdicts, scan);
-    let mut tokens: Vec<TokenReport> = scan
-        .files
+    let current = current_by_uid(verdicts, files);
+    let mut tokens: Vec<TokenReport> = files
         .iter()
         .map(|f| {
             let folder = cfg.folders.get(f.folder);
@@ -253,10 +265,10 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts)
 /// exactly one token stays current.
 fn current_by_uid<'a>(
     verdicts: &'a Verdicts,
-    scan: &'a Scan,
+    files: &[&'a FoundFile],
 ) -> HashMap<&'a str, (DateTime<Utc>, &'a str, &'a std::path::Path)> {
     let mut best: HashMap<&str, (DateTime<Utc>, &str, &std::path::Path)> = HashMap::new();
-    for f in &scan.files {
+    for f in files {
         let Some(t) = f.token() else { continue };
         let Some(uid) = verdicts
             .get(t.fingerprint.as_str())

@@ -6,15 +6,20 @@
 //! leftovers are skipped; FIFOs, sockets and devices are reported, never
 //! opened for a blocking read; symlinks are followed without looping; a
 //! token reached twice is one token, shown under its real path.
+//!
+//! The daemon rescans a folder on every event in it, so [`scan_folder_cached`]
+//! takes the folder's previous files and reuses each one whose [`FileStamp`]
+//! is unchanged instead of reading and parsing it again.
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -81,7 +86,53 @@ pub struct FoundFile {
     /// nothing could be read.
     pub fingerprint: Option<Fingerprint>,
     pub content: Result<TokenContent, FileError>,
+    /// Set when this result may be reused by the next scan as long as the
+    /// file's stamp is the same; None for files that were not read, or were
+    /// changed too recently to trust their timestamps (see [`SETTLED`]).
+    pub stamp: Option<FileStamp>,
 }
+
+/// One version of a file, told apart without reading it: any write moves
+/// the modification and change times, a chmod the change time, a rename
+/// over the file the inode; the change time cannot be set by users, so a
+/// rewrite that keeps size and modification time still shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    pub fn of(meta: &Metadata) -> FileStamp {
+        FileStamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The later of the modification and change times.
+    fn newest(&self) -> Option<SystemTime> {
+        let at = |(secs, nanos): (i64, i64)| {
+            let secs = u64::try_from(secs).ok()?;
+            let nanos = u32::try_from(nanos).ok()?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+        };
+        Some(at(self.mtime)?.max(at(self.ctime)?))
+    }
+}
+
+/// A file changed less than this long before it was read is read again at
+/// the next scan even if its stamp is unchanged. File timestamps are coarse
+/// (a kernel tick, or worse on network filesystems): a second write within
+/// the same tick as the first, after the read, would leave the stamp as it
+/// was (git calls such files "racily clean").
+pub const SETTLED: Duration = Duration::from_secs(2);
 
 impl FoundFile {
     pub fn token(&self) -> Option<&TokenContent> {
@@ -124,8 +175,36 @@ pub fn scan(folders: &[Folder]) -> Scan {
     out
 }
 
-/// Scans one folder recursively.
+/// Scans one folder recursively, reading every file.
 pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan, Vec<FoundFile>) {
+    scan_folder_cached(index, root, allow_empty, Vec::new())
+}
+
+/// [`scan_folder`], reusing from `previous` (this folder's last scan) every
+/// file found again under the same path with the same [`FileStamp`].
+pub fn scan_folder_cached(
+    index: usize,
+    root: &Path,
+    allow_empty: bool,
+    previous: Vec<FoundFile>,
+) -> (FolderScan, Vec<FoundFile>) {
+    scan_folder_inner(index, root, allow_empty, previous, SETTLED)
+}
+
+fn scan_folder_inner(
+    index: usize,
+    root: &Path,
+    allow_empty: bool,
+    previous: Vec<FoundFile>,
+    settled: Duration,
+) -> (FolderScan, Vec<FoundFile>) {
+    // Keyed by the path's bytes: hashing a `Path` walks its components,
+    // which made a rescan of 10,000 unchanged files a third slower.
+    let mut cache: HashMap<OsString, FoundFile> = previous
+        .into_iter()
+        .filter(|f| f.stamp.is_some())
+        .map(|f| (f.path.clone().into_os_string(), f))
+        .collect();
     let mut state = FolderScan {
         path: root.to_path_buf(),
         state: FolderState::Ok,
@@ -215,7 +294,17 @@ pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan,
                 continue;
             }
             if token_name {
-                files.push(read_found(path, index, via_link || is_link, &meta));
+                let via_link = via_link || is_link;
+                let reused = cache.remove(path.as_os_str()).filter(|old| {
+                    old.via_link == via_link && old.stamp == Some(FileStamp::of(&meta))
+                });
+                files.push(match reused {
+                    Some(old) => FoundFile {
+                        folder: index,
+                        ..old
+                    },
+                    None => read_found(path, index, via_link, &meta, settled),
+                });
             }
         }
     }
@@ -223,13 +312,23 @@ pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan,
     if files.is_empty() && !allow_empty {
         state.state = FolderState::Empty;
     }
-    files.sort_by(|a, b| {
-        a.path
+    (state, sorted_by_path(files))
+}
+
+/// Sorts by path bytes. Sorting the entries themselves moved each 240-byte
+/// entry many times (a fifth of a rescan of 10,000 unchanged files); this
+/// sorts indices and moves each entry once.
+fn sorted_by_path(files: Vec<FoundFile>) -> Vec<FoundFile> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        files[a]
+            .path
             .as_os_str()
             .as_bytes()
-            .cmp(b.path.as_os_str().as_bytes())
+            .cmp(files[b].path.as_os_str().as_bytes())
     });
-    (state, files)
+    let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileError) -> FoundFile {
@@ -243,6 +342,7 @@ fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileError) -> Foun
         world_readable: false,
         fingerprint: None,
         content: Err(err),
+        stamp: None,
     }
 }
 
@@ -265,14 +365,27 @@ fn special_kind(meta: &Metadata) -> Option<&'static str> {
     }
 }
 
-fn read_found(path: PathBuf, folder: usize, via_link: bool, meta: &Metadata) -> FoundFile {
+fn read_found(
+    path: PathBuf,
+    folder: usize,
+    via_link: bool,
+    meta: &Metadata,
+    settled: Duration,
+) -> FoundFile {
     let mut found = problem(path, folder, via_link, FileError::Io(String::new()));
     if let Some(kind) = special_kind(meta) {
         found.content = Err(FileError::NotRegular(kind));
         return found;
     }
+    let read_at = SystemTime::now();
     match read_limited(&found.path) {
         Ok((bytes, meta)) => {
+            let stamp = FileStamp::of(&meta);
+            found.stamp = stamp
+                .newest()
+                .and_then(|t| t.checked_add(settled))
+                .is_some_and(|t| t <= read_at)
+                .then_some(stamp);
             found.size = meta.len();
             found.mtime = meta.modified().ok();
             found.file_id = Some((meta.dev(), meta.ino()));
@@ -320,7 +433,7 @@ pub fn read_one(path: &Path) -> FoundFile {
         Ok(meta) => {
             let via_link =
                 std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            read_found(path.to_path_buf(), 0, via_link, &meta)
+            read_found(path.to_path_buf(), 0, via_link, &meta, SETTLED)
         }
         Err(e) => problem(path.to_path_buf(), 0, false, FileError::Io(io_cause(&e))),
     }
@@ -335,10 +448,27 @@ fn preferred(a: &FoundFile, b: &FoundFile) -> bool {
 /// One entry per file (several links to one inode) and per token (the
 /// same bytes under several names), sorted by path.
 pub fn dedup(files: Vec<FoundFile>) -> Vec<FoundFile> {
-    let mut keep: Vec<FoundFile> = Vec::with_capacity(files.len());
+    let keep = dedup_indices(&files.iter().collect::<Vec<_>>());
+    let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
+    keep.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// [`dedup`] without copying: the daemon's folders keep their files, and a
+/// pass only needs to look at them.
+pub fn dedup_refs<'a>(files: impl IntoIterator<Item = &'a FoundFile>) -> Vec<&'a FoundFile> {
+    let files: Vec<&FoundFile> = files.into_iter().collect();
+    dedup_indices(&files)
+        .into_iter()
+        .map(|i| files[i])
+        .collect()
+}
+
+/// Indices into `files` of the entries to keep, sorted by path.
+fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
+    let mut keep: Vec<usize> = Vec::with_capacity(files.len());
     let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut by_fp: HashMap<Fingerprint, usize> = HashMap::new();
-    for f in files {
+    let mut by_fp: HashMap<&Fingerprint, usize> = HashMap::new();
+    for (n, f) in files.iter().enumerate() {
         let same = f
             .file_id
             .and_then(|id| by_id.get(&id).copied())
@@ -348,8 +478,8 @@ pub fn dedup(files: Vec<FoundFile>) -> Vec<FoundFile> {
             });
         match same {
             Some(i) => {
-                if preferred(&f, &keep[i]) {
-                    keep[i] = f;
+                if preferred(f, files[keep[i]]) {
+                    keep[i] = n;
                 }
             }
             None => {
@@ -358,17 +488,18 @@ pub fn dedup(files: Vec<FoundFile>) -> Vec<FoundFile> {
                     by_id.insert(id, i);
                 }
                 if let (Ok(_), Some(fp)) = (&f.content, &f.fingerprint) {
-                    by_fp.insert(fp.clone(), i);
+                    by_fp.insert(fp, i);
                 }
-                keep.push(f);
+                keep.push(n);
             }
         }
     }
-    keep.sort_by(|a, b| {
-        a.path
+    keep.sort_by(|&a, &b| {
+        files[a]
+            .path
             .as_os_str()
             .as_bytes()
-            .cmp(b.path.as_os_str().as_bytes())
+            .cmp(files[b].path.as_os_str().as_bytes())
     });
     keep
 }

@@ -26,7 +26,6 @@ use base64::Engine as _;
 use chrono::{DateTime, FixedOffset, Months, TimeZone, Utc};
 use rand::RngCore as _;
 use serde::de::{self, Deserializer};
-use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
 use json::{parse_json, Field, Fields};
@@ -59,55 +58,73 @@ const DECODER: GeneralPurpose = GeneralPurpose::new(
 /// UTF-8 BOM and all ASCII whitespace removed, so a re-wrapped copy is the same
 /// token. Whitespace is what `u8::is_ascii_whitespace` says: space, tab, LF,
 /// form feed, CR.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(transparent)]
-pub struct Fingerprint(#[serde(deserialize_with = "deserialize_hex")] String);
+///
+/// The digits are kept inline, not in a `String`: the daemon holds one per
+/// token twice (file and content), 100,000 of them on a big host, and a heap
+/// string costs 40 bytes more each plus an allocation.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fingerprint([u8; 64]);
 
-fn deserialize_hex<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = <Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
-    Fingerprint::from_hex(&s)
-        .map(|f| f.0)
-        .ok_or_else(|| de::Error::custom("a fingerprint is 64 hex digits"))
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Fingerprint, D::Error> {
+        let s = <Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+        Fingerprint::from_hex(&s).ok_or_else(|| de::Error::custom("a fingerprint is 64 hex digits"))
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fingerprint").field(&self.as_str()).finish()
+    }
 }
 
 impl Fingerprint {
     /// Fingerprint of a whole file, without allocating a stripped copy.
     pub fn of(bytes: &[u8]) -> Fingerprint {
         let body = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
-        let mut hasher = Sha256::new();
+        let mut hasher = ring::digest::Context::new(&ring::digest::SHA256);
         for run in body.split(u8::is_ascii_whitespace) {
             hasher.update(run);
         }
-        Fingerprint::from_digest(hasher.finalize().as_slice())
+        Fingerprint::from_digest(hasher.finish().as_ref())
     }
 
     fn from_digest(digest: &[u8]) -> Fingerprint {
         // By hand: `hex::encode` goes char by char and costs ten times more.
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(digest.len() * 2);
-        for &b in digest {
-            text.push(char::from(HEX[usize::from(b >> 4)]));
-            text.push(char::from(HEX[usize::from(b & 0x0F)]));
+        let mut text = [b'0'; 64];
+        for (pair, &b) in text.chunks_exact_mut(2).zip(digest) {
+            pair[0] = HEX[usize::from(b >> 4)];
+            pair[1] = HEX[usize::from(b & 0x0F)];
         }
         Fingerprint(text)
     }
 
     /// Accepts 64 hex digits in either case; stores them lowercase.
     pub fn from_hex(s: &str) -> Option<Fingerprint> {
-        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Fingerprint(s.to_ascii_lowercase()))
+        let bytes: &[u8; 64] = s.as_bytes().try_into().ok()?;
+        bytes.iter().all(u8::is_ascii_hexdigit).then(|| {
+            let mut text = *bytes;
+            text.make_ascii_lowercase();
+            Fingerprint(text)
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // The constructors only store ASCII hex digits, so this never
+        // falls back.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The first 12 hex digits, the form shown to people.
     pub fn short(&self) -> &str {
-        // The constructors guarantee 64 ASCII hex digits.
-        &self.0[..12]
+        self.as_str().get(..12).unwrap_or_default()
     }
 }
 
@@ -222,13 +239,20 @@ pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<TokenContent
         None => (bytes, false),
     };
     let stripped = Stripped::of(body);
-    let fingerprint = Fingerprint::from_digest(Sha256::digest(&stripped.text).as_slice());
+    let fingerprint = Fingerprint::from_digest(sha256(&stripped.text).as_ref());
     let result = if bytes.len() > MAX_TOKEN_FILE_BYTES {
         Err(TokenError::TooLarge)
     } else {
         read(body, bom, stripped, fingerprint.clone())
     };
     (fingerprint, result)
+}
+
+/// SHA-256 by ring, whose assembly (AVX2/SSSE3) is about twice as fast as
+/// sha2's portable code on CPUs without SHA extensions; hashing was half of
+/// the reader's time there (`cargo bench --bench reader`, BENCHMARKS.md).
+fn sha256(bytes: &[u8]) -> ring::digest::Digest {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
 }
 
 /// The file body with all ASCII whitespace removed, and what was removed.
@@ -494,6 +518,8 @@ pub fn sample_token(org: &str, expires_at: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // An independent SHA-256 to check ring's against.
+    use sha2::{Digest, Sha256};
     use std::path::{Path, PathBuf};
 
     fn fixtures() -> PathBuf {

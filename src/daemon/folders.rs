@@ -153,7 +153,11 @@ impl Daemon {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        let (scan, files) = scan::scan_folder(i, &slot.folder.path, slot.folder.allow_empty);
+        // Events only say "something changed here": reuse what was read
+        // before for every file whose stamp is unchanged.
+        let previous = std::mem::take(&mut slot.files);
+        let (scan, files) =
+            scan::scan_folder_cached(i, &slot.folder.path, slot.folder.allow_empty, previous);
         slot.dirty = None;
         slot.last_scan = std::time::Instant::now();
         let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
+use futures_util::StreamExt as _;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,11 @@ const FIRST_BACKOFF_SECS: f64 = 5.0;
 const MAX_BACKOFF_SECS: f64 = 3600.0;
 /// Permanent failures (5xx) get this many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
+/// Mails sent at once. Each SMTP session spends most of its time waiting
+/// (lettre 0.11.23 leaves Nagle on, so every message waits ~40 ms for the
+/// server's delayed ACK; a remote relay adds round trips): 1,000 alerts one
+/// by one took 45 s. Outcomes are still recorded one at a time.
+const PARALLEL_SENDS: usize = 4;
 /// Upper bound of one send, beyond the transport's own timeouts.
 const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
 /// `tokenwatch outbox retry` writes to the database from another process;
@@ -137,30 +143,25 @@ struct Attempt {
 impl Sender {
     pub async fn run(mut self) {
         retry_base_secs();
-        // An outcome the database refused. Until it is written nothing
-        // else is sent: the mail is still "pending" in the outbox, and
-        // sending on would deliver it again and again while the disk is
-        // full. After a crash it is sent once more (same Message-ID).
-        let mut unrecorded: Option<Attempt> = None;
+        // Outcomes the database refused. Until they are written nothing
+        // else is sent: those mails are still "pending" in the outbox, and
+        // sending on would deliver them again and again while the disk is
+        // full. After a crash they are sent once more (same Message-ID).
+        let mut unrecorded: Vec<Attempt> = Vec::new();
         let mut record_retry = RECORD_RETRY_FIRST;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            if let Some(a) = unrecorded.take() {
-                if let Err(e) = self.record(&a) {
-                    tracing::error!(id = a.id, error = %e, retry_in = ?record_retry, "still cannot record the delivery outcome; sending nothing until it is recorded");
-                    unrecorded = Some(a);
-                }
-            }
-            let wait = if unrecorded.is_some() {
+            unrecorded = self.record_all(unrecorded, record_retry);
+            let wait = if !unrecorded.is_empty() {
                 let wait = record_retry;
                 record_retry = (record_retry * 2).min(RECORD_RETRY_MAX);
                 wait
             } else {
                 record_retry = RECORD_RETRY_FIRST;
                 unrecorded = self.deliver_due().await;
-                if unrecorded.is_some() {
+                if !unrecorded.is_empty() {
                     record_retry
                 } else {
                     let next = tokio::task::block_in_place(|| self.store.next_due_at())
@@ -183,38 +184,75 @@ impl Sender {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
-        if let Some(a) = unrecorded {
-            if let Err(e) = self.record(&a) {
+        for a in &unrecorded {
+            if let Err(e) = self.record(a) {
                 tracing::error!(id = a.id, error = %e, "stopping with a delivery outcome unrecorded; the mail stays pending and is sent again (same Message-ID) after the restart");
             }
         }
     }
 
-    /// Delivers every due mail; stops at the first outcome the database
-    /// refuses and returns it.
-    async fn deliver_due(&mut self) -> Option<Attempt> {
+    /// Writes what it can; returns the outcomes still refused.
+    fn record_all(&mut self, attempts: Vec<Attempt>, retry_in: StdDuration) -> Vec<Attempt> {
+        let mut left = Vec::new();
+        for a in attempts {
+            if let Err(e) = self.record(&a) {
+                tracing::error!(id = a.id, error = %e, ?retry_in, "cannot record the delivery outcome; sending nothing until it is recorded");
+                left.push(a);
+            }
+        }
+        left
+    }
+
+    /// Delivers every due mail, a few at a time; stops starting new sends
+    /// once the database refuses an outcome, and returns those outcomes.
+    async fn deliver_due(&mut self) -> Vec<Attempt> {
         loop {
             let now = Utc::now();
             let due = match tokio::task::block_in_place(|| self.store.due_mails(now, 50)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
-                    return None;
+                    return Vec::new();
                 }
             };
             if due.is_empty() {
-                return None;
+                return Vec::new();
             }
-            for mail in due {
-                // Finish the mail in flight, start no new one after shutdown.
-                if self.cancel.is_cancelled() {
-                    return None;
+            let mut refused = Vec::new();
+            let mut stop = false;
+            {
+                let (mailer, cancel) = (&self.mailer, &self.cancel);
+                let mut sends = futures_util::stream::iter(due)
+                    .map(|mail| async move {
+                        // Finish the mails in flight, start no new one after shutdown.
+                        if cancel.is_cancelled() {
+                            return None;
+                        }
+                        let result = send(mailer, &mail).await;
+                        Some(attempt_of(&mail, result))
+                    })
+                    .buffer_unordered(PARALLEL_SENDS);
+                let mut done = Vec::new();
+                while let Some(a) = sends.next().await {
+                    match a {
+                        Some(a) => done.push(a),
+                        None => stop = true,
+                    }
                 }
-                let attempt = self.deliver(&mail).await;
-                if let Err(e) = self.record(&attempt) {
-                    tracing::error!(id = mail.id, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
-                    return Some(attempt);
+                drop(sends);
+                for a in done {
+                    if !refused.is_empty() {
+                        refused.push(a);
+                        continue;
+                    }
+                    if let Err(e) = self.record(&a) {
+                        tracing::error!(id = a.id, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
+                        refused.push(a);
+                    }
                 }
+            }
+            if stop || !refused.is_empty() || self.cancel.is_cancelled() {
+                return refused;
             }
         }
     }
@@ -225,51 +263,56 @@ impl Sender {
             Outcome::Failed { error, next } => self.store.mark_failed(a.id, a.at, error, *next),
         })
     }
+}
 
-    async fn deliver(&mut self, mail: &OutboxMail) -> Attempt {
-        let result = match to_outgoing(mail) {
-            Ok(out) => match tokio::time::timeout(SEND_LIMIT, self.mailer.send(&out)).await {
-                Ok(r) => r.map_err(Failure::Mail),
-                Err(_) => Err(Failure::Other(
-                    "the send did not finish within 120 s".into(),
-                )),
-            },
-            Err(e) => Err(Failure::Other(e)),
-        };
-        let now = Utc::now();
-        let outcome = match result {
-            Ok(answer) => {
-                tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
-                Outcome::Sent { answer }
-            }
-            Err(failure) => {
-                let attempts = mail.attempts + 1;
-                let (permanent, error) = match &failure {
-                    Failure::Mail(e) => (e.is_permanent(), e.to_string()),
-                    Failure::Other(e) => (false, e.clone()),
-                };
-                let next = if permanent && attempts >= PERMANENT_ATTEMPTS {
-                    None
-                } else {
-                    let jitter = rand::rng().random_range(-0.2..=0.2);
-                    Some(now + backoff_from(retry_base_secs(), attempts, jitter))
-                };
-                match next {
-                    Some(at) => {
-                        tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
-                    }
-                    None => {
-                        tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
-                    }
-                }
-                Outcome::Failed { error, next }
-            }
-        };
-        Attempt {
-            id: mail.id,
-            at: now,
-            outcome,
+async fn send(mailer: &Mailer, mail: &OutboxMail) -> Result<String, Failure> {
+    match to_outgoing(mail) {
+        Ok(out) => match tokio::time::timeout(SEND_LIMIT, mailer.send(&out)).await {
+            Ok(r) => r.map_err(Failure::Mail),
+            Err(_) => Err(Failure::Other(
+                "the send did not finish within 120 s".into(),
+            )),
+        },
+        Err(e) => Err(Failure::Other(e)),
+    }
+}
+
+/// The outcome of one send as it is to be recorded: sent, retry at a
+/// backed-off time, or parked.
+fn attempt_of(mail: &OutboxMail, result: Result<String, Failure>) -> Attempt {
+    let now = Utc::now();
+    let outcome = match result {
+        Ok(answer) => {
+            tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
+            Outcome::Sent { answer }
         }
+        Err(failure) => {
+            let attempts = mail.attempts + 1;
+            let (permanent, error) = match &failure {
+                Failure::Mail(e) => (e.is_permanent(), e.to_string()),
+                Failure::Other(e) => (false, e.clone()),
+            };
+            let next = if permanent && attempts >= PERMANENT_ATTEMPTS {
+                None
+            } else {
+                let jitter = rand::rng().random_range(-0.2..=0.2);
+                Some(now + backoff_from(retry_base_secs(), attempts, jitter))
+            };
+            match next {
+                Some(at) => {
+                    tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
+                }
+                None => {
+                    tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
+                }
+            }
+            Outcome::Failed { error, next }
+        }
+    };
+    Attempt {
+        id: mail.id,
+        at: now,
+        outcome,
     }
 }
 

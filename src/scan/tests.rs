@@ -156,3 +156,130 @@ fn world_readable_tokens_are_flagged() {
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(!read_one(&p).world_readable);
 }
+
+/// Scans `root` with no settling margin, so files written by the test
+/// itself count as settled.
+fn rescan(root: &Path, previous: Vec<FoundFile>) -> Vec<FoundFile> {
+    scan_folder_inner(0, root, false, previous, Duration::ZERO).1
+}
+
+/// Waits until the filesystem clock has moved past `path`'s change time,
+/// so the next write to it gets a new stamp. File timestamps are coarse;
+/// without this a fast test could rewrite within the same tick (the racy
+/// case that [`SETTLED`] guards against in real scans).
+fn next_tick(path: &Path) {
+    let ctime = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.ctime(), m.ctime_nsec())
+    };
+    let was = ctime(path);
+    let scratch = path.with_extension("tick");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        std::fs::write(&scratch, "x").unwrap();
+        if ctime(&scratch) > was {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "file clock stuck");
+    }
+    std::fs::remove_file(scratch).unwrap();
+}
+
+fn org(f: &FoundFile) -> &str {
+    &f.token().expect("a readable token").org_name
+}
+
+/// Marks every cached result, so a test can tell reused from re-read.
+fn marked(mut files: Vec<FoundFile>) -> Vec<FoundFile> {
+    for f in &mut files {
+        if let Ok(t) = &mut f.content {
+            t.org_name = format!("cached {}", t.org_name);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_rescan_reuses_unchanged_files_and_rereads_changed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    write(&root.join("b.vpptoken"), &sample("B"));
+    let first = rescan(root, Vec::new());
+    assert!(first.iter().all(|f| f.stamp.is_some()));
+    next_tick(&root.join("b.vpptoken"));
+    write(&root.join("b.vpptoken"), &sample("C"));
+    let second = rescan(root, marked(first));
+    assert_eq!(org(&second[0]), "cached A");
+    assert_eq!(org(&second[1]), "C");
+}
+
+#[test]
+fn a_same_size_rewrite_with_the_old_mtime_is_reread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.vpptoken");
+    write(&path, &sample("Old"));
+    let first = rescan(dir.path(), Vec::new());
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    // Same length, other content, modification time put back: only the
+    // change time tells.
+    assert_eq!(sample("Old").len(), sample("New").len());
+    next_tick(&path);
+    write(&path, &sample("New"));
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    let second = rescan(dir.path(), marked(first));
+    assert_eq!(org(&second[0]), "New");
+}
+
+#[test]
+fn a_file_replaced_by_rename_or_touched_is_reread() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    write(&root.join("b.vpptoken"), &sample("B"));
+    let first = rescan(root, Vec::new());
+    // An editor's atomic save: new inode under the old name.
+    write(&root.join("a.tmp"), &sample("A2"));
+    std::fs::rename(root.join("a.tmp"), root.join("a.vpptoken")).unwrap();
+    // Only the modification time moves.
+    let later = SystemTime::now() + Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(root.join("b.vpptoken"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    let second = rescan(root, marked(first));
+    assert_eq!(org(&second[0]), "A2");
+    assert_eq!(org(&second[1]), "B");
+}
+
+#[test]
+fn recently_changed_files_are_not_trusted_to_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("a.vpptoken"), &sample("A"));
+    // With the real margin, a file written just now is read again next time.
+    let (_, first) = scan_folder_cached(0, dir.path(), false, Vec::new());
+    assert!(first[0].stamp.is_none());
+    let (_, second) = scan_folder_cached(0, dir.path(), false, marked(first));
+    assert_eq!(org(&second[0]), "A");
+}
+
+#[test]
+fn removed_files_leave_the_cache_and_unreadable_ones_are_kept_as_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    write(&root.join("bad.vpptoken"), "not a token");
+    let first = rescan(root, Vec::new());
+    std::fs::remove_file(root.join("a.vpptoken")).unwrap();
+    let second = rescan(root, marked(first));
+    assert_eq!(names(&second, root), ["bad.vpptoken"]);
+    assert!(matches!(second[0].content, Err(FileError::Token(_))));
+}

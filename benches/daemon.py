@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Daemon scenarios of the tokenwatch benchmarks (issue 6), driven by
+benches/run.sh; standard library only.
+
+Each subcommand starts the real `tokenwatch run` on data made by the
+gen_tokens example, measures one thing, stops the daemon with SIGTERM and
+prints one JSON object per run on stdout:
+
+  startup  time from spawn to READY=1 (sd-notify, read from a NOTIFY_SOCKET
+           this script listens on), then VmRSS/VmHWM once the first scan
+           and its follow-up rescan are done
+  idle     utime+stime of the daemon over a quiet window
+  latency  rename of a new token into a watched folder -> its row in the
+           state database (polled read-only every 2 ms), next to
+           `inotifywait` seeing the same rename
+  alerts   N tokens all due an alert at first sight, mailed by SMTP to a
+           sink on 127.0.0.1: time from spawn until every mail arrived,
+           and whether each arrived exactly once (by Message-ID)
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(*a):
+    print("[daemon.py]", *a, file=sys.stderr, flush=True)
+
+
+class Daemon:
+    """`tokenwatch run` with a NOTIFY_SOCKET this object listens on."""
+
+    def __init__(self, tw, cfg, logfile):
+        self.sockdir = tempfile.mkdtemp(prefix="twnotify")
+        self.sockpath = os.path.join(self.sockdir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sockpath)
+        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG="info,tokio_cron_scheduler=warn")
+        self.log = open(logfile, "ab")
+        self.t_spawn = time.monotonic()
+        self.proc = subprocess.Popen([tw, "-c", cfg, "run"], env=env, stdout=self.log, stderr=self.log)
+
+    def wait_ready(self, timeout=120.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError("no READY=1 within %.0f s" % timeout)
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited with %s before READY=1" % self.proc.returncode)
+            self.sock.settimeout(min(left, 0.5))
+            try:
+                msg = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            if b"READY=1" in msg.split(b"\n"):
+                return time.monotonic() - self.t_spawn
+
+    def status(self):
+        out = {}
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0]) / 1024.0  # MiB
+        return out
+
+    def cpu_seconds(self):
+        with open("/proc/%d/stat" % self.proc.pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.sock.close()
+        shutil.rmtree(self.sockdir, ignore_errors=True)
+        self.log.close()
+
+
+def db_path(data):
+    return os.path.join(data, "state", "tokenwatch.db")
+
+
+def wait_settled(d, data, timeout=120.0):
+    """Waits until the daemon has recorded a scan and then used (almost) no
+    CPU for a whole second: the start-up pass, the rescan that follows
+    arming the watch, and the first mail are done."""
+    deadline = time.monotonic() + timeout
+    while not read_db(data, "SELECT scan_seq FROM daemon_status WHERE id = 1 AND last_scan_at IS NOT NULL"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("no scan recorded within %.0f s" % timeout)
+        time.sleep(0.05)
+    last = d.cpu_seconds()
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = d.cpu_seconds()
+        if now - last <= 0.02:
+            return
+        last = now
+    raise RuntimeError("the daemon did not go idle within %.0f s" % timeout)
+
+
+def read_db(data, sql, args=()):
+    conn = sqlite3.connect("file:%s?mode=ro" % db_path(data), uri=True, timeout=5)
+    try:
+        row = conn.execute(sql, args).fetchone()
+        return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def fresh_state(data):
+    shutil.rmtree(os.path.join(data, "state"), ignore_errors=True)
+
+
+def cmd_startup(a):
+    cfg = os.path.join(a.data, "tokenwatch.toml")
+    for i in range(a.runs):
+        if a.fresh or i == 0:
+            fresh_state(a.data)
+        d = Daemon(a.tw, cfg, a.log)
+        try:
+            ready = d.wait_ready()
+            at_ready = d.status()
+            wait_settled(d, a.data)
+            settled = d.status()
+            emit(
+                run=i,
+                fresh_state=a.fresh or i == 0,
+                ready_s=ready,
+                rss_at_ready_mib=at_ready["VmRSS"],
+                rss_mib=settled["VmRSS"],
+                peak_rss_mib=settled["VmHWM"],
+            )
+        finally:
+            d.stop()
+
+
+def cmd_idle(a):
+    cfg = os.path.join(a.data, "tokenwatch.toml")
+    d = Daemon(a.tw, cfg, a.log)
+    try:
+        d.wait_ready()
+        wait_settled(d, a.data)
+        # Let the sender drain the start-up mail before counting.
+        time.sleep(2)
+        c0, t0 = d.cpu_seconds(), time.monotonic()
+        time.sleep(a.seconds)
+        c1, t1 = d.cpu_seconds(), time.monotonic()
+        emit(window_s=t1 - t0, cpu_s=c1 - c0)
+    finally:
+        d.stop()
+
+
+def cmd_latency(a):
+    cfg = os.path.join(a.data, "tokenwatch.toml")
+    folder = os.path.join(a.data, "tokens", "f000")
+    staging = os.path.join(a.data, "staging")
+    os.makedirs(staging, exist_ok=True)
+    d = Daemon(a.tw, cfg, a.log)
+    inw = None
+    try:
+        d.wait_ready()
+        wait_settled(d, a.data)
+        inw = subprocess.Popen(
+            ["inotifywait", "-m", "-e", "moved_to", "--format", "%f", folder],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            bufsize=0,
+        )
+        # inotifywait prints "Watches established." on stderr once armed.
+        deadline = time.monotonic() + 30
+        while True:
+            ready, _, _ = select.select([inw.stderr], [], [], 1.0)
+            if ready and b"Watches established" in inw.stderr.readline():
+                break
+            if time.monotonic() > deadline or inw.poll() is not None:
+                raise RuntimeError("inotifywait did not start")
+        conn = sqlite3.connect("file:%s?mode=ro" % db_path(a.data), uri=True, timeout=5)
+        for i in range(a.runs):
+            name = "latency-%d-%d.vpptoken" % (os.getpid(), i)
+            src = os.path.join(staging, name)
+            subprocess.run(
+                [a.tw, "sample-token", "--org", "Latency %d" % i, "--days", str(100 + i), "-o", src],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            os.chmod(src, 0o600)
+            dst = os.path.join(folder, name)
+            t0 = time.monotonic()
+            os.rename(src, dst)
+            seen = inw.stdout.readline().decode().strip()
+            t_inotify = time.monotonic() - t0
+            if seen != name:
+                raise RuntimeError("inotifywait saw %r, expected %r" % (seen, name))
+            deadline = t0 + 10
+            while True:
+                row = conn.execute("SELECT 1 FROM tokens WHERE path = ? AND present = 1", (dst,)).fetchone()
+                if row:
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("%s not in the state within 10 s" % dst)
+                time.sleep(0.002)
+            t_state = time.monotonic() - t0
+            emit(run=i, inotify_s=t_inotify, state_s=t_state)
+            # Let the loop go quiet so runs do not overlap.
+            time.sleep(1.5)
+        conn.close()
+    finally:
+        if inw:
+            inw.terminate()
+            inw.wait()
+        d.stop()
+
+
+class SmtpSink:
+    """Accepts every mail on 127.0.0.1:0 and records its Message-ID."""
+
+    def __init__(self):
+        self.ids = []
+        self.first_at = None
+        self.last_at = None
+        self.lock = threading.Lock()
+        self.loop = asyncio.new_event_loop()
+        started = threading.Event()
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(asyncio.start_server(self.session, "127.0.0.1", 0))
+            self.port = self.server.sockets[0].getsockname()[1]
+            started.set()
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        started.wait()
+
+    async def session(self, reader, writer):
+        async def say(line):
+            writer.write(line.encode() + b"\r\n")
+            await writer.drain()
+
+        try:
+            await say("220 sink ESMTP")
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                verb = line[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    await say("250 sink")
+                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                    await say("250 OK")
+                elif verb == b"DATA":
+                    await say("354 go ahead")
+                    data = await reader.readuntil(b"\r\n.\r\n")
+                    mid = None
+                    for h in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n"):
+                        if h.lower().startswith(b"message-id:"):
+                            mid = h.split(b":", 1)[1].strip().decode()
+                    with self.lock:
+                        now = time.monotonic()
+                        self.first_at = self.first_at or now
+                        self.last_at = now
+                        self.ids.append(mid)
+                    await say("250 queued")
+                elif verb == b"QUIT":
+                    await say("221 bye")
+                    break
+                else:
+                    await say("502 not implemented")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def count(self):
+        with self.lock:
+            return len(self.ids)
+
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def cmd_alerts(a):
+    for i in range(a.runs):
+        sink = SmtpSink()
+        data = tempfile.mkdtemp(prefix="twalerts", dir=a.workdir)
+        subprocess.run(
+            [
+                a.gen, "--out", data, "--tokens", str(a.tokens), "--folders", "1",
+                "--malformed-percent", "0", "--expiring-within", "25",
+                "--smtp-port", str(sink.port), "--max-mails-per-pass", str(a.tokens + 500),
+                "--seed", str(100 + i),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        d = Daemon(a.tw, os.path.join(data, "tokenwatch.toml"), a.log)
+        try:
+            deadline = d.t_spawn + a.timeout
+            while sink.count() < a.tokens and time.monotonic() < deadline:
+                time.sleep(0.01)
+            all_at = time.monotonic() - d.t_spawn
+            # Anything sent twice would arrive right behind.
+            time.sleep(3)
+            ids = list(sink.ids)
+            emit(
+                run=i,
+                expected=a.tokens,
+                received=len(ids),
+                distinct=len(set(ids)),
+                all_delivered_s=all_at if len(set(ids)) >= a.tokens else None,
+                first_mail_s=(sink.first_at - d.t_spawn) if sink.first_at else None,
+            )
+        finally:
+            d.stop()
+            sink.stop()
+            shutil.rmtree(data, ignore_errors=True)
+
+
+def emit(**kw):
+    print(json.dumps(kw), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tw", required=True, help="the tokenwatch binary")
+    p.add_argument("--log", default="/dev/null", help="append the daemon's log here")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("startup")
+    s.add_argument("--data", required=True)
+    s.add_argument("--runs", type=int, default=5)
+    s.add_argument("--fresh", action="store_true", help="empty state before every run (first start)")
+    s = sub.add_parser("idle")
+    s.add_argument("--data", required=True)
+    s.add_argument("--seconds", type=float, default=300)
+    s = sub.add_parser("latency")
+    s.add_argument("--data", required=True)
+    s.add_argument("--runs", type=int, default=20)
+    s = sub.add_parser("alerts")
+    s.add_argument("--gen", required=True, help="the gen_tokens example binary")
+    s.add_argument("--workdir", required=True)
+    s.add_argument("--tokens", type=int, default=1000)
+    s.add_argument("--runs", type=int, default=3)
+    s.add_argument("--timeout", type=float, default=60)
+    a = p.parse_args()
+    {"startup": cmd_startup, "idle": cmd_idle, "latency": cmd_latency, "alerts": cmd_alerts}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+#!/usr/bin/env bash
+# Runs every benchmark scenario of issue 6 on this machine, each next to its
+# baseline in the same run, and prints a table of medians with the ratio to
+# the baseline. See BENCHMARKS.md for what each row means.
+#
+#   benches/run.sh            the full table (about 25 minutes on 2 cores)
+#   benches/run.sh --quick    smaller sizes, 30 s idle window (about 5 minutes)
+#
+# Options: --runs N (timed runs per scenario, default 5), --out FILE (also
+# write the table there), --keep (keep the generated data), --skip-micro
+# (no criterion run).
+#
+# Needs: cargo, python3, hyperfine, jq, inotifywait (inotify-tools), and the
+# coreutils base64/date; installs nothing itself (BENCHMARKS.md has the one
+# command that does).
+set -euo pipefail
+
+QUICK=0 RUNS=5 OUT="" KEEP=0 MICRO=1
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --quick) QUICK=1 ;;
+        --runs) RUNS="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        --keep) KEEP=1 ;;
+        --skip-micro) MICRO=0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [[ $QUICK == 1 ]]; then
+    BIG=20000 IDLE_SECS=30 LAT_RUNS=8 ALERT_RUNS=1 MICRO_TIME=2
+else
+    BIG=100000 IDLE_SECS=300 LAT_RUNS=20 ALERT_RUNS=3 MICRO_TIME=5
+fi
+
+missing=()
+for tool in cargo python3 hyperfine jq inotifywait base64 date find xargs; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "missing tools: ${missing[*]}" >&2
+    echo "install them with: apt-get install -y hyperfine jq inotify-tools python3" >&2
+    exit 2
+fi
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$ROOT"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+echo "== building (release)" >&2
+cargo build --release --quiet --bin tokenwatch --example gen_tokens
+TW="$TARGET/release/tokenwatch"
+GEN="$TARGET/release/examples/gen_tokens"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenwatch-bench.XXXXXX")"
+DAEMON=(python3 "$ROOT/benches/daemon.py" --tw "$TW" --log "$WORK/daemon.log")
+cleanup() {
+    if [[ $KEEP == 1 ]]; then echo "data kept in $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+
+# One table row: scenario, baseline name, value, baseline value, unit,
+# target text, met (true/false/null), note.
+row() {
+    jq -nc --arg s "$1" --arg b "$2" --arg v "$3" --arg bv "$4" --arg u "$5" \
+        --arg t "$6" --arg ok "$7" --arg n "${8:-}" \
+        '{scenario:$s, baseline:$b, value:$v, base:$bv, unit:$u, target:$t, ok:$ok, note:$n}' >>"$RESULTS"
+}
+JQ_MEDIAN='def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor] else (.[length/2-1] + .[length/2]) / 2 end;'
+median() { jq -s "$JQ_MEDIAN map($1) | median" "$2"; }
+fmt() { LC_ALL=C printf "%.${2:-3}f" "$1"; }
+ratio() { LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+le() { LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo true || echo false; }
+
+gen() { # name tokens folders
+    "$GEN" --out "$WORK/$1" --tokens "$2" --folders "$3" 2>>"$WORK/gen.log"
+}
+
+echo "== generating tokens in $WORK" >&2
+gen 1k 1000 1
+gen 10k-1 10000 1
+gen 10k-100 10000 100
+gen big-1 "$BIG" 1
+gen big-100 "$BIG" 100
+# Warm page cache, as the targets assume.
+find "$WORK" -name '*.vpptoken' -print0 | xargs -0 cat >/dev/null
+
+# --- check --json vs cat -------------------------------------------------
+check_vs_cat() { # data label
+    local d="$WORK/$1"
+    hyperfine --style none --warmup 2 --runs "$RUNS" -i --export-json "$WORK/hf-$1.json" \
+        -n check "$TW -c $d/tokenwatch.toml check --json" \
+        -n cat "find $d/tokens -name '*.vpptoken' -print0 | xargs -0 cat" >/dev/null
+    local tw base
+    tw=$(jq '.results[] | select(.command == "check") | .median' "$WORK/hf-$1.json")
+    base=$(jq '.results[] | select(.command == "cat") | .median' "$WORK/hf-$1.json")
+    local r; r=$(ratio "$tw" "$base")
+    row "check --json, $2" "cat of the same files" "$(fmt "$tw") s" "$(fmt "$base") s" "x$r" \
+        "<= 2x baseline" "$(le "$r" 2)"
+}
+echo "== check --json vs cat" >&2
+check_vs_cat 10k-1 "10,000 tokens, 1 folder"
+check_vs_cat 10k-100 "10,000 tokens, 100 folders"
+check_vs_cat big-1 "$(printf "%'d" "$BIG") tokens, 1 folder"
+check_vs_cat big-100 "$(printf "%'d" "$BIG") tokens, 100 folders"
+
+# --- check --json vs the admin script on 1,000 tokens ----------------------
+echo "== check --json vs the admin shell script (1,000 tokens)" >&2
+hyperfine --style none --warmup 2 --runs "$RUNS" -i --export-json "$WORK/hf-1k.json" \
+    -n check "$TW -c $WORK/1k/tokenwatch.toml check --json" >/dev/null
+hyperfine --style none --runs "$(( QUICK ? 1 : 3 ))" -i --export-json "$WORK/hf-admin.json" \
+    -n admin "bash $ROOT/benches/admin_check.sh $WORK/1k/tokens/f000" >/dev/null
+tw=$(jq '.results[0].median' "$WORK/hf-1k.json")
+base=$(jq '.results[0].median' "$WORK/hf-admin.json")
+speedup=$(ratio "$base" "$tw")
+row "check --json, 1,000 tokens" "admin script: base64 -d, jq, date per file" \
+    "$(fmt "$tw") s" "$(fmt "$base") s" "${speedup}x faster" ">= 100x faster" \
+    "$(le 100 "$speedup")"
+
+# --- token reader micro-benchmark ------------------------------------------
+if [[ $MICRO == 1 ]]; then
+    echo "== criterion: token reader" >&2
+    cargo bench --quiet --bench reader -- --warm-up-time 1 --measurement-time "$MICRO_TIME" \
+        >"$WORK/criterion-reader.txt" 2>&1
+    est="$TARGET/criterion/reader/parse_with_fingerprint/new/estimates.json"
+    ns=$(jq '.median.point_estimate' "$est")
+    per_sec=$(LC_ALL=C awk -v ns="$ns" 'BEGIN { printf "%.0f", 1e9 / ns }')
+    row "token reader (criterion, one core)" "-" "$per_sec tokens/s" "-" "-" \
+        ">= 200,000 tokens/s" "$(le 200000 "$per_sec")" "$(fmt "$ns" 0) ns per token"
+fi
+
+# --- daemon: start-up and memory -------------------------------------------
+echo "== daemon start-up and memory (10,000 tokens)" >&2
+"${DAEMON[@]}" startup --data "$WORK/10k-1" --runs "$RUNS" --fresh >"$WORK/startup-fresh.jsonl"
+"${DAEMON[@]}" startup --data "$WORK/10k-1" --runs "$(( RUNS + 1 ))" >"$WORK/startup-warm.jsonl"
+fresh=$(median .ready_s "$WORK/startup-fresh.jsonl")
+warm=$(jq -s "$JQ_MEDIAN map(select(.fresh_state | not) | .ready_s) | median" "$WORK/startup-warm.jsonl")
+row "daemon start-up to READY=1, 10,000 tokens, empty state" "-" "$(fmt "$fresh") s" "-" "-" \
+    "< 1 s" "$(le "$fresh" 1)" "first start: creates the database, queues the first alerts"
+row "daemon start-up to READY=1, 10,000 tokens, restart" "-" "$(fmt "$warm") s" "-" "-" \
+    "< 1 s" "$(le "$warm" 1)"
+rss=$(median .rss_mib "$WORK/startup-fresh.jsonl")
+peak=$(median .peak_rss_mib "$WORK/startup-fresh.jsonl")
+row "daemon RSS after the first scan, 10,000 tokens" "-" "$(fmt "$rss" 1) MiB" "-" "-" \
+    "<= 32 MiB" "$(le "$rss" 32)" "peak during the first pass $(fmt "$peak" 1) MiB"
+
+echo "== daemon memory ($(printf "%'d" "$BIG") tokens)" >&2
+"${DAEMON[@]}" startup --data "$WORK/big-1" --runs "$(( QUICK ? 1 : 3 ))" --fresh >"$WORK/startup-big.jsonl"
+rss=$(median .rss_mib "$WORK/startup-big.jsonl")
+peak=$(median .peak_rss_mib "$WORK/startup-big.jsonl")
+ready=$(median .ready_s "$WORK/startup-big.jsonl")
+limit=$(( BIG == 100000 ? 128 : 32 + (128 - 32) * (BIG - 10000) / 90000 ))
+row "daemon RSS after the first scan, $(printf "%'d" "$BIG") tokens" "-" "$(fmt "$rss" 1) MiB" "-" "-" \
+    "<= $limit MiB" "$(le "$rss" "$limit")" "peak $(fmt "$peak" 1) MiB; ready after $(fmt "$ready" 1) s"
+
+# --- daemon: idle CPU ------------------------------------------------------
+echo "== daemon idle CPU over $IDLE_SECS s (10,000 tokens)" >&2
+"${DAEMON[@]}" idle --data "$WORK/10k-1" --seconds "$IDLE_SECS" >"$WORK/idle.jsonl"
+cpu=$(jq '.cpu_s' "$WORK/idle.jsonl")
+limit=$(LC_ALL=C awk -v s="$IDLE_SECS" 'BEGIN { printf "%.3f", 0.5 * s / 300 }')
+row "daemon idle CPU, 10,000 tokens, $IDLE_SECS s" "-" "$(fmt "$cpu" 2) s" "-" "-" \
+    "< $limit s" "$(le "$cpu" "$limit")" "utime+stime from /proc/PID/stat"
+
+# --- daemon: rename-into-folder latency ------------------------------------
+echo "== rename into a watched folder: latency (10,000 tokens present)" >&2
+"${DAEMON[@]}" latency --data "$WORK/10k-1" --runs "$LAT_RUNS" >"$WORK/latency.jsonl"
+DEBOUNCE=0.3
+lat=$(median .state_s "$WORK/latency.jsonl")
+worst=$(jq -s 'map(.state_s) | max' "$WORK/latency.jsonl")
+ino=$(median .inotify_s "$WORK/latency.jsonl")
+beyond=$(LC_ALL=C awk -v a="$lat" -v d="$DEBOUNCE" 'BEGIN { printf "%.3f", a - d }')
+worst_beyond=$(LC_ALL=C awk -v a="$worst" -v d="$DEBOUNCE" 'BEGIN { printf "%.3f", a - d }')
+ok=$( [[ $(le "$beyond" 0.3) == true && $(le "$worst_beyond" 1) == true ]] && echo true || echo false )
+row "rename into a watched folder -> row in the state, 10,000 tokens" "inotifywait seeing the rename" \
+    "$(fmt "$lat") s (worst $(fmt "$worst") s)" "$(fmt "$ino" 4) s" \
+    "+$(fmt "$beyond") s beyond the 0.3 s debounce (worst +$(fmt "$worst_beyond") s)" \
+    "median < +0.3 s, worst < +1 s beyond debounce" "$ok"
+
+# --- daemon: 1,000 alerts by SMTP --------------------------------------------
+echo "== 1,000 alerts at once to an SMTP server on 127.0.0.1" >&2
+mkdir -p "$WORK/alerts"
+"${DAEMON[@]}" alerts --gen "$GEN" --workdir "$WORK/alerts" --runs "$ALERT_RUNS" >"$WORK/alerts.jsonl"
+all=$(median '.all_delivered_s // 1e9' "$WORK/alerts.jsonl")
+once=$(jq -s 'all(.received == .expected and .distinct == .expected)' "$WORK/alerts.jsonl")
+worst=$(jq -s 'map(.all_delivered_s // 1e9) | max' "$WORK/alerts.jsonl")
+ok=$( [[ $once == true && $(le "$worst" 20) == true ]] && echo true || echo false )
+row "1,000 alerts due at once, SMTP on 127.0.0.1" "-" \
+    "$(fmt "$all" 1) s (worst $(fmt "$worst" 1) s)" "-" "each once: $once" \
+    "all within 20 s, each once" "$ok" "from daemon start to the last mail received"
+
+# --- the table ---------------------------------------------------------------
+{
+    echo "tokenwatch benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load before run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "mode: $([[ $QUICK == 1 ]] && echo quick || echo full), $RUNS runs per timed scenario (medians)"
+    echo
+    echo "| scenario | tokenwatch | baseline | ratio / detail | target | met | note |"
+    echo "|---|---|---|---|---|---|---|"
+    jq -r '"| \(.scenario) | \(.value) | \(.baseline)\(if .base == "-" then "" else ": " + .base end) | \(.unit) | \(.target) | \(if .ok == "true" then "yes" elif .ok == "false" then "**no**" else "-" end) | \(.note) |"' "$RESULTS"
+} | tee "${OUT:-/dev/null}"
