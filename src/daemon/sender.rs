@@ -32,7 +32,7 @@ pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// (lettre 0.11.23 leaves Nagle on, so every message waits ~40 ms for the
 /// server's delayed ACK; a remote relay adds round trips): 1,000 alerts one
 /// by one took 45 s. Outcomes are still recorded one at a time.
-const PARALLEL_SENDS: usize = 4;
+pub const PARALLEL_SENDS: usize = 4;
 /// Upper bound of one send, beyond the transport's own timeouts.
 const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
 /// `tokenwatch outbox retry` writes to the database from another process;
