@@ -220,33 +220,37 @@ impl Sender {
             }
             let mut refused = Vec::new();
             let mut stop = false;
+            // Set once the database refuses an outcome: no new send starts.
+            let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (mailer, cancel) = (&self.mailer, &self.cancel);
+                let (mailer, cancel, store, halt) =
+                    (&self.mailer, &self.cancel, &mut self.store, &halt);
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
-                        // Finish the mails in flight, start no new one after shutdown.
-                        if cancel.is_cancelled() {
+                        // Finish the mails in flight, start no new one after
+                        // shutdown or a refused outcome.
+                        if cancel.is_cancelled() || halt.load(std::sync::atomic::Ordering::Relaxed)
+                        {
                             return None;
                         }
                         let result = send(mailer, &mail).await;
                         Some(attempt_of(&mail, result))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
-                let mut done = Vec::new();
+                // Each outcome is written as soon as it is known, so a crash
+                // repeats at most the mails in flight.
                 while let Some(a) = sends.next().await {
-                    match a {
-                        Some(a) => done.push(a),
-                        None => stop = true,
-                    }
-                }
-                drop(sends);
-                for a in done {
+                    let Some(a) = a else {
+                        stop = true;
+                        continue;
+                    };
                     if !refused.is_empty() {
                         refused.push(a);
                         continue;
                     }
-                    if let Err(e) = self.record(&a) {
+                    if let Err(e) = record_in(store, &a) {
                         tracing::error!(id = a.id, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
+                        halt.store(true, std::sync::atomic::Ordering::Relaxed);
                         refused.push(a);
                     }
                 }
@@ -258,11 +262,15 @@ impl Sender {
     }
 
     fn record(&mut self, a: &Attempt) -> Result<(), crate::state::StateError> {
-        tokio::task::block_in_place(|| match &a.outcome {
-            Outcome::Sent { answer } => self.store.mark_sent(a.id, a.at, answer),
-            Outcome::Failed { error, next } => self.store.mark_failed(a.id, a.at, error, *next),
-        })
+        record_in(&mut self.store, a)
     }
+}
+
+fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::StateError> {
+    tokio::task::block_in_place(|| match &a.outcome {
+        Outcome::Sent { answer } => store.mark_sent(a.id, a.at, answer),
+        Outcome::Failed { error, next } => store.mark_failed(a.id, a.at, error, *next),
+    })
 }
 
 async fn send(mailer: &Mailer, mail: &OutboxMail) -> Result<String, Failure> {
