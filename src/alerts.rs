@@ -173,7 +173,10 @@ pub fn plan(
         match s.status {
             Status::Unreadable => {
                 let settled = s.modified_at.is_none_or(|m| m + UNREADABLE_SETTLE <= now);
-                let key = format!("unreadable:{fp}");
+                // Per content *and* path: two files with the same broken
+                // content (two empty downloads) are two problems, and an
+                // empty file mailed once must not silence every later one.
+                let key = format!("unreadable:{fp}:{}", s.path);
                 if ledger.contains_key(&key) {
                     continue;
                 }

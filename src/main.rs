@@ -30,9 +30,19 @@ fn init_tracing(level: Option<&str>, format: LogFormat) {
     let wanted = level
         .map(str::to_string)
         .or_else(|| std::env::var("RUST_LOG").ok());
-    let filter = wanted
+    // notify logs every raw inotify event at trace. With the log written
+    // into a watched folder (the config's), each line is an event that logs
+    // a line: a loop that starves the watcher and hung start-up for good.
+    // Raw events are never needed; cap them unless asked for by name.
+    let names_notify = wanted.as_deref().is_some_and(|w| w.contains("notify"));
+    let mut filter = wanted
         .and_then(|w| EnvFilter::try_new(w).ok())
         .unwrap_or_else(|| EnvFilter::new(DEFAULT));
+    if !names_notify {
+        if let Ok(cap) = "notify=debug".parse() {
+            filter = filter.add_directive(cap);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -437,8 +437,8 @@ fn classify_mislabelled(bytes: &[u8]) -> Option<TokenError> {
         b"content-disposition:",
     ];
     // MIME headers come first; the encrypted body after them is long.
-    let head = &bytes[..bytes.len().min(4096)];
-    if ADE_MARKERS.iter().any(|m| contains_ignore_case(head, m)) {
+    let head = bytes[..bytes.len().min(4096)].to_ascii_lowercase();
+    if ADE_MARKERS.iter().any(|m| find(&head, m).is_some()) {
         return Some(TokenError::AdeServerToken);
     }
     let at = find(bytes, b"-----BEGIN ")?;
@@ -453,14 +453,21 @@ fn classify_mislabelled(bytes: &[u8]) -> Option<TokenError> {
     Some(TokenError::Pem { kind })
 }
 
+/// First position of a non-empty `needle`. Jumps from one occurrence of
+/// its first byte to the next instead of comparing at every offset: a
+/// junk file of 64 KiB is searched this way for every unreadable file.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    let (&first, rest) = needle.split_first()?;
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    let mut at = 0;
+    while at <= last_start {
+        at += haystack[at..=last_start].iter().position(|&b| b == first)?;
+        if haystack[at + 1..at + needle.len()] == *rest {
+            return Some(at);
+        }
+        at += 1;
+    }
+    None
 }
 
 /// Expiry minus one calendar year, computed in the offset written in the
@@ -1303,6 +1310,27 @@ mod tests {
                 raw: true
             }
         );
+    }
+
+    #[test]
+    fn find_agrees_with_a_naive_search() {
+        let naive = |h: &[u8], n: &[u8]| h.windows(n.len()).position(|w| w == n);
+        let hay = b"aab-----BEGIN -----BEGIN CERT xx-----BEGIN";
+        for needle in [
+            &b"-----BEGIN "[..],
+            b"-----BEGIN",
+            b"a",
+            b"aab",
+            b"BEGIN",
+            b"xx-----BEGIN",
+            b"nope",
+            b"CERTX",
+        ] {
+            assert_eq!(find(hay, needle), naive(hay, needle), "{needle:?}");
+        }
+        assert_eq!(find(b"ab", b"abc"), None);
+        assert_eq!(find(b"", b"a"), None);
+        assert_eq!(find(b"abc", b""), None);
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
         &[],
         &ledger,
     );
-    assert_eq!(keys(&p), ["unreadable:u"]);
+    assert_eq!(keys(&p), ["unreadable:u:/srv/tokens/u.vpptoken"]);
     record(&mut ledger, &p, now());
     assert!(quick(
         now() + Duration::days(1),
@@ -225,8 +225,39 @@ fn unreadable_waits_until_the_file_settles_and_alerts_once_per_content() {
     t.identity = "u2".into();
     assert_eq!(
         keys(&quick(now() + Duration::days(1), &[t], &[], &ledger)),
-        ["unreadable:u2"]
+        ["unreadable:u2:/srv/tokens/u.vpptoken"]
     );
+}
+
+#[test]
+fn files_with_the_same_broken_content_are_each_mailed() {
+    // Two empty downloads share one fingerprint; both must be reported,
+    // and so must a third that appears after the first two were mailed.
+    let unreadable = |path: &str| {
+        let mut t = token("e3b0c442", Status::Unreadable, 0);
+        t.path = path.into();
+        t.days_left = None;
+        t.detail = Some("empty file".into());
+        t
+    };
+    let mut ledger = Ledger::new();
+    let first = [unreadable("/srv/a.vpptoken"), unreadable("/srv/b.vpptoken")];
+    let p = quick(now(), &first, &[], &ledger);
+    assert_eq!(
+        keys(&p),
+        [
+            "unreadable:e3b0c442:/srv/a.vpptoken",
+            "unreadable:e3b0c442:/srv/b.vpptoken"
+        ]
+    );
+    record(&mut ledger, &p, now());
+    let later = [
+        unreadable("/srv/a.vpptoken"),
+        unreadable("/srv/b.vpptoken"),
+        unreadable("/srv/c.vpptoken"),
+    ];
+    let p = quick(now(), &later, &[], &ledger);
+    assert_eq!(keys(&p), ["unreadable:e3b0c442:/srv/c.vpptoken"]);
 }
 
 #[test]
