@@ -82,7 +82,11 @@ impl Sender {
             if self.cancel.is_cancelled() {
                 break;
             }
-            self.deliver_due().await;
+            if self.deliver_due().await > 0 {
+                // A storm's summary mail is built in several MiB; give
+                // them back (see `release_freed_memory`).
+                super::pass::release_freed_memory();
+            }
             let next =
                 tokio::task::block_in_place(|| self.store.next_due_at()).unwrap_or_else(|e| {
                     tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
@@ -104,18 +108,20 @@ impl Sender {
         }
     }
 
-    async fn deliver_due(&mut self) {
+    /// Delivers (or fails) every due mail; returns how many it tried.
+    async fn deliver_due(&mut self) -> usize {
+        let mut tried = 0;
         loop {
             let now = Utc::now();
             let due = match tokio::task::block_in_place(|| self.store.due_mails(now, 50)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
-                    return;
+                    return tried;
                 }
             };
             if due.is_empty() {
-                return;
+                return tried;
             }
             // A few sends at once: each SMTP session spends most of its time
             // waiting (lettre 0.11.23 leaves Nagle on, so every message
@@ -135,8 +141,11 @@ impl Sender {
                 .buffer_unordered(PARALLEL_SENDS);
             while let Some(done) = sends.next().await {
                 match done {
-                    Some((mail, result)) => record(store, &mail, result),
-                    None => return,
+                    Some((mail, result)) => {
+                        tried += 1;
+                        record(store, &mail, result);
+                    }
+                    None => return tried,
                 }
             }
         }
