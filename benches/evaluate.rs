@@ -57,6 +57,7 @@ fn report_build(c: &mut Criterion) {
     std::fs::write(
         &cfg_path,
         "state_dir = \"state\"\n\
+         [alerts]\nrecipients = [\"ops@example.com\"]\n\
          [[folder]]\npath = \"tokens\"\naccount = \"apps@bench.appleaccount.com\"\n\
          [[account]]\nid = \"apps@bench.appleaccount.com\"\n",
     )

@@ -53,6 +53,8 @@ cargo build --release --quiet --bin tokenwatch --example gen_tokens
 TW="$TARGET/release/tokenwatch"
 GEN="$TARGET/release/examples/gen_tokens"
 
+STARTED="$(date -u +%Y-%m-%dT%H:%MZ)"
+LOAD_AT_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tokenwatch-bench.XXXXXX")"
 DAEMON=(python3 "$ROOT/benches/daemon.py" --tw "$TW" --log "$WORK/daemon.log")
 cleanup() {
@@ -129,7 +131,16 @@ if [[ $MICRO == 1 ]]; then
     ns=$(jq '.median.point_estimate' "$est")
     per_sec=$(LC_ALL=C awk -v ns="$ns" 'BEGIN { printf "%.0f", 1e9 / ns }')
     row "token reader (criterion, one core)" "-" "$per_sec tokens/s" "-" "-" \
-        ">= 200,000 tokens/s" "$(le 200000 "$per_sec")" "$(fmt "$ns" 0) ns per token"
+        ">= 200,000 tokens/s" "$(le 200000 "$per_sec")" "$(fmt "$ns" 0) ns CPU time per token"
+    echo "== criterion: evaluation" >&2
+    cargo bench --quiet --bench evaluate -- --warm-up-time 1 --measurement-time "$MICRO_TIME" \
+        >"$WORK/criterion-evaluate.txt" 2>&1
+    ns=$(jq '.median.point_estimate' "$TARGET/criterion/evaluate/one_token/new/estimates.json")
+    row "evaluation of one token (criterion)" "-" "$(fmt "$ns" 1) ns" "-" "-" "-" "" \
+        "status, days left, password-change rule"
+    ns=$(jq '.median.point_estimate' "$TARGET/criterion/report/build_10k_tokens/new/estimates.json")
+    row "report::build, 10,000 tokens (criterion)" "-" "$(fmt "$(awk -v n="$ns" 'BEGIN{print n/1e6}')" 1) ms" \
+        "-" "-" "-" "" "evaluation plus the check/status view"
 fi
 
 # --- daemon: start-up and memory -------------------------------------------
@@ -193,7 +204,7 @@ row "1,000 alerts due at once, SMTP on 127.0.0.1" "-" \
 
 # --- the table ---------------------------------------------------------------
 {
-    echo "tokenwatch benchmarks, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load before run: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "tokenwatch benchmarks, started $STARTED, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at start $LOAD_AT_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "mode: $([[ $QUICK == 1 ]] && echo quick || echo full), $RUNS runs per timed scenario (medians)"
     echo
     echo "| scenario | tokenwatch | baseline | ratio / detail | target | met | note |"

@@ -12,7 +12,7 @@
 //! is unchanged instead of reading and parsing it again.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs::{File, Metadata};
 use std::io::{self, Read};
@@ -191,6 +191,15 @@ pub fn scan_folder_cached(
     scan_folder_inner(index, root, allow_empty, previous, SETTLED)
 }
 
+/// A file seen by a scan: read now, or the previous scan's entry at this
+/// index, unchanged.
+// Only in one scan's working list; boxing would cost an allocation per file.
+#[allow(clippy::large_enum_variant)]
+enum Found {
+    Fresh(FoundFile),
+    Reused(usize),
+}
+
 fn scan_folder_inner(
     index: usize,
     root: &Path,
@@ -198,12 +207,13 @@ fn scan_folder_inner(
     previous: Vec<FoundFile>,
     settled: Duration,
 ) -> (FolderScan, Vec<FoundFile>) {
-    // Keyed by the path's bytes: hashing a `Path` walks its components,
-    // which made a rescan of 10,000 unchanged files a third slower.
-    let mut cache: HashMap<OsString, FoundFile> = previous
-        .into_iter()
-        .filter(|f| f.stamp.is_some())
-        .map(|f| (f.path.clone().into_os_string(), f))
+    // Keyed by the path's bytes, borrowed: hashing a `Path` walks its
+    // components, and copying every key cost an allocation per file.
+    let cached: HashMap<&OsStr, usize> = previous
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.stamp.is_some())
+        .map(|(i, f)| (f.path.as_os_str(), i))
         .collect();
     let mut state = FolderScan {
         path: root.to_path_buf(),
@@ -229,7 +239,8 @@ fn scan_folder_inner(
             return (state, Vec::new());
         }
     };
-    let mut files = Vec::new();
+    let mut files: Vec<Found> = Vec::new();
+    let mut buf = Vec::new();
     let mut visited: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
     let mut stack = vec![(root.to_path_buf(), false)];
     let mut first = true;
@@ -269,7 +280,7 @@ fn scan_folder_inner(
                             } else {
                                 FileError::BrokenLink
                             };
-                            files.push(problem(path, index, true, err));
+                            files.push(Found::Fresh(problem(path, index, true, err)));
                         }
                         continue;
                     }
@@ -279,12 +290,12 @@ fn scan_folder_inner(
             };
             if meta.is_dir() {
                 if token_name {
-                    files.push(problem(
+                    files.push(Found::Fresh(problem(
                         path.clone(),
                         index,
                         via_link || is_link,
                         FileError::NotRegular("a directory"),
-                    ));
+                    )));
                 }
                 // Following linked folders is wanted; the visited set keeps
                 // a link back up the tree from looping.
@@ -295,19 +306,33 @@ fn scan_folder_inner(
             }
             if token_name {
                 let via_link = via_link || is_link;
-                let reused = cache.remove(path.as_os_str()).filter(|old| {
-                    old.via_link == via_link && old.stamp == Some(FileStamp::of(&meta))
-                });
+                let stamp = Some(FileStamp::of(&meta));
+                let reused = cached
+                    .get(path.as_os_str())
+                    .copied()
+                    .filter(|&i| previous[i].via_link == via_link && previous[i].stamp == stamp);
                 files.push(match reused {
-                    Some(old) => FoundFile {
-                        folder: index,
-                        ..old
-                    },
-                    None => read_found(path, index, via_link, &meta, settled),
+                    Some(i) => Found::Reused(i),
+                    None => {
+                        Found::Fresh(read_found(path, index, via_link, &meta, settled, &mut buf))
+                    }
                 });
             }
         }
     }
+    drop(cached);
+    let mut previous: Vec<Option<FoundFile>> = previous.into_iter().map(Some).collect();
+    let files: Vec<FoundFile> = files
+        .into_iter()
+        .filter_map(|f| match f {
+            Found::Fresh(f) => Some(f),
+            // Each path is reached once per scan, so each entry is taken once.
+            Found::Reused(i) => previous[i].take().map(|old| FoundFile {
+                folder: index,
+                ..old
+            }),
+        })
+        .collect();
     state.tokens = files.iter().filter(|f| f.content.is_ok()).count();
     if files.is_empty() && !allow_empty {
         state.state = FolderState::Empty;
@@ -328,7 +353,11 @@ fn sorted_by_path(files: Vec<FoundFile>) -> Vec<FoundFile> {
             .cmp(files[b].path.as_os_str().as_bytes())
     });
     let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
+    // Exact capacity: collecting from `filter_map` grows by doubling, and
+    // this vector lives as long as the folder's scan.
+    let mut sorted = Vec::with_capacity(order.len());
+    sorted.extend(order.into_iter().filter_map(|i| slots[i].take()));
+    sorted
 }
 
 fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileError) -> FoundFile {
@@ -371,6 +400,7 @@ fn read_found(
     via_link: bool,
     meta: &Metadata,
     settled: Duration,
+    buf: &mut Vec<u8>,
 ) -> FoundFile {
     let mut found = problem(path, folder, via_link, FileError::Io(String::new()));
     if let Some(kind) = special_kind(meta) {
@@ -378,8 +408,8 @@ fn read_found(
         return found;
     }
     let read_at = SystemTime::now();
-    match read_limited(&found.path) {
-        Ok((bytes, meta)) => {
+    match read_into(&found.path, buf) {
+        Ok(meta) => {
             let stamp = FileStamp::of(&meta);
             found.stamp = stamp
                 .newest()
@@ -390,7 +420,7 @@ fn read_found(
             found.mtime = meta.modified().ok();
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
-            let (fingerprint, content) = token::parse_with_fingerprint(&bytes);
+            let (fingerprint, content) = token::parse_with_fingerprint(buf);
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
@@ -403,6 +433,16 @@ fn read_found(
 /// that a FIFO swapped in after the type check cannot hang the scan, and
 /// checks the type again on the open file.
 pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
+    let mut bytes = Vec::new();
+    let meta = read_into(path, &mut bytes)?;
+    Ok((bytes, meta))
+}
+
+/// [`read_limited`] into a buffer the caller reuses: a scan reads thousands
+/// of files, and a fresh buffer for each one, freed between the allocations
+/// it keeps, left the daemon's heap full of holes.
+fn read_into(path: &Path, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
+    bytes.clear();
     let file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -412,11 +452,11 @@ pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
     if let Some(kind) = special_kind(&meta) {
         return Err(FileError::NotRegular(kind));
     }
-    let mut bytes = Vec::with_capacity((meta.len() as usize).min(MAX_TOKEN_FILE_BYTES + 1));
+    bytes.reserve((meta.len() as usize).min(MAX_TOKEN_FILE_BYTES + 1));
     file.take(MAX_TOKEN_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(|e| FileError::Io(io_cause(&e)))?;
-    Ok((bytes, meta))
+    Ok(meta)
 }
 
 fn io_cause(e: &io::Error) -> String {
@@ -433,7 +473,14 @@ pub fn read_one(path: &Path) -> FoundFile {
         Ok(meta) => {
             let via_link =
                 std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            read_found(path.to_path_buf(), 0, via_link, &meta, SETTLED)
+            read_found(
+                path.to_path_buf(),
+                0,
+                via_link,
+                &meta,
+                SETTLED,
+                &mut Vec::new(),
+            )
         }
         Err(e) => problem(path.to_path_buf(), 0, false, FileError::Io(io_cause(&e))),
     }

@@ -24,7 +24,7 @@ const STATE_RETRY_MAX_SECS: i64 = 60;
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
 /// thread's arena), so the daemon would sit at its peak for good. Hand the
 /// free pages back to the kernel.
-fn release_freed_memory() {
+pub(super) fn release_freed_memory() {
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
