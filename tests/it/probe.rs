@@ -324,3 +324,41 @@ async fn the_bearer_never_reaches_outcomes_debug_or_logs() {
     );
     assert!(!log.contains(CANARY), "bearer leaked into the log: {log}");
 }
+
+/// Certificate verification is always on: a server whose certificate no
+/// trusted CA signed is refused during the handshake, before any request
+/// (and so before the bearer) is sent.
+#[tokio::test]
+async fn a_bad_certificate_is_refused_and_the_bearer_never_sent() {
+    let (acceptor, _ca_pem) = crate::smtp_stub::tls_acceptor();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handshakes_done = Arc::new(Mutex::new(0usize));
+    let done = handshakes_done.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            if acceptor.accept(stream).await.is_ok() {
+                *done.lock().unwrap() += 1;
+            }
+        }
+    });
+    let url = validate_base_url(&format!("https://127.0.0.1:{port}/mdm/v2")).unwrap();
+    let mut settings = ProbeSettings::new(url);
+    settings.timeout = Duration::from_secs(5);
+    let probe = Probe::new(&settings).unwrap();
+    let outcome = probe
+        .verify(&Secret::new("CANARY-bad-cert-bearer-1234"))
+        .await;
+    match &outcome {
+        ProbeOutcome::Unreachable { reason } => {
+            assert!(reason.to_lowercase().contains("certificate"), "{reason}");
+            assert!(!reason.contains("CANARY"));
+        }
+        other => panic!("a bad certificate must be refused, got {other:?}"),
+    }
+    assert_eq!(
+        *handshakes_done.lock().unwrap(),
+        0,
+        "the TLS handshake must not complete"
+    );
+}

@@ -622,7 +622,7 @@ async fn read_data<S: AsyncRead + Unpin>(io: &mut BufReader<S>) -> io::Result<Ve
 
 /// A fresh CA and a server certificate for localhost/127.0.0.1 signed by
 /// it; returns the acceptor and the CA's PEM.
-fn tls_acceptor() -> (TlsAcceptor, String) {
+pub(crate) fn tls_acceptor() -> (TlsAcceptor, String) {
     use rcgen::{
         BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     };
