@@ -20,6 +20,8 @@ use crate::state::{NewLedgerRow, NewMail, SeenToken};
 /// thread's arena), so the daemon would sit at its peak for good. Hand the
 /// free pages back to the kernel.
 pub(super) fn release_freed_memory() {
+    // glibc only; other allocators (musl) have no such call.
+    #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
