@@ -25,6 +25,8 @@ const STATE_RETRY_MAX_SECS: i64 = 60;
 /// thread's arena), so the daemon would sit at its peak for good. Hand the
 /// free pages back to the kernel.
 pub(super) fn release_freed_memory() {
+    // glibc only; other allocators (musl) have no such call.
+    #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
         libc::malloc_trim(0);
