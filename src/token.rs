@@ -453,21 +453,14 @@ fn classify_mislabelled(bytes: &[u8]) -> Option<TokenError> {
     Some(TokenError::Pem { kind })
 }
 
-/// First position of a non-empty `needle`. Jumps from one occurrence of
-/// its first byte to the next instead of comparing at every offset: a
-/// junk file of 64 KiB is searched this way for every unreadable file.
+/// First position of a non-empty `needle` (an empty one finds nothing).
+/// `memchr`'s substring search: a junk file of 64 KiB is searched for every
+/// unreadable file, so a byte-by-byte scan would show.
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let last_start = haystack.len().checked_sub(needle.len())?;
-    let mut at = 0;
-    while at <= last_start {
-        at += haystack[at..=last_start].iter().position(|&b| b == first)?;
-        if haystack[at + 1..at + needle.len()] == *rest {
-            return Some(at);
-        }
-        at += 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    memchr::memmem::find(haystack, needle)
 }
 
 /// Expiry minus one calendar year, computed in the offset written in the
