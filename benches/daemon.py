@@ -48,7 +48,7 @@ class Daemon:
         self.sockpath = os.path.join(self.sockdir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sockpath)
-        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG="info,tokio_cron_scheduler=warn")
+        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG=os.environ.get("TOKENWATCH_BENCH_LOG", "info,tokio_cron_scheduler=warn"))
         self.log = open(logfile, "ab")
         self.t_spawn = time.monotonic()
         self.proc = subprocess.Popen([tw, "-c", cfg, "run"], env=env, stdout=self.log, stderr=self.log)

@@ -156,8 +156,10 @@ impl Daemon {
         // Events only say "something changed here": reuse what was read
         // before for every file whose stamp is unchanged.
         let previous = std::mem::take(&mut slot.files);
+        let started = std::time::Instant::now();
         let (scan, files) =
             scan::scan_folder_cached(i, &slot.folder.path, slot.folder.allow_empty, previous);
+        tracing::debug!(folder = %slot.folder.path.display(), files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
         slot.last_scan = std::time::Instant::now();
         let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);

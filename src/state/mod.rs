@@ -37,7 +37,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewMail, OutboxMail};
-pub use scans::SeenToken;
+pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
 pub use verdicts::StoredVerdict;
 
@@ -91,6 +91,10 @@ pub enum StateError {
     )]
     WalUnavailable { path: PathBuf, mode: String },
 
+    /// A caller's bug, not the database's: fingerprints are SHA-256 in hex.
+    #[error("state database {}: cannot record token {fingerprint:?}: not a 64-hex-digit fingerprint", path.display())]
+    BadFingerprint { path: PathBuf, fingerprint: String },
+
     // `cause` rather than `source`: the cause is already in the message, and
     // `{:#}` in the binary would print it twice.
     #[error("cannot {action} {}: {cause}", path.display())]
@@ -123,6 +127,9 @@ impl StateError {
 pub struct StateStore {
     conn: Connection,
     path: PathBuf,
+    /// The daemon's scans write only what changed (see `record_scan`);
+    /// None until the first one, and after a failed one.
+    recorded: Option<scans::Recorded>,
 }
 
 // The daemon moves the store into `spawn_blocking` / its own thread.
@@ -201,7 +208,11 @@ impl StateStore {
             return Err(StateError::WalUnavailable { path, mode });
         }
         set_connection_pragmas(&conn, &path)?;
-        let mut store = StateStore { conn, path };
+        let mut store = StateStore {
+            conn,
+            path,
+            recorded: None,
+        };
         schema::migrate(&mut store.conn, &store.path, schema::MIGRATIONS)?;
         Ok(store)
     }
@@ -222,7 +233,11 @@ impl StateStore {
         // SQLite opens lazily: this first read is where access problems show.
         let found = user_version(&conn).map_err(open_error(&path, "read schema version"))?;
         check_existing_version(&path, found)?;
-        Ok(StateStore { conn, path })
+        Ok(StateStore {
+            conn,
+            path,
+            recorded: None,
+        })
     }
 
     /// Opens an existing, current database for writing next to the running
@@ -236,7 +251,11 @@ impl StateStore {
         let found = user_version(&conn).map_err(open_error(&path, "read schema version"))?;
         check_existing_version(&path, found)?;
         set_connection_pragmas(&conn, &path)?;
-        Ok(StateStore { conn, path })
+        Ok(StateStore {
+            conn,
+            path,
+            recorded: None,
+        })
     }
 
     /// The database file.

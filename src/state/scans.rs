@@ -1,15 +1,18 @@
 //! What scans saw, the daemon's latest status report, the rejected config,
 //! and small daemon facts (meta).
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use super::{get_ts, sqlite, ts, StateError, StateStore};
 
 /// What one scan saw of one readable token (keyed by the 64-hex
 /// fingerprint). Public facts only: never the token content.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SeenToken {
     pub fingerprint: String,
     pub path: String,
@@ -21,22 +24,94 @@ pub struct SeenToken {
     pub detail: Option<String>,
 }
 
+/// What the store last wrote of each present token: a hash of its row by
+/// fingerprint. A scan writes only the tokens that appeared, changed or
+/// vanished; rewriting 10,000 unchanged rows took most of a pass
+/// (BENCHMARKS.md, rename latency). About 41 bytes a token.
+///
+/// A 64-bit hash can in theory hide a change (2^-64 a changed row); the next
+/// change of that row writes it.
+#[derive(Debug, Default)]
+pub(super) struct Recorded(HashMap<[u8; 32], u64>);
+
+/// What one [`StateStore::record_scan`] wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanWrites {
+    /// Tokens that appeared, came back or changed.
+    pub written: usize,
+    /// Tokens no longer seen, now marked absent.
+    pub gone: usize,
+}
+
+fn key_of(fingerprint: &str) -> Option<[u8; 32]> {
+    let mut key = [0; 32];
+    hex::decode_to_slice(fingerprint, &mut key).ok()?;
+    Some(key)
+}
+
+fn row_hash(t: &SeenToken) -> u64 {
+    let mut h = std::hash::DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
 impl StateStore {
-    /// One transaction per scan: upserts every seen token (`first_seen`
-    /// kept, `last_seen = now`, present), marks tokens not in `seen` absent,
-    /// and stores `snapshot_json` (the full status report, opaque here) with
-    /// `last_scan_at = now`.
+    /// One transaction per scan: writes the tokens in `seen` that are new,
+    /// back, or changed since the last scan (`first_seen` kept), marks the
+    /// ones no longer in `seen` absent, and stores `snapshot_json` (the full
+    /// status report, opaque here) with `last_scan_at = now`.
+    ///
+    /// `last_seen` of a present token is read as the latest scan's time (see
+    /// [`StateStore::known_tokens`]), so unchanged rows need no write; a token
+    /// that vanishes gets the time of the last scan that saw it.
+    ///
+    /// Fingerprints must be 64 hex digits, as [`crate::token::Fingerprint`]
+    /// makes them.
     pub fn record_scan(
         &mut self,
         now: DateTime<Utc>,
         seen: &[SeenToken],
         snapshot_json: &str,
-    ) -> Result<(), StateError> {
+    ) -> Result<ScanWrites, StateError> {
+        // Taken out: a failed write leaves it None, so the next scan starts
+        // again from what the database holds.
+        let recorded = match self.recorded.take() {
+            Some(r) => r,
+            None => self.load_recorded()?,
+        };
+        let mut current = Recorded(HashMap::with_capacity(seen.len()));
+        let mut changed = Vec::new();
+        for t in seen {
+            let key = key_of(&t.fingerprint).ok_or_else(|| StateError::BadFingerprint {
+                path: self.path.clone(),
+                fingerprint: t.fingerprint.clone(),
+            })?;
+            let hash = row_hash(t);
+            // The same fingerprint twice in one scan: the last one counts.
+            if recorded.0.get(&key) != Some(&hash) || current.0.contains_key(&key) {
+                changed.push(t);
+            }
+            current.0.insert(key, hash);
+        }
+        let gone: Vec<String> = recorded
+            .0
+            .keys()
+            .filter(|k| !current.0.contains_key(*k))
+            .map(hex::encode)
+            .collect();
+
         let err = || sqlite(&self.path, "record scan");
         let now = ts(now);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err())?;
+        let previous_scan: Option<String> = tx
+            .query_row(
+                "SELECT last_scan_at FROM daemon_status WHERE id = 1",
+                [],
+                |row| row.get(0),
+            )
             .map_err(err())?;
         let seq: i64 = tx
             .query_row(
@@ -60,7 +135,7 @@ impl StateStore {
                          present = 1, seen_in = excluded.seen_in",
                 )
                 .map_err(err())?;
-            for t in seen {
+            for t in &changed {
                 upsert
                     .execute(params![
                         t.fingerprint,
@@ -76,13 +151,44 @@ impl StateStore {
                     ])
                     .map_err(err())?;
             }
+            let mut absent = tx
+                .prepare_cached(
+                    "UPDATE tokens SET present = 0, last_seen = coalesce(?2, last_seen)
+                     WHERE fingerprint = ?1 AND present = 1",
+                )
+                .map_err(err())?;
+            for fp in &gone {
+                absent.execute(params![fp, previous_scan]).map_err(err())?;
+            }
         }
-        tx.execute(
-            "UPDATE tokens SET present = 0 WHERE present = 1 AND seen_in <> ?1",
-            params![seq],
-        )
-        .map_err(err())?;
-        tx.commit().map_err(err())
+        tx.commit().map_err(err())?;
+        self.recorded = Some(current);
+        Ok(ScanWrites {
+            written: changed.len(),
+            gone: gone.len(),
+        })
+    }
+
+    /// The present tokens as the database holds them: after a restart the
+    /// first scan writes only what changed while the daemon was down.
+    fn load_recorded(&self) -> Result<Recorded, StateError> {
+        let read = || -> rusqlite::Result<Recorded> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT fingerprint, path, org_name, created_at, expires_at, account, status, detail
+                 FROM tokens WHERE present = 1",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut recorded = Recorded::default();
+            while let Some(row) = rows.next()? {
+                let token = seen_token(row)?;
+                // record_scan writes no other kind of fingerprint.
+                if let Some(key) = key_of(&token.fingerprint) {
+                    recorded.0.insert(key, row_hash(&token));
+                }
+            }
+            Ok(recorded)
+        };
+        read().map_err(self.err("read the recorded tokens"))
     }
 
     /// `(last_scan_at, snapshot_json)` of the latest scan, or None before
@@ -107,23 +213,25 @@ impl StateStore {
         &self,
     ) -> Result<Vec<(SeenToken, DateTime<Utc>, DateTime<Utc>, bool)>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
+            // Unchanged rows are not rewritten by each scan: a present
+            // token was last seen by the latest one.
             let mut stmt = self.conn.prepare_cached(
                 "SELECT fingerprint, path, org_name, created_at, expires_at, account, status,
-                        detail, first_seen, last_seen, present
+                        detail, first_seen,
+                        CASE WHEN present = 1
+                             THEN coalesce((SELECT last_scan_at FROM daemon_status WHERE id = 1),
+                                           last_seen)
+                             ELSE last_seen END,
+                        present
                  FROM tokens ORDER BY path, fingerprint",
             )?;
             let rows = stmt.query_map([], |row| {
-                let token = SeenToken {
-                    fingerprint: row.get(0)?,
-                    path: row.get(1)?,
-                    org_name: row.get(2)?,
-                    created_at: get_ts(row, 3)?,
-                    expires_at: get_ts(row, 4)?,
-                    account: row.get(5)?,
-                    status: row.get(6)?,
-                    detail: row.get(7)?,
-                };
-                Ok((token, get_ts(row, 8)?, get_ts(row, 9)?, row.get(10)?))
+                Ok((
+                    seen_token(row)?,
+                    get_ts(row, 8)?,
+                    get_ts(row, 9)?,
+                    row.get(10)?,
+                ))
             })?;
             rows.collect()
         };
@@ -196,4 +304,18 @@ impl StateStore {
         };
         read().map_err(self.err("read daemon facts"))
     }
+}
+
+/// A [`SeenToken`] from the first eight columns of a `tokens` row.
+fn seen_token(row: &Row<'_>) -> rusqlite::Result<SeenToken> {
+    Ok(SeenToken {
+        fingerprint: row.get(0)?,
+        path: row.get(1)?,
+        org_name: row.get(2)?,
+        created_at: get_ts(row, 3)?,
+        expires_at: get_ts(row, 4)?,
+        account: row.get(5)?,
+        status: row.get(6)?,
+        detail: row.get(7)?,
+    })
 }

@@ -276,6 +276,113 @@ fn record_scan_tracks_presence_and_first_and_last_sight() {
 }
 
 #[test]
+fn a_scan_writes_only_the_tokens_that_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let (t1, t2, t3, t4) = (
+        t("2026-12-01T00:00:00Z"),
+        t("2026-12-01T01:00:00Z"),
+        t("2026-12-01T02:00:00Z"),
+        t("2026-12-01T03:00:00Z"),
+    );
+    let (a, b, c) = (seen("a", "/a"), seen("b", "/b"), seen("c", "/c"));
+    let all = [a.clone(), b.clone(), c.clone()];
+    let w = |written, gone| ScanWrites { written, gone };
+    assert_eq!(store.record_scan(t1, &all, "1").unwrap(), w(3, 0));
+    // SQLite's own count: only the daemon_status row was written.
+    let before = store.conn.total_changes();
+    assert_eq!(store.record_scan(t2, &all, "2").unwrap(), w(0, 0));
+    assert_eq!(store.conn.total_changes() - before, 1);
+    let mut b2 = b.clone();
+    b2.status = "expiring".to_owned();
+    assert_eq!(
+        store
+            .record_scan(t3, &[a.clone(), b2.clone()], "3")
+            .unwrap(),
+        w(1, 1)
+    );
+    // Unwritten rows still read as seen by the latest scan; the vanished
+    // one as last seen by the scan before it went.
+    let known = store.known_tokens().unwrap();
+    assert_eq!(
+        known,
+        [
+            (a.clone(), t1, t3, true),
+            (b2.clone(), t1, t3, true),
+            (c.clone(), t1, t2, false),
+        ]
+    );
+    assert_eq!(store.snapshot().unwrap(), Some((t3, "3".to_owned())));
+    // Back again: written, first sight kept.
+    assert_eq!(store.record_scan(t4, &all, "4").unwrap(), w(2, 0));
+    let known = store.known_tokens().unwrap();
+    assert_eq!(known[1], (b, t1, t4, true));
+    assert_eq!(known[2], (c, t1, t4, true));
+}
+
+#[test]
+fn after_a_restart_the_first_scan_writes_only_what_changed_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (t1, t2) = (t("2026-12-01T00:00:00Z"), t("2026-12-01T01:00:00Z"));
+    let (a, b) = (seen("a", "/a"), seen("b", "/b"));
+    {
+        let mut store = StateStore::open(tmp.path()).unwrap();
+        store.record_scan(t1, &[a.clone(), b.clone()], "1").unwrap();
+    }
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    assert_eq!(
+        store
+            .record_scan(t2, std::slice::from_ref(&a), "2")
+            .unwrap(),
+        ScanWrites {
+            written: 0,
+            gone: 1
+        }
+    );
+    assert_eq!(
+        store.known_tokens().unwrap(),
+        [(a, t1, t2, true), (b, t1, t1, false)]
+    );
+}
+
+#[test]
+fn a_refused_scan_keeps_what_is_stored_and_the_next_one_starts_from_the_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let (t1, t2, t3) = (
+        t("2026-12-01T00:00:00Z"),
+        t("2026-12-01T01:00:00Z"),
+        t("2026-12-01T02:00:00Z"),
+    );
+    let (a, b) = (seen("a", "/a"), seen("b", "/b"));
+    store.record_scan(t1, &[a.clone(), b.clone()], "1").unwrap();
+    let bad = seen("x", "/x");
+    let err = store
+        .record_scan(t2, &[a.clone(), bad], "2")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("xxxx") && err.contains("not a 64-hex-digit fingerprint"),
+        "{err}"
+    );
+    assert_eq!(store.snapshot().unwrap(), Some((t1, "1".to_owned())));
+    assert_eq!(
+        store.known_tokens().unwrap().iter().filter(|k| k.3).count(),
+        2
+    );
+    // What the failed scan had already compared is forgotten.
+    assert_eq!(
+        store
+            .record_scan(t3, std::slice::from_ref(&a), "3")
+            .unwrap(),
+        ScanWrites {
+            written: 0,
+            gone: 1
+        }
+    );
+}
+
+#[test]
 fn scans_at_the_same_instant_still_mark_missing_tokens_absent() {
     // An injected clock may hand two scans the same `now`.
     let tmp = tempfile::tempdir().unwrap();
