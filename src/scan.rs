@@ -9,7 +9,8 @@
 //!
 //! The daemon rescans a folder on every event in it, so [`scan_folder_cached`]
 //! takes the folder's previous files and reuses each one whose [`FileStamp`]
-//! is unchanged instead of reading and parsing it again.
+//! is unchanged instead of reading and parsing it again; when the watcher
+//! named the changed paths, [`rescan_paths`] looks at just those.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -550,6 +551,9 @@ fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
     });
     keep
 }
+
+mod targeted;
+pub use targeted::{rescan_paths, MAX_PATHS};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! when it must be scanned again.
 
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::Daemon;
@@ -35,6 +36,9 @@ pub struct Slot {
     pub mode: Mode,
     /// (first, last) event since the last scan.
     dirty: Option<(Instant, Instant)>,
+    /// The paths those events named, or None when the whole folder must be
+    /// scanned (its own events, lost events, a re-armed watch).
+    named: Option<Vec<PathBuf>>,
     last_scan: Instant,
     /// Device and inode of the folder when its watch was armed: a folder
     /// deleted and re-created needs a new watch.
@@ -54,12 +58,31 @@ impl Slot {
             files: Vec::new(),
             mode: Mode::Waiting,
             dirty: None,
+            named: Some(Vec::new()),
             last_scan: Instant::now(),
             armed_on: None,
         }
     }
 
+    /// Something in the folder changed: scan all of it.
     pub fn mark_dirty(&mut self, now: Instant) {
+        self.touch(now);
+        self.named = None;
+    }
+
+    /// The watcher named `path`, somewhere below the folder.
+    pub fn mark_path(&mut self, now: Instant, path: &Path) {
+        self.touch(now);
+        if let Some(named) = &mut self.named {
+            if named.len() >= scan::MAX_PATHS {
+                self.named = None;
+            } else if !named.iter().any(|p| p == path) {
+                named.push(path.to_path_buf());
+            }
+        }
+    }
+
+    fn touch(&mut self, now: Instant) {
         self.dirty = Some(match self.dirty {
             Some((first, _)) => (first, now),
             None => (now, now),
@@ -148,19 +171,38 @@ impl Daemon {
         }
     }
 
-    /// Rescans one folder and makes sure it is watched the way it should be.
+    /// Rescans one folder (just the paths events named, when they can tell)
+    /// and makes sure it is watched the way it should be.
     pub(super) fn rescan_slot(&mut self, i: usize) {
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
-        // Events only say "something changed here": reuse what was read
-        // before for every file whose stamp is unchanged.
         let previous = std::mem::take(&mut slot.files);
         let started = std::time::Instant::now();
-        let (scan, files) =
-            scan::scan_folder_cached(i, &slot.folder.path, slot.folder.allow_empty, previous);
-        tracing::debug!(folder = %slot.folder.path.display(), files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
+        // Events on a watched folder that named only files: look at those.
+        // Otherwise (and whenever they cannot settle it) scan it all,
+        // reusing what was read before for every file whose stamp is
+        // unchanged.
+        let named = match (slot.dirty.is_some(), &slot.mode, slot.named.take()) {
+            (true, Mode::Inotify, Some(paths)) if !paths.is_empty() => Some(paths),
+            _ => None,
+        };
+        let folder = &slot.folder;
+        let targeted = match &named {
+            Some(paths) => scan::rescan_paths(i, &folder.path, folder.allow_empty, previous, paths),
+            None => Err(previous),
+        };
+        let how = if targeted.is_ok() {
+            "named paths"
+        } else {
+            "full"
+        };
+        let (scan, files) = targeted.unwrap_or_else(|previous| {
+            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, previous)
+        });
+        tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
+        slot.named = Some(Vec::new());
         slot.last_scan = std::time::Instant::now();
         let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);
         if scan.state != slot.scan.state {

@@ -322,7 +322,9 @@ impl Daemon {
                         self.config_dirty = Some(now);
                     }
                     for slot in &mut self.slots {
-                        if p.starts_with(&slot.folder.path) || slot.folder.path.starts_with(p) {
+                        if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
+                            slot.mark_path(now, p);
+                        } else if slot.folder.path.starts_with(p) {
                             slot.mark_dirty(now);
                         }
                     }
@@ -393,6 +395,7 @@ impl Daemon {
     fn full_pass(&mut self, why: &str) {
         tracing::debug!(why, "full scan");
         for i in 0..self.slots.len() {
+            self.slots[i].mark_dirty(Instant::now());
             self.rescan_slot(i);
         }
         self.pass();

@@ -1,0 +1,154 @@
+//! Updating a folder's last scan for just the paths the watcher named.
+//!
+//! A rescan of a folder with 10,000 unchanged files still costs a `stat` of
+//! each (about 50 ms, and ten times that at 100,000); a token renamed into
+//! the folder needs one. Whatever this cannot settle from the named paths
+//! alone — the folder itself, a directory, a symlink on the way, a file
+//! below a path the last scan found a directory at — is answered with "scan
+//! it all", and the caller runs the full (cached) scan, so the result is
+//! always what a full scan would have found.
+
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use super::{is_skipped, is_token_name, read_found, FolderScan, FolderState, FoundFile, SETTLED};
+
+/// More named paths than this in one batch are cheaper to take as a full
+/// (cached) scan than to look up one by one.
+pub const MAX_PATHS: usize = 256;
+
+/// The named paths cannot settle it: scan the whole folder.
+struct FullScan;
+
+/// Updates `files` (the folder's last scan, sorted by path) for `paths`:
+/// each token path is read afresh and added, replaced or removed; other
+/// names that are plain files are ignored, as a scan would. `Err` gives the
+/// files back when a full rescan is needed instead.
+pub fn rescan_paths(
+    index: usize,
+    root: &Path,
+    allow_empty: bool,
+    mut files: Vec<FoundFile>,
+    paths: &[PathBuf],
+) -> Result<(FolderScan, Vec<FoundFile>), Vec<FoundFile>> {
+    // A file reached through a symlinked folder is listed by a scan once,
+    // under whichever path the walk takes first: only a full scan knows.
+    if paths.len() > MAX_PATHS
+        || files.iter().any(|f| f.via_link)
+        || !std::fs::metadata(root).is_ok_and(|m| m.is_dir())
+    {
+        return Err(files);
+    }
+    let mut buf = Vec::new();
+    for path in paths {
+        if update_one(index, root, &mut files, path, &mut buf).is_err() {
+            return Err(files);
+        }
+    }
+    let tokens = files.iter().filter(|f| f.content.is_ok()).count();
+    let state = FolderScan {
+        path: root.to_path_buf(),
+        state: if files.is_empty() && !allow_empty {
+            FolderState::Empty
+        } else {
+            FolderState::Ok
+        },
+        tokens,
+        error: None,
+    };
+    Ok((state, files))
+}
+
+fn update_one(
+    index: usize,
+    root: &Path,
+    files: &mut Vec<FoundFile>,
+    path: &Path,
+    buf: &mut Vec<u8>,
+) -> Result<(), FullScan> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Err(FullScan);
+    };
+    let mut names = Vec::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(name) => names.push(name.as_bytes()),
+            // `..`, `.` or an absolute part: not a plain path below root.
+            _ => return Err(FullScan),
+        }
+    }
+    let Some((&name, dirs)) = names.split_last() else {
+        // The folder itself.
+        return Err(FullScan);
+    };
+    // A scan skips hidden entries and editor leftovers, and never enters
+    // skipped folders: nothing below one can change its result.
+    if names.iter().any(|n| is_skipped(n)) {
+        return Ok(());
+    }
+    // Every folder on the way must be a real one, not a symlink (see above).
+    let mut dir = root.to_path_buf();
+    for d in dirs {
+        dir.push(std::ffi::OsStr::from_bytes(d));
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            // Gone or replaced: its removal or creation is an event of its own.
+            _ => return Err(FullScan),
+        }
+    }
+    let found_at = position(files, path);
+    let below = has_entries_below(files, path);
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(_) => return Err(FullScan),
+    };
+    let token = is_token_name(name);
+    match meta {
+        None => {
+            // Gone: a file, or a folder whose tokens the scan listed.
+            if below {
+                return Err(FullScan);
+            }
+            if let Ok(i) = found_at {
+                files.remove(i);
+            }
+            Ok(())
+        }
+        Some(m) if m.is_dir() || m.file_type().is_symlink() => Err(FullScan),
+        Some(_) if below => Err(FullScan),
+        Some(m) if token => {
+            let fresh = read_found(path.to_path_buf(), index, false, &m, SETTLED, buf);
+            match found_at {
+                Ok(i) => files[i] = fresh,
+                Err(i) => files.insert(i, fresh),
+            }
+            Ok(())
+        }
+        // Any other name that is not a folder or link: not a token file.
+        Some(_) => {
+            debug_assert!(found_at.is_err());
+            Ok(())
+        }
+    }
+}
+
+/// Where `path` is, or would go, in files sorted by path bytes.
+fn position(files: &[FoundFile], path: &Path) -> Result<usize, usize> {
+    let key = path.as_os_str().as_bytes();
+    files.binary_search_by(|f| f.path.as_os_str().as_bytes().cmp(key))
+}
+
+/// The last scan found files below `path` (it was a folder).
+fn has_entries_below(files: &[FoundFile], path: &Path) -> bool {
+    let mut prefix = path.as_os_str().as_bytes().to_vec();
+    prefix.push(b'/');
+    let start = files.partition_point(|f| f.path.as_os_str().as_bytes() < prefix.as_slice());
+    files
+        .get(start)
+        .is_some_and(|f| f.path.as_os_str().as_bytes().starts_with(&prefix))
+}
+
+#[cfg(test)]
+mod tests;
