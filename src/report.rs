@@ -187,7 +187,7 @@ pub fn build_from(
                 Ok(t) => {
                     let apple = match verdicts.get(t.fingerprint.as_str()) {
                         Some(v) => Some(AppleReport::from_stored(v, t.expires_at)),
-                        None if t.bearer.is_none() && cfg.apple.verify => {
+                        None if !t.verifiable_with_apple() && cfg.apple.verify => {
                             Some(AppleReport::unverifiable())
                         }
                         None => None,

@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Folder;
+use crate::secret::Secret;
 use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -466,6 +467,20 @@ fn io_cause(e: &io::Error) -> String {
         io::ErrorKind::NotFound => "it disappeared while being read".into(),
         _ => e.to_string(),
     }
+}
+
+/// The bearer of the token file at `path`, read now, to ask Apple about the
+/// token a scan saw there with `fingerprint`. Scans never keep it: 100,000
+/// tokens' Base64 texts were a third of the daemon's memory, and a secret
+/// is best held only while it is used. `Err` says why there is none, never
+/// quoting the file.
+pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, String> {
+    let (bytes, _) = read_limited(path).map_err(|e| e.to_string())?;
+    let (content, bearer) = token::parse_with_bearer(&bytes).map_err(|e| e.to_string())?;
+    if content.fingerprint.as_str() != fingerprint {
+        return Err("its content changed since it was scanned".into());
+    }
+    bearer.ok_or_else(|| "it was saved as raw JSON and the original Base64 is lost".into())
 }
 
 /// Reads one file the way a scan would (for `inspect`).

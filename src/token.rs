@@ -218,12 +218,16 @@ pub struct TokenContent {
     pub created_at: DateTime<Utc>,
     pub fingerprint: Fingerprint,
     pub variants: Vec<Variant>,
-    /// The normalised Base64 text (BOM and whitespace removed) that Apple's API
-    /// takes as `Authorization: Bearer`. None when the file is raw JSON (the
-    /// original Base64 is lost).
-    pub bearer: Option<Secret>,
     /// The decoded inner token starts with [`SAMPLE_MARKER`]: made by [`sample_token`].
     pub sample: bool,
+}
+
+impl TokenContent {
+    /// Apple's API takes the file's Base64 text; a file saved as raw JSON
+    /// has lost it.
+    pub fn verifiable_with_apple(&self) -> bool {
+        !self.variants.contains(&Variant::RawJson)
+    }
 }
 
 /// Reads a token file's bytes.
@@ -231,9 +235,24 @@ pub fn parse(bytes: &[u8]) -> Result<TokenContent, TokenError> {
     parse_with_fingerprint(bytes).1
 }
 
+/// [`parse`], also returning the normalised Base64 text (BOM and whitespace
+/// removed) that Apple's API takes as `Authorization: Bearer`; None when the
+/// file is raw JSON. Only for asking Apple: what scans keep in memory for
+/// every token never holds it.
+pub fn parse_with_bearer(bytes: &[u8]) -> Result<(TokenContent, Option<Secret>), TokenError> {
+    parse_full(bytes).1
+}
+
 /// [`parse`], also returning the fingerprint for files that do not parse
 /// (equal to [`Fingerprint::of`]), so a scanner hashes each file once.
 pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>) {
+    let (fingerprint, result) = parse_full(bytes);
+    (fingerprint, result.map(|(content, _bearer)| content))
+}
+
+type Parsed = Result<(TokenContent, Option<Secret>), TokenError>;
+
+fn parse_full(bytes: &[u8]) -> (Fingerprint, Parsed) {
     let (body, bom) = match bytes.strip_prefix(UTF8_BOM) {
         Some(rest) => (rest, true),
         None => (bytes, false),
@@ -302,12 +321,7 @@ impl Stripped {
     }
 }
 
-fn read(
-    body: &[u8],
-    bom: bool,
-    stripped: Stripped,
-    fingerprint: Fingerprint,
-) -> Result<TokenContent, TokenError> {
+fn read(body: &[u8], bom: bool, stripped: Stripped, fingerprint: Fingerprint) -> Parsed {
     let Some(&first) = stripped.text.first() else {
         return Err(TokenError::Empty);
     };
@@ -322,7 +336,7 @@ fn read(
     if first == b'{' {
         // Whitespace inside JSON strings matters, so parse the body as written.
         let fields = parse_json(body, true)?;
-        return finish(fields, body, fingerprint, variants, None, true);
+        return finish(fields, body, fingerprint, variants, true).map(|t| (t, None));
     }
 
     let decoded = match DECODER.decode(&stripped.text) {
@@ -341,7 +355,7 @@ fn read(
     })?;
     // Valid Base64 is ASCII, so this never fails; no bearer beats a panic.
     let bearer = String::from_utf8(stripped.text).ok().map(Secret::new);
-    finish(fields, &decoded, fingerprint, variants, bearer, false)
+    finish(fields, &decoded, fingerprint, variants, false).map(|t| (t, bearer))
 }
 
 fn finish(
@@ -349,7 +363,6 @@ fn finish(
     json: &[u8],
     fingerprint: Fingerprint,
     mut variants: Vec<Variant>,
-    bearer: Option<Secret>,
     raw: bool,
 ) -> Result<TokenContent, TokenError> {
     let exp_date = match fields.exp_date {
@@ -389,7 +402,6 @@ fn finish(
         created_at: created_from_expiry(parsed.at),
         fingerprint,
         variants,
-        bearer,
         sample: inner_is_sample(&inner),
     })
 }

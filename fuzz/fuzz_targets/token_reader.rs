@@ -23,6 +23,9 @@ fn check(bytes: &[u8]) {
     let (fingerprint, result) = token::parse_with_fingerprint(bytes);
     // The scanner relies on this: one hash per file, equal to the slow path.
     assert_eq!(fingerprint, Fingerprint::of(bytes));
+    // Asking Apple reads the file again for its bearer: same token.
+    let again = token::parse_with_bearer(bytes);
+    assert_eq!(again.as_ref().ok().map(|(c, _)| c), result.as_ref().ok());
     match result {
         Ok(content) => {
             // What a readable token promises the rest of tokenwatch.

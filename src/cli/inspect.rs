@@ -57,7 +57,7 @@ pub fn run(file: &Path, json: bool) -> anyhow::Result<i32> {
                     .collect()
             })
             .unwrap_or_default(),
-        verifiable_with_apple: token.is_some_and(|t| t.bearer.is_some()),
+        verifiable_with_apple: token.is_some_and(|t| t.verifiable_with_apple()),
         sample: token.is_some_and(crate::token::is_sample),
         world_readable: found.world_readable,
         error: found.content.as_ref().err().map(|e| e.to_string()),

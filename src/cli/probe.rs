@@ -8,7 +8,8 @@ use serde::Serialize;
 use super::{load_config, EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN};
 use crate::probe::{Probe, ProbeOutcome};
 use crate::report::{rfc3339, show_path};
-use crate::scan;
+use crate::scan::{self, FileError};
+use crate::token;
 
 #[derive(Serialize)]
 struct ProbeReport {
@@ -27,15 +28,16 @@ pub fn run(flag: Option<&Path>, file: &Path, json: bool) -> anyhow::Result<i32> 
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
-    let found = scan::read_one(file);
-    let token = match &found.content {
+    let read = scan::read_limited(file)
+        .and_then(|(bytes, _)| token::parse_with_bearer(&bytes).map_err(FileError::Token));
+    let (token, bearer) = match &read {
         Ok(t) => t,
         Err(e) => {
             eprintln!("tokenwatch: cannot read token {}: {e}", show_path(file));
             return Ok(EXIT_UNKNOWN);
         }
     };
-    let Some(bearer) = &token.bearer else {
+    let Some(bearer) = bearer else {
         eprintln!(
             "tokenwatch: {} cannot be verified with Apple: it was saved as raw JSON and the original Base64 is lost",
             show_path(file)

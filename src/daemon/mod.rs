@@ -267,8 +267,9 @@ impl Daemon {
         let mut batch = Vec::new();
         for slot in &self.slots {
             for f in &slot.files {
-                let Some(t) = f.token() else { continue };
-                let Some(bearer) = &t.bearer else { continue };
+                let Some(t) = f.token().filter(|t| t.verifiable_with_apple()) else {
+                    continue;
+                };
                 let fp = t.fingerprint.as_str();
                 if !all && self.requested.contains(fp) {
                     continue;
@@ -278,7 +279,7 @@ impl Daemon {
                 if all || !fresh {
                     batch.push(ProbeRequest {
                         fingerprint: fp.to_string(),
-                        bearer: bearer.clone(),
+                        path: f.path.clone(),
                     });
                 }
             }

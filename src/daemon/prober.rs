@@ -6,6 +6,7 @@
 //! the token away from the organisation's MDM.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::{Probe, ProbeOutcome};
-use crate::secret::Secret;
+use crate::scan;
 use crate::state::{StateStore, StoredVerdict};
 
 /// State meta key: since when every request to Apple has failed.
@@ -26,9 +27,11 @@ const MAX_RETRY: Duration = Duration::from_secs(3600);
 /// Requests are spread out by up to this much on top of the rate limit.
 const JITTER_MS: u64 = 250;
 
+/// A token to ask Apple about. The bearer is read from the file when its
+/// turn comes, not held in the queue.
 pub struct ProbeRequest {
     pub fingerprint: String,
-    pub bearer: Secret,
+    pub path: PathBuf,
 }
 
 pub enum ProberOrder {
@@ -94,10 +97,22 @@ impl Prober {
                     _ = self.cancel.cancelled() => return,
                     _ = tokio::time::sleep(jitter) => {}
                 }
+                let bearer = match tokio::task::block_in_place(|| {
+                    scan::read_bearer(&req.path, &req.fingerprint)
+                }) {
+                    Ok(b) => b,
+                    Err(why) => {
+                        // The next pass asks about whatever the file holds now.
+                        tracing::debug!(file = %req.path.display(), why, "not asking Apple");
+                        attempts.remove(&req.fingerprint);
+                        continue;
+                    }
+                };
                 let outcome = tokio::select! {
                     _ = self.cancel.cancelled() => return,
-                    o = self.probe.verify(&req.bearer) => o,
+                    o = self.probe.verify(&bearer) => o,
                 };
+                drop(bearer);
                 if let ProbeOutcome::RateLimited { retry_after } = &outcome {
                     // Apple asks everyone to slow down: pause the whole queue.
                     let wait = retry_after

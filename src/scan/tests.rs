@@ -283,3 +283,30 @@ fn removed_files_leave_the_cache_and_unreadable_ones_are_kept_as_read() {
     assert_eq!(names(&second, root), ["bad.vpptoken"]);
     assert!(matches!(second[0].content, Err(FileError::Token(_))));
 }
+
+#[test]
+fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("a.vpptoken");
+    let text = sample("A");
+    write(&path, &text);
+    let (_, files) = scan_folder(0, dir.path(), false);
+    let fp = files[0].fingerprint.clone().unwrap();
+    let bearer = read_bearer(&path, fp.as_str()).expect("same token");
+    let normalised: String = text.split_ascii_whitespace().collect();
+    assert_eq!(bearer.expose(), normalised);
+
+    write(&path, &sample("B"));
+    let err = read_bearer(&path, fp.as_str()).unwrap_err();
+    assert!(err.contains("changed since it was scanned"), "{err}");
+
+    let json = r#"{"token":"dGVzdA==","expDate":"2027-05-01T00:00:00+0000","orgName":"Raw"}"#;
+    write(&path, json);
+    let raw_fp = Fingerprint::of(json.as_bytes());
+    let err = read_bearer(&path, raw_fp.as_str()).unwrap_err();
+    assert!(err.contains("raw JSON"), "{err}");
+
+    std::fs::remove_file(&path).unwrap();
+    let err = read_bearer(&path, fp.as_str()).unwrap_err();
+    assert!(err.contains("cannot be read"), "{err}");
+}

@@ -409,13 +409,16 @@ fn every_fixture_has_its_exact_outcome() {
                 assert_eq!(content.fingerprint, fingerprint, "{rel}");
                 assert_eq!(content.sample, sample, "{rel}");
                 assert_eq!(is_sample(&content), sample, "{rel}");
+                assert_eq!(content.verifiable_with_apple(), bearer, "{rel}");
+                let (same, content_bearer) = parse_with_bearer(&bytes).expect("parses again");
+                assert_eq!(same, content, "{rel}");
                 let want_bearer = bearer.then(|| normalised(&bytes));
                 assert_eq!(
-                    content.bearer.as_ref().map(|b| b.expose().to_owned()),
+                    content_bearer.as_ref().map(|b| b.expose().to_owned()),
                     want_bearer,
                     "{rel}"
                 );
-                if let Some(b) = &content.bearer {
+                if let Some(b) = &content_bearer {
                     let sha = hex::encode(Sha256::digest(b.expose().as_bytes()));
                     assert_eq!(content.fingerprint.as_str(), sha, "{rel}");
                 }
@@ -598,11 +601,11 @@ fn rewrapped_copies_share_one_fingerprint() {
         format!("\u{FEFF}{}", wrap(64, "\n")),
         format!(" {} \t", one_line),
     ];
-    let first = parse(one_line.as_bytes()).expect("compact");
+    let (first, first_bearer) = parse_with_bearer(one_line.as_bytes()).expect("compact");
     for copy in &copies {
-        let content = parse(copy.as_bytes()).expect("copy");
+        let (content, bearer) = parse_with_bearer(copy.as_bytes()).expect("copy");
         assert_eq!(content.fingerprint, first.fingerprint);
-        assert_eq!(content.bearer, first.bearer);
+        assert_eq!(bearer, first_bearer);
         assert_eq!(Fingerprint::of(copy.as_bytes()), first.fingerprint);
     }
     let other = parse(&fixture("valid/trailing_newline.vpptoken")).expect("other");
@@ -692,8 +695,9 @@ fn sample_tokens_read_back_as_samples() {
     assert_eq!(content.created_at, utc("2029-05-17T10:20:30Z"));
     assert_eq!(content.variants, vec![Variant::Wrapped]);
     assert!(is_sample(&content));
+    let bearer = parse_with_bearer(text.as_bytes()).expect("sample parses").1;
     assert_eq!(
-        content.bearer.as_ref().map(|b| b.expose().to_owned()),
+        bearer.as_ref().map(|b| b.expose().to_owned()),
         Some(normalised(text.as_bytes()))
     );
 
@@ -842,10 +846,15 @@ fn canary_never_reaches_errors_or_debug() {
     let bearer = normalised(&file);
     let secrets = [CANARY, canary_b64.as_str(), bearer.as_str()];
 
-    let content = parse(&file).expect("canary token");
+    let (content, content_bearer) = parse_with_bearer(&file).expect("canary token");
     assert_eq!(
-        content.bearer.as_ref().map(Secret::expose),
+        content_bearer.as_ref().map(Secret::expose),
         Some(bearer.as_str())
+    );
+    assert_no_leak(
+        &format!("{content_bearer:?}"),
+        &secrets,
+        "Debug of the bearer",
     );
     assert_no_leak(&format!("{content:?}"), &secrets, "Debug of TokenContent");
 
