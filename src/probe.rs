@@ -37,7 +37,7 @@ pub const DEFAULT_MAX_REQUESTS_PER_SEC: u32 = 5;
 /// daemon allocate without bound; a truncated body classifies by status.
 const MAX_BODY_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSettings {
     /// Already checked by [`validate_base_url`].
     pub base_url: Url,

@@ -104,14 +104,14 @@ pub struct TokenLink {
     pub account: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedules {
     pub check: CronSchedule,
     pub digest: Option<CronSchedule>,
     pub verify: CronSchedule,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppleSettings {
     pub verify: bool,
     pub probe: ProbeSettings,

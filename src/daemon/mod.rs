@@ -244,19 +244,10 @@ impl Daemon {
     /// Hands tokens to the prober: every verifiable one on the schedule
     /// (`all`), else those not asked about yet and not verified within the
     /// last schedule interval.
-    pub(super) fn request_verification(&mut self, all: bool) {
+    pub(super) fn request_verification(&mut self, all: bool, verdicts: &crate::report::Verdicts) {
         let Some(prober) = self.prober.as_ref().map(|p| p.orders.clone()) else {
             return;
         };
-        let verdicts: std::collections::HashMap<String, chrono::DateTime<Utc>> =
-            match tokio::task::block_in_place(|| self.store.verdicts()) {
-                Ok(v) => v
-                    .into_iter()
-                    .filter(|v| v.first_failure_at.is_none())
-                    .map(|v| (v.fingerprint, v.verified_at))
-                    .collect(),
-                Err(_) => Default::default(),
-            };
         let now = Utc::now();
         let fresh_for = self
             .cfg
@@ -275,7 +266,10 @@ impl Daemon {
                     continue;
                 }
                 self.requested.insert(fp.to_string());
-                let fresh = verdicts.get(fp).is_some_and(|at| now - *at < fresh_for);
+                // A failed check is never fresh: it is asked again.
+                let fresh = verdicts.get(fp).is_some_and(|v| {
+                    v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for
+                });
                 if all || !fresh {
                     batch.push(ProbeRequest {
                         fingerprint: fp.to_string(),
@@ -298,7 +292,10 @@ impl Daemon {
         match tick.name {
             "check" => self.full_pass("schedule"),
             "digest" => self.send_digest(),
-            "verify" => self.request_verification(true),
+            "verify" => {
+                let verdicts = self.verdicts();
+                self.request_verification(true, &verdicts);
+            }
             other => tracing::debug!(schedule = other, "tick"),
         }
     }
@@ -439,7 +436,7 @@ impl Daemon {
             );
             cfg.state_dir = self.cfg.state_dir.clone();
         }
-        let mail_changed = format!("{:?}", cfg.mail) != format!("{:?}", self.cfg.mail);
+        let mail_changed = cfg.mail != self.cfg.mail;
         if mail_changed {
             match Mailer::new(&cfg.mail) {
                 Ok(m) => {
@@ -458,9 +455,9 @@ impl Daemon {
             tracing::error!(error = %e, "cannot clear the recorded config error");
         }
         tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
-        let schedules_changed = format!("{:?}", cfg.schedule) != format!("{:?}", self.cfg.schedule)
-            || cfg.apple.verify != self.cfg.apple.verify;
-        let apple_changed = format!("{:?}", cfg.apple) != format!("{:?}", self.cfg.apple);
+        let schedules_changed =
+            cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
+        let apple_changed = cfg.apple != self.cfg.apple;
         self.cfg = cfg;
         self.set_folders();
         if schedules_changed {

@@ -34,18 +34,22 @@ pub(super) fn release_freed_memory() {
 }
 
 impl Daemon {
-    pub(super) fn report(&self) -> Report {
-        let verdicts = match tokio::task::block_in_place(|| self.store.verdicts()) {
+    /// Apple's stored verdicts by fingerprint; none when they cannot be read.
+    pub(super) fn verdicts(&self) -> report::Verdicts {
+        match tokio::task::block_in_place(|| self.store.verdicts()) {
             Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read Apple's verdicts");
                 report::Verdicts::new()
             }
-        };
+        }
+    }
+
+    pub(super) fn report(&self, verdicts: &report::Verdicts) -> Report {
         // Borrowed, not cloned: a copy of every file doubled the memory.
         let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
         let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let mut report = report::build_from(Utc::now(), &self.cfg, &folders, &files, &verdicts);
+        let mut report = report::build_from(Utc::now(), &self.cfg, &folders, &files, verdicts);
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
         }
@@ -55,7 +59,8 @@ impl Daemon {
     pub(super) fn pass(&mut self) {
         let now = Utc::now();
         let started = std::time::Instant::now();
-        let report = self.report();
+        let verdicts = self.verdicts();
+        let report = self.report(&verdicts);
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
             .tokens
@@ -106,7 +111,7 @@ impl Daemon {
         );
         drop((report, seen, snapshot));
         release_freed_memory();
-        self.request_verification(false);
+        self.request_verification(false, &verdicts);
         self.retry_if_unstored(stored);
     }
 
@@ -320,7 +325,7 @@ impl Daemon {
     /// they hear about, soonest expiry first.
     pub(super) fn send_digest(&mut self) {
         let now = Utc::now();
-        let report = self.report();
+        let report = self.report(&self.verdicts());
         let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> =
             BTreeMap::new();
         for (fi, folder) in self.cfg.folders.iter().enumerate() {

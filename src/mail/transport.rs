@@ -66,7 +66,7 @@ pub fn default_port(tls: TlsMode) -> u16 {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TransportSettings {
     Smtp {
         host: String,
