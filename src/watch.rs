@@ -1,7 +1,8 @@
-//! Filesystem events as hints: every event only means "something below
-//! this path changed, rescan". The daemon's loop debounces them per folder
-//! (a quiet window, capped), so an editor's save or a half-written upload
-//! becomes one rescan once the file has settled.
+//! Filesystem events as hints: every event means "something at these paths
+//! changed, look again". The daemon's loop debounces them per folder (a
+//! quiet window, capped), so an editor's save or a half-written upload
+//! becomes one look once the file has settled: at just the named files when
+//! that settles it (`scan::rescan_paths`), else at the whole folder.
 //!
 //! notify's raw watcher is used instead of a debouncer crate because the
 //! loop needs the `Rescan` flag (event queue overflow) and watcher errors
