@@ -2,11 +2,12 @@ use super::*;
 use chrono::{TimeZone, Utc};
 use std::os::unix::fs::symlink;
 
-fn sample(org: &str) -> String {
+// Also used by the tests of `targeted`.
+pub(super) fn sample(org: &str) -> String {
     token::sample_token(org, Utc.with_ymd_and_hms(2027, 5, 1, 0, 0, 0).unwrap())
 }
 
-fn write(path: &Path, text: &str) {
+pub(super) fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }

@@ -1,18 +1,8 @@
 use super::*;
+use crate::scan::tests::{sample, write};
 use crate::scan::{scan_folder, scan_folder_inner};
-use crate::token;
-use chrono::{TimeZone, Utc};
 use std::os::unix::fs::symlink;
 use std::time::Duration;
-
-fn sample(org: &str) -> String {
-    token::sample_token(org, Utc.with_ymd_and_hms(2027, 5, 1, 0, 0, 0).unwrap())
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
 
 /// What a scan says of each file, comparable across scans.
 fn summary(files: &[FoundFile]) -> Vec<(PathBuf, bool, Option<String>, String)> {
