@@ -68,13 +68,19 @@ impl Watcher {
                 self.watched.push((path.to_path_buf(), mode));
                 Ok(())
             }
-            Err(e) => Err(match e.kind {
+            Err(e) => {
+                // A recursive watch that failed half-way (the watch limit)
+                // keeps the watches it added; they would only use up the
+                // limit for a folder that is polled anyway.
+                let _ = self.inner.unwatch(path);
+                Err(match e.kind {
                 notify::ErrorKind::MaxFilesWatch => format!(
                     "cannot watch {}: the inotify watch limit is reached (raise fs.inotify.max_user_watches); polling instead",
                     path.display()
                 ),
                 _ => format!("cannot watch {}: {e}; polling instead", path.display()),
-            }),
+            })
+            }
         }
     }
 

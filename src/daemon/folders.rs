@@ -3,6 +3,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::Daemon;
@@ -17,14 +18,47 @@ const MAX_WAIT: Duration = Duration::from_millis(1000);
 const POLL_EVERY: Duration = Duration::from_secs(5);
 /// A missing or unreadable folder is looked for this often.
 const RETRY_MISSING_EVERY: Duration = Duration::from_secs(2);
+/// A folder polled because its watch failed tries inotify again this
+/// often: the watch limit may have been raised, or other folders' watches
+/// freed.
+const REARM_EVERY: Duration = Duration::from_secs(300);
+
+/// For tests only, never a config key: seconds instead of [`REARM_EVERY`],
+/// so a test can show a folder going back to inotify. Read once.
+pub const REARM_ENV: &str = "TOKENWATCH_REARM_SECS";
+
+fn rearm_every() -> Duration {
+    static EVERY: OnceLock<Duration> = OnceLock::new();
+    *EVERY.get_or_init(|| {
+        match std::env::var(REARM_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&s| s > 0)
+        {
+            Some(secs) => {
+                tracing::warn!(
+                    env = REARM_ENV,
+                    secs,
+                    "test knob set: failed watches are retried after {secs} s instead of 300 s"
+                );
+                Duration::from_secs(secs)
+            }
+            None => REARM_EVERY,
+        }
+    })
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
     Inotify,
     /// `poll = true` in the config.
     Poll,
-    /// inotify could not be used for this folder; why.
-    Fallback(String),
+    /// inotify could not be used for this folder: why, and since when
+    /// (it is tried again every [`REARM_EVERY`]).
+    Fallback {
+        why: String,
+        since: Instant,
+    },
     /// Not watched right now (missing or unreadable); looked for regularly.
     Waiting,
 }
@@ -102,7 +136,10 @@ impl Slot {
 
     pub fn fall_back(&mut self, why: &str) {
         if self.mode == Mode::Inotify {
-            self.mode = Mode::Fallback(why.to_string());
+            self.mode = Mode::Fallback {
+                why: why.to_string(),
+                since: Instant::now(),
+            };
         }
     }
 
@@ -110,7 +147,7 @@ impl Slot {
         match self.mode {
             Mode::Inotify => "inotify",
             Mode::Poll => "poll",
-            Mode::Fallback(_) => "poll (watcher failed)",
+            Mode::Fallback { .. } => "poll (watcher failed)",
             Mode::Waiting => "waiting for the folder",
         }
     }
@@ -121,7 +158,7 @@ impl Slot {
             .map(|(first, last)| (last + QUIET).min(first + MAX_WAIT));
         let periodic = match self.mode {
             Mode::Inotify => None,
-            Mode::Poll | Mode::Fallback(_) => Some(self.last_scan + POLL_EVERY),
+            Mode::Poll | Mode::Fallback { .. } => Some(self.last_scan + POLL_EVERY),
             Mode::Waiting => Some(self.last_scan + RETRY_MISSING_EVERY),
         };
         match (dirty, periodic) {
@@ -228,7 +265,7 @@ impl Daemon {
             Mode::Inotify => slot.armed_on != id,
             Mode::Waiting => true,
             Mode::Poll => true,
-            Mode::Fallback(_) => false,
+            Mode::Fallback { since, .. } => since.elapsed() >= rearm_every(),
         };
         if !needs_arming {
             return;
@@ -236,6 +273,9 @@ impl Daemon {
         match self.watcher.as_mut() {
             Some(w) => match w.watch(&slot.folder.path, true) {
                 Ok(()) => {
+                    if let Mode::Fallback { why, .. } = &slot.mode {
+                        tracing::info!(folder = %slot.folder.path.display(), was = %why, "watching with inotify again");
+                    }
                     slot.mode = Mode::Inotify;
                     slot.armed_on = id;
                     // Changes made between the scan and the watch would be
@@ -243,11 +283,22 @@ impl Daemon {
                     slot.mark_dirty(std::time::Instant::now());
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "watch failed");
-                    slot.mode = Mode::Fallback(e);
+                    // Once per cause, not at every retry.
+                    if !matches!(&slot.mode, Mode::Fallback { why, .. } if *why == e) {
+                        tracing::warn!(error = %e, "watch failed");
+                    }
+                    slot.mode = Mode::Fallback {
+                        why: e,
+                        since: Instant::now(),
+                    };
                 }
             },
-            None => slot.mode = Mode::Fallback("no filesystem watcher".into()),
+            None => {
+                slot.mode = Mode::Fallback {
+                    why: "no filesystem watcher".into(),
+                    since: Instant::now(),
+                }
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod folders;
 mod pass;
 mod prober;
 pub mod sender;
+pub use folders::REARM_ENV;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
