@@ -104,7 +104,7 @@ pub fn record_password_change(
     // Validated as the path the daemon loads, so relative paths resolve
     // against the same folder.
     let edited = edit_text(&text, &file, account, at, add, now)?;
-    replace_file(&target, edited.text.as_bytes())?;
+    replace_file(&target, text.as_bytes(), edited.text.as_bytes())?;
     Ok(Recorded {
         edited,
         written: target,
@@ -384,11 +384,17 @@ fn referenced(doc: &DocumentMut, account: &str) -> bool {
     known_accounts(doc).iter().any(|a| a == account)
 }
 
-/// Replaces `target` with `bytes` so that a reader sees the old file or the
-/// new one, never a mix, and the new one survives a crash: a temp file in
-/// the same folder gets the original's owner, group and mode, is synced,
-/// renamed over, and the folder is synced.
-pub fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), EditError> {
+/// Replaces `target`, which held `was` when it was read, with `bytes` so
+/// that a reader sees the old file or the new one, never a mix, and the new
+/// one survives a crash: a temp file in the same folder gets the original's
+/// owner, group and mode, is synced, renamed over, and the folder is synced.
+///
+/// Just before the rename the file is read again: if someone saved it in
+/// the meantime (an editor, a second `tokenwatch account`), nothing is
+/// written and the error says so, rather than their change being lost.
+/// Only a save within the moment between that read and the rename can
+/// still be overwritten; editors take no lock that could close it.
+pub fn replace_file(target: &Path, was: &[u8], bytes: &[u8]) -> Result<(), EditError> {
     let fail = |action: &'static str, file: &Path| {
         let file = file.to_path_buf();
         move |cause| EditError::Write {
@@ -431,6 +437,15 @@ pub fn replace_file(target: &Path, bytes: &[u8]) -> Result<(), EditError> {
         f.set_permissions(fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(fail("keep the mode (chmod) of", target))?;
         f.sync_all().map_err(fail("sync", &tmp))?;
+        let now = fs::read(target).map_err(fail("read again", target))?;
+        if now != was {
+            return Err(EditError::Refused {
+                file: target.to_path_buf(),
+                message: "it was changed by someone else while tokenwatch edited it; \
+                          run the command again"
+                    .into(),
+            });
+        }
         fs::rename(&tmp, target).map_err(fail("replace", target))
     })();
     drop(f);

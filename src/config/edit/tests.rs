@@ -322,6 +322,30 @@ fn replace_file_keeps_the_mode_and_record_writes_through_a_symlink() {
 }
 
 #[test]
+fn a_file_saved_by_someone_else_meanwhile_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokenwatch.toml");
+    let theirs = format!("{COMMENTED}# saved by an editor meanwhile\n");
+    fs::write(&path, &theirs).unwrap();
+    let err = replace_file(&path, COMMENTED.as_bytes(), b"ours")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tokenwatch.toml not changed") && err.contains("changed by someone else"),
+        "{err}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), theirs);
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "temp file left"
+    );
+    // Unchanged since it was read: written.
+    replace_file(&path, theirs.as_bytes(), b"ours").unwrap();
+    assert_eq!(fs::read_to_string(&path).unwrap(), "ours");
+}
+
+#[test]
 fn a_refused_edit_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokenwatch.toml");
