@@ -91,6 +91,7 @@ fn report_build(c: &mut Criterion) {
             state: FolderState::Ok,
             tokens: N,
             error: None,
+            folder_links: false,
         }],
         files,
     };

@@ -45,6 +45,9 @@ pub struct FolderScan {
     pub tokens: usize,
     /// Why the folder is missing or unreadable.
     pub error: Option<String>,
+    /// A symlink to a folder was found below it: the walk may reach files
+    /// by more than one path, so only a full scan knows which it lists.
+    pub folder_links: bool,
 }
 
 /// Why a file with a token name could not be read as a token.
@@ -130,7 +133,7 @@ impl FileStamp {
 }
 
 /// A file changed less than this long before it was read is read again at
-/// the next scan even if its stamp is unchanged. File timestamps are coarse
+/// the next scan (full or of named paths) even if its stamp is unchanged. File timestamps are coarse
 /// (a kernel tick, or worse on network filesystems): a second write within
 /// the same tick as the first, after the read, would leave the stamp as it
 /// was (git calls such files "racily clean").
@@ -222,6 +225,7 @@ fn scan_folder_inner(
         state: FolderState::Ok,
         tokens: 0,
         error: None,
+        folder_links: false,
     };
     let meta = match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => m,
@@ -291,6 +295,7 @@ fn scan_folder_inner(
                 lmeta
             };
             if meta.is_dir() {
+                state.folder_links |= is_link;
                 if token_name {
                     files.push(Found::Fresh(problem(
                         path.clone(),
@@ -472,15 +477,36 @@ fn io_cause(e: &io::Error) -> String {
 /// The bearer of the token file at `path`, read now, to ask Apple about the
 /// token a scan saw there with `fingerprint`. Scans never keep it: 100,000
 /// tokens' Base64 texts were a third of the daemon's memory, and a secret
-/// is best held only while it is used. `Err` says why there is none, never
-/// quoting the file.
-pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, String> {
-    let (bytes, _) = read_limited(path).map_err(|e| e.to_string())?;
-    let (content, bearer) = token::parse_with_bearer(&bytes).map_err(|e| e.to_string())?;
+/// is best held only while it is used.
+pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, NoBearer> {
+    let (bytes, _) = read_limited(path).map_err(NoBearer::Unreadable)?;
+    let (content, bearer) = token::parse_with_bearer(&bytes).map_err(|_| NoBearer::Changed)?;
     if content.fingerprint.as_str() != fingerprint {
-        return Err("its content changed since it was scanned".into());
+        return Err(NoBearer::Changed);
     }
-    bearer.ok_or_else(|| "it was saved as raw JSON and the original Base64 is lost".into())
+    bearer.ok_or(NoBearer::RawJson)
+}
+
+/// Why [`read_bearer`] has none; never quotes the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoBearer {
+    /// Gone, or could not be read now (may be passing).
+    Unreadable(FileError),
+    /// The file no longer holds the scanned token.
+    Changed,
+    RawJson,
+}
+
+impl fmt::Display for NoBearer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBearer::Unreadable(e) => e.fmt(f),
+            NoBearer::Changed => f.write_str("its content changed since it was scanned"),
+            NoBearer::RawJson => {
+                f.write_str("it was saved as raw JSON and the original Base64 is lost")
+            }
+        }
+    }
 }
 
 /// Reads one file the way a scan would (for `inspect`).

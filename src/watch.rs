@@ -71,8 +71,17 @@ impl Watcher {
             Err(e) => {
                 // A recursive watch that failed half-way (the watch limit)
                 // keeps the watches it added; they would only use up the
-                // limit for a folder that is polled anyway.
-                let _ = self.inner.unwatch(path);
+                // limit for a folder that is polled anyway. Not when
+                // another watched folder lies below, or one watched with its
+                // subfolders above: inotify has one watch per folder, and
+                // notify would remove theirs too.
+                let nested = self.watched.iter().any(|(p, mode)| {
+                    p.starts_with(path)
+                        || (path.starts_with(p) && *mode == RecursiveMode::Recursive)
+                });
+                if !nested {
+                    let _ = self.inner.unwatch(path);
+                }
                 Err(match e.kind {
                 notify::ErrorKind::MaxFilesWatch => format!(
                     "cannot watch {}: the inotify watch limit is reached (raise fs.inotify.max_user_watches); polling instead",

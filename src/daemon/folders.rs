@@ -87,6 +87,7 @@ impl Slot {
                 state: FolderState::Missing,
                 tokens: 0,
                 error: None,
+                folder_links: false,
             },
             folder,
             files: Vec::new(),
@@ -226,7 +227,7 @@ impl Daemon {
         };
         let folder = &slot.folder;
         let targeted = match &named {
-            Some(paths) => scan::rescan_paths(i, &folder.path, folder.allow_empty, previous, paths),
+            Some(paths) => scan::rescan_paths(i, folder, &slot.scan, previous, paths),
             None => Err(previous),
         };
         let how = if targeted.is_ok() {

@@ -194,9 +194,12 @@ struct Daemon {
     /// the sender stops it.
     prober: Option<ProberHandle>,
     verdict_tx: mpsc::Sender<()>,
-    /// Fingerprints handed to the prober since start-up (or found freshly
-    /// verified): a token is asked about when it appears, then on schedule.
-    requested: HashSet<String>,
+    /// Tokens handed to the prober since start-up (or found freshly
+    /// verified), as a hash of fingerprint and path: a token is asked about
+    /// when it appears, then on schedule. The path counts because the
+    /// prober reads the bearer from the file: a token renamed before its
+    /// turn is asked about again under its new name.
+    requested: HashSet<u64>,
 }
 
 impl Daemon {
@@ -263,10 +266,11 @@ impl Daemon {
                     continue;
                 };
                 let fp = t.fingerprint.as_str();
-                if !all && self.requested.contains(fp) {
+                let key = requested_key(fp, &f.path);
+                if !all && self.requested.contains(&key) {
                     continue;
                 }
-                self.requested.insert(fp.to_string());
+                self.requested.insert(key);
                 // A failed check is never fresh: it is asked again.
                 let fresh = verdicts.get(fp).is_some_and(|v| {
                     v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for
@@ -494,4 +498,11 @@ impl Daemon {
             }
         }
     }
+}
+
+fn requested_key(fingerprint: &str, path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (fingerprint, path).hash(&mut h);
+    h.finish()
 }

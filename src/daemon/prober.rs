@@ -24,6 +24,8 @@ pub const APPLE_UNREACHABLE_SINCE: &str = "apple_unreachable_since";
 /// Transient failures are retried after this long, doubling, capped.
 const FIRST_RETRY: Duration = Duration::from_secs(30);
 const MAX_RETRY: Duration = Duration::from_secs(3600);
+/// A token file the prober cannot read is tried this many times.
+const MAX_UNREADABLE_TRIES: u32 = 3;
 /// Requests are spread out by up to this much on top of the rate limit.
 const JITTER_MS: u64 = 250;
 
@@ -101,9 +103,28 @@ impl Prober {
                     scan::read_bearer(&req.path, &req.fingerprint)
                 }) {
                     Ok(b) => b,
+                    Err(scan::NoBearer::Unreadable(e)) => {
+                        // Perhaps passing (permissions being fixed, out of
+                        // descriptors): tried again a few times. A renamed
+                        // file is asked about under its new name by the pass
+                        // that sees the rename.
+                        let n = attempts.remove(&req.fingerprint).unwrap_or(0) + 1;
+                        if n < MAX_UNREADABLE_TRIES {
+                            tracing::debug!(file = %req.path.display(), error = %e, "token file unreadable; asking Apple later");
+                            retries.push(Retry {
+                                at: Instant::now() + backoff(n),
+                                attempts: n,
+                                request: req,
+                            });
+                        } else {
+                            tracing::warn!(file = %req.path.display(), error = %e, "token file unreadable; not asking Apple until the next verification");
+                        }
+                        continue;
+                    }
                     Err(why) => {
-                        // The next pass asks about whatever the file holds now.
-                        tracing::debug!(file = %req.path.display(), why, "not asking Apple");
+                        // The pass that sees the change asks about whatever
+                        // the file holds now.
+                        tracing::debug!(file = %req.path.display(), why = %why, "not asking Apple");
                         attempts.remove(&req.fingerprint);
                         continue;
                     }
@@ -132,11 +153,8 @@ impl Prober {
                 let n = attempts.remove(&req.fingerprint).unwrap_or(0) + 1;
                 let changed = self.record(&mut known, &req.fingerprint, &outcome);
                 if outcome.is_retryable() {
-                    let backoff = FIRST_RETRY
-                        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
-                        .min(MAX_RETRY);
                     retries.push(Retry {
-                        at: Instant::now() + backoff,
+                        at: Instant::now() + backoff(n),
                         attempts: n,
                         request: req,
                     });
@@ -246,9 +264,19 @@ impl Prober {
     }
 }
 
+/// Queues a token once; asked again under another path (renamed, or a
+/// copy), the queued request takes the newer path.
+/// The wait before the `n`th retry (from 1): doubling, capped.
+fn backoff(n: u32) -> Duration {
+    FIRST_RETRY
+        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
+        .min(MAX_RETRY)
+}
+
 fn enqueue(queue: &mut VecDeque<ProbeRequest>, r: ProbeRequest) {
-    if !queue.iter().any(|q| q.fingerprint == r.fingerprint) {
-        queue.push_back(r);
+    match queue.iter_mut().find(|q| q.fingerprint == r.fingerprint) {
+        Some(queued) => queued.path = r.path,
+        None => queue.push_back(r),
     }
 }
 
@@ -256,5 +284,40 @@ async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(fp: &str, path: &str) -> ProbeRequest {
+        ProbeRequest {
+            fingerprint: fp.to_owned(),
+            path: PathBuf::from(path),
+        }
+    }
+
+    #[test]
+    fn a_token_asked_about_again_under_a_new_path_is_queued_once_with_it() {
+        let mut queue = VecDeque::new();
+        enqueue(&mut queue, request("aa", "/t/old.vpptoken"));
+        enqueue(&mut queue, request("bb", "/t/b.vpptoken"));
+        enqueue(&mut queue, request("aa", "/t/renamed.vpptoken"));
+        let queued: Vec<_> = queue
+            .iter()
+            .map(|r| (r.fingerprint.as_str(), r.path.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            queued,
+            [("aa", "/t/renamed.vpptoken"), ("bb", "/t/b.vpptoken")]
+        );
+    }
+
+    #[test]
+    fn retries_double_up_to_the_cap() {
+        assert_eq!(backoff(1), FIRST_RETRY);
+        assert_eq!(backoff(2), FIRST_RETRY * 2);
+        assert_eq!(backoff(40), MAX_RETRY);
     }
 }

@@ -6,13 +6,18 @@
 //! alone — the folder itself, a directory, a symlink on the way, a file
 //! below a path the last scan found a directory at — is answered with "scan
 //! it all", and the caller runs the full (cached) scan, so the result is
-//! always what a full scan would have found.
+//! what a full scan would have found. Two cases the named paths cannot show
+//! go to a full scan too: files with several hard links (a write through
+//! one name changes the others) and folders with a symlink to a folder
+//! anywhere below (files reachable by two paths).
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{is_skipped, is_token_name, read_found, FolderScan, FolderState, FoundFile, SETTLED};
+use crate::config::Folder;
 
 /// More named paths than this in one batch are cheaper to take as a full
 /// (cached) scan than to look up one by one.
@@ -27,21 +32,30 @@ struct FullScan;
 /// files back when a full rescan is needed instead.
 pub fn rescan_paths(
     index: usize,
-    root: &Path,
-    allow_empty: bool,
+    folder: &Folder,
+    last: &FolderScan,
     mut files: Vec<FoundFile>,
     paths: &[PathBuf],
 ) -> Result<(FolderScan, Vec<FoundFile>), Vec<FoundFile>> {
+    let root = folder.path.as_path();
     // A file reached through a symlinked folder is listed by a scan once,
     // under whichever path the walk takes first: only a full scan knows.
     if paths.len() > MAX_PATHS
+        || last.folder_links
         || files.iter().any(|f| f.via_link)
         || !std::fs::metadata(root).is_ok_and(|m| m.is_dir())
     {
         return Err(files);
     }
+    // Files read too soon after a change to trust their stamp are read
+    // again, as a full scan would (see SETTLED).
+    let unsettled: Vec<PathBuf> = files
+        .iter()
+        .filter(|f| f.stamp.is_none())
+        .map(|f| f.path.clone())
+        .collect();
     let mut buf = Vec::new();
-    for path in paths {
+    for path in paths.iter().chain(&unsettled) {
         if update_one(index, root, &mut files, path, &mut buf).is_err() {
             return Err(files);
         }
@@ -49,13 +63,14 @@ pub fn rescan_paths(
     let tokens = files.iter().filter(|f| f.content.is_ok()).count();
     let state = FolderScan {
         path: root.to_path_buf(),
-        state: if files.is_empty() && !allow_empty {
+        state: if files.is_empty() && !folder.allow_empty {
             FolderState::Empty
         } else {
             FolderState::Ok
         },
         tokens,
         error: None,
+        folder_links: false,
     };
     Ok((state, files))
 }
@@ -117,6 +132,9 @@ fn update_one(
             Ok(())
         }
         Some(m) if m.is_dir() || m.file_type().is_symlink() => Err(FullScan),
+        // Another name of the same file keeps what was read through it: a
+        // full scan sees its change time move and reads it again.
+        Some(m) if m.nlink() > 1 => Err(FullScan),
         Some(_) if below => Err(FullScan),
         Some(m) if token => {
             let fresh = read_found(path.to_path_buf(), index, false, &m, SETTLED, buf);

@@ -299,15 +299,18 @@ fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
 
     write(&path, &sample("B"));
     let err = read_bearer(&path, fp.as_str()).unwrap_err();
-    assert!(err.contains("changed since it was scanned"), "{err}");
+    assert_eq!(err, NoBearer::Changed);
+    assert!(err.to_string().contains("changed since it was scanned"));
 
     let json = r#"{"token":"dGVzdA==","expDate":"2027-05-01T00:00:00+0000","orgName":"Raw"}"#;
     write(&path, json);
     let raw_fp = Fingerprint::of(json.as_bytes());
     let err = read_bearer(&path, raw_fp.as_str()).unwrap_err();
-    assert!(err.contains("raw JSON"), "{err}");
+    assert_eq!(err, NoBearer::RawJson);
+    assert!(err.to_string().contains("raw JSON"));
 
     std::fs::remove_file(&path).unwrap();
     let err = read_bearer(&path, fp.as_str()).unwrap_err();
-    assert!(err.contains("cannot be read"), "{err}");
+    assert!(matches!(err, NoBearer::Unreadable(_)), "{err:?}");
+    assert!(err.to_string().contains("cannot be read"), "{err}");
 }

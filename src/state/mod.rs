@@ -92,7 +92,7 @@ pub enum StateError {
     WalUnavailable { path: PathBuf, mode: String },
 
     /// A caller's bug, not the database's: fingerprints are SHA-256 in hex.
-    #[error("state database {}: cannot record token {fingerprint:?}: not a 64-hex-digit fingerprint", path.display())]
+    #[error("state database {}: cannot record token {fingerprint:?}: not a 64-hex-digit (lower-case) fingerprint", path.display())]
     BadFingerprint { path: PathBuf, fingerprint: String },
 
     // `cause` rather than `source`: the cause is already in the message, and

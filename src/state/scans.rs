@@ -43,7 +43,12 @@ pub struct ScanWrites {
     pub gone: usize,
 }
 
+/// Lower-case hex only: a vanished token is marked absent by its key
+/// written back as lower-case hex, which must match the stored text.
 fn key_of(fingerprint: &str) -> Option<[u8; 32]> {
+    if fingerprint.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
     let mut key = [0; 32];
     hex::decode_to_slice(fingerprint, &mut key).ok()?;
     Some(key)
@@ -63,7 +68,9 @@ impl StateStore {
     ///
     /// `last_seen` of a present token is read as the latest scan's time (see
     /// [`StateStore::known_tokens`]), so unchanged rows need no write; a token
-    /// that vanishes gets the time of the last scan that saw it.
+    /// that vanishes gets the time of the last scan that saw it. In the file
+    /// itself (schema version 1), `last_seen` and `seen_in` of a present row
+    /// are those of the scan that last wrote it.
     ///
     /// Fingerprints must be 64 hex digits, as [`crate::token::Fingerprint`]
     /// makes them.

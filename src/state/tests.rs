@@ -362,9 +362,12 @@ fn a_refused_scan_keeps_what_is_stored_and_the_next_one_starts_from_the_database
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("xxxx") && err.contains("not a 64-hex-digit fingerprint"),
+        err.contains("xxxx") && err.contains("not a 64-hex-digit"),
         "{err}"
     );
+    // Upper case would never match when marked absent.
+    let upper = seen("A", "/A");
+    assert!(store.record_scan(t2, &[upper], "2").is_err());
     assert_eq!(store.snapshot().unwrap(), Some((t1, "1".to_owned())));
     assert_eq!(
         store.known_tokens().unwrap().iter().filter(|k| k.3).count(),

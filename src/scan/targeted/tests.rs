@@ -1,4 +1,5 @@
 use super::*;
+use crate::config::Folder;
 use crate::scan::tests::{sample, write};
 use crate::scan::{scan_folder, scan_folder_inner};
 use std::os::unix::fs::symlink;
@@ -23,8 +24,27 @@ fn summary(files: &[FoundFile]) -> Vec<(PathBuf, bool, Option<String>, String)> 
         .collect()
 }
 
-fn first_scan(root: &Path) -> Vec<FoundFile> {
-    scan_folder_inner(0, root, false, Vec::new(), Duration::ZERO).1
+type Scanned = (FolderScan, Vec<FoundFile>);
+
+fn first_scan(root: &Path) -> Scanned {
+    scan_folder_inner(0, root, false, Vec::new(), Duration::ZERO)
+}
+
+/// [`rescan_paths`] after `before`, for a folder at `root`.
+fn update(
+    root: &Path,
+    allow_empty: bool,
+    before: &Scanned,
+    named: &[PathBuf],
+) -> Result<Scanned, Vec<FoundFile>> {
+    let folder = Folder {
+        path: root.to_path_buf(),
+        account: None,
+        recipients: Vec::new(),
+        allow_empty,
+        poll: false,
+    };
+    rescan_paths(0, &folder, &before.0, before.1.clone(), named)
 }
 
 #[test]
@@ -37,7 +57,7 @@ fn named_paths_give_what_a_full_scan_gives() {
     write(&root.join("old-notes.txt"), "x");
     std::fs::create_dir(root.join("empty")).unwrap();
     let before = first_scan(root);
-    assert_eq!(before.len(), 3);
+    assert_eq!(before.1.len(), 3);
 
     // Added, rewritten, removed, renamed in from outside, a FIFO, and names
     // a scan ignores.
@@ -75,7 +95,7 @@ fn named_paths_give_what_a_full_scan_gives() {
     .map(|n| root.join(n))
     .collect();
 
-    let (state, files) = rescan_paths(0, root, false, before, &named).expect("no full scan");
+    let (state, files) = update(root, false, &before, &named).expect("no full scan");
     let (full_state, full) = scan_folder(0, root, false);
     assert_eq!(summary(&files), summary(&full));
     assert_eq!(
@@ -93,10 +113,10 @@ fn the_last_token_removed_leaves_an_empty_folder() {
     let before = first_scan(root);
     std::fs::remove_file(root.join("a.vpptoken")).unwrap();
     let named = [root.join("a.vpptoken")];
-    let (state, files) = rescan_paths(0, root, false, before.clone(), &named).unwrap();
+    let (state, files) = update(root, false, &before, &named).unwrap();
     assert!(files.is_empty());
     assert_eq!(state.state, FolderState::Empty);
-    let (state, _) = rescan_paths(0, root, true, before, &named).unwrap();
+    let (state, _) = update(root, true, &before, &named).unwrap();
     assert_eq!(state.state, FolderState::Ok);
 }
 
@@ -140,13 +160,13 @@ fn what_the_named_paths_cannot_settle_asks_for_a_full_scan() {
         write(&root.join("real/r.vpptoken"), &sample("R"));
         let before = first_scan(root);
         let named = change(root);
-        let back = rescan_paths(0, root, false, before.clone(), &[named]);
+        let back = update(root, false, &before, &[named]);
         let files = back
             .err()
             .unwrap_or_else(|| panic!("{what}: no full scan asked for"));
         assert_eq!(
             summary(&files),
-            summary(&before),
+            summary(&before.1),
             "{what}: files not given back"
         );
     }
@@ -160,16 +180,27 @@ fn a_folder_reached_through_a_link_or_gone_asks_for_a_full_scan() {
     write(&dir.path().join("elsewhere/b.vpptoken"), &sample("B"));
     symlink(dir.path().join("elsewhere"), root.join("linked")).unwrap();
     let before = first_scan(&root);
-    assert!(before.iter().any(|f| f.via_link));
+    assert!(before.0.folder_links && before.1.iter().any(|f| f.via_link));
     write(&root.join("c.vpptoken"), &sample("C"));
-    assert!(rescan_paths(0, &root, false, before.clone(), &[root.join("c.vpptoken")]).is_err());
+    assert!(update(&root, false, &before, &[root.join("c.vpptoken")]).is_err());
 
-    let plain = first_scan(&root)
-        .into_iter()
-        .filter(|f| !f.via_link)
-        .collect::<Vec<_>>();
+    // A linked folder with no token in it (yet) is enough.
+    let (state, plain) = first_scan(&root);
+    let plain = (
+        state,
+        plain
+            .into_iter()
+            .filter(|f| !f.via_link)
+            .collect::<Vec<_>>(),
+    );
+    assert!(update(&root, false, &plain, &[root.join("c.vpptoken")]).is_err());
+
+    let (mut state, files) = plain;
+    state.folder_links = false;
+    let unlinked = (state, files);
+    assert!(update(&root, false, &unlinked, &[root.join("c.vpptoken")]).is_ok());
     std::fs::remove_dir_all(&root).unwrap();
-    assert!(rescan_paths(0, &root, false, plain, &[root.join("a.vpptoken")]).is_err());
+    assert!(update(&root, false, &unlinked, &[root.join("a.vpptoken")]).is_err());
 }
 
 #[test]
@@ -181,6 +212,35 @@ fn too_many_named_paths_ask_for_a_full_scan() {
     let named: Vec<PathBuf> = (0..=MAX_PATHS)
         .map(|i| root.join(format!("n{i}.txt")))
         .collect();
-    assert!(rescan_paths(0, root, false, before.clone(), &named[..MAX_PATHS]).is_ok());
-    assert!(rescan_paths(0, root, false, before, &named).is_err());
+    assert!(update(root, false, &before, &named[..MAX_PATHS]).is_ok());
+    assert!(update(root, false, &before, &named).is_err());
+}
+
+#[test]
+fn a_file_with_several_names_asks_for_a_full_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    std::fs::hard_link(root.join("a.vpptoken"), root.join("b.vpptoken")).unwrap();
+    let before = first_scan(root);
+    // Written in place through one name: the other changes too.
+    std::fs::write(root.join("b.vpptoken"), sample("B")).unwrap();
+    assert!(update(root, false, &before, &[root.join("b.vpptoken")]).is_err());
+}
+
+#[test]
+fn files_read_too_soon_after_a_change_are_read_again_with_the_named_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("a.vpptoken"), &sample("A"));
+    // A real (settling) scan: the file was just written, so its stamp is
+    // not trusted.
+    let before = scan_folder(0, root, false);
+    assert!(before.1[0].stamp.is_none());
+    // Rewritten without an event reaching us; another file is named.
+    write(&root.join("a.vpptoken"), &sample("A2"));
+    write(&root.join("c.vpptoken"), &sample("C"));
+    let (_, files) = update(root, false, &before, &[root.join("c.vpptoken")]).unwrap();
+    assert_eq!(summary(&files), summary(&scan_folder(0, root, false).1));
+    assert_eq!(summary(&files)[0].3, "token of A2");
 }
