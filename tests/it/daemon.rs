@@ -77,16 +77,41 @@ fn a_half_written_file_is_read_once_complete() {
     let d = Daemon::start(&env, &cfg);
     d.wait_for("first scan", 20, |s| names(s) == ["a.vpptoken"]);
     let text = sample_text(&env, "Upload", 120);
+    let (head, rest) = text.as_bytes().split_at(text.len() / 2);
+    // The row must carry the half's fingerprint: `File::create` leaves an
+    // empty file for a moment, which is unreadable too, and a report of that
+    // would not show that the daemon saw the half-written content.
+    let half = tokenwatch::token::Fingerprint::of(head).short().to_string();
+    let upload = |s: &serde_json::Value| {
+        s["tokens"]
+            .as_array()
+            .and_then(|a| {
+                a.iter().find(|t| {
+                    t["path"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with("/upload.vpptoken")
+                })
+            })
+            .cloned()
+    };
     let path = env.path().join("tokens/upload.vpptoken");
     let mut f = std::fs::File::create(&path).unwrap();
-    f.write_all(&text.as_bytes()[..text.len() / 2]).unwrap();
+    f.write_all(head).unwrap();
     f.flush().unwrap();
-    // The daemon may see the half file; once complete it must be a token.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    f.write_all(&text.as_bytes()[text.len() / 2..]).unwrap();
+    // The file stays half-written until the daemon has reported it so.
+    d.wait_for("the half-written upload reported unreadable", 10, |s| {
+        upload(s).is_some_and(|t| t["status"] == "unreadable" && t["fingerprint"] == half)
+    });
+    f.write_all(rest).unwrap();
     drop(f);
-    d.wait_for("completed upload is ok", 10, |s| {
-        token_states(s).contains(&("upload.vpptoken".into(), "ok".into()))
+    let whole = tokenwatch::token::Fingerprint::of(text.as_bytes())
+        .short()
+        .to_string();
+    d.wait_for("the completed upload read as a token", 10, |s| {
+        upload(s).is_some_and(|t| {
+            t["status"] == "ok" && t["fingerprint"] == whole && t["days_left"] == 119
+        })
     });
 }
 
