@@ -252,11 +252,18 @@ fn a_restart_does_not_ask_again_about_freshly_verified_tokens() {
     d.wait_for("first scan after restart", 20, |s| {
         s["tokens"].as_array().is_some_and(|t| t.len() == 1)
     });
-    env.sample("tokens/b.vpptoken", "Beta", 200);
+    // Scripted before it is in the folder: the daemon may ask about it as
+    // soon as it lands, and an unscripted bearer is answered as invalid.
+    env.sample("b.vpptoken", "Beta", 200);
     a.stub.respond(
-        &bearer(&env, "tokens/b.vpptoken"),
+        &bearer(&env, "b.vpptoken"),
         Reply::error(200, 9621, "The token has expired."),
     );
+    std::fs::rename(
+        env.path().join("b.vpptoken"),
+        env.path().join("tokens/b.vpptoken"),
+    )
+    .unwrap();
     d.wait_for("new token verified", 30, |s| {
         token(s, "b.vpptoken").is_some_and(|t| t["apple"]["verdict"] == "expired")
     });
