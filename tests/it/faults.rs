@@ -213,9 +213,17 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
     const KILLS: usize = 20;
     let mut rng = rng_for("crash torture");
     let stub = SmtpStub::start();
-    // The stub records a message, then waits before its 250: a kill in
-    // that window is the one legitimate duplicate.
-    stub.set_delay(Duration::from_millis(25));
+    // The stub is slow to answer DATA (a kill then leaves the mail unsent,
+    // to be sent after the restart), and records a message before it
+    // answers 250 (a kill then leaves it delivered but unrecorded: the one
+    // legitimate duplicate). Both keep mail going out through all the kills:
+    // with 4 sends at once, about 11 mails a second, so the 200 alerts
+    // outlast the torture (with only a 25 ms wait before the 250, all were
+    // out by the sixth kill and later kills hit an idle daemon).
+    const DATA_DELAY: Duration = Duration::from_millis(250);
+    const ANSWER_DELAY: Duration = Duration::from_millis(100);
+    stub.set_data_delay(DATA_DELAY);
+    stub.set_delay(ANSWER_DELAY);
     let env = Env::new();
     let cfg = smtp_config(&env, stub.port, "max_mails_per_pass = 1000", &["tokens"]);
     for i in 0..TOKENS {
@@ -225,16 +233,33 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
         );
     }
 
+    // Kills that found mail in flight, and how many mails that was in all.
     let mut mid_delivery = 0;
-    let mut logs = Vec::new();
-    for _ in 0..KILLS {
-        let before = stub.messages().len();
+    let mut in_flight_at_kills = 0;
+    for kill in 0..KILLS {
+        let started = Instant::now();
         let d = Daemon::start(&env, &cfg);
-        // A random moment: start-up, scanning, queueing or sending.
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..1200)));
-        logs.push(d.log.clone());
-        drop(d); // SIGKILL
-        if stub.messages().len() > before {
+        if kill % 2 == 0 {
+            // A random moment: start-up, scanning, queueing or sending.
+            std::thread::sleep(Duration::from_millis(rng.random_range(100..1200)));
+        } else {
+            // Aimed at a delivery however slowly this machine starts the
+            // daemon: once one of its mails is in flight, some way into
+            // the stub's delays.
+            assert!(
+                stub.wait_for_open(started, Duration::from_secs(60)),
+                "kill {kill}: no mail went out within 60 s\n{}",
+                d.log()
+            );
+            std::thread::sleep(
+                rng.random_range(Duration::ZERO..(DATA_DELAY + ANSWER_DELAY) * 3 / 4),
+            );
+        }
+        let killing = Instant::now();
+        drop(d); // SIGKILL, and reaped
+        let in_flight = stub.open_across(started..killing, Instant::now());
+        in_flight_at_kills += in_flight;
+        if in_flight > 0 {
             mid_delivery += 1;
         }
     }
@@ -271,9 +296,14 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
         *orgs.entry(org).or_default() += 1;
     }
     println!(
-        "crash torture: {KILLS} kills (kill -9; {mid_delivery} while mail was going out, {sent_during_torture} mails accepted before the last restart), \
+        "crash torture: {KILLS} kills (kill -9; {mid_delivery} with mail in flight, {in_flight_at_kills} mails in flight in all, \
+         {sent_during_torture} mails accepted before the last restart), \
          {TOKENS} alerts, {} delivered, 0 lost, {duplicates} duplicates (same Message-ID)",
         by_id.len()
+    );
+    assert!(
+        mid_delivery * 3 >= KILLS,
+        "only {mid_delivery} of {KILLS} kills landed with mail in flight"
     );
     assert_eq!(by_id.len(), TOKENS, "every alert delivered");
     assert_eq!(orgs.len(), TOKENS, "one alert per token: {orgs:?}");

@@ -117,6 +117,7 @@ impl StubBuilder {
             acceptor,
             mode: Mutex::new(Mode::Accept),
             delay: Mutex::new(Duration::ZERO),
+            data_delay: Mutex::new(Duration::ZERO),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             notify: tokio::sync::Notify::new(),
@@ -185,8 +186,55 @@ impl SmtpStub {
         *self.shared.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
     }
 
+    /// How long the stub waits before it answers the DATA command (354): a
+    /// slow server, with the mail in flight but not yet accepted, so a client
+    /// killed in this window sends it again without a duplicate.
+    pub fn set_data_delay(&self, delay: Duration) {
+        *self
+            .shared
+            .data_delay
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = delay;
+    }
+
     pub fn messages(&self) -> Vec<Received> {
         self.shared.state().messages.clone()
+    }
+
+    /// Mail transactions begun (MAIL received) within `begun` and not
+    /// answered after their data by `until`, or never (the connection ended
+    /// first). With `begun` ending when a client was killed and `until`
+    /// after it died: the mails it died with in flight.
+    pub fn open_across(&self, begun: std::ops::Range<Instant>, until: Instant) -> usize {
+        self.shared
+            .state()
+            .transactions
+            .iter()
+            .filter(|t| begun.contains(&t.begun) && t.answered.is_none_or(|a| a > until))
+            .count()
+    }
+
+    /// Blocks until a transaction begun after `since` is open, or `timeout`
+    /// passes; whether one is.
+    pub fn wait_for_open(&self, since: Instant, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state();
+        loop {
+            let open = state
+                .transactions
+                .iter()
+                .any(|t| t.begun > since && t.answered.is_none());
+            let now = Instant::now();
+            if open || now >= deadline {
+                return open;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Connections accepted so far (over all restarts).
@@ -334,6 +382,7 @@ struct Shared {
     acceptor: Option<TlsAcceptor>,
     mode: Mutex<Mode>,
     delay: Mutex<Duration>,
+    data_delay: Mutex<Duration>,
     state: Mutex<State>,
     changed: Condvar,
     notify: tokio::sync::Notify,
@@ -344,6 +393,14 @@ struct State {
     messages: Vec<Received>,
     connections: usize,
     auth_failures: usize,
+    transactions: Vec<Transaction>,
+}
+
+/// When one mail transaction began, and when the stub answered its data
+/// (or the client gave it up with RSET, EHLO, a new MAIL or QUIT).
+struct Transaction {
+    begun: Instant,
+    answered: Option<Instant>,
 }
 
 impl Shared {
@@ -357,6 +414,27 @@ impl Shared {
 
     fn delay(&self) -> Duration {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn data_delay(&self) -> Duration {
+        *self.data_delay.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a transaction begun now; returns its index for [`Self::answered`].
+    fn begin(&self) -> usize {
+        let mut state = self.state();
+        state.transactions.push(Transaction {
+            begun: Instant::now(),
+            answered: None,
+        });
+        self.changed.notify_all();
+        state.transactions.len() - 1
+    }
+
+    fn answered(&self, transaction: Option<usize>) {
+        if let Some(i) = transaction {
+            self.state().transactions[i].answered = Some(Instant::now());
+        }
     }
 
     fn record(&self, message: Received) {
@@ -402,6 +480,8 @@ where
     let mut auth_user: Option<String> = None;
     let mut from: Option<String> = None;
     let mut to: Vec<String> = Vec::new();
+    // Left open when the connection ends mid-transaction.
+    let mut transaction: Option<usize> = None;
     loop {
         let Some(line) = read_line(&mut io).await? else {
             return Ok(None);
@@ -414,6 +494,7 @@ where
             "EHLO" => {
                 from = None;
                 to.clear();
+                shared.answered(transaction.take());
                 let mut lines = vec!["stub.tokenwatch.test".to_owned(), "8BITMIME".to_owned()];
                 if shared.tls == StubTls::StartTls && !tls {
                     lines.push("STARTTLS".to_owned());
@@ -455,6 +536,8 @@ where
                 } else {
                     from = Some(angle_addr(&arg));
                     to.clear();
+                    shared.answered(transaction.take());
+                    transaction = Some(shared.begin());
                     reply(&mut io, "250 2.1.0 Ok").await?;
                 }
             }
@@ -469,6 +552,10 @@ where
                 }
             },
             "DATA" if !to.is_empty() => {
+                let data_delay = shared.data_delay();
+                if !data_delay.is_zero() {
+                    tokio::time::sleep(data_delay).await;
+                }
                 reply(&mut io, "354 End data with <CR><LF>.<CR><LF>").await?;
                 let data = read_data(&mut io).await?;
                 match shared.mode() {
@@ -490,16 +577,19 @@ where
                         reply(&mut io, &format!("250 2.0.0 Ok: queued as STUB{n}")).await?;
                     }
                 }
+                shared.answered(transaction.take());
                 from = None;
                 to.clear();
             }
             "RSET" => {
                 from = None;
                 to.clear();
+                shared.answered(transaction.take());
                 reply(&mut io, "250 2.0.0 Ok").await?;
             }
             "NOOP" => reply(&mut io, "250 2.0.0 Ok").await?,
             "QUIT" => {
+                shared.answered(transaction.take());
                 reply(&mut io, "221 2.0.0 Bye").await?;
                 return Ok(None);
             }
