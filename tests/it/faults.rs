@@ -27,7 +27,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::smtp_stub::SmtpStub;
-use crate::util::{Daemon, Env, BIN};
+use crate::util::{unavailable, Daemon, Env, BIN};
 
 // ---------------------------------------------------------------- helpers
 
@@ -45,16 +45,6 @@ fn rng_for(test: &str) -> StdRng {
 fn token_text(org: &str, days: i64) -> String {
     let expires = chrono::Utc::now() + chrono::Duration::days(days) + chrono::Duration::hours(12);
     tokenwatch::token::sample_token(org, expires)
-}
-
-/// Privileged set-ups (tmpfs, user namespaces) may be unavailable outside
-/// CI. Returns normally when the test should quietly stop, panics when
-/// strict mode demands the privilege.
-fn unavailable(test: &str, why: &str) {
-    if std::env::var("TOKENWATCH_FAULTS_STRICT").is_ok_and(|v| v == "1") {
-        panic!("{test}: {why} (TOKENWATCH_FAULTS_STRICT=1 requires it)");
-    }
-    println!("{test}: NOT RUN: {why}");
 }
 
 /// A config with mail through the stub (no TLS) and the given folders.

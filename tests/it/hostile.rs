@@ -22,7 +22,7 @@ use chrono::{Duration as Days, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::util::{Daemon, Env, Run, BIN};
+use crate::util::{unavailable, Daemon, Env, Run, BIN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const MAX_TOKEN: usize = tokenwatch::token::MAX_TOKEN_FILE_BYTES;
@@ -713,38 +713,33 @@ fn ten_thousand_malformed_files_keep_the_daemon_up_and_each_is_reported_once() {
 enum Runner {
     /// As the test user, who is not root: permissions apply.
     Me,
-    /// Root drops to this uid/gid, so a root-only file is really unreadable.
-    Nobody(u32),
-    /// Root, and nobody cannot reach the test folders: no permission case.
-    RootOnly,
+    /// As root without capabilities, so permissions apply to it too.
+    Powerless,
+    /// As root with its powers, which read any file: no permission case.
+    Root,
 }
 
-const NOBODY: u32 = 65534;
-
-fn traversable_by_others(path: &Path) -> bool {
-    path.ancestors()
-        .skip(1)
-        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
-}
-
-fn runner(env: &Env) -> Runner {
-    if unsafe { libc::geteuid() } != 0 {
-        return Runner::Me;
-    }
-    if traversable_by_others(env.path()) && traversable_by_others(Path::new(BIN)) {
-        Runner::Nobody(NOBODY)
-    } else {
-        Runner::RootOnly
-    }
-}
-
-fn chown_tree(path: &Path, id: u32) {
-    std::os::unix::fs::lchown(path, Some(id), Some(id)).expect("chown");
-    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-        for e in std::fs::read_dir(path).expect("read_dir").flatten() {
-            chown_tree(&e.path(), id);
+/// Makes the exec that follows start root without capabilities: with
+/// SECBIT_NOROOT, uid 0 no longer gains them all at exec, and the ambient
+/// set (normally empty) is cleared too. Such a root still owns everything
+/// it made but obeys file permissions like any user. Switching to another
+/// uid instead needs the test folder and the binary reachable by that user,
+/// which they are not under a folder only root can enter (a checkout or a
+/// `CARGO_TARGET_DIR` in /root).
+fn drop_root_powers() -> std::io::Result<()> {
+    const SECBIT_NOROOT: libc::c_ulong = 1;
+    fn prctl(option: libc::c_int, arg: libc::c_ulong) -> std::io::Result<()> {
+        let unused: libc::c_ulong = 0;
+        match unsafe { libc::prctl(option, arg, unused, unused, unused) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
         }
     }
+    prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+    )?;
+    prctl(libc::PR_SET_SECUREBITS, SECBIT_NOROOT)
 }
 
 fn command_as(runner: &Runner, env: &Env, args: &[&str]) -> Command {
@@ -756,10 +751,40 @@ fn command_as(runner: &Runner, env: &Env, args: &[&str]) -> Command {
         .env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env("RUST_LOG", "info,tokio_cron_scheduler=warn");
-    if let Runner::Nobody(id) = runner {
-        cmd.uid(*id).gid(*id);
+    if let Runner::Powerless = runner {
+        // Runs in the child between fork and exec; prctl is async-signal-safe.
+        unsafe { cmd.pre_exec(drop_root_powers) };
     }
     cmd
+}
+
+/// Who can run tokenwatch so that a file without read permission is
+/// unreadable to it; `Root` (with a printed reason) when nobody can.
+fn runner(env: &Env) -> Runner {
+    if unsafe { libc::geteuid() } != 0 {
+        return Runner::Me;
+    }
+    let probe = command_as(&Runner::Powerless, env, &["config", "example"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match probe {
+        Ok(s) if s.success() => Runner::Powerless,
+        Ok(s) => {
+            unavailable(
+                "special files: no read permission",
+                &format!("tokenwatch without root's capabilities failed ({s})"),
+            );
+            Runner::Root
+        }
+        Err(e) => {
+            unavailable(
+                "special files: no read permission",
+                &format!("cannot drop root's capabilities ({e})"),
+            );
+            Runner::Root
+        }
+    }
 }
 
 #[test]
@@ -806,32 +831,23 @@ fn special_files_with_a_token_name_are_unreadable_with_a_clear_error_and_never_b
     if rc == 0 {
         expect.push(("zero.vpptoken", "is a character device, not a regular file"));
     } else {
-        println!(
-            "note: mknod not permitted here ({}); character device case skipped",
-            std::io::Error::last_os_error()
+        unavailable(
+            "special files: character device",
+            &format!("mknod not permitted ({})", std::io::Error::last_os_error()),
         );
     }
 
-    // Everything so far belongs to the runner; the unreadable file does not.
-    if let Runner::Nobody(id) = runner {
-        chown_tree(env.path(), id);
-    }
-    let noperm = dir.join("noperm.vpptoken");
-    std::fs::write(
-        &noperm,
-        tokenwatch::token::sample_token("Locked", Utc::now()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o000)).unwrap();
-    match runner {
-        Runner::RootOnly => println!(
-            "note: running as root and the test folder is not reachable by uid {NOBODY}; \
-             the no-read-permission case is skipped"
-        ),
-        _ => expect.push(("noperm.vpptoken", "cannot be read: permission denied")),
-    }
-    if let Runner::Nobody(_) = runner {
-        println!("note: running as root; tokenwatch runs as uid {NOBODY} so permissions apply");
+    // A token that expires now: read by mistake it would turn the exit code
+    // to 2, so it exists only where it cannot be read.
+    if !matches!(runner, Runner::Root) {
+        let noperm = dir.join("noperm.vpptoken");
+        std::fs::write(
+            &noperm,
+            tokenwatch::token::sample_token("Locked", Utc::now()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&noperm, std::fs::Permissions::from_mode(0o000)).unwrap();
+        expect.push(("noperm.vpptoken", "cannot be read: permission denied"));
     }
 
     let assert_rows = |report: &serde_json::Value, what: &str| {
@@ -901,11 +917,8 @@ fn special_files_with_a_token_name_are_unreadable_with_a_clear_error_and_never_b
     });
     assert_rows(&status, "status --json");
     // Still serving: a new token is picked up after all that.
-    // Made outside the folder and moved in whole, owned by the runner.
+    // Made outside the folder and moved in whole.
     let staged = env.sample("later.vpptoken", "Later Org", 100);
-    if let Runner::Nobody(id) = runner {
-        chown_tree(&staged, id);
-    }
     std::fs::rename(&staged, dir.join("later.vpptoken")).unwrap();
     d.wait_for("daemon still scanning", 15, |s| {
         crate::util::token_states(s).contains(&("later.vpptoken".into(), "ok".into()))

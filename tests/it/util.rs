@@ -48,6 +48,17 @@ impl Run {
     }
 }
 
+/// Privileged set-ups (tmpfs, user namespaces, device nodes, dropping
+/// capabilities) may be unavailable outside CI. Returns normally after
+/// saying what did not run; panics when `TOKENWATCH_FAULTS_STRICT=1` (set in
+/// `.ci/run`) demands the privilege, so CI cannot skip a case silently.
+pub fn unavailable(test: &str, why: &str) {
+    if std::env::var("TOKENWATCH_FAULTS_STRICT").is_ok_and(|v| v == "1") {
+        panic!("{test}: {why} (TOKENWATCH_FAULTS_STRICT=1 requires it)");
+    }
+    println!("{test}: NOT RUN: {why}");
+}
+
 /// A temp folder to run tokenwatch in. Kept on disk when a test fails? No:
 /// failures print its listing instead, so CI leaves no litter.
 pub struct Env {
