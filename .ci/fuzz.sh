@@ -43,6 +43,11 @@ fi
 
 echo "==> building fuzz targets"
 start=$(date +%s)
+# cargo-fuzz has no --locked and runs a plain `cargo build`, which would
+# quietly update fuzz/Cargo.lock. This fails instead when the lock file does
+# not match fuzz/Cargo.toml; the build then resolves exactly to it.
+cargo fetch --locked --manifest-path fuzz/Cargo.toml \
+  --target "$(rustc -vV | sed -n 's/^host: //p')"
 cargo fuzz build "${build[@]}"
 echo "build took $(( $(date +%s) - start )) s"
 
