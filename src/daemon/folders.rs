@@ -200,6 +200,12 @@ impl Daemon {
             {
                 Some(i) => {
                     let mut s = old.swap_remove(i);
+                    if s.folder.follow_links != folder.follow_links && s.mode == Mode::Inotify {
+                        // Its watch must follow links, or stop following
+                        // them, as its scan now does.
+                        s.mode = Mode::Waiting;
+                        s.armed_on = None;
+                    }
                     s.folder = folder;
                     s
                 }
@@ -273,7 +279,7 @@ impl Daemon {
             return;
         }
         match self.watcher.as_mut() {
-            Some(w) => match w.watch(&slot.folder.path, true) {
+            Some(w) => match w.watch(&slot.folder.path, true, slot.folder.follow_links) {
                 Ok(()) => {
                     if let Mode::Fallback { why, .. } = &slot.mode {
                         tracing::info!(folder = %slot.folder.path.display(), was = %why, "watching with inotify again");

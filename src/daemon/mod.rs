@@ -310,7 +310,7 @@ impl Daemon {
             return;
         };
         if let Some(w) = self.watcher.as_mut() {
-            if let Err(e) = w.watch(&dir, false) {
+            if let Err(e) = w.watch(&dir, false, false) {
                 tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
             }
         }

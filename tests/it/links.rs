@@ -249,3 +249,78 @@ fn the_daemon_mails_a_link_to_a_secret_once_and_keeps_no_hash_of_it() {
         named(s, "tokens/far.vpptoken").is_some_and(|t| t["org_name"] == "Far Org")
     });
 }
+
+/// The inotify watches the process `pid` holds, over all its inotify
+/// instances (`/proc/PID/fdinfo` lists one `inotify wd:` line per watch).
+fn inotify_watches(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    fds.flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == "anon_inode:inotify")
+        })
+        .filter_map(|fd| {
+            std::fs::read_to_string(format!(
+                "/proc/{pid}/fdinfo/{}",
+                fd.file_name().to_string_lossy()
+            ))
+            .ok()
+        })
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+fn wait_for_watches(d: &Daemon, what: &str, want: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = inotify_watches(d.child.id());
+        if n == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {n} inotify watches, expected {want}\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_watcher_does_not_follow_links_out_of_the_folder_unless_told_to() {
+    let env = Env::new();
+    env.sample("tokens/good.vpptoken", "Good Org", 200);
+    for i in 0..5 {
+        std::fs::create_dir_all(env.path().join(format!("elsewhere/sub{i}"))).unwrap();
+    }
+    link(&env, "elsewhere", "tokens/away");
+    let cfg = env.write(
+        "tokenwatch.toml",
+        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n[[folder]]\npath = \"tokens\"\n",
+    );
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan", 30, |s| {
+        named(s, "tokens/away").is_some_and(|t| t["detail"] == "link_outside_folder")
+    });
+    // The config folder and `tokens`; not `elsewhere` and its 5 subfolders.
+    wait_for_watches(&d, "links not followed", 2);
+
+    std::fs::write(
+        &cfg,
+        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n[[folder]]\npath = \"tokens\"\nfollow_links = true\n",
+    )
+    .unwrap();
+    // Now `tokens`, `elsewhere` and its subfolders too, in place of the
+    // plain watch of `tokens`.
+    wait_for_watches(&d, "links followed after the reload", 8);
+    // A change below the link is an event now, not left to the hourly scan.
+    env.sample("elsewhere/sub3/new.vpptoken", "New Org", 100);
+    d.wait_for("the token written through the followed link", 10, |s| {
+        named(s, "tokens/away/sub3/new.vpptoken").is_some_and(|t| t["status"] == "ok")
+    });
+}
