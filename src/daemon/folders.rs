@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::config::Folder;
-use crate::scan::{self, FolderScan, FolderState, FoundFile};
+use crate::scan::{self, FileError, FolderScan, FolderState, FoundFile};
 
 /// Events for a folder are gathered until it has been quiet this long...
 const QUIET: Duration = Duration::from_millis(300);
@@ -115,6 +115,17 @@ impl Slot {
                 named.push(path.to_path_buf());
             }
         }
+    }
+
+    /// Its last scan followed a symlink (to a file or a folder): what it
+    /// lists may change with events anywhere else, which its own watch,
+    /// not following links, does not see.
+    pub fn follows_links(&self) -> bool {
+        self.scan.folder_links
+            || self
+                .files
+                .iter()
+                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
     }
 
     fn touch(&mut self, now: Instant) {

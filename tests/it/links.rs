@@ -324,3 +324,40 @@ fn the_watcher_does_not_follow_links_out_of_the_folder_unless_told_to() {
         named(s, "tokens/away/sub3/new.vpptoken").is_some_and(|t| t["status"] == "ok")
     });
 }
+
+#[test]
+fn a_token_replaced_in_another_folder_is_seen_through_a_link_into_it() {
+    let env = Env::new();
+    env.sample("tokens/good.vpptoken", "Good Org", 200);
+    env.sample("more/x/t.vpptoken", "Linked Org", 200);
+    symlink(env.path().join("more"), env.path().join("more-link")).unwrap();
+    link(&env, "more/x", "tokens/to-more");
+    let cfg = config(&env, false);
+    let d = Daemon::start(&env, &cfg);
+    let days = |s: &serde_json::Value| -> Vec<i64> {
+        tokens(s)
+            .iter()
+            .filter(|t| t["org_name"] == "Linked Org")
+            .filter_map(|t| t["days_left"].as_i64())
+            .collect()
+    };
+    d.wait_for("first scan", 30, |s| days(s) == [199]);
+    // Once this is listed, `tokens` has been scanned after start-up and
+    // nothing of its own is pending: only the change below can make it
+    // look again.
+    env.sample("tokens/marker.vpptoken", "Marker Org", 100);
+    d.wait_for("the marker", 10, |s| {
+        named(s, "tokens/marker.vpptoken").is_some()
+    });
+    // Replaced by rename (a new file): the link in `tokens` must not keep
+    // showing the old one.
+    let text = env.run(&["sample-token", "--org", "Linked Org", "--days", "50"]);
+    text.expect_code(0);
+    env.write("more/x/.t.vpptoken.swp", text.stdout());
+    std::fs::rename(
+        env.path().join("more/x/.t.vpptoken.swp"),
+        env.path().join("more/x/t.vpptoken"),
+    )
+    .unwrap();
+    d.wait_for("one token, the new one", 10, |s| days(s) == [49]);
+}
