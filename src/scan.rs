@@ -31,7 +31,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Folder;
-pub use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
+use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
 use crate::secret::Secret;
 use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
 

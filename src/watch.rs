@@ -75,10 +75,11 @@ impl Watcher {
         if !follow_links {
             return Ok(&mut self.plain);
         }
-        if self.following.is_none() {
-            self.following = Some(new_watcher(self.tx.clone(), true)?);
-        }
-        Ok(self.following.as_mut().expect("just set"))
+        let following = match self.following.take() {
+            Some(w) => w,
+            None => new_watcher(self.tx.clone(), true)?,
+        };
+        Ok(self.following.insert(following))
     }
 
     /// Watches `path` (recursively or not; following symlinks below it only

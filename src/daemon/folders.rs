@@ -77,6 +77,8 @@ pub struct Slot {
     /// Device and inode of the folder when its watch was armed: a folder
     /// deleted and re-created needs a new watch.
     armed_on: Option<(u64, u64)>,
+    /// Kept with each scan: asked for every event of every other folder.
+    follows_links: bool,
 }
 
 impl Slot {
@@ -96,6 +98,7 @@ impl Slot {
             named: Some(Vec::new()),
             last_scan: Instant::now(),
             armed_on: None,
+            follows_links: false,
         }
     }
 
@@ -121,11 +124,7 @@ impl Slot {
     /// lists may change with events anywhere else, which its own watch,
     /// not following links, does not see.
     pub fn follows_links(&self) -> bool {
-        self.scan.folder_links
-            || self
-                .files
-                .iter()
-                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
+        self.follows_links
     }
 
     fn touch(&mut self, now: Instant) {
@@ -264,6 +263,10 @@ impl Daemon {
         if scan.state != slot.scan.state {
             tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
         }
+        slot.follows_links = scan.folder_links
+            || files
+                .iter()
+                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)));
         slot.scan = scan;
         slot.files = files;
 
