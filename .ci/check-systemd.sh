@@ -4,7 +4,8 @@
 #   - the inotify system calls survive the unit's SystemCallFilter=;
 #   - `systemd-analyze verify` accepts systemd/tokenwatch.service, alone and
 #     with the smtp-password drop-in, with no warning about them;
-#   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower.
+#   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower;
+#   - the unit forbids core dumps (LimitCORE=0): they would hold secrets.
 #
 # Usage: .ci/check-systemd.sh [PATH-TO-BUILT-BINARY]   (default target/debug/tokenwatch)
 #
@@ -80,6 +81,14 @@ else
     chmod 0755 "$root/usr/bin/kill"
 fi
 install -m 0644 "$unit_src" "$root/etc/systemd/system/tokenwatch.service"
+
+# --- Core dumps ---------------------------------------------------------------
+# A watchdog SIGABRT must not write the SMTP password or a bearer to disk.
+# The last LimitCORE= wins, so that is the one that must say 0.
+limit_core=$(sed -n 's/^LimitCORE=[[:space:]]*//p' "$unit_src" | tail -n 1)
+[[ $limit_core == 0 ]] ||
+    fail "tokenwatch.service must set LimitCORE=0 (found '${limit_core:-nothing}')"
+echo "check-systemd: core dumps off (LimitCORE=0)"
 
 # --- sysusers -----------------------------------------------------------------
 install -m 0644 "$sysusers_src" "$root/usr/lib/sysusers.d/tokenwatch.conf"

@@ -6,6 +6,7 @@
 //! edge modules do I/O and are thin.
 //!
 //! - [`secret`]: a redacting wrapper for credentials (pure).
+//! - [`hardening`]: process-wide protections set at start (no core dumps).
 //! - [`token`]: one file's bytes into a token or a specific error;
 //!   fingerprints; the sample-token writer (pure).
 //! - [`config`]: loading and validating the TOML config, with every error
@@ -28,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod evaluate;
+pub mod hardening;
 pub mod mail;
 pub mod probe;
 pub mod report;

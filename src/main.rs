@@ -5,6 +5,7 @@ use clap::Parser;
 use tokenwatch::cli::{self, Cli, LogFormat};
 
 fn main() {
+    let undumpable = tokenwatch::hardening::forbid_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -20,6 +21,9 @@ fn main() {
         }
     };
     init_tracing(cli.log_level.as_deref(), cli.log_format);
+    if let Err(e) = undumpable {
+        tracing::warn!(error = %e, "cannot make the process non-dumpable; a core dump could hold secrets");
+    }
     std::process::exit(cli::run(cli));
 }
 

@@ -7,6 +7,12 @@
 //! opened for a blocking read; symlinks are followed without looping; a
 //! token reached twice is one token, shown under its real path.
 //!
+//! A symlink whose target lies outside every configured folder is not
+//! followed unless its folder sets `follow_links` (see [`Links`]): a link
+//! to `/` walked the whole filesystem, and a link to the SMTP password file
+//! put a hash of the password into the state and mails. It is reported as
+//! unreadable without its target ever being opened.
+//!
 //! The daemon rescans a folder on every event in it, so [`scan_folder_cached`]
 //! takes the folder's previous files and reuses each one whose [`FileStamp`]
 //! is unchanged instead of reading and parsing it again; when the watcher
@@ -25,6 +31,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Folder;
+use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
 use crate::secret::Secret;
 use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
 
@@ -57,6 +64,8 @@ pub enum FileError {
     NotRegular(&'static str),
     BrokenLink,
     LinkLoop,
+    /// A symlink leading out of every configured folder, not followed.
+    LinkOutsideFolder,
     Io(String),
     Token(TokenError),
 }
@@ -67,6 +76,9 @@ impl fmt::Display for FileError {
             FileError::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
             FileError::BrokenLink => f.write_str("is a symbolic link to nothing"),
             FileError::LinkLoop => f.write_str("is a symbolic link loop"),
+            // A reason code, as in `check --json`'s `detail`; mails and
+            // `check` explain it.
+            FileError::LinkOutsideFolder => f.write_str(REASON_LINK_OUTSIDE_FOLDER),
             FileError::Io(e) => write!(f, "cannot be read: {e}"),
             FileError::Token(e) => e.fmt(f),
         }
@@ -171,8 +183,14 @@ fn is_skipped(name: &[u8]) -> bool {
 /// Scans every folder and de-duplicates across them.
 pub fn scan(folders: &[Folder]) -> Scan {
     let mut out = Scan::default();
+    let within = Links::within(folders.iter().map(|f| &f.path));
     for (i, folder) in folders.iter().enumerate() {
-        let (state, files) = scan_folder(i, &folder.path, folder.allow_empty);
+        let links = if folder.follow_links {
+            &Links::Follow
+        } else {
+            &within
+        };
+        let (state, files) = scan_folder(i, &folder.path, folder.allow_empty, links);
         out.folders.push(state);
         out.files.extend(files);
     }
@@ -181,8 +199,13 @@ pub fn scan(folders: &[Folder]) -> Scan {
 }
 
 /// Scans one folder recursively, reading every file.
-pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_cached(index, root, allow_empty, Vec::new())
+pub fn scan_folder(
+    index: usize,
+    root: &Path,
+    allow_empty: bool,
+    links: &Links,
+) -> (FolderScan, Vec<FoundFile>) {
+    scan_folder_cached(index, root, allow_empty, links, Vec::new())
 }
 
 /// [`scan_folder`], reusing from `previous` (this folder's last scan) every
@@ -191,9 +214,10 @@ pub fn scan_folder_cached(
     index: usize,
     root: &Path,
     allow_empty: bool,
+    links: &Links,
     previous: Vec<FoundFile>,
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_inner(index, root, allow_empty, previous, SETTLED)
+    scan_folder_inner(index, root, allow_empty, links, previous, SETTLED)
 }
 
 /// A file seen by a scan: read now, or the previous scan's entry at this
@@ -209,6 +233,7 @@ fn scan_folder_inner(
     index: usize,
     root: &Path,
     allow_empty: bool,
+    links: &Links,
     previous: Vec<FoundFile>,
     settled: Duration,
 ) -> (FolderScan, Vec<FoundFile>) {
@@ -276,6 +301,7 @@ fn scan_folder_inner(
                 continue;
             };
             let is_link = lmeta.file_type().is_symlink();
+            let link_id = (lmeta.dev(), lmeta.ino());
             let meta = if is_link {
                 match std::fs::metadata(&path) {
                     Ok(m) => m,
@@ -294,6 +320,18 @@ fn scan_folder_inner(
             } else {
                 lmeta
             };
+            if is_link && !links.allows(&path) {
+                // Reported where following it would have mattered: a
+                // folder, or a token name. Its target is never opened, so
+                // nothing of it (not even a hash) is kept or shown.
+                if meta.is_dir() || token_name {
+                    let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
+                    // The link itself: two paths to it are one report.
+                    found.file_id = Some(link_id);
+                    files.push(Found::Fresh(found));
+                }
+                continue;
+            }
             if meta.is_dir() {
                 state.folder_links |= is_link;
                 if token_name {
@@ -593,7 +631,9 @@ fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
     keep
 }
 
+mod links;
 mod targeted;
+pub use links::Links;
 pub use targeted::{rescan_paths, MAX_PATHS};
 
 #[cfg(test)]

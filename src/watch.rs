@@ -23,38 +23,74 @@ pub enum WatchEvent {
     Failed(String),
 }
 
-/// Owns the inotify watcher and the set of watched roots.
+/// Owns the inotify watchers and the set of watched roots.
+///
+/// notify's recursive watch follows symlinks by default: a link to `/`
+/// below a folder put a watch on every directory of the host and used up
+/// the inotify limit. So folders are watched without following links, like
+/// the scan; only a folder with `follow_links = true` gets a second watcher
+/// (its own inotify instance) that follows them, as its scan does.
 pub struct Watcher {
-    inner: notify::RecommendedWatcher,
-    watched: Vec<(PathBuf, RecursiveMode)>,
+    tx: UnboundedSender<WatchEvent>,
+    plain: notify::RecommendedWatcher,
+    following: Option<notify::RecommendedWatcher>,
+    /// Path, mode, and whether `following` holds the watch.
+    watched: Vec<(PathBuf, RecursiveMode, bool)>,
+}
+
+fn new_watcher(
+    tx: UnboundedSender<WatchEvent>,
+    follow_links: bool,
+) -> Result<notify::RecommendedWatcher, String> {
+    let handler = move |res: notify::Result<notify::Event>| {
+        let msg = match res {
+            Ok(ev) if ev.need_rescan() => WatchEvent::Overflow,
+            // Reads and opens change nothing; skip them cheaply.
+            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
+            Ok(ev) => WatchEvent::Changed(ev.paths),
+            Err(e) => WatchEvent::Failed(e.to_string()),
+        };
+        let _ = tx.send(msg);
+    };
+    let config = notify::Config::default().with_follow_symlinks(follow_links);
+    notify::RecommendedWatcher::new(handler, config)
+        .map_err(|e| format!("cannot start the filesystem watcher: {e}"))
 }
 
 impl Watcher {
     pub fn new(tx: UnboundedSender<WatchEvent>) -> Result<Watcher, String> {
-        let inner = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            let msg = match res {
-                Ok(ev) if ev.need_rescan() => WatchEvent::Overflow,
-                // Reads and opens change nothing; skip them cheaply.
-                Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
-                Ok(ev) => WatchEvent::Changed(ev.paths),
-                Err(e) => WatchEvent::Failed(e.to_string()),
-            };
-            let _ = tx.send(msg);
-        })
-        .map_err(|e| format!("cannot start the filesystem watcher: {e}"))?;
         Ok(Watcher {
-            inner,
+            plain: new_watcher(tx.clone(), false)?,
+            tx,
+            following: None,
             watched: Vec::new(),
         })
     }
 
     pub fn is_watched(&self, path: &Path) -> bool {
-        self.watched.iter().any(|(p, _)| p == path)
+        self.watched.iter().any(|(p, _, _)| p == path)
     }
 
-    /// Watches `path` (recursively or not). An error names the path and says
-    /// when it is the inotify watch limit.
-    pub fn watch(&mut self, path: &Path, recursive: bool) -> Result<(), String> {
+    fn inner(&mut self, follow_links: bool) -> Result<&mut notify::RecommendedWatcher, String> {
+        if !follow_links {
+            return Ok(&mut self.plain);
+        }
+        let following = match self.following.take() {
+            Some(w) => w,
+            None => new_watcher(self.tx.clone(), true)?,
+        };
+        Ok(self.following.insert(following))
+    }
+
+    /// Watches `path` (recursively or not; following symlinks below it only
+    /// with `follow_links`). An error names the path and says when it is
+    /// the inotify watch limit.
+    pub fn watch(
+        &mut self,
+        path: &Path,
+        recursive: bool,
+        follow_links: bool,
+    ) -> Result<(), String> {
         let mode = if recursive {
             RecursiveMode::Recursive
         } else {
@@ -63,24 +99,31 @@ impl Watcher {
         // A folder that was deleted and re-created has a dead watch: drop
         // any old one first.
         self.unwatch(path);
-        match self.inner.watch(path, mode) {
+        let result = self
+            .inner(follow_links)
+            .map_err(|e| format!("cannot watch {}: {e}; polling instead", path.display()))?
+            .watch(path, mode);
+        match result {
             Ok(()) => {
-                self.watched.push((path.to_path_buf(), mode));
+                self.watched.push((path.to_path_buf(), mode, follow_links));
                 Ok(())
             }
             Err(e) => {
                 // A recursive watch that failed half-way (the watch limit)
                 // keeps the watches it added; they would only use up the
                 // limit for a folder that is polled anyway. Not when
-                // another watched folder lies below, or one watched with its
-                // subfolders above: inotify has one watch per folder, and
-                // notify would remove theirs too.
-                let nested = self.watched.iter().any(|(p, mode)| {
-                    p.starts_with(path)
-                        || (path.starts_with(p) && *mode == RecursiveMode::Recursive)
+                // another watched folder of the same watcher lies below, or
+                // one watched with its subfolders above: inotify has one
+                // watch per folder, and notify would remove theirs too.
+                let nested = self.watched.iter().any(|(p, mode, follow)| {
+                    *follow == follow_links
+                        && (p.starts_with(path)
+                            || (path.starts_with(p) && *mode == RecursiveMode::Recursive))
                 });
                 if !nested {
-                    let _ = self.inner.unwatch(path);
+                    if let Ok(w) = self.inner(follow_links) {
+                        let _ = w.unwatch(path);
+                    }
                 }
                 Err(match e.kind {
                 notify::ErrorKind::MaxFilesWatch => format!(
@@ -94,9 +137,11 @@ impl Watcher {
     }
 
     pub fn unwatch(&mut self, path: &Path) {
-        if let Some(i) = self.watched.iter().position(|(p, _)| p == path) {
-            self.watched.remove(i);
-            let _ = self.inner.unwatch(path);
+        if let Some(i) = self.watched.iter().position(|(p, _, _)| p == path) {
+            let (_, _, follow_links) = self.watched.remove(i);
+            if let Ok(w) = self.inner(follow_links) {
+                let _ = w.unwatch(path);
+            }
         }
     }
 }

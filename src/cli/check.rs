@@ -6,7 +6,7 @@ use chrono::Utc;
 use chrono_tz::Tz;
 
 use super::{load_config, EXIT_UNKNOWN};
-use crate::evaluate::Status;
+use crate::evaluate::{self, Status};
 use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
 use crate::state::{StateError, StateStore};
@@ -118,12 +118,17 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
     if !unreadable.is_empty() {
         out.push_str("\nunreadable files:\n");
         for t in unreadable {
-            let _ = writeln!(
-                out,
-                "  {}: {}",
-                t.path,
-                t.detail.as_deref().unwrap_or("unreadable")
-            );
+            let detail = t.detail.as_deref().unwrap_or("unreadable");
+            let _ = if detail == evaluate::REASON_LINK_OUTSIDE_FOLDER {
+                writeln!(
+                    out,
+                    "  {}: {detail}: {}",
+                    t.path,
+                    evaluate::LINK_OUTSIDE_FOLDER_MEANS
+                )
+            } else {
+                writeln!(out, "  {}: {detail}", t.path)
+            };
         }
     }
     let bad: Vec<_> = report

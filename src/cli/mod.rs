@@ -80,12 +80,21 @@ pub enum Command {
             required_unless_present = "days"
         )]
         expires: Option<String>,
-        /// Expire this many days from now (may be negative)
-        #[arg(long, value_name = "N", allow_hyphen_values = true)]
+        /// Expire this many days from now (may be negative; at most 100 years either way)
+        #[arg(
+            long,
+            value_name = "N",
+            allow_hyphen_values = true,
+            value_parser = clap::value_parser!(i64).range(-sample::MAX_DAYS..=sample::MAX_DAYS)
+        )]
         days: Option<i64>,
-        /// Write here instead of stdout (folders are created)
+        /// Write a new file here instead of stdout (folders are created);
+        /// an existing file is refused, a symbolic link always
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Replace an existing FILE (atomically; never through a symbolic link)
+        #[arg(long, requires = "output")]
+        force: bool,
     },
     /// Ask Apple about one token (read-only GET /client/config)
     Probe {
@@ -177,7 +186,8 @@ pub fn run(cli: Cli) -> i32 {
             expires,
             days,
             output,
-        } => sample::run(&org, expires.as_deref(), days, output.as_deref()),
+            force,
+        } => sample::run(&org, expires.as_deref(), days, output.as_deref(), force),
         Command::Probe { file, json } => probe::run(config_flag, &file, json),
         Command::Run => run::run(config_flag),
         Command::Status { json } => status::status(config_flag, json),

@@ -330,6 +330,7 @@ impl Builder<'_, '_> {
         let recipients = self.mailboxes(&mut s, "recipients");
         let allow_empty = s.boolean(self.d, "allow_empty").unwrap_or(false);
         let poll = s.boolean(self.d, "poll").unwrap_or(false);
+        let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
         let span = s.span();
         s.finish(self.d);
         Some((
@@ -339,6 +340,7 @@ impl Builder<'_, '_> {
                 recipients,
                 allow_empty,
                 poll,
+                follow_links,
             },
             span,
         ))

@@ -89,6 +89,9 @@ pub struct Folder {
     pub recipients: Vec<Mailbox>,
     pub allow_empty: bool,
     pub poll: bool,
+    /// Follow symlinks below it wherever they lead; otherwise a link whose
+    /// target is outside every configured folder is reported, not followed.
+    pub follow_links: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,7 @@ path = "tokens"
 fn shipped_example_parses() {
     let cfg = parse_at(EXAMPLE).expect("config/tokenwatch.toml must parse");
     assert_eq!(cfg.folders.len(), 2);
+    assert!(!cfg.folders[0].follow_links);
     assert!(cfg.schedule.digest.is_some());
     assert!(matches!(
         cfg.mail,
@@ -219,4 +220,17 @@ fn state_dir_of_a_config_that_is_not_valid_toml_is_still_found() {
     // Without a readable state_dir line there is no guess.
     std::fs::write(&file, "state_dir = \n[alerts\n").unwrap();
     assert_eq!(state_dir_of(&file), None);
+}
+
+#[test]
+fn follow_links_is_off_unless_a_folder_sets_it() {
+    let text = format!("{MINIMAL}\n[[folder]]\npath = \"linked\"\nfollow_links = true\n");
+    let cfg = parse_at(&text).unwrap();
+    assert!(!cfg.folders[0].follow_links);
+    assert!(cfg.folders[1].follow_links);
+    let err = parse_at(&format!("{MINIMAL}follow_links = \"yes\"\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains(".follow_links: expected true or false"),
+        "{err}"
+    );
 }

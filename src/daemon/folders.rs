@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::config::Folder;
-use crate::scan::{self, FolderScan, FolderState, FoundFile};
+use crate::scan::{self, FileError, FolderScan, FolderState, FoundFile};
 
 /// Events for a folder are gathered until it has been quiet this long...
 const QUIET: Duration = Duration::from_millis(300);
@@ -77,6 +77,8 @@ pub struct Slot {
     /// Device and inode of the folder when its watch was armed: a folder
     /// deleted and re-created needs a new watch.
     armed_on: Option<(u64, u64)>,
+    /// Kept with each scan: asked for every event of every other folder.
+    follows_links: bool,
 }
 
 impl Slot {
@@ -96,6 +98,7 @@ impl Slot {
             named: Some(Vec::new()),
             last_scan: Instant::now(),
             armed_on: None,
+            follows_links: false,
         }
     }
 
@@ -115,6 +118,13 @@ impl Slot {
                 named.push(path.to_path_buf());
             }
         }
+    }
+
+    /// Its last scan followed a symlink (to a file or a folder): what it
+    /// lists may change with events anywhere else, which its own watch,
+    /// not following links, does not see.
+    pub fn follows_links(&self) -> bool {
+        self.follows_links
     }
 
     fn touch(&mut self, now: Instant) {
@@ -200,6 +210,12 @@ impl Daemon {
             {
                 Some(i) => {
                     let mut s = old.swap_remove(i);
+                    if s.folder.follow_links != folder.follow_links && s.mode == Mode::Inotify {
+                        // Its watch must follow links, or stop following
+                        // them, as its scan now does.
+                        s.mode = Mode::Waiting;
+                        s.armed_on = None;
+                    }
                     s.folder = folder;
                     s
                 }
@@ -236,7 +252,8 @@ impl Daemon {
             "full"
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
-            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, previous)
+            let links = scan::Links::for_folder(folder, &self.cfg.folders);
+            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, &links, previous)
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
@@ -246,6 +263,10 @@ impl Daemon {
         if scan.state != slot.scan.state {
             tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
         }
+        slot.follows_links = scan.folder_links
+            || files
+                .iter()
+                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)));
         slot.scan = scan;
         slot.files = files;
 
@@ -272,7 +293,7 @@ impl Daemon {
             return;
         }
         match self.watcher.as_mut() {
-            Some(w) => match w.watch(&slot.folder.path, true) {
+            Some(w) => match w.watch(&slot.folder.path, true, slot.folder.follow_links) {
                 Ok(()) => {
                     if let Mode::Fallback { why, .. } = &slot.mode {
                         tracing::info!(folder = %slot.folder.path.display(), was = %why, "watching with inotify again");

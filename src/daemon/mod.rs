@@ -310,7 +310,7 @@ impl Daemon {
             return;
         };
         if let Some(w) = self.watcher.as_mut() {
-            if let Err(e) = w.watch(&dir, false) {
+            if let Err(e) = w.watch(&dir, false, false) {
                 tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
             }
         }
@@ -327,7 +327,9 @@ impl Daemon {
                     for slot in &mut self.slots {
                         if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
                             slot.mark_path(now, p);
-                        } else if slot.folder.path.starts_with(p) {
+                        } else if slot.folder.path.starts_with(p) || slot.follows_links() {
+                            // A folder with a link into another one lists
+                            // files that change with that one's events.
                             slot.mark_dirty(now);
                         }
                     }

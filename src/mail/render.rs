@@ -85,6 +85,17 @@ fn describe_reason(reason: &str, account: Option<&str>) -> String {
     }
 }
 
+fn describe_unreadable(error: &str) -> String {
+    match error {
+        crate::evaluate::REASON_LINK_OUTSIDE_FOLDER => format!(
+            "{}: {}",
+            crate::evaluate::REASON_LINK_OUTSIDE_FOLDER,
+            crate::evaluate::LINK_OUTSIDE_FOLDER_MEANS
+        ),
+        other => clean(other, 400),
+    }
+}
+
 /// The one-line headline of an alert, without the `[tokenwatch]` prefix.
 fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> String {
     let s = alert.subject.and_then(|i| subjects.get(i));
@@ -250,7 +261,7 @@ fn facts(
                 describe_reason(reason, s.and_then(|s| s.account.as_deref())),
             ));
         }
-        AlertKind::Unreadable { error } => rows.push(("Error", clean(error, 400))),
+        AlertKind::Unreadable { error } => rows.push(("Error", describe_unreadable(error))),
         _ => {}
     }
     rows.push(("Sent by", clean(ctx.host, 200)));
@@ -260,6 +271,7 @@ fn facts(
 fn advice(kind: &AlertKind) -> Vec<&'static str> {
     match kind {
         AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => vec![RENEWAL, PASSWORD_WARNING],
+        AlertKind::Unreadable { error } if error == crate::evaluate::REASON_LINK_OUTSIDE_FOLDER => vec!["tokenwatch does not follow a symbolic link out of every watched folder, so it reads nothing through it. Move the token into a watched folder (and point the link there), remove the link, or set follow_links = true on its [[folder]] if the link is meant."],
         AlertKind::Unreadable { .. } => vec!["Replace the file with the .vpptoken file downloaded from Apple Business, or remove it from the watched folder. `tokenwatch inspect FILE` shows what is wrong."],
         AlertKind::Superseded => vec!["Another token with the same Apple location expires later and is in use: the old file can be removed."],
         AlertKind::NoAccount => vec!["Name the Managed Apple Account that downloaded this token in the config (the folder's `account`, or a [[token]] entry), so that a password change can be caught."],

@@ -8,15 +8,19 @@
 //! it all", and the caller runs the full (cached) scan, so the result is
 //! what a full scan would have found. Two cases the named paths cannot show
 //! go to a full scan too: files with several hard links (a write through
-//! one name changes the others) and folders with a symlink to a folder
-//! anywhere below (files reachable by two paths).
+//! one name changes the others) and folders with a followed symlink
+//! anywhere below (files reachable by two paths). A symlink out of every
+//! folder is not followed, so it forces nothing; whether a named symlink
+//! leads out is for the full scan to judge.
 
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
-use super::{is_skipped, is_token_name, read_found, FolderScan, FolderState, FoundFile, SETTLED};
+use super::{
+    is_skipped, is_token_name, read_found, FileError, FolderScan, FolderState, FoundFile, SETTLED,
+};
 use crate::config::Folder;
 
 /// More named paths than this in one batch are cheaper to take as a full
@@ -40,18 +44,23 @@ pub fn rescan_paths(
     let root = folder.path.as_path();
     // A file reached through a symlinked folder is listed by a scan once,
     // under whichever path the walk takes first: only a full scan knows.
+    // A link out of every folder is not followed, so no write anywhere
+    // changes what it shows; only its own path, which goes to a full scan.
     if paths.len() > MAX_PATHS
         || last.folder_links
-        || files.iter().any(|f| f.via_link)
+        || files
+            .iter()
+            .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
         || !std::fs::metadata(root).is_ok_and(|m| m.is_dir())
     {
         return Err(files);
     }
     // Files read too soon after a change to trust their stamp are read
-    // again, as a full scan would (see SETTLED).
+    // again, as a full scan would (see SETTLED). A link out of the folders
+    // was never read.
     let unsettled: Vec<PathBuf> = files
         .iter()
-        .filter(|f| f.stamp.is_none())
+        .filter(|f| f.stamp.is_none() && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
         .map(|f| f.path.clone())
         .collect();
     let mut buf = Vec::new();

@@ -47,7 +47,7 @@ fn walks_recursively_and_skips_leftovers() {
     write(&root.join(".d.vpptoken"), &sample("D"));
     write(&root.join("e.vpptoken~"), &sample("E"));
     write(&root.join("notes.txt"), "hello");
-    let (state, files) = scan_folder(0, root, false);
+    let (state, files) = scan_folder(0, root, false, &Links::within([root]));
     assert_eq!(state.state, FolderState::Ok);
     assert_eq!(state.tokens, 2);
     assert_eq!(names(&files, root), ["a.vpptoken", "sub/deeper/b.VppToken"]);
@@ -56,14 +56,24 @@ fn walks_recursively_and_skips_leftovers() {
 #[test]
 fn missing_empty_and_not_a_directory_folders() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = scan_folder(0, &dir.path().join("nope"), false);
+    let (s, _) = scan_folder(
+        0,
+        &dir.path().join("nope"),
+        false,
+        &Links::within([&dir.path().join("nope")]),
+    );
     assert_eq!(s.state, FolderState::Missing);
-    let (s, _) = scan_folder(0, dir.path(), false);
+    let (s, _) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
     assert_eq!(s.state, FolderState::Empty);
-    let (s, _) = scan_folder(0, dir.path(), true);
+    let (s, _) = scan_folder(0, dir.path(), true, &Links::within([dir.path()]));
     assert_eq!(s.state, FolderState::Ok);
     write(&dir.path().join("file"), "x");
-    let (s, _) = scan_folder(0, &dir.path().join("file"), false);
+    let (s, _) = scan_folder(
+        0,
+        &dir.path().join("file"),
+        false,
+        &Links::within([&dir.path().join("file")]),
+    );
     assert_eq!(s.state, FolderState::Unreadable);
 }
 
@@ -73,7 +83,7 @@ fn fifo_with_a_token_name_is_reported_without_blocking() {
     let fifo = dir.path().join("pipe.vpptoken");
     let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let (_, files) = scan_folder(0, dir.path(), false);
+    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
     assert_eq!(files.len(), 1);
     assert_eq!(
         files[0].content.as_ref().unwrap_err(),
@@ -95,7 +105,7 @@ fn symlink_loops_and_broken_links_are_reported_and_never_loop() {
     symlink(root.join("loop.vpptoken"), root.join("loop.vpptoken")).unwrap();
     symlink(root.join("gone"), root.join("broken.vpptoken")).unwrap();
     write(&root.join("a.vpptoken"), &sample("A"));
-    let (_, files) = scan_folder(0, root, false);
+    let (_, files) = scan_folder(0, root, false, &Links::within([root]));
     let files = dedup(files);
     assert_eq!(
         names(&files, root),
@@ -117,7 +127,7 @@ fn a_token_reached_twice_is_one_token_under_its_real_path() {
     symlink(root.join("z-real.vpptoken"), root.join("a-link.vpptoken")).unwrap();
     // The same bytes re-wrapped under another name: same fingerprint.
     write(&root.join("y-copy.vpptoken"), &text.replace('\n', "\r\n"));
-    let (_, files) = scan_folder(0, root, false);
+    let (_, files) = scan_folder(0, root, false, &Links::within([root]));
     let files = dedup(files);
     assert_eq!(names(&files, root), ["y-copy.vpptoken"]);
 }
@@ -126,7 +136,7 @@ fn a_token_reached_twice_is_one_token_under_its_real_path() {
 fn an_unreadable_file_is_reported_with_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("empty.vpptoken"), "");
-    let (_, files) = scan_folder(0, dir.path(), false);
+    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
     assert!(matches!(files[0].content, Err(FileError::Token(_))));
     assert!(files[0].fingerprint.is_some());
 }
@@ -135,7 +145,7 @@ fn an_unreadable_file_is_reported_with_the_cause() {
 fn a_directory_named_like_a_token_is_reported_and_searched() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("x.vpptoken/inner.vpptoken"), &sample("A"));
-    let (_, files) = scan_folder(0, dir.path(), false);
+    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
     assert_eq!(
         names(&files, dir.path()),
         ["x.vpptoken", "x.vpptoken/inner.vpptoken"]
@@ -161,7 +171,15 @@ fn world_readable_tokens_are_flagged() {
 /// Scans `root` with no settling margin, so files written by the test
 /// itself count as settled.
 fn rescan(root: &Path, previous: Vec<FoundFile>) -> Vec<FoundFile> {
-    scan_folder_inner(0, root, false, previous, Duration::ZERO).1
+    scan_folder_inner(
+        0,
+        root,
+        false,
+        &Links::within([root]),
+        previous,
+        Duration::ZERO,
+    )
+    .1
 }
 
 /// Waits until the filesystem clock has moved past `path`'s change time,
@@ -266,9 +284,21 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("a.vpptoken"), &sample("A"));
     // With the real margin, a file written just now is read again next time.
-    let (_, first) = scan_folder_cached(0, dir.path(), false, Vec::new());
+    let (_, first) = scan_folder_cached(
+        0,
+        dir.path(),
+        false,
+        &Links::within([dir.path()]),
+        Vec::new(),
+    );
     assert!(first[0].stamp.is_none());
-    let (_, second) = scan_folder_cached(0, dir.path(), false, marked(first));
+    let (_, second) = scan_folder_cached(
+        0,
+        dir.path(),
+        false,
+        &Links::within([dir.path()]),
+        marked(first),
+    );
     assert_eq!(org(&second[0]), "A");
 }
 
@@ -291,7 +321,7 @@ fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
     let path = dir.path().join("a.vpptoken");
     let text = sample("A");
     write(&path, &text);
-    let (_, files) = scan_folder(0, dir.path(), false);
+    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
     let fp = files[0].fingerprint.clone().unwrap();
     let bearer = read_bearer(&path, fp.as_str()).expect("same token");
     let normalised: String = text.split_ascii_whitespace().collect();
@@ -313,4 +343,143 @@ fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
     let err = read_bearer(&path, fp.as_str()).unwrap_err();
     assert!(matches!(err, NoBearer::Unreadable(_)), "{err:?}");
     assert!(err.to_string().contains("cannot be read"), "{err}");
+}
+
+/// A folder `tokens` and, next to it, a place no folder covers.
+fn tokens_and_elsewhere() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    let elsewhere = dir.path().join("elsewhere");
+    write(&root.join("good.vpptoken"), &sample("Good"));
+    write(&elsewhere.join("far.vpptoken"), &sample("Far"));
+    write(&elsewhere.join("deeper/x.vpptoken"), &sample("Deeper"));
+    write(&elsewhere.join("secret"), "hunter2-password");
+    (dir, root, elsewhere)
+}
+
+#[test]
+fn links_out_of_every_folder_are_reported_and_never_read() {
+    let (_dir, root, elsewhere) = tokens_and_elsewhere();
+    symlink(elsewhere.join("far.vpptoken"), root.join("far.vpptoken")).unwrap();
+    symlink(elsewhere.join("secret"), root.join("pw.vpptoken")).unwrap();
+    symlink(&elsewhere, root.join("away")).unwrap();
+    symlink("/", root.join("slash")).unwrap();
+    // Links out of the folder that a scan would skip anyway stay silent.
+    symlink(elsewhere.join("secret"), root.join("notes.txt")).unwrap();
+    symlink(&elsewhere, root.join(".hidden")).unwrap();
+    let (state, files) = scan_folder(0, &root, false, &Links::within([&root]));
+    assert_eq!(
+        names(&files, &root),
+        [
+            "away",
+            "far.vpptoken",
+            "good.vpptoken",
+            "pw.vpptoken",
+            "slash"
+        ]
+    );
+    for f in files.iter().filter(|f| !f.path.ends_with("good.vpptoken")) {
+        assert_eq!(
+            f.content.as_ref().unwrap_err(),
+            &FileError::LinkOutsideFolder,
+            "{}",
+            f.path.display()
+        );
+        assert_eq!(
+            f.content.as_ref().unwrap_err().to_string(),
+            "link_outside_folder"
+        );
+        // Nothing of the target's bytes: no fingerprint, no size.
+        assert!(f.fingerprint.is_none() && f.size == 0, "{f:?}");
+        assert!(f.via_link);
+    }
+    assert_eq!(state.tokens, 1);
+    assert!(!state.folder_links, "no folder link was followed");
+}
+
+#[test]
+fn links_into_any_configured_folder_are_followed_and_deduplicated() {
+    let (dir, root, _) = tokens_and_elsewhere();
+    let other = dir.path().join("other");
+    write(&other.join("o.vpptoken"), &sample("Other"));
+    // The other folder is configured through a link of its own.
+    symlink(&other, dir.path().join("other-link")).unwrap();
+    symlink(&other, root.join("to-other")).unwrap();
+    symlink(root.join("good.vpptoken"), root.join("again.vpptoken")).unwrap();
+    let links = Links::within([root.clone(), dir.path().join("other-link")]);
+    let (state, files) = scan_folder(0, &root, false, &links);
+    assert!(files.iter().all(|f| f.content.is_ok()), "{files:?}");
+    assert!(state.folder_links);
+    let files = dedup(files);
+    assert_eq!(
+        names(&files, &root),
+        ["good.vpptoken", "to-other/o.vpptoken"]
+    );
+}
+
+#[test]
+fn follow_links_follows_links_out_of_the_folder() {
+    let (_dir, root, elsewhere) = tokens_and_elsewhere();
+    symlink(&elsewhere, root.join("away")).unwrap();
+    let (_, files) = scan_folder(0, &root, false, &Links::Follow);
+    assert_eq!(
+        names(&files, &root),
+        [
+            "away/deeper/x.vpptoken",
+            "away/far.vpptoken",
+            "good.vpptoken"
+        ]
+    );
+}
+
+#[test]
+fn a_configured_folder_that_is_a_link_is_scanned_and_its_links_judged_by_its_target() {
+    let (dir, root, elsewhere) = tokens_and_elsewhere();
+    let alias = dir.path().join("alias");
+    symlink(&root, &alias).unwrap();
+    symlink("good.vpptoken", root.join("same.vpptoken")).unwrap();
+    symlink(elsewhere.join("far.vpptoken"), root.join("far.vpptoken")).unwrap();
+    let (state, files) = scan_folder(0, &alias, false, &Links::within([&alias]));
+    assert_eq!(state.state, FolderState::Ok);
+    let files = dedup(files);
+    assert_eq!(names(&files, &alias), ["far.vpptoken", "good.vpptoken"]);
+    assert_eq!(
+        files[0].content.as_ref().unwrap_err(),
+        &FileError::LinkOutsideFolder
+    );
+    assert!(files[1].content.is_ok());
+}
+
+#[test]
+fn scan_judges_links_against_every_configured_folder() {
+    let (dir, root, elsewhere) = tokens_and_elsewhere();
+    symlink(elsewhere.join("far.vpptoken"), root.join("far.vpptoken")).unwrap();
+    let folder = |path: &Path, follow_links: bool| Folder {
+        path: path.to_path_buf(),
+        account: None,
+        recipients: Vec::new(),
+        allow_empty: false,
+        poll: false,
+        follow_links,
+    };
+    let alone = scan(&[folder(&root, false)]);
+    assert!(matches!(
+        alone.files[0].content,
+        Err(FileError::LinkOutsideFolder)
+    ));
+    // Once `elsewhere` is configured too, the link leads into a folder:
+    // one token, shown under its real path.
+    let both = scan(&[folder(&root, false), folder(&elsewhere, false)]);
+    let shown: Vec<_> = both.files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(
+        shown,
+        [
+            elsewhere.join("deeper/x.vpptoken"),
+            elsewhere.join("far.vpptoken"),
+            root.join("good.vpptoken")
+        ]
+    );
+    let _ = dir;
+    let followed = scan(&[folder(&root, true)]);
+    assert!(followed.files.iter().all(|f| f.content.is_ok()));
 }

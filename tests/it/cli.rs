@@ -114,39 +114,189 @@ fn sample_token_by_date_is_read_back_with_that_expiry() {
         .expect_code(3);
 }
 
+/// The words of a shell command line: split at blanks, double quotes
+/// grouping (enough for the README's commands).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// README's quick start command, as the commands it chains with `&&`,
+/// each without its `cargo run -q --` prefix.
+fn readme_quickstart() -> Vec<Vec<String>> {
+    let readme = include_str!("../../README.md");
+    let line = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("# 1."))
+        .nth(1)
+        .expect("README's Quick start has a command after '# 1.'");
+    line.split(" && ")
+        .map(|cmd| {
+            let words = shell_words(cmd);
+            assert_eq!(
+                words[..4],
+                ["cargo", "run", "-q", "--"],
+                "README command {cmd:?}"
+            );
+            words[4..].to_vec()
+        })
+        .collect()
+}
+
 #[test]
 fn the_shipped_quickstart_config_runs_as_the_readme_says() {
     let env = Env::new();
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/quickstart.toml");
     std::fs::create_dir(env.path().join("config")).unwrap();
     std::fs::copy(shipped, env.path().join("config/quickstart.toml")).unwrap();
-    env.run(&[
+    let commands = readme_quickstart();
+    assert!(commands.len() >= 2, "{commands:?}");
+    // Twice: someone trying it again must get the same answer.
+    for round in 1..=2 {
+        let mut last = None;
+        for cmd in &commands {
+            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
+            let run = env.run(&args);
+            if run.code() != 0 {
+                panic!("round {round}: a README command failed\n{}", run.describe());
+            }
+            last = Some(run);
+        }
+        let run = last.unwrap();
+        assert!(
+            run.stdout().contains("EXPIRING") && run.stdout().contains("Globex"),
+            "round {round}\n{}",
+            run.describe()
+        );
+    }
+    // The state and mails stay next to the config, as documented.
+    assert!(!env.path().join("config/quickstart-state").exists());
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+#[test]
+fn sample_token_never_writes_through_a_link_even_with_force() {
+    let env = Env::new();
+    let target = env.write("secret.txt", "keep me");
+    std::os::unix::fs::symlink(&target, env.path().join("link.vpptoken")).unwrap();
+    std::os::unix::fs::symlink("nowhere.txt", env.path().join("dangling.vpptoken")).unwrap();
+    for args in [
+        &["-o", "link.vpptoken"][..],
+        &["-o", "link.vpptoken", "--force"][..],
+        &["-o", "dangling.vpptoken"][..],
+        &["-o", "dangling.vpptoken", "--force"][..],
+    ] {
+        let mut all = vec!["sample-token", "--org", "Acme", "--days", "30"];
+        all.extend_from_slice(args);
+        let run = env.run(&all);
+        run.expect_code(3);
+        assert!(
+            run.stderr().contains(args[1]) && run.stderr().contains("symbolic link"),
+            "the error names the file and the cause\n{}",
+            run.describe()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    assert!(!env.path().join("nowhere.txt").exists());
+    for link in ["link.vpptoken", "dangling.vpptoken"] {
+        let meta = std::fs::symlink_metadata(env.path().join(link)).unwrap();
+        assert!(meta.file_type().is_symlink(), "{link} is still the link");
+    }
+}
+
+#[test]
+fn sample_token_refuses_an_existing_file_and_force_replaces_it_with_mode_0600() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let old = env.write("t/a.vpptoken", "old content");
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = [
         "sample-token",
         "--org",
-        "Acme Corp",
+        "Acme",
         "--days",
-        "200",
+        "30",
         "-o",
-        "config/quickstart-tokens/acme.vpptoken",
-    ])
-    .expect_code(0);
-    env.run(&[
-        "sample-token",
-        "--org",
-        "Globex",
-        "--days",
-        "45",
-        "-o",
-        "config/quickstart-tokens/globex.vpptoken",
-    ])
-    .expect_code(0);
-    let run = env.run(&["-c", "config/quickstart.toml", "check"]);
-    run.expect_code(0);
+        "t/a.vpptoken",
+    ];
+    let run = env.run(&args);
+    run.expect_code(3);
     assert!(
-        run.stdout().contains("EXPIRING") && run.stdout().contains("Globex"),
+        run.stderr().contains("t/a.vpptoken") && run.stderr().contains("--force"),
         "{}",
         run.describe()
     );
-    // The state and mails stay next to the config, as documented.
-    assert!(!env.path().join("config/quickstart-state").exists());
+    assert_eq!(std::fs::read_to_string(&old).unwrap(), "old content");
+    assert_eq!(mode_of(&old), 0o644);
+
+    let inode = std::fs::metadata(&old).unwrap().ino();
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    env.run(&forced).expect_code(0);
+    env.run(&["inspect", "t/a.vpptoken"]).expect_code(0);
+    assert_eq!(mode_of(&old), 0o600, "a replaced file is 0600 too");
+    // Replaced by a new file (temp file and rename), not truncated in place.
+    assert_ne!(std::fs::metadata(&old).unwrap().ino(), inode);
+    let names: Vec<_> = std::fs::read_dir(env.path().join("t"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["a.vpptoken"], "no temp file is left behind");
+
+    // A new file is 0600 whatever the umask.
+    env.run(&[
+        "sample-token",
+        "--org",
+        "Acme",
+        "--days",
+        "30",
+        "-o",
+        "t/b.vpptoken",
+    ])
+    .expect_code(0);
+    assert_eq!(mode_of(&env.path().join("t/b.vpptoken")), 0o600);
+}
+
+#[test]
+fn sample_token_with_extreme_numbers_is_a_usage_error_not_a_panic() {
+    let env = Env::new();
+    for value in [
+        "--days=-9223372036854775808",
+        "--days=9223372036854775807",
+        "--days=99999999999",
+        "--days=-99999999999999999999",
+        "--days=36501",
+        "--expires=+262142-01-01",
+        "--expires=-262143-01-01",
+        "--expires=0000-01-01",
+    ] {
+        let run = env.run(&["sample-token", "--org", "Acme", value, "-o", "x.vpptoken"]);
+        run.expect_code(3);
+        let option = value.split('=').next().unwrap();
+        assert!(
+            !run.stderr().contains("panicked") && run.stderr().contains(option),
+            "{}",
+            run.describe()
+        );
+    }
+    assert!(!env.path().join("x.vpptoken").exists());
+    env.run(&["sample-token", "--org", "Acme", "--days=-36500"])
+        .expect_code(0);
 }

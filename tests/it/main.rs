@@ -10,6 +10,7 @@ mod daemon;
 mod faults;
 mod hostile;
 mod inspect;
+mod links;
 mod mail;
 mod mail_transport;
 mod probe;

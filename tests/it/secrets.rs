@@ -320,3 +320,77 @@ fn state_database_and_mail_spool_are_private_even_with_umask_0() {
         assert_eq!(mode(&f) & 0o077, 0, "{} is readable by others", f.display());
     }
 }
+
+/// Whether every folder above `path` lets other users through.
+fn reachable_by_others(path: &Path) -> bool {
+    path.ancestors()
+        .skip(1)
+        .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+fn chown_tree(path: &Path, id: u32) {
+    std::os::unix::fs::lchown(path, Some(id), Some(id)).expect("chown");
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+        for e in std::fs::read_dir(path).expect("read_dir").flatten() {
+            chown_tree(&e.path(), id);
+        }
+    }
+}
+
+#[test]
+fn the_daemon_is_not_dumpable_so_no_core_or_ptrace_exposes_its_secrets() {
+    use std::os::unix::fs::MetadataExt;
+    const NOBODY: u32 = 65534;
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    // The kernel hands the /proc/PID files of a non-dumpable process to
+    // root; a dumpable one's belong to its own user. So the daemon must not run
+    // as root: root drops to nobody for it.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        if !(reachable_by_others(env.path()) && reachable_by_others(Path::new(BIN))) {
+            if std::env::var("TOKENWATCH_FAULTS_STRICT").is_ok_and(|v| v == "1") {
+                panic!("uid {NOBODY} cannot reach the test folder or the binary");
+            }
+            println!("NOT RUN: uid {NOBODY} cannot reach the test folder or the binary");
+            return;
+        }
+        chown_tree(env.path(), NOBODY);
+    }
+    let log = env.logs.path().join("daemon.log");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-c", cfg.to_str().unwrap(), "run"])
+        .current_dir(env.path())
+        .env_remove("TOKENWATCH_CONFIG")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_USEC")
+        .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    if as_root {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let d = Daemon {
+        child: cmd.spawn().expect("start daemon"),
+        config: cfg.clone(),
+        dir: env.path().to_path_buf(),
+        log,
+    };
+    d.wait_for("the first scan", 30, |s| s["tokens"][0]["status"] == "ok");
+    let proc_dir = PathBuf::from(format!("/proc/{}", d.child.id()));
+    let status = std::fs::read_to_string(proc_dir.join("status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let daemon_uid: u32 = uid_line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert_ne!(daemon_uid, 0, "the daemon must run unprivileged here");
+    let environ = proc_dir.join("environ");
+    let owner = std::fs::metadata(&environ).unwrap().uid();
+    assert_eq!(
+        owner,
+        0,
+        "{} belongs to uid {owner}: the daemon (uid {daemon_uid}) is dumpable, so a core dump \
+         or ptrace by its own user would expose its memory\n{}",
+        environ.display(),
+        d.log()
+    );
+}

@@ -110,10 +110,17 @@ impl Env {
         }
     }
 
-    /// Writes a sample token through the real `sample-token` command.
+    /// Writes a sample token through the real `sample-token` command; an
+    /// existing file is rewritten in place, as an editor saving it would.
     pub fn sample(&self, rel: &str, org: &str, days: i64) -> PathBuf {
         let p = self.path().join(rel);
         let days = days.to_string();
+        if p.exists() {
+            let run = self.run(&["sample-token", "--org", org, "--days", &days]);
+            run.expect_code(0);
+            std::fs::write(&p, run.stdout()).unwrap();
+            return p;
+        }
         self.run(&[
             "sample-token",
             "--org",

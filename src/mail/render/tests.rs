@@ -159,3 +159,28 @@ fn summary_lists_every_alert() {
         );
     }
 }
+
+#[test]
+fn a_link_out_of_the_folders_is_explained_with_what_to_do() {
+    let mut s = subject();
+    s.status = Status::Unreadable;
+    s.org_name = None;
+    s.path = "/srv/tokens/acme/pw.vpptoken".into();
+    let r = render_alert(
+        &alert(AlertKind::Unreadable {
+            error: "link_outside_folder".into(),
+        }),
+        &[s],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(r.subject, "[tokenwatch] Unreadable token file pw.vpptoken");
+    for body in [&r.text, &r.html] {
+        assert!(body.contains("link_outside_folder: a symbolic link whose target is outside every configured folder"), "{body}");
+        assert!(body.contains("follow_links = true"), "{body}");
+        assert!(
+            !body.contains("Replace the file with the .vpptoken"),
+            "{body}"
+        );
+    }
+}

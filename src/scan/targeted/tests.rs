@@ -1,7 +1,8 @@
 use super::*;
 use crate::config::Folder;
 use crate::scan::tests::{sample, write};
-use crate::scan::{scan_folder, scan_folder_inner};
+use crate::scan::FileError;
+use crate::scan::{scan_folder, scan_folder_inner, Links};
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
@@ -26,8 +27,20 @@ fn summary(files: &[FoundFile]) -> Vec<(PathBuf, bool, Option<String>, String)> 
 
 type Scanned = (FolderScan, Vec<FoundFile>);
 
+/// A first scan of a folder with `follow_links = true`.
+fn followed(root: &Path) -> Scanned {
+    scan_folder_inner(0, root, false, &Links::Follow, Vec::new(), Duration::ZERO)
+}
+
 fn first_scan(root: &Path) -> Scanned {
-    scan_folder_inner(0, root, false, Vec::new(), Duration::ZERO)
+    scan_folder_inner(
+        0,
+        root,
+        false,
+        &Links::within([root]),
+        Vec::new(),
+        Duration::ZERO,
+    )
 }
 
 /// [`rescan_paths`] after `before`, for a folder at `root`.
@@ -43,6 +56,7 @@ fn update(
         recipients: Vec::new(),
         allow_empty,
         poll: false,
+        follow_links: false,
     };
     rescan_paths(0, &folder, &before.0, before.1.clone(), named)
 }
@@ -96,7 +110,7 @@ fn named_paths_give_what_a_full_scan_gives() {
     .collect();
 
     let (state, files) = update(root, false, &before, &named).expect("no full scan");
-    let (full_state, full) = scan_folder(0, root, false);
+    let (full_state, full) = scan_folder(0, root, false, &Links::within([root]));
     assert_eq!(summary(&files), summary(&full));
     assert_eq!(
         (state.state, state.tokens),
@@ -179,13 +193,13 @@ fn a_folder_reached_through_a_link_or_gone_asks_for_a_full_scan() {
     write(&root.join("a.vpptoken"), &sample("A"));
     write(&dir.path().join("elsewhere/b.vpptoken"), &sample("B"));
     symlink(dir.path().join("elsewhere"), root.join("linked")).unwrap();
-    let before = first_scan(&root);
+    let before = followed(&root);
     assert!(before.0.folder_links && before.1.iter().any(|f| f.via_link));
     write(&root.join("c.vpptoken"), &sample("C"));
     assert!(update(&root, false, &before, &[root.join("c.vpptoken")]).is_err());
 
     // A linked folder with no token in it (yet) is enough.
-    let (state, plain) = first_scan(&root);
+    let (state, plain) = followed(&root);
     let plain = (
         state,
         plain
@@ -235,12 +249,44 @@ fn files_read_too_soon_after_a_change_are_read_again_with_the_named_ones() {
     write(&root.join("a.vpptoken"), &sample("A"));
     // A real (settling) scan: the file was just written, so its stamp is
     // not trusted.
-    let before = scan_folder(0, root, false);
+    let before = scan_folder(0, root, false, &Links::within([root]));
     assert!(before.1[0].stamp.is_none());
     // Rewritten without an event reaching us; another file is named.
     write(&root.join("a.vpptoken"), &sample("A2"));
     write(&root.join("c.vpptoken"), &sample("C"));
     let (_, files) = update(root, false, &before, &[root.join("c.vpptoken")]).unwrap();
-    assert_eq!(summary(&files), summary(&scan_folder(0, root, false).1));
+    assert_eq!(
+        summary(&files),
+        summary(&scan_folder(0, root, false, &Links::within([root])).1)
+    );
     assert_eq!(summary(&files)[0].3, "token of A2");
+}
+
+#[test]
+fn a_link_out_of_the_folders_does_not_force_full_scans() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tokens");
+    write(&root.join("a.vpptoken"), &sample("A"));
+    write(&dir.path().join("elsewhere/b.vpptoken"), &sample("B"));
+    symlink(
+        dir.path().join("elsewhere/b.vpptoken"),
+        root.join("out.vpptoken"),
+    )
+    .unwrap();
+    symlink(dir.path().join("elsewhere"), root.join("away")).unwrap();
+    let before = first_scan(&root);
+    assert!(!before.0.folder_links);
+    assert!(before
+        .1
+        .iter()
+        .any(|f| matches!(f.content, Err(FileError::LinkOutsideFolder))));
+    // Nothing written anywhere can change what a link out of every
+    // folder shows, so named paths settle it.
+    write(&root.join("c.vpptoken"), &sample("C"));
+    let (_, files) = update(&root, false, &before, &[root.join("c.vpptoken")]).unwrap();
+    assert_eq!(summary(&files), summary(&first_scan(&root).1));
+    // The link itself, named: the full scan judges where it leads now.
+    std::fs::remove_file(root.join("out.vpptoken")).unwrap();
+    symlink("a.vpptoken", root.join("out.vpptoken")).unwrap();
+    assert!(update(&root, false, &before, &[root.join("out.vpptoken")]).is_err());
 }

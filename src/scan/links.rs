@@ -1,0 +1,47 @@
+//! Which symlinks below a folder the walk follows: those leading into a
+//! configured folder, or all of them where `follow_links` says so.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Folder;
+
+/// Where the symlinks below a folder may lead and still be followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Links {
+    /// `follow_links = true`: anywhere.
+    Follow,
+    /// Only into these folders: the canonical paths of every configured
+    /// folder (the configured path may itself be a link).
+    Within(Vec<PathBuf>),
+}
+
+impl Links {
+    /// The rule for `folder`, one of the configured folders `all`.
+    pub fn for_folder(folder: &Folder, all: &[Folder]) -> Links {
+        if folder.follow_links {
+            Links::Follow
+        } else {
+            Links::within(all.iter().map(|f| &f.path))
+        }
+    }
+
+    /// Links may lead into `folders` (those that exist now).
+    pub fn within<P: AsRef<Path>>(folders: impl IntoIterator<Item = P>) -> Links {
+        Links::Within(
+            folders
+                .into_iter()
+                .filter_map(|p| std::fs::canonicalize(p).ok())
+                .collect(),
+        )
+    }
+
+    /// May the walk follow the link at `link`? Resolves every link on
+    /// the way; a target that cannot be resolved is outside.
+    pub(super) fn allows(&self, link: &Path) -> bool {
+        match self {
+            Links::Follow => true,
+            Links::Within(roots) => std::fs::canonicalize(link)
+                .is_ok_and(|target| roots.iter().any(|r| target.starts_with(r))),
+        }
+    }
+}
