@@ -22,7 +22,7 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{header, Url};
 use tokio::time::Instant;
 
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 
 /// Apple's production endpoint for the Apps and Books API, version 2.
 pub const DEFAULT_BASE_URL: &str = "https://vpp.itunes.apple.com/mdm/v2";
@@ -213,7 +213,13 @@ impl Probe {
     /// for its turn under the rate limit first. Never fails: every problem
     /// is an outcome, and no outcome or log line contains the bearer.
     pub async fn verify(&self, bearer: &Secret) -> ProbeOutcome {
-        let outcome = self.verify_unredacted(bearer).await.redact(bearer.expose());
+        let forms = crate::token::secret_forms(bearer);
+        let redactor = Redactor::new(forms.iter().map(Secret::expose));
+        drop(forms);
+        let outcome = self
+            .verify_unredacted(bearer, &redactor)
+            .await
+            .redact(&redactor);
         tracing::debug!(
             url = %self.inner.config_url,
             verdict = outcome.verdict(),
@@ -223,7 +229,7 @@ impl Probe {
         outcome
     }
 
-    async fn verify_unredacted(&self, bearer: &Secret) -> ProbeOutcome {
+    async fn verify_unredacted(&self, bearer: &Secret, redactor: &Redactor) -> ProbeOutcome {
         let mut auth = match bearer_header(bearer) {
             Ok(v) => v,
             Err(message) => {
@@ -282,7 +288,13 @@ impl Probe {
                 }
             }
         }
-        classify(status, retry_after.as_deref(), &body, chrono::Utc::now())
+        classify(
+            status,
+            retry_after.as_deref(),
+            &body,
+            chrono::Utc::now(),
+            redactor,
+        )
     }
 
     fn send_failure(&self, e: &reqwest::Error) -> ProbeOutcome {

@@ -243,6 +243,30 @@ pub fn parse_with_bearer(bytes: &[u8]) -> Result<(TokenContent, Option<Secret>),
     parse_full(bytes).1
 }
 
+/// Every form in which a bearer carries secret text: the bearer itself (the
+/// Base64 file text), the JSON it decodes to, and that JSON's inner `token`
+/// value (unescaped). A server echoing any of them leaks the credential, so
+/// all of them are masked in what it answers ([`crate::secret::Redactor`]).
+/// Forms that cannot be read from the bearer are left out.
+pub fn secret_forms(bearer: &Secret) -> Vec<Secret> {
+    let text = bearer.expose();
+    let mut forms = vec![Secret::new(text)];
+    let Ok(decoded) = DECODER.decode(text.as_bytes()) else {
+        return forms;
+    };
+    if let Ok(Fields {
+        token: Some(Field::Str(inner)),
+        ..
+    }) = parse_json(&decoded, false)
+    {
+        forms.push(Secret::new(inner.into_owned()));
+    }
+    if let Ok(json) = String::from_utf8(decoded) {
+        forms.push(Secret::new(json));
+    }
+    forms
+}
+
 /// [`parse`], also returning the fingerprint for files that do not parse
 /// (equal to [`Fingerprint::of`]), so a scanner hashes each file once.
 pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>) {

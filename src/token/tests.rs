@@ -947,3 +947,25 @@ fn mangled_fixtures_never_panic() {
     }
     assert!(seen_errors > 0);
 }
+
+#[test]
+fn secret_forms_are_the_bearer_its_json_and_the_unescaped_inner_token() {
+    let json =
+        r#"{"token":"ab\/cd+ef\/0123456789","expDate":"2030-11-08T22:33:22+0000","orgName":"X"}"#;
+    let bearer = Secret::new(STANDARD.encode(json));
+    let forms: Vec<String> = secret_forms(&bearer)
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            bearer.expose().to_owned(),
+            "ab/cd+ef/0123456789".to_owned(),
+            json.to_owned()
+        ]
+    );
+    // Not a token: only the text itself is known to be secret.
+    let odd = Secret::new("not base64 at all!");
+    assert_eq!(secret_forms(&odd).len(), 1);
+}

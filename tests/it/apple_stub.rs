@@ -45,7 +45,14 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Wait this long before answering (to provoke client timeouts).
     pub delay: Option<Duration>,
+    /// Replace [`REQUEST`] in the body with the request line and every
+    /// header as received (JSON-escaped in a JSON body), like a careless
+    /// server echoing what it was sent.
+    pub echo: bool,
 }
+
+/// Stands for the whole request in the body of an [`Reply::echoing`] reply.
+pub const REQUEST: &str = "{REQUEST}";
 
 impl Reply {
     /// HTTP `status` with a JSON body.
@@ -89,6 +96,7 @@ impl Reply {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
             delay: None,
+            echo: false,
         }
     }
 
@@ -99,6 +107,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: None,
+            echo: false,
         }
     }
 
@@ -109,6 +118,12 @@ impl Reply {
 
     pub fn delay(mut self, d: Duration) -> Reply {
         self.delay = Some(d);
+        self
+    }
+
+    /// Fills [`REQUEST`] in the body with the request as received.
+    pub fn echoing(mut self) -> Reply {
+        self.echo = true;
         self
     }
 }
@@ -268,6 +283,10 @@ impl Drop for AppleStub {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let header_text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut request_text = format!("{} {} {:?}\r\n", req.method(), req.uri(), req.version());
+    for (name, value) in req.headers() {
+        request_text.push_str(&format!("{name}: {}\r\n", header_text(value)));
+    }
     let authorization = req.headers().get("authorization").map(header_text);
     let recorded = RecordedRequest {
         method: req.method().to_string(),
@@ -331,7 +350,24 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
     }
-    let mut response = Response::new(Body::from(Bytes::from(reply.body)));
+    let body = if reply.echo {
+        let json = reply
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.contains("json"));
+        let echoed = if json {
+            let quoted = serde_json::to_string(&request_text).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_owned()
+        } else {
+            request_text
+        };
+        String::from_utf8_lossy(&reply.body)
+            .replace(REQUEST, &echoed)
+            .into_bytes()
+    } else {
+        reply.body
+    };
+    let mut response = Response::new(Body::from(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &reply.headers {
