@@ -44,7 +44,7 @@ pub struct ProbeSettings {
     /// For the whole exchange: connect, TLS, request and reading the answer.
     pub timeout: Duration,
     /// An extra trusted CA (PEM), for inspecting proxies. Added to the
-    /// built-in roots, never replacing them.
+    /// system trust store, never replacing it.
     pub ca_file: Option<PathBuf>,
     /// Limit over all requests of one [`Probe`] and its clones.
     pub max_requests_per_sec: u32,
@@ -163,6 +163,14 @@ impl Probe {
             // A proxy cannot reach our loopback; HTTPS_PROXY stays in force
             // for every real host.
             builder = builder.no_proxy();
+        }
+        // The roots are the system trust store (reqwest's
+        // rustls-tls-native-roots: /etc/ssl/certs, or SSL_CERT_FILE and
+        // SSL_CERT_DIR), so a distro CA update or a corporate CA applies
+        // without a rebuild. Plain http (loopback only) needs none, and
+        // then the store is not read at all.
+        if config_url.scheme() == "http" {
+            builder = builder.tls_built_in_root_certs(false);
         }
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {

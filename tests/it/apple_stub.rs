@@ -29,6 +29,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// The path prefix of Apple's real base URL, kept so tests prove the
 /// client appends `/client/config` to the base path instead of replacing it.
@@ -178,12 +179,27 @@ impl AppleStub {
     /// unscripted bearer gets 401 with errorNumber 9622, as Apple answers
     /// a made-up token.
     pub async fn start() -> AppleStub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Apple stand-in on 127.0.0.1:0");
+        let listener = bind().await;
         let addr = listener
             .local_addr()
             .expect("local address of the stand-in");
+        Self::serve(listener, format!("http://{addr}{BASE_PATH}"), addr)
+    }
+
+    /// The same over HTTPS with `acceptor`'s certificate (`base_url` is
+    /// `https://127.0.0.1:PORT/mdm/v2`). A client that refuses the
+    /// certificate never gets past the handshake, so it is never recorded.
+    pub async fn start_tls(acceptor: TlsAcceptor) -> AppleStub {
+        let tcp = bind().await;
+        let addr = tcp.local_addr().expect("local address of the stand-in");
+        let listener = TlsListener { tcp, acceptor };
+        Self::serve(listener, format!("https://{addr}{BASE_PATH}"), addr)
+    }
+
+    fn serve<L>(listener: L, base_url: String, addr: SocketAddr) -> AppleStub
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let (seen, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             script: Mutex::new(Script::default()),
@@ -195,7 +211,7 @@ impl AppleStub {
             let _ = axum::serve(listener, app).await;
         });
         AppleStub {
-            base_url: format!("http://{addr}{BASE_PATH}"),
+            base_url,
             addr,
             shared,
             server,
@@ -269,6 +285,39 @@ impl AppleStub {
             "waited {WAIT_DEADLINE:?} for {n} requests to the Apple stand-in, got {seen}: {:#?}",
             self.requests()
         );
+    }
+}
+
+async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the Apple stand-in on 127.0.0.1:0")
+}
+
+/// Accepts TCP connections and completes the TLS handshake; connections
+/// whose handshake fails are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
     }
 }
 

@@ -15,4 +15,5 @@ mod mail_transport;
 mod probe;
 mod secrets;
 mod smtp_stub;
+mod trust_store;
 mod util;
