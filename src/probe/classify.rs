@@ -238,7 +238,7 @@ fn answer(
     now: DateTime<Utc>,
     redactor: &Redactor,
 ) -> ProbeOutcome {
-    let excerpt = |s: &str| excerpt(&redactor.redact(s));
+    let shown = |s: &str| excerpt(&redactor.redact(s));
     let object = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -265,7 +265,7 @@ fn answer(
             return ProbeOutcome::Transient {
                 reason: format!(
                     "Apple internal error (errorNumber {n}): {}",
-                    error_message.map_or_else(|| "no message".into(), excerpt)
+                    error_message.map_or_else(|| "no message".into(), shown)
                 ),
             }
         }
@@ -286,12 +286,12 @@ fn answer(
         _ => ProbeOutcome::Other {
             error_number,
             message: match (error_message, object.is_some()) {
-                (Some(m), _) => excerpt(m),
+                (Some(m), _) => shown(m),
                 (None, true) => "no errorMessage in the answer".into(),
                 (None, false) if body.iter().all(u8::is_ascii_whitespace) => "empty body".into(),
                 (None, false) => format!(
                     "body is not JSON: {}",
-                    excerpt(&String::from_utf8_lossy(body))
+                    shown(&String::from_utf8_lossy(body))
                 ),
             },
             http_status,
