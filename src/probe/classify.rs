@@ -775,7 +775,7 @@ mod tests {
         let raw: Vec<u8> = (0..900u32).map(|i| (i * 7919 % 251) as u8).collect();
         let inner = b64.encode(raw);
         let json = format!(
-            r#"{{"token":"{}","expDate":"2030-11-08T15:33:22-0700","orgName":"Echo"}}"#,
+            r#"{{"token":"{}","expDate":"2030-11-08T15:33:22-0700","orgName":"Acme Corporation Berlin"}}"#,
             inner.replace('/', "\\/")
         );
         (crate::secret::Secret::new(b64.encode(&json)), json, inner)
@@ -798,7 +798,10 @@ mod tests {
         assert!(bearer.expose().len() > 1024);
         let forms = crate::token::secret_forms(&bearer);
         let redactor = Redactor::new(forms.iter().map(|f| f.expose()));
-        let secrets = [bearer.expose(), json.as_str(), inner.as_str()];
+        // The JSON's expDate and orgName are shown on purpose, so the JSON
+        // is secret only up to its expDate value.
+        let json_secret = &json[..json.find("\"2030").unwrap_or(json.len())];
+        let secrets = [bearer.expose(), json_secret, inner.as_str()];
         let echo = format!("Authorization: Bearer {}", bearer.expose());
         let bodies = [
             (400, format!("<html><pre>{echo}\r\nHost: x</pre></html>").into_bytes()),
@@ -820,5 +823,20 @@ mod tests {
             assert_eq!(leaked_run(&shown, &secrets), None, "{shown}");
             assert!(shown.contains("[redacted]"), "{shown}");
         }
+    }
+
+    /// Apple's location is often the organisation's name, which is in the
+    /// token's JSON but not secret: it must still be shown.
+    #[test]
+    fn a_location_named_like_the_organisation_is_not_masked() {
+        let (bearer, _, _) = real_length_bearer();
+        let forms = crate::token::secret_forms(&bearer);
+        let redactor = Redactor::new(forms.iter().map(|f| f.expose()));
+        let body = serde_json::json!({ "locationName": "Acme Corporation Berlin" }).to_string();
+        let got = classify(200, None, body.as_bytes(), now(), &redactor);
+        let ProbeOutcome::Valid(c) = got else {
+            panic!("expected valid, got {got:?}")
+        };
+        assert_eq!(c.location_name.as_deref(), Some("Acme Corporation Berlin"));
     }
 }

@@ -311,12 +311,16 @@ fn token<'a>(s: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Val
 
 /// A token of real length: its inner token is Base64 of 900 bytes (1,200
 /// characters, with `/` written `\/` as Apple's JSON does), its file text
-/// about 1,800. The expiry is written at -0700, so no 16 characters of it
-/// match the UTC dates tokenwatch shows on purpose.
+/// about 1,800.
 struct RealToken {
     file_text: String,
     bearer: String,
+    /// The decoded JSON, echoed whole by the stand-in.
     json: String,
+    /// The secret part of the JSON: all of it up to the `expDate` value.
+    /// Its `expDate` and `orgName` values are shown on purpose (in
+    /// `check`, status and mail), so they are not secret.
+    json_secret: String,
     inner: String,
 }
 
@@ -335,16 +339,15 @@ fn real_token(seed: u64, org: &str, days: i64) -> RealToken {
     let exp = (Utc::now() + Days::days(days))
         .with_timezone(&offset)
         .format("%Y-%m-%dT%H:%M:%S%z");
-    let json = format!(
-        r#"{{"token":"{}","expDate":"{exp}","orgName":"{org}"}}"#,
-        inner.replace('/', "\\/")
-    );
+    let json_secret = format!(r#"{{"token":"{}","expDate":"#, inner.replace('/', "\\/"));
+    let json = format!(r#"{json_secret}"{exp}","orgName":"{org}"}}"#);
     let file_text = apple_file(&json);
     let bearer = file_text.split_whitespace().collect();
     RealToken {
         file_text,
         bearer,
         json,
+        json_secret,
         inner,
     }
 }
@@ -360,14 +363,17 @@ fn an_apple_server_echoing_the_bearer_leaks_no_16_characters_anywhere() {
     let tokens: Vec<(&str, RealToken)> = ["html", "header", "valid", "internal"]
         .iter()
         .enumerate()
-        .map(|(i, name)| (*name, real_token(i as u64 + 1, &format!("Echo {i}"), 200)))
+        .map(|(i, name)| {
+            let org = format!("Echo Corporation {i} Berlin");
+            (*name, real_token(i as u64 + 1, &org, 200))
+        })
         .collect();
     let mut stretched = Vec::new();
     for (name, t) in &tokens {
         let path = env.write(&format!("tokens/{name}.vpptoken"), &t.file_text);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(t.bearer.len() > 1024 && t.inner.len() > 1024);
-        stretched.extend([t.bearer.clone(), t.json.clone(), t.inner.clone()]);
+        stretched.extend([t.bearer.clone(), t.json_secret.clone(), t.inner.clone()]);
     }
     let secrets = Secrets {
         whole: Vec::new(),
