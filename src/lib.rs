@@ -5,8 +5,9 @@
 //! The module list is the architecture map. Pure modules hold the rules;
 //! edge modules do I/O and are thin.
 //!
-//! - [`secret`]: a redacting wrapper for credentials (pure).
 //! - [`hardening`]: process-wide protections set at start (no core dumps).
+//! - [`secret`]: a redacting wrapper for credentials, and the redactor that
+//!   masks any 16-character run of a secret in text from outside (pure).
 //! - [`token`]: one file's bytes into a token or a specific error;
 //!   fingerprints; the sample-token writer (pure).
 //! - [`config`]: loading and validating the TOML config, with every error

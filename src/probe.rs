@@ -22,7 +22,7 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{header, Url};
 use tokio::time::Instant;
 
-use crate::secret::Secret;
+use crate::secret::{Redactor, Secret};
 
 /// Apple's production endpoint for the Apps and Books API, version 2.
 pub const DEFAULT_BASE_URL: &str = "https://vpp.itunes.apple.com/mdm/v2";
@@ -44,7 +44,7 @@ pub struct ProbeSettings {
     /// For the whole exchange: connect, TLS, request and reading the answer.
     pub timeout: Duration,
     /// An extra trusted CA (PEM), for inspecting proxies. Added to the
-    /// built-in roots, never replacing them.
+    /// system trust store, never replacing it.
     pub ca_file: Option<PathBuf>,
     /// Limit over all requests of one [`Probe`] and its clones.
     pub max_requests_per_sec: u32,
@@ -164,6 +164,14 @@ impl Probe {
             // for every real host.
             builder = builder.no_proxy();
         }
+        // The roots are the system trust store (reqwest's
+        // rustls-tls-native-roots: /etc/ssl/certs, or SSL_CERT_FILE and
+        // SSL_CERT_DIR), so a distro CA update or a corporate CA applies
+        // without a rebuild. Plain http (loopback only) needs none, and
+        // then the store is not read at all.
+        if config_url.scheme() == "http" {
+            builder = builder.tls_built_in_root_certs(false);
+        }
         if let Some(path) = &settings.ca_file {
             let pem = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
                 path: path.clone(),
@@ -213,7 +221,13 @@ impl Probe {
     /// for its turn under the rate limit first. Never fails: every problem
     /// is an outcome, and no outcome or log line contains the bearer.
     pub async fn verify(&self, bearer: &Secret) -> ProbeOutcome {
-        let outcome = self.verify_unredacted(bearer).await.redact(bearer.expose());
+        let forms = crate::token::secret_forms(bearer);
+        let redactor = Redactor::new(forms.iter().map(Secret::expose));
+        drop(forms);
+        let outcome = self
+            .verify_unredacted(bearer, &redactor)
+            .await
+            .redact(&redactor);
         tracing::debug!(
             url = %self.inner.config_url,
             verdict = outcome.verdict(),
@@ -223,7 +237,7 @@ impl Probe {
         outcome
     }
 
-    async fn verify_unredacted(&self, bearer: &Secret) -> ProbeOutcome {
+    async fn verify_unredacted(&self, bearer: &Secret, redactor: &Redactor) -> ProbeOutcome {
         let mut auth = match bearer_header(bearer) {
             Ok(v) => v,
             Err(message) => {
@@ -282,7 +296,13 @@ impl Probe {
                 }
             }
         }
-        classify(status, retry_after.as_deref(), &body, chrono::Utc::now())
+        classify(
+            status,
+            retry_after.as_deref(),
+            &body,
+            chrono::Utc::now(),
+            redactor,
+        )
     }
 
     fn send_failure(&self, e: &reqwest::Error) -> ProbeOutcome {

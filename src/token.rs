@@ -243,6 +243,60 @@ pub fn parse_with_bearer(bytes: &[u8]) -> Result<(TokenContent, Option<Secret>),
     parse_full(bytes).1
 }
 
+/// Every form in which a bearer carries secret text: the bearer itself (the
+/// Base64 file text), that JSON's inner `token` value (unescaped), and the
+/// JSON it decodes to, less the `expDate` and `orgName` values: those are
+/// shown on purpose everywhere, and Apple's `locationName` is often the
+/// organisation's name, which must not turn into `[redacted]`. What is left
+/// of the JSON comes as the pieces between those values. A server echoing
+/// any form leaks the credential, so all of them are masked in what it
+/// answers ([`crate::secret::Redactor`]). Forms that cannot be read from
+/// the bearer are left out.
+pub fn secret_forms(bearer: &Secret) -> Vec<Secret> {
+    let text = bearer.expose();
+    let mut forms = vec![Secret::new(text)];
+    let Ok(json) = DECODER
+        .decode(text.as_bytes())
+        .map_err(drop)
+        .and_then(|d| String::from_utf8(d).map_err(drop))
+    else {
+        return forms;
+    };
+    let Ok(fields) = parse_json(json.as_bytes(), false) else {
+        forms.push(Secret::new(json));
+        return forms;
+    };
+    if let Some(Field::Str(inner)) = &fields.token {
+        forms.push(Secret::new(inner.as_ref()));
+    }
+    // The values as they may be written in the JSON; one written another
+    // way (`\u00e9`) is simply not found, and its text stays masked.
+    let mut public = Vec::new();
+    for value in [&fields.exp_date, &fields.org_name] {
+        if let Some(Field::Str(v)) = value {
+            let quoted = serde_json::to_string(v.as_ref()).unwrap_or_default();
+            public.push(quoted.replace('/', "\\/"));
+            public.push(quoted);
+        }
+    }
+    let mut pieces = vec![json.as_str()];
+    for p in public.iter().filter(|p| p.len() > 2) {
+        pieces = pieces
+            .iter()
+            .flat_map(|piece| piece.split(p.as_str()))
+            .collect();
+    }
+    // A shorter piece is JSON punctuation and key names: no run of it
+    // could count as a leak.
+    forms.extend(
+        pieces
+            .into_iter()
+            .filter(|p| p.len() >= crate::secret::LEAK_RUN)
+            .map(Secret::new),
+    );
+    forms
+}
+
 /// [`parse`], also returning the fingerprint for files that do not parse
 /// (equal to [`Fingerprint::of`]), so a scanner hashes each file once.
 pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>) {

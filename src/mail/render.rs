@@ -9,7 +9,6 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sha2::{Digest, Sha256};
 
 use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
 
@@ -38,12 +37,12 @@ invalidates that token at once: download a new token after every password change
 pub fn message_id(keys: &[String]) -> String {
     let mut sorted: Vec<&String> = keys.iter().collect();
     sorted.sort();
-    let mut h = Sha256::new();
+    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
     for k in sorted {
         h.update(k.as_bytes());
-        h.update([0]);
+        h.update(&[0]);
     }
-    format!("<{}@tokenwatch>", &hex::encode(h.finalize())[..32])
+    format!("<{}@tokenwatch>", &hex::encode(h.finish())[..32])
 }
 
 /// Control characters out, long names shortened: names come from files.

@@ -9,6 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::secret::Redactor;
+
 /// Apple asks clients not to retry before `Retry-After`; a far-off date
 /// (or a hostile header) must not park a token's checks for days.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
@@ -118,21 +120,14 @@ impl ProbeOutcome {
         }
     }
 
-    /// Replaces every occurrence of `secret` in the texts this outcome
-    /// carries. Apple has no reason to echo the bearer, but a proxy's error
-    /// page or a future error message might; the outcome goes to logs and
-    /// mail, so it is scrubbed whatever the source. Secrets shorter than 8
-    /// characters are not real tokens and replacing them would mangle text.
-    pub(crate) fn redact(self, secret: &str) -> ProbeOutcome {
-        if secret.len() < 8 {
-            return self;
-        }
-        let scrub = |s: String| {
-            if s.contains(secret) {
-                s.replace(secret, "[redacted]")
-            } else {
-                s
-            }
+    /// Masks every part of the secrets in `redactor` that the texts of
+    /// this outcome show. Apple has no reason to echo the bearer, but a
+    /// proxy's error page or a future error message might; the outcome goes
+    /// to logs, the state and mail, so it is scrubbed whatever the source.
+    pub(crate) fn redact(self, redactor: &Redactor) -> ProbeOutcome {
+        let scrub = |s: String| match redactor.redact(&s) {
+            std::borrow::Cow::Borrowed(_) => s,
+            std::borrow::Cow::Owned(clean) => clean,
         };
         let scrub_opt = |s: Option<String>| s.map(scrub);
         match self {
@@ -220,13 +215,30 @@ impl fmt::Display for ProbeOutcome {
 }
 
 /// Classifies one answer from `GET /client/config`. Pure: `now` is only
-/// used to turn a `Retry-After` HTTP date into a wait.
+/// used to turn a `Retry-After` HTTP date into a wait. Text taken from the
+/// body is masked with `redactor` before it is shortened for display: the
+/// secret is longer than the excerpt, so shortening first would leave most
+/// of an echoed secret unrecognisable as a whole and in the message.
 pub fn classify(
     http_status: u16,
     retry_after: Option<&str>,
     body: &[u8],
     now: DateTime<Utc>,
+    redactor: &Redactor,
 ) -> ProbeOutcome {
+    // Collapsing whitespace in the excerpt can join two harmless pieces
+    // into a longer run of the secret: the result is masked once more.
+    answer(http_status, retry_after, body, now, redactor).redact(redactor)
+}
+
+fn answer(
+    http_status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+    now: DateTime<Utc>,
+    redactor: &Redactor,
+) -> ProbeOutcome {
+    let shown = |s: &str| excerpt(&redactor.redact(s));
     let object = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Some(map),
         _ => None,
@@ -253,7 +265,7 @@ pub fn classify(
             return ProbeOutcome::Transient {
                 reason: format!(
                     "Apple internal error (errorNumber {n}): {}",
-                    error_message.map_or_else(|| "no message".into(), excerpt)
+                    error_message.map_or_else(|| "no message".into(), shown)
                 ),
             }
         }
@@ -274,12 +286,12 @@ pub fn classify(
         _ => ProbeOutcome::Other {
             error_number,
             message: match (error_message, object.is_some()) {
-                (Some(m), _) => excerpt(m),
+                (Some(m), _) => shown(m),
                 (None, true) => "no errorMessage in the answer".into(),
                 (None, false) if body.iter().all(u8::is_ascii_whitespace) => "empty body".into(),
                 (None, false) => format!(
                     "body is not JSON: {}",
-                    excerpt(&String::from_utf8_lossy(body))
+                    shown(&String::from_utf8_lossy(body))
                 ),
             },
             http_status,
@@ -405,7 +417,7 @@ mod tests {
             "tokenExpirationDate": "2030-11-08T22:33:22+0000",
             "mdmInfo": {"id": "mdm-1", "name": "Fleet", "metadata": "x"}
         }"#;
-        let got = classify(200, None, body, now());
+        let got = classify(200, None, body, now(), &Redactor::default());
         assert_eq!(
             got,
             ProbeOutcome::Valid(AppleConfig {
@@ -421,7 +433,13 @@ mod tests {
 
     #[test]
     fn success_without_optional_fields() {
-        let got = classify(200, None, br#"{"locationName":"X"}"#, now());
+        let got = classify(
+            200,
+            None,
+            br#"{"locationName":"X"}"#,
+            now(),
+            &Redactor::default(),
+        );
         let ProbeOutcome::Valid(c) = got else {
             panic!("expected valid, got {got:?}")
         };
@@ -460,6 +478,7 @@ mod tests {
             None,
             br#"{"tokenExpirationDate":"soon","uId":"1"}"#,
             now(),
+            &Redactor::default(),
         );
         let ProbeOutcome::Valid(c) = got else {
             panic!("expected valid, got {got:?}")
@@ -473,7 +492,7 @@ mod tests {
         for status in [200, 401, 403, 500] {
             let body = err_body(9625, "The server has revoked the sToken.");
             assert_eq!(
-                classify(status, None, &body, now()),
+                classify(status, None, &body, now(), &Redactor::default()),
                 ProbeOutcome::Revoked { error_number: 9625 },
                 "HTTP {status}"
             );
@@ -505,11 +524,17 @@ mod tests {
             ),
         ];
         for (n, want, verdict) in cases {
-            let got = classify(200, None, &err_body(n, "m"), now());
+            let got = classify(200, None, &err_body(n, "m"), now(), &Redactor::default());
             assert_eq!(got, want, "errorNumber {n}");
             assert_eq!(got.verdict(), verdict);
         }
-        let got = classify(200, None, &err_body(9603, "Internal error."), now());
+        let got = classify(
+            200,
+            None,
+            &err_body(9603, "Internal error."),
+            now(),
+            &Redactor::default(),
+        );
         assert!(
             matches!(&got, ProbeOutcome::Transient { reason } if reason.contains("9603")),
             "{got:?}"
@@ -521,14 +546,20 @@ mod tests {
     fn a_quoted_error_number_is_still_read() {
         let body = br#"{"errorNumber":"9625","errorMessage":"revoked"}"#;
         assert_eq!(
-            classify(200, None, body, now()),
+            classify(200, None, body, now(), &Redactor::default()),
             ProbeOutcome::Revoked { error_number: 9625 }
         );
     }
 
     #[test]
     fn malformed_header_error_is_other_and_says_it_is_our_bug() {
-        let got = classify(401, None, &err_body(9722, "Invalid authorization"), now());
+        let got = classify(
+            401,
+            None,
+            &err_body(9722, "Invalid authorization"),
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(
             got,
             ProbeOutcome::Other {
@@ -544,17 +575,41 @@ mod tests {
 
     #[test]
     fn rate_limits_read_retry_after_in_seconds_or_as_a_date() {
-        let got = classify(503, Some("120"), b"", now());
+        let got = classify(503, Some("120"), b"", now(), &Redactor::default());
         assert_eq!(got.retry_after(), Some(Duration::from_secs(120)));
 
-        let got = classify(503, Some("Fri, 01 May 2026 12:05:00 GMT"), b"", now());
+        let got = classify(
+            503,
+            Some("Fri, 01 May 2026 12:05:00 GMT"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(Duration::from_secs(300)));
-        let got = classify(429, Some("Friday, 01-May-26 12:01:00 GMT"), b"", now());
+        let got = classify(
+            429,
+            Some("Friday, 01-May-26 12:01:00 GMT"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(Duration::from_secs(60)));
-        let got = classify(503, Some("Fri May  1 12:00:30 2026"), b"", now());
+        let got = classify(
+            503,
+            Some("Fri May  1 12:00:30 2026"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(Duration::from_secs(30)));
 
-        let got = classify(200, Some("7"), &err_body(9646, "Too many"), now());
+        let got = classify(
+            200,
+            Some("7"),
+            &err_body(9646, "Too many"),
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(
             got,
             ProbeOutcome::RateLimited {
@@ -565,13 +620,31 @@ mod tests {
 
     #[test]
     fn retry_after_is_capped_and_never_negative() {
-        let got = classify(503, Some("999999999999999999999999"), b"", now());
+        let got = classify(
+            503,
+            Some("999999999999999999999999"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(MAX_RETRY_AFTER));
-        let got = classify(503, Some("Sat, 01 May 2027 12:00:00 GMT"), b"", now());
+        let got = classify(
+            503,
+            Some("Sat, 01 May 2027 12:00:00 GMT"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(MAX_RETRY_AFTER));
-        let got = classify(503, Some("Thu, 01 Jan 2026 00:00:00 GMT"), b"", now());
+        let got = classify(
+            503,
+            Some("Thu, 01 Jan 2026 00:00:00 GMT"),
+            b"",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(got.retry_after(), Some(Duration::ZERO));
-        let got = classify(503, Some("whenever"), b"", now());
+        let got = classify(503, Some("whenever"), b"", now(), &Redactor::default());
         assert_eq!(got, ProbeOutcome::RateLimited { retry_after: None });
     }
 
@@ -579,7 +652,7 @@ mod tests {
     fn server_errors_with_html_bodies_are_transient() {
         let html = b"<html><body><h1>500 Internal Server Error</h1></body></html>";
         for status in [500, 502, 504] {
-            let got = classify(status, None, html, now());
+            let got = classify(status, None, html, now(), &Redactor::default());
             assert!(
                 matches!(&got, ProbeOutcome::Transient { reason } if reason.contains(&status.to_string())),
                 "{got:?}"
@@ -590,7 +663,13 @@ mod tests {
 
     #[test]
     fn anything_else_is_other_with_a_short_message() {
-        let got = classify(404, None, b"<html>\n\n  Not   Found</html>", now());
+        let got = classify(
+            404,
+            None,
+            b"<html>\n\n  Not   Found</html>",
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(
             got,
             ProbeOutcome::Other {
@@ -599,7 +678,7 @@ mod tests {
                 http_status: 404
             }
         );
-        let got = classify(200, None, b"", now());
+        let got = classify(200, None, b"", now(), &Redactor::default());
         assert!(
             matches!(
                 got,
@@ -610,9 +689,15 @@ mod tests {
             ),
             "{got:?}"
         );
-        let got = classify(200, None, b"[1,2]", now());
+        let got = classify(200, None, b"[1,2]", now(), &Redactor::default());
         assert!(matches!(got, ProbeOutcome::Other { .. }), "{got:?}");
-        let got = classify(200, None, &err_body(9999, "new thing"), now());
+        let got = classify(
+            200,
+            None,
+            &err_body(9999, "new thing"),
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(
             got,
             ProbeOutcome::Other {
@@ -622,7 +707,8 @@ mod tests {
             }
         );
         let long = "x".repeat(5000);
-        let ProbeOutcome::Other { message, .. } = classify(400, None, long.as_bytes(), now())
+        let ProbeOutcome::Other { message, .. } =
+            classify(400, None, long.as_bytes(), now(), &Redactor::default())
         else {
             panic!("expected other")
         };
@@ -635,7 +721,13 @@ mod tests {
 
     #[test]
     fn an_unknown_error_number_with_503_is_still_a_rate_limit() {
-        let got = classify(503, Some("5"), &err_body(9999, "busy"), now());
+        let got = classify(
+            503,
+            Some("5"),
+            &err_body(9999, "busy"),
+            now(),
+            &Redactor::default(),
+        );
         assert_eq!(
             got,
             ProbeOutcome::RateLimited {
@@ -667,10 +759,84 @@ mod tests {
                 country: Some(canary.into()),
             }),
         ];
+        let redactor = Redactor::new([canary]);
         for o in outcomes {
-            let r = o.redact(canary);
+            let r = o.redact(&redactor);
             assert!(!format!("{r:?}").contains(canary), "{r:?}");
             assert!(!r.to_string().contains(canary), "{r}");
         }
+    }
+
+    /// A bearer of real length: Base64 of JSON whose inner token is 1,200
+    /// characters of Base64 with `\/` escapes, as Apple writes them.
+    fn real_length_bearer() -> (crate::secret::Secret, String, String) {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let raw: Vec<u8> = (0..900u32).map(|i| (i * 7919 % 251) as u8).collect();
+        let inner = b64.encode(raw);
+        let json = format!(
+            r#"{{"token":"{}","expDate":"2030-11-08T15:33:22-0700","orgName":"Acme Corporation Berlin"}}"#,
+            inner.replace('/', "\\/")
+        );
+        (crate::secret::Secret::new(b64.encode(&json)), json, inner)
+    }
+
+    /// Any run of `LEAK_RUN` characters of one of `secrets` in `text`.
+    fn leaked_run(text: &str, secrets: &[&str]) -> Option<String> {
+        let n = crate::secret::LEAK_RUN;
+        secrets.iter().find_map(|s| {
+            s.as_bytes()
+                .windows(n)
+                .find(|w| text.as_bytes().windows(n).any(|t| t == *w))
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+        })
+    }
+
+    #[test]
+    fn an_echoed_real_length_bearer_is_masked_before_the_message_is_cut() {
+        let (bearer, json, inner) = real_length_bearer();
+        assert!(bearer.expose().len() > 1024);
+        let forms = crate::token::secret_forms(&bearer);
+        let redactor = Redactor::new(forms.iter().map(|f| f.expose()));
+        // The JSON's expDate and orgName are shown on purpose, so the JSON
+        // is secret only up to its expDate value.
+        let json_secret = &json[..json.find("\"2030").unwrap_or(json.len())];
+        let secrets = [bearer.expose(), json_secret, inner.as_str()];
+        let echo = format!("Authorization: Bearer {}", bearer.expose());
+        let bodies = [
+            (400, format!("<html><pre>{echo}\r\nHost: x</pre></html>").into_bytes()),
+            (401, err_body(9722, &echo)),
+            (200, err_body(9603, &format!("failed for {inner}"))),
+            (500, err_body(9603, &format!("failed for {json}"))),
+            (400, serde_json::json!({ "errorMessage": json }).to_string().into_bytes()),
+            (
+                200,
+                serde_json::json!({ "locationName": inner, "uId": json, "mdmInfo": { "name": echo } })
+                    .to_string()
+                    .into_bytes(),
+            ),
+            (400, format!("echo: {}", serde_json::to_string(&json).unwrap()).into_bytes()),
+        ];
+        for (status, body) in bodies {
+            let got = classify(status, None, &body, now(), &redactor);
+            let shown = format!("{got}\n{got:?}");
+            assert_eq!(leaked_run(&shown, &secrets), None, "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+    }
+
+    /// Apple's location is often the organisation's name, which is in the
+    /// token's JSON but not secret: it must still be shown.
+    #[test]
+    fn a_location_named_like_the_organisation_is_not_masked() {
+        let (bearer, _, _) = real_length_bearer();
+        let forms = crate::token::secret_forms(&bearer);
+        let redactor = Redactor::new(forms.iter().map(|f| f.expose()));
+        let body = serde_json::json!({ "locationName": "Acme Corporation Berlin" }).to_string();
+        let got = classify(200, None, body.as_bytes(), now(), &redactor);
+        let ProbeOutcome::Valid(c) = got else {
+            panic!("expected valid, got {got:?}")
+        };
+        assert_eq!(c.location_name.as_deref(), Some("Acme Corporation Berlin"));
     }
 }

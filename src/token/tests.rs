@@ -947,3 +947,28 @@ fn mangled_fixtures_never_panic() {
     }
     assert!(seen_errors > 0);
 }
+
+#[test]
+fn secret_forms_are_the_bearer_the_inner_token_and_the_json_around_it() {
+    let json = r#"{"token":"ab\/cd+ef\/0123456789","expDate":"2030-11-08T22:33:22+0000","orgName":"Acme Corporation \/ Berlin","note":"extra-key-value-kept"}"#;
+    let bearer = Secret::new(STANDARD.encode(json));
+    let forms: Vec<String> = secret_forms(&bearer)
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .collect();
+    assert_eq!(
+        forms,
+        [
+            bearer.expose(),
+            "ab/cd+ef/0123456789",
+            r#"{"token":"ab\/cd+ef\/0123456789","expDate":"#,
+            r#","note":"extra-key-value-kept"}"#,
+        ]
+    );
+    // Not a token: only the text itself is known to be secret.
+    let odd = Secret::new("not base64 at all!");
+    assert_eq!(secret_forms(&odd).len(), 1);
+    // Base64 of something that is not JSON: the decoded text is secret too.
+    let text = Secret::new(STANDARD.encode("opaque secret bytes, no JSON here"));
+    assert_eq!(secret_forms(&text).len(), 2);
+}

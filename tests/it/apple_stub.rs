@@ -29,6 +29,7 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 /// The path prefix of Apple's real base URL, kept so tests prove the
 /// client appends `/client/config` to the base path instead of replacing it.
@@ -45,7 +46,14 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Wait this long before answering (to provoke client timeouts).
     pub delay: Option<Duration>,
+    /// Replace [`REQUEST`] in the body with the request line and every
+    /// header as received (JSON-escaped in a JSON body), like a careless
+    /// server echoing what it was sent.
+    pub echo: bool,
 }
+
+/// Stands for the whole request in the body of an [`Reply::echoing`] reply.
+pub const REQUEST: &str = "{REQUEST}";
 
 impl Reply {
     /// HTTP `status` with a JSON body.
@@ -89,6 +97,7 @@ impl Reply {
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
             delay: None,
+            echo: false,
         }
     }
 
@@ -99,6 +108,7 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             delay: None,
+            echo: false,
         }
     }
 
@@ -109,6 +119,12 @@ impl Reply {
 
     pub fn delay(mut self, d: Duration) -> Reply {
         self.delay = Some(d);
+        self
+    }
+
+    /// Fills [`REQUEST`] in the body with the request as received.
+    pub fn echoing(mut self) -> Reply {
+        self.echo = true;
         self
     }
 }
@@ -163,12 +179,27 @@ impl AppleStub {
     /// unscripted bearer gets 401 with errorNumber 9622, as Apple answers
     /// a made-up token.
     pub async fn start() -> AppleStub {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind the Apple stand-in on 127.0.0.1:0");
+        let listener = bind().await;
         let addr = listener
             .local_addr()
             .expect("local address of the stand-in");
+        Self::serve(listener, format!("http://{addr}{BASE_PATH}"), addr)
+    }
+
+    /// The same over HTTPS with `acceptor`'s certificate (`base_url` is
+    /// `https://127.0.0.1:PORT/mdm/v2`). A client that refuses the
+    /// certificate never gets past the handshake, so it is never recorded.
+    pub async fn start_tls(acceptor: TlsAcceptor) -> AppleStub {
+        let tcp = bind().await;
+        let addr = tcp.local_addr().expect("local address of the stand-in");
+        let listener = TlsListener { tcp, acceptor };
+        Self::serve(listener, format!("https://{addr}{BASE_PATH}"), addr)
+    }
+
+    fn serve<L>(listener: L, base_url: String, addr: SocketAddr) -> AppleStub
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let (seen, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             script: Mutex::new(Script::default()),
@@ -180,7 +211,7 @@ impl AppleStub {
             let _ = axum::serve(listener, app).await;
         });
         AppleStub {
-            base_url: format!("http://{addr}{BASE_PATH}"),
+            base_url,
             addr,
             shared,
             server,
@@ -257,6 +288,39 @@ impl AppleStub {
     }
 }
 
+async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind the Apple stand-in on 127.0.0.1:0")
+}
+
+/// Accepts TCP connections and completes the TLS handshake; connections
+/// whose handshake fails are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            if let Ok(tls) = self.acceptor.accept(tcp).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
 impl Drop for AppleStub {
     fn drop(&mut self) {
         self.server.abort();
@@ -268,6 +332,10 @@ impl Drop for AppleStub {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let header_text = |v: &HeaderValue| String::from_utf8_lossy(v.as_bytes()).into_owned();
+    let mut request_text = format!("{} {} {:?}\r\n", req.method(), req.uri(), req.version());
+    for (name, value) in req.headers() {
+        request_text.push_str(&format!("{name}: {}\r\n", header_text(value)));
+    }
     let authorization = req.headers().get("authorization").map(header_text);
     let recorded = RecordedRequest {
         method: req.method().to_string(),
@@ -331,7 +399,24 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     if let Some(d) = reply.delay {
         tokio::time::sleep(d).await;
     }
-    let mut response = Response::new(Body::from(Bytes::from(reply.body)));
+    let body = if reply.echo {
+        let json = reply
+            .headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("content-type") && v.contains("json"));
+        let echoed = if json {
+            let quoted = serde_json::to_string(&request_text).unwrap_or_default();
+            quoted[1..quoted.len() - 1].to_owned()
+        } else {
+            request_text
+        };
+        String::from_utf8_lossy(&reply.body)
+            .replace(REQUEST, &echoed)
+            .into_bytes()
+    } else {
+        reply.body
+    };
+    let mut response = Response::new(Body::from(Bytes::from(body)));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in &reply.headers {

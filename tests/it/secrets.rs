@@ -4,8 +4,15 @@
 //! The canary test sends tokens whose inner token, Base64 file text and
 //! bearer value are unique canaries through `check`, `inspect`, the daemon
 //! (logs at trace level), `status`, the state database files and the mail
-//! spool, and searches every byte of output for them.
+//! spool, and searches every byte of output for them. It asks a stand-in
+//! for Apple that echoes the request, bearer included, in every answer.
+//!
+//! The echo test gives real-length tokens to a stand-in that echoes the
+//! request header, the token text, its JSON and its inner token in its
+//! error pages, Apple errors and success answers, and searches logs, state,
+//! status, `check`, mail and `probe` for any 16 characters of them.
 
+use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -15,6 +22,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use chrono::{Duration as Days, Utc};
 
+use crate::apple_stub::{AppleStub, Reply, REQUEST};
 use crate::hostile::{read_mails, tokenwatch};
 use crate::util::{Daemon, Env, BIN};
 
@@ -31,7 +39,9 @@ struct Secrets {
 }
 
 impl Secrets {
-    /// The first secret found in `bytes`, if any.
+    /// The first secret found in `bytes`, if any. Every 16-byte window of
+    /// `bytes` is looked up among the secrets' windows, so a long trace log
+    /// is searched in one pass.
     fn find_in(&self, bytes: &[u8]) -> Option<String> {
         let hay = String::from_utf8_lossy(bytes);
         for s in &self.whole {
@@ -39,15 +49,20 @@ impl Secrets {
                 return Some(s.clone());
             }
         }
-        for s in &self.stretched {
-            for window in s.as_bytes().windows(16) {
-                let needle = std::str::from_utf8(window).unwrap_or("");
-                if hay.contains(needle) {
-                    return Some(format!("{needle} (part of {s})"));
-                }
-            }
-        }
-        None
+        let windows: HashSet<&[u8]> = self
+            .stretched
+            .iter()
+            .flat_map(|s| s.as_bytes().windows(16))
+            .collect();
+        let hit = hay.as_bytes().windows(16).find(|w| windows.contains(w))?;
+        let needle = String::from_utf8_lossy(hit).into_owned();
+        let of = self
+            .stretched
+            .iter()
+            .find(|s| s.contains(needle.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        Some(format!("{needle} (part of {of})"))
     }
 
     fn assert_absent(&self, bytes: &[u8], place: &str) {
@@ -166,7 +181,10 @@ fn assert_state_clean(secrets: &Secrets, state: &Path, when: &str) {
 #[test]
 fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     let env = Env::new();
-    let cfg = env.config("");
+    let (rt, apple) = apple_stub();
+    // Every answer echoes the request, bearer and all.
+    apple.set_default(Reply::raw(400, "text/plain", format!("bad request:\n{REQUEST}")).echoing());
+    let cfg = env.config(&apple_config(&apple));
     let (secrets, count) = write_canaries(&env);
     let trace = [("RUST_LOG", "trace")];
     let mut checked = 0;
@@ -203,6 +221,19 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     d.wait_for("every canary file seen", 30, |s| {
         s["tokens"].as_array().map(Vec::len) == Some(count)
     });
+    // The two readable Base64 tokens are asked about; the raw JSON one
+    // cannot be, and unreadable files are not.
+    let s = d.wait_for("Apple's answers recorded", 30, |s| {
+        ["expiring", "expired"]
+            .iter()
+            .all(|name| token(s, name).is_some_and(|t| t["apple"]["error"].as_str().is_some()))
+    });
+    secrets.assert_absent(s.to_string().as_bytes(), "status --json");
+    for name in ["expiring", "expired"] {
+        let error = token(&s, name).unwrap()["apple"]["error"].to_string();
+        assert!(error.contains("[redacted]"), "{name}: {error}");
+    }
+    assert_eq!(rt.block_on(async { apple.requests().len() }), 2);
     // Mail: expiring, expired and raw at once; the four unreadable files
     // once they have been unchanged for 10 s.
     let mail_dir = env.path().join("state/mail");
@@ -245,6 +276,265 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
         files_below(&state).len(),
         read_mails(&mail_dir).len()
     );
+    drop(apple);
+    drop(rt);
+}
+
+/// The Apple stand-in on a runtime of its own (the tests here are sync).
+fn apple_stub() -> (tokio::runtime::Runtime, AppleStub) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let stub = rt.block_on(AppleStub::start());
+    (rt, stub)
+}
+
+fn apple_config(apple: &AppleStub) -> String {
+    format!(
+        "[apple]\nverify = true\nbase_url = \"{}\"\ntimeout_secs = 5\n",
+        apple.base_url
+    )
+}
+
+/// The token in a status or `check --json` whose file name starts with
+/// `name`.
+fn token<'a>(s: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
+    s["tokens"].as_array()?.iter().find(|t| {
+        t["path"]
+            .as_str()
+            .and_then(|p| p.rsplit('/').next())
+            .is_some_and(|f| f.starts_with(name))
+    })
+}
+
+/// A token of real length: its inner token is Base64 of 900 bytes (1,200
+/// characters, with `/` written `\/` as Apple's JSON does), its file text
+/// about 1,800.
+struct RealToken {
+    file_text: String,
+    bearer: String,
+    /// The decoded JSON, echoed whole by the stand-in.
+    json: String,
+    /// The secret part of the JSON: all of it up to the `expDate` value.
+    /// Its `expDate` and `orgName` values are shown on purpose (in
+    /// `check`, status and mail), so they are not secret.
+    json_secret: String,
+    inner: String,
+}
+
+fn real_token(seed: u64, org: &str, days: i64) -> RealToken {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let raw: Vec<u8> = (0..900)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let inner = B64.encode(raw);
+    let offset = chrono::FixedOffset::west_opt(7 * 3600).unwrap();
+    let exp = (Utc::now() + Days::days(days))
+        .with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M:%S%z");
+    let json_secret = format!(r#"{{"token":"{}","expDate":"#, inner.replace('/', "\\/"));
+    let json = format!(r#"{json_secret}"{exp}","orgName":"{org}"}}"#);
+    let file_text = apple_file(&json);
+    let bearer = file_text.split_whitespace().collect();
+    RealToken {
+        file_text,
+        bearer,
+        json,
+        json_secret,
+        inner,
+    }
+}
+
+/// Regression: an Apple or proxy error body was cut to 200 characters
+/// before the bearer was redacted, and only the whole bearer was removed,
+/// so an echoed `Bearer <token text>` left most of the token text in the
+/// logs, `verdicts.error`, status, mail and `probe` output.
+#[test]
+fn an_apple_server_echoing_the_bearer_leaks_no_16_characters_anywhere() {
+    let env = Env::new();
+    let (rt, apple) = apple_stub();
+    let tokens: Vec<(&str, RealToken)> = ["html", "header", "valid", "internal"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let org = format!("Echo Corporation {i} Berlin");
+            (*name, real_token(i as u64 + 1, &org, 200))
+        })
+        .collect();
+    let mut stretched = Vec::new();
+    for (name, t) in &tokens {
+        let path = env.write(&format!("tokens/{name}.vpptoken"), &t.file_text);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(t.bearer.len() > 1024 && t.inner.len() > 1024);
+        stretched.extend([t.bearer.clone(), t.json_secret.clone(), t.inner.clone()]);
+    }
+    let secrets = Secrets {
+        whole: Vec::new(),
+        stretched,
+    };
+    let [html, header, valid, internal] = [0, 1, 2, 3].map(|i| &tokens[i].1);
+    // A proxy's error page echoing the request and everything secret.
+    apple.respond(
+        &html.bearer,
+        Reply::raw(
+            400,
+            "text/html",
+            format!(
+                "<html><body><h1>400 Bad Request</h1><pre>{REQUEST}</pre>\n<p>token: {}</p><p>{}</p><p>{}</p></body></html>",
+                html.bearer, html.json, html.inner
+            ),
+        )
+        .echoing(),
+    );
+    // Apple's error shape, the request echoed in errorMessage.
+    apple.respond(
+        &header.bearer,
+        Reply::error(401, 9722, &format!("Invalid header in {REQUEST}")).echoing(),
+    );
+    // A success answer whose texts are the secrets; its expiry differs
+    // from the file's, so a mail shows the location.
+    let far = (Utc::now() + Days::days(260)).format("%Y-%m-%dT%H:%M:%S+0000");
+    apple.respond(
+        &valid.bearer,
+        Reply::config(serde_json::json!({
+            "locationName": valid.inner,
+            "uId": valid.json,
+            "mdmInfo": { "name": format!("Bearer {}", valid.bearer) },
+            "tokenExpirationDate": far.to_string(),
+        })),
+    );
+    // A transient Apple error quoting the JSON and the request.
+    apple.respond(
+        &internal.bearer,
+        Reply::error(
+            200,
+            9603,
+            &format!("Internal error. {} {REQUEST}", internal.json),
+        )
+        .echoing(),
+    );
+
+    let cfg = env.config(&apple_config(&apple));
+    let trace = [("RUST_LOG", "trace")];
+    let mut d = Daemon::start_with(&env, &cfg, &trace);
+    let s = d.wait_for("Apple's answers recorded", 30, |s| {
+        ["html", "header", "internal"]
+            .iter()
+            .all(|n| token(s, n).is_some_and(|t| t["apple"]["error"].is_string()))
+            && token(s, "valid").is_some_and(|t| t["apple"]["verdict"] == "valid")
+    });
+    secrets.assert_absent(s.to_string().as_bytes(), "status --json");
+    for name in ["html", "header", "internal"] {
+        let error = token(&s, name).unwrap()["apple"]["error"].to_string();
+        assert!(error.contains("[redacted]"), "{name}: {error}");
+    }
+    let shown = token(&s, "valid").unwrap()["apple"].to_string();
+    assert!(shown.contains("[redacted]"), "{shown}");
+
+    // A password change invalidates every token: one mail each, showing
+    // Apple's last error or location.
+    tokenwatch(
+        &env,
+        &[
+            "-c",
+            "tokenwatch.toml",
+            "account",
+            "password-changed",
+            "apps@acme.appleaccount.com",
+        ],
+        &[],
+        60,
+    )
+    .expect_code(0);
+    d.wait_for("every token invalidated", 30, |s| {
+        s["tokens"]
+            .as_array()
+            .is_some_and(|t| t.len() == 4 && t.iter().all(|t| t["status"] == "invalidated"))
+    });
+    let mail_dir = env.path().join("state/mail");
+    let invalid_mails = || {
+        read_mails(&mail_dir)
+            .into_iter()
+            .filter(|(_, _, text)| text.contains("is INVALID"))
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while invalid_mails() < 4
+        || d.status()
+            .is_none_or(|s| s["outbox"].as_array().is_none_or(|o| !o.is_empty()))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "expected 4 invalidated mails, found {}\n{}",
+            invalid_mails(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mails: Vec<String> = read_mails(&mail_dir).into_iter().map(|m| m.2).collect();
+    for row in ["Last Apple check failed", "Apple location", "MDM using it"] {
+        assert!(
+            mails
+                .iter()
+                .any(|m| m.contains(row) && m.contains("[redacted]")),
+            "no mail shows {row:?}:\n{}",
+            mails.join("\n----\n")
+        );
+    }
+
+    let mut runs = Vec::new();
+    for args in [
+        &["-c", "tokenwatch.toml", "status"][..],
+        &["-c", "tokenwatch.toml", "status", "--json"][..],
+        &["-c", "tokenwatch.toml", "check"][..],
+        &["-c", "tokenwatch.toml", "check", "--json"][..],
+    ] {
+        runs.push(tokenwatch(&env, args, &trace, 60));
+    }
+    for (name, _) in &tokens {
+        let file = format!("tokens/{name}.vpptoken");
+        for json in [false, true] {
+            let mut args = vec!["-c", "tokenwatch.toml", "probe", file.as_str()];
+            if json {
+                args.push("--json");
+            }
+            let run = tokenwatch(&env, &args, &trace, 60);
+            assert!(run.stdout().contains("[redacted]"), "{}", run.describe());
+            runs.push(run);
+        }
+    }
+    for run in &runs {
+        secrets.assert_absent(&run.output.stdout, &format!("stdout of {}", run.cmd));
+        secrets.assert_absent(&run.output.stderr, &format!("stderr of {}", run.cmd));
+    }
+    let state = env.path().join("state");
+    assert_state_clean(&secrets, &state, "daemon running");
+
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+    let log = d.log();
+    assert!(
+        log.contains("TRACE"),
+        "the daemon did not log at trace level"
+    );
+    secrets.assert_absent(log.as_bytes(), "the daemon's trace log");
+    assert_state_clean(&secrets, &state, "daemon stopped");
+    println!(
+        "echo: {} requests answered with echoes, {} command outputs, {} log lines, {} mails: no 16 characters of a secret",
+        apple.requests().len(),
+        runs.len(),
+        log.lines().count(),
+        mails.len()
+    );
+    drop(apple);
+    drop(rt);
 }
 
 /// The mode bits of a file.

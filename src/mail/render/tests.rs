@@ -136,6 +136,17 @@ fn message_ids_are_stable_and_order_free() {
     assert!(a.starts_with('<') && a.ends_with("@tokenwatch>"));
 }
 
+/// Message-IDs are stored with pending mail and recognise duplicates, so
+/// they must not change between versions: SHA-256 of the sorted keys, each
+/// followed by a NUL.
+#[test]
+fn message_ids_do_not_change_between_versions() {
+    assert_eq!(
+        message_id(&["invalidated:abc".into(), "expiring:abc:30".into()]),
+        "<37d3eae9dc1dddd3a0ef5581198bbe0e@tokenwatch>"
+    );
+}
+
 #[test]
 fn summary_lists_every_alert() {
     let subjects: Vec<Subject> = (0..3)

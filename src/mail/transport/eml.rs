@@ -4,8 +4,6 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use super::MailError;
 
 /// The `.eml` name for a Message-ID: readable, stable (re-sending the same
@@ -33,9 +31,9 @@ fn eml_file_name(message_id: &str) -> String {
     }
     if changed || name.len() > 100 {
         name.truncate(100);
-        let digest = Sha256::digest(message_id.as_bytes());
+        let digest = ring::digest::digest(&ring::digest::SHA256, message_id.as_bytes());
         name.push('-');
-        name.push_str(&hex::encode(&digest[..8]));
+        name.push_str(&hex::encode(&digest.as_ref()[..8]));
     }
     name.push_str(".eml");
     name
@@ -94,5 +92,8 @@ mod tests {
         assert!(!eml_file_name("<../../etc@x>").contains('/'));
         assert!(!eml_file_name("<.hidden@x>").starts_with('.'));
         assert!(eml_file_name(&format!("<{}@x>", "y".repeat(500))).len() < 130);
+        // Re-sending a mail overwrites its file: the hash must not change
+        // between versions.
+        assert_eq!(eml_file_name("<a/b@x>"), "a_b@x-31418c66c6b22c50.eml");
     }
 }

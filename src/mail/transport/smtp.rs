@@ -211,7 +211,7 @@ impl Smtp {
             {
                 let hint = match tls_err {
                     rustls::Error::InvalidCertificate(_) => {
-                        "; if the server uses a private CA, set ca_file"
+                        "; if the server uses a private CA, add it to the system trust store or set ca_file"
                     }
                     rustls::Error::InvalidMessage(_) => {
                         "; the server may not speak TLS there: check port and tls"
@@ -287,6 +287,9 @@ impl Smtp {
     }
 }
 
+/// The roots are the system trust store (lettre's `rustls-native-certs`:
+/// /etc/ssl/certs, or SSL_CERT_FILE and SSL_CERT_DIR), read here, once per
+/// mailer and only for a TLS mode, plus `ca_file`.
 fn tls_parameters(host: &str, ca_file: Option<&Path>) -> Result<TlsParameters, MailError> {
     let mut builder = TlsParameters::builder(host.to_owned());
     if let Some(path) = ca_file {
