@@ -29,7 +29,7 @@ use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
 use prober::{ProbeRequest, Prober, ProberHandle, ProberOrder};
-use sender::{Sender, SenderOrder};
+use sender::SenderHandle;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,14 +74,8 @@ pub async fn run(
             None
         }
     };
-    let (sender_tx, sender_rx) = mpsc::channel(64);
     let sender_cancel = CancellationToken::new();
-    let sender = Sender {
-        store: sender_store,
-        mailer,
-        orders: sender_rx,
-        cancel: sender_cancel.clone(),
-    };
+    let (sender, sender_handle) = sender::sender(sender_store, mailer, sender_cancel.clone());
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -93,7 +87,7 @@ pub async fn run(
         watcher,
         slots: Vec::new(),
         config_dirty: None,
-        sender: sender_tx,
+        sender: sender_handle,
         tick_tx,
         schedules: CancellationToken::new(),
         recheck_at: None,
@@ -180,7 +174,7 @@ struct Daemon {
     watcher: Option<Watcher>,
     slots: Vec<Slot>,
     config_dirty: Option<Instant>,
-    sender: mpsc::Sender<SenderOrder>,
+    sender: SenderHandle,
     tick_tx: mpsc::Sender<Tick>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
@@ -445,7 +439,7 @@ impl Daemon {
         if mail_changed {
             match Mailer::new(&cfg.mail) {
                 Ok(m) => {
-                    let _ = self.sender.try_send(SenderOrder::UseMailer(Box::new(m)));
+                    self.sender.use_mailer(m);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");

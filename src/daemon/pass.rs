@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::sender::SenderOrder;
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
 use crate::evaluate::Status;
@@ -288,7 +287,7 @@ impl Daemon {
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "alerts queued");
-                let _ = self.sender.try_send(SenderOrder::Wake);
+                self.sender.wake();
                 true
             }
             Err(e) => {
@@ -380,7 +379,7 @@ impl Daemon {
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "digest queued");
-                let _ = self.sender.try_send(SenderOrder::Wake);
+                self.sender.wake();
             }
             Err(e) => tracing::error!(error = %e, "cannot queue the digest"),
         }
