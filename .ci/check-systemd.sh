@@ -4,7 +4,9 @@
 #   - the inotify system calls survive the unit's SystemCallFilter=;
 #   - `systemd-analyze verify` accepts systemd/tokenwatch.service, alone and
 #     with the smtp-password drop-in, with no warning about them;
-#   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower.
+#   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower;
+#   - the unit ends a crash loop (StartLimitIntervalSec=/StartLimitBurst= in
+#     [Unit]) and never restarts after exit 3 (RestartPreventExitStatus=3).
 #
 # Usage: .ci/check-systemd.sh [PATH-TO-BUILT-BINARY]   (default target/debug/tokenwatch)
 #
@@ -80,6 +82,20 @@ else
     chmod 0755 "$root/usr/bin/kill"
 fi
 install -m 0644 "$unit_src" "$root/etc/systemd/system/tokenwatch.service"
+
+# --- restart policy -----------------------------------------------------------
+# StartLimit* are ignored (with only a warning) in [Service] by newer systemd,
+# so look for them in [Unit] itself.
+unit_section() {
+    awk -v want="[$1]" '/^\[/ { cur = $0; next } cur == want' "$unit_src"
+}
+for key in StartLimitIntervalSec StartLimitBurst; do
+    unit_section Unit | grep -Eq "^$key=[^[:space:]]+" ||
+        fail "tokenwatch.service has no $key= in [Unit]: a crash loop would never end"
+done
+unit_section Service | grep -Eq '^RestartPreventExitStatus=.*\b3\b' ||
+    fail "tokenwatch.service lacks RestartPreventExitStatus=3: start-up errors a restart cannot fix would loop"
+echo "check-systemd: restart policy ok (StartLimit* in [Unit], no restart after exit 3)"
 
 # --- sysusers -----------------------------------------------------------------
 install -m 0644 "$sysusers_src" "$root/usr/lib/sysusers.d/tokenwatch.conf"

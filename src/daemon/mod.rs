@@ -41,6 +41,13 @@ pub enum Order {
 pub enum DaemonError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    /// A start-up error that starting again cannot fix (mail or Apple
+    /// settings, password or CA file, a state directory it cannot use):
+    /// someone must change something first, so systemd must not restart.
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
+    /// Anything else; it may pass (a busy or full disk), so a restart is
+    /// worth it.
     #[error("{0:#}")]
     Fatal(anyhow::Error),
 }
@@ -57,14 +64,12 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = config::load(&config_path)?;
-    let mailer = Mailer::new(&cfg.mail).map_err(|e| {
-        DaemonError::Fatal(anyhow::anyhow!(
-            "mail settings in {}: {e}",
-            cfg.file.display()
-        ))
-    })?;
-    let store = open_store(&cfg.state_dir)?;
-    let sender_store = open_store(&cfg.state_dir)?;
+    // Every error Mailer::new returns is in the settings or the files they
+    // name (password, CA): none passes by itself.
+    let mailer = Mailer::new(&cfg.mail)
+        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: [mail]: {e}", cfg.file.display())))?;
+    let store = open_store(&cfg)?;
+    let sender_store = open_store(&cfg)?;
 
     let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
     let watcher = match Watcher::new(watch_tx) {
@@ -97,7 +102,7 @@ pub async fn run(
         verdict_tx,
         requested: HashSet::new(),
     };
-    d.start_prober().map_err(DaemonError::Fatal)?;
+    d.start_prober()?;
     d.watch_config_dir();
     d.set_folders();
     d.start_schedules();
@@ -139,8 +144,18 @@ pub async fn run(
     Ok(())
 }
 
-fn open_store(dir: &Path) -> Result<StateStore, DaemonError> {
-    StateStore::open(dir).map_err(|e| DaemonError::Fatal(anyhow::anyhow!(e)))
+fn open_store(cfg: &Config) -> Result<StateStore, DaemonError> {
+    StateStore::open(&cfg.state_dir).map_err(|e| state_error(cfg, e))
+}
+
+fn state_error(cfg: &Config, e: crate::state::StateError) -> DaemonError {
+    let restart_cannot_fix = e.restart_cannot_fix();
+    let e = anyhow::anyhow!("{}: state_dir: {e}", cfg.file.display());
+    if restart_cannot_fix {
+        DaemonError::Setup(e)
+    } else {
+        DaemonError::Fatal(e)
+    }
 }
 
 pub(crate) fn hostname() -> String {
@@ -218,13 +233,16 @@ impl Daemon {
     }
 
     /// Starts the Apple prober when `[apple] verify` is on.
-    fn start_prober(&mut self) -> anyhow::Result<()> {
+    fn start_prober(&mut self) -> Result<(), DaemonError> {
         if !self.cfg.apple.verify {
             return Ok(());
         }
-        let probe = crate::probe::Probe::new(&self.cfg.apple.probe)
-            .map_err(|e| anyhow::anyhow!("[apple] settings in {}: {e}", self.cfg.file.display()))?;
-        let store = StateStore::open(&self.cfg.state_dir).map_err(anyhow::Error::from)?;
+        // Like the mailer's, every error here is in the settings or the CA
+        // file they name.
+        let probe = crate::probe::Probe::new(&self.cfg.apple.probe).map_err(|e| {
+            DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", self.cfg.file.display()))
+        })?;
+        let store = open_store(&self.cfg)?;
         let (tx, rx) = mpsc::channel(64);
         let cancel = CancellationToken::new();
         let prober = Prober {
@@ -466,7 +484,7 @@ impl Daemon {
             self.prober = None;
             self.requested.clear();
             if let Err(e) = self.start_prober() {
-                tracing::error!(error = %format!("{e:#}"), "Apple checks stay off until the next valid config");
+                tracing::error!(error = %e, "Apple checks stay off until the next valid config");
             }
         }
         self.full_pass("reload");
