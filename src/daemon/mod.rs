@@ -14,7 +14,6 @@ mod prober;
 pub mod sender;
 pub use folders::REARM_ENV;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
-use prober::{ProbeRequest, Prober, ProberHandle, ProberOrder};
+use prober::{ProberHandle, Requested};
 use sender::SenderHandle;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
@@ -71,7 +70,7 @@ pub async fn run(
     let store = open_store(&cfg)?;
     let sender_store = open_store(&cfg)?;
 
-    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let (watch_tx, mut watch_rx) = mpsc::channel(crate::watch::QUEUE);
     let watcher = match Watcher::new(watch_tx) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -100,7 +99,7 @@ pub async fn run(
         host: hostname(),
         prober: None,
         verdict_tx,
-        requested: HashSet::new(),
+        requested: Requested::default(),
     };
     d.start_prober()?;
     d.watch_config_dir();
@@ -203,12 +202,8 @@ struct Daemon {
     /// the sender stops it.
     prober: Option<ProberHandle>,
     verdict_tx: mpsc::Sender<()>,
-    /// Tokens handed to the prober since start-up (or found freshly
-    /// verified), as a hash of fingerprint and path: a token is asked about
-    /// when it appears, then on schedule. The path counts because the
-    /// prober reads the bearer from the file: a token renamed before its
-    /// turn is asked about again under its new name.
-    requested: HashSet<u64>,
+    /// Tokens handed to the prober (or found freshly verified).
+    requested: Requested,
 }
 
 impl Daemon {
@@ -243,17 +238,9 @@ impl Daemon {
             DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", self.cfg.file.display()))
         })?;
         let store = open_store(&self.cfg)?;
-        let (tx, rx) = mpsc::channel(64);
-        let cancel = CancellationToken::new();
-        let prober = Prober {
-            probe,
-            store,
-            orders: rx,
-            changed: self.verdict_tx.clone(),
-            cancel: cancel.clone(),
-        };
+        let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
         tokio::spawn(prober.run());
-        self.prober = Some(ProberHandle { orders: tx, cancel });
+        self.prober = Some(handle);
         Ok(())
     }
 
@@ -261,7 +248,7 @@ impl Daemon {
     /// (`all`), else those not asked about yet and not verified within the
     /// last schedule interval.
     pub(super) fn request_verification(&mut self, all: bool, verdicts: &crate::report::Verdicts) {
-        let Some(prober) = self.prober.as_ref().map(|p| p.orders.clone()) else {
+        let Some(prober) = &self.prober else {
             return;
         };
         let now = Utc::now();
@@ -271,37 +258,24 @@ impl Daemon {
             .verify
             .interval_near(now)
             .unwrap_or(chrono::Duration::hours(6));
-        let mut batch = Vec::new();
-        for slot in &self.slots {
-            for f in &slot.files {
-                let Some(t) = f.token().filter(|t| t.verifiable_with_apple()) else {
-                    continue;
-                };
-                let fp = t.fingerprint.as_str();
-                let key = requested_key(fp, &f.path);
-                if !all && self.requested.contains(&key) {
-                    continue;
-                }
-                self.requested.insert(key);
-                // A failed check is never fresh: it is asked again.
-                let fresh = verdicts.get(fp).is_some_and(|v| {
-                    v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for
-                });
-                if all || !fresh {
-                    batch.push(ProbeRequest {
-                        fingerprint: fp.to_string(),
-                        path: f.path.clone(),
-                    });
-                }
-            }
-        }
+        let present = self.slots.iter().flat_map(|s| &s.files).filter_map(|f| {
+            let t = f.token().filter(|t| t.verifiable_with_apple())?;
+            Some((t.fingerprint.as_str(), f.path.as_path()))
+        });
+        // A failed check is never fresh: it is asked again.
+        let fresh = |fp: &str| {
+            verdicts
+                .get(fp)
+                .is_some_and(|v| v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for)
+        };
+        let batch = self.requested.select(present, all, fresh);
         if !batch.is_empty() {
-            tracing::debug!(tokens = batch.len(), "asking Apple");
-            if prober.try_send(ProberOrder::Verify(batch)).is_err() {
-                tracing::warn!(
-                    "the Apple prober is busy; these tokens are asked about at the next schedule"
-                );
-            }
+            tracing::debug!(
+                tokens = batch.len(),
+                known = self.requested.len(),
+                "asking Apple"
+            );
+            prober.verify(batch);
         }
     }
 
@@ -329,6 +303,13 @@ impl Daemon {
     }
 
     fn on_watch_event(&mut self, ev: WatchEvent) {
+        // Events dropped on a full queue: whatever they named, look again
+        // everywhere (the flag is taken, so this happens once per burst).
+        let ev = if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
+            WatchEvent::Overflow
+        } else {
+            ev
+        };
         match ev {
             WatchEvent::Changed(paths) => {
                 let now = Instant::now();
@@ -510,11 +491,4 @@ impl Daemon {
             }
         }
     }
-}
-
-fn requested_key(fingerprint: &str, path: &Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (fingerprint, path).hash(&mut h);
-    h.finish()
 }
