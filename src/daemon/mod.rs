@@ -9,6 +9,7 @@
 //! safety net.
 
 mod folders;
+mod housekeeping;
 mod pass;
 mod prober;
 pub mod sender;
@@ -106,6 +107,7 @@ pub async fn run(
     d.set_folders();
     d.start_schedules();
     d.full_pass("start-up");
+    d.housekeep();
     d.log_watching();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let watchdog = watchdog_interval();
@@ -217,6 +219,9 @@ impl Daemon {
         if self.cfg.apple.verify {
             list.push(("verify", self.cfg.schedule.verify.clone()));
         }
+        if let Some(s) = self.housekeeping_schedule() {
+            list.push(("housekeeping", s));
+        }
         for (name, s) in list {
             tokio::spawn(run_schedule(
                 name,
@@ -283,6 +288,7 @@ impl Daemon {
         match tick.name {
             "check" => self.full_pass("schedule"),
             "digest" => self.send_digest(),
+            "housekeeping" => self.housekeep(),
             "verify" => {
                 let verdicts = self.verdicts();
                 self.request_verification(true, &verdicts);
@@ -456,6 +462,7 @@ impl Daemon {
         let schedules_changed =
             cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
         let apple_changed = cfg.apple != self.cfg.apple;
+        let forget_changed = cfg.alerts.forget_after_days != self.cfg.alerts.forget_after_days;
         self.cfg = cfg;
         self.set_folders();
         if schedules_changed {
@@ -469,6 +476,9 @@ impl Daemon {
             }
         }
         self.full_pass("reload");
+        if forget_changed {
+            self.housekeep();
+        }
     }
 
     fn log_watching(&self) {

@@ -21,6 +21,7 @@
 //! rusqlite is synchronous: the daemon calls this from `spawn_blocking` or a
 //! dedicated thread. A [`StateStore`] owns one connection and is `Send`.
 
+mod housekeeping;
 mod outbox;
 mod scans;
 mod schema;
@@ -36,6 +37,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
+pub use housekeeping::Forgotten;
 pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewMail, OutboxMail};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;

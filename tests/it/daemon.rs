@@ -310,3 +310,70 @@ fn a_bad_ca_file_at_start_exits_3_naming_the_file() {
         "{log}"
     );
 }
+
+#[test]
+fn start_up_housekeeping_forgets_a_token_gone_longer_than_forget_after_days() {
+    use chrono::{Duration, Utc};
+    use tokenwatch::state::{NewLedgerRow, SeenToken, StateStore};
+
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/here.vpptoken", "Here", 200);
+    let (old, recent) = ("a".repeat(64), "b".repeat(64));
+    {
+        let mut store = StateStore::open(&env.path().join("state")).unwrap();
+        let token = |fp: &str| SeenToken {
+            fingerprint: fp.to_owned(),
+            path: format!("/gone/{fp}.vpptoken"),
+            org_name: "Gone".into(),
+            created_at: Utc::now() - Duration::days(900),
+            expires_at: Utc::now() - Duration::days(535),
+            account: None,
+            status: "expired".into(),
+            detail: None,
+        };
+        let now = Utc::now();
+        let scan = |store: &mut StateStore, days: i64, seen: &[SeenToken]| {
+            store
+                .record_scan(now - Duration::days(days), seen, "{}")
+                .unwrap();
+        };
+        scan(&mut store, 500, &[token(&old), token(&recent)]);
+        scan(&mut store, 300, &[token(&recent)]);
+        scan(&mut store, 10, &[]);
+        let rows: Vec<_> = [&old, &recent]
+            .iter()
+            .map(|fp| NewLedgerRow {
+                key: format!("expired:{fp}"),
+                fingerprint: Some(fp.to_string()),
+                mailed: true,
+            })
+            .collect();
+        store
+            .commit_alerts(now - Duration::days(500), &rows, &[])
+            .unwrap();
+    }
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan", 30, |s| s["tokens"].as_array().is_some());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !d.log().contains("housekeeping done") {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let store = StateStore::open_read_only(&env.path().join("state")).unwrap();
+    let keys: Vec<String> = store.ledger().unwrap().into_iter().map(|r| r.key).collect();
+    assert!(!keys.contains(&format!("expired:{old}")), "{keys:?}");
+    assert!(keys.contains(&format!("expired:{recent}")), "{keys:?}");
+    let known: Vec<String> = store
+        .known_tokens()
+        .unwrap()
+        .into_iter()
+        .map(|(t, ..)| t.org_name)
+        .collect();
+    assert_eq!(
+        known.iter().filter(|o| *o == "Gone").count(),
+        1,
+        "{known:?}"
+    );
+    assert!(known.contains(&"Here".to_owned()), "{known:?}");
+}
