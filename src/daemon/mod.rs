@@ -311,11 +311,9 @@ impl Daemon {
     fn on_watch_event(&mut self, ev: WatchEvent) {
         // Events dropped on a full queue: whatever they named, look again
         // everywhere (the flag is taken, so this happens once per burst).
-        let ev = if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
-            WatchEvent::Overflow
-        } else {
-            ev
-        };
+        if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
+            self.on_watch_event(WatchEvent::Overflow);
+        }
         match ev {
             WatchEvent::Changed(paths) => {
                 let now = Instant::now();
@@ -340,6 +338,8 @@ impl Daemon {
                 for slot in &mut self.slots {
                     slot.watch_lost(now);
                 }
+                // The lost events may have named the config file.
+                self.config_dirty = Some(now);
             }
             WatchEvent::Failed(e) => {
                 tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
