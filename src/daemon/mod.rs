@@ -107,9 +107,10 @@ pub async fn run(
     d.set_folders();
     d.start_schedules();
     d.full_pass("start-up");
-    d.housekeep();
     d.log_watching();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    // After READY: the first run after an upgrade may have years to delete.
+    d.housekeep();
     let watchdog = watchdog_interval();
 
     loop {

@@ -190,39 +190,36 @@ impl StateStore {
     /// The ledger rows a pass needs: those of the identities in `present`
     /// (fingerprints, or `path:` identities) and those of no token (folder
     /// episodes, Apple outages, digests). Sorted by key.
+    ///
+    /// One walk over the ledger that builds only the rows it keeps: with
+    /// every token present, 100,000 indexed look-ups one by one took half
+    /// as long again as the walk, and housekeeping keeps the rows of
+    /// absent tokens few.
     pub fn ledger_for<'a>(
         &self,
         present: impl IntoIterator<Item = &'a str>,
     ) -> Result<Vec<LedgerRow>, StateError> {
+        let present: HashSet<&str> = present.into_iter().collect();
         let read = || -> rusqlite::Result<Vec<LedgerRow>> {
-            let row = |row: &rusqlite::Row<'_>| {
-                Ok(LedgerRow {
-                    key: row.get(0)?,
-                    fingerprint: row.get(1)?,
-                    recorded_at: get_ts(row, 2)?,
-                    mailed: row.get(3)?,
-                })
-            };
-            let mut out = self
-                .conn
-                .prepare_cached(
-                    "SELECT key, fingerprint, recorded_at, mailed FROM ledger
-                     WHERE fingerprint IS NULL",
-                )?
-                .query_map([], row)?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut of = self.conn.prepare_cached(
-                "SELECT key, fingerprint, recorded_at, mailed FROM ledger WHERE fingerprint = ?1",
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT key, fingerprint, recorded_at, mailed FROM ledger ORDER BY key",
             )?;
-            let mut asked = HashSet::new();
-            for fp in present {
-                if asked.insert(fp) {
-                    for r in of.query_map(params![fp], row)? {
-                        out.push(r?);
-                    }
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let wanted = match row.get_ref(1)?.as_str_or_null()? {
+                    None => true,
+                    Some(fp) => present.contains(fp),
+                };
+                if wanted {
+                    out.push(LedgerRow {
+                        key: row.get(0)?,
+                        fingerprint: row.get(1)?,
+                        recorded_at: get_ts(row, 2)?,
+                        mailed: row.get(3)?,
+                    });
                 }
             }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         };
         read().map_err(self.err("read the alert ledger"))

@@ -86,8 +86,8 @@ CREATE TABLE verdicts (
 );
 "#;
 
-/// Version 2: indexes for housekeeping and for a pass that reads only the
-/// ledger rows of the tokens present.
+/// Version 2: indexes for housekeeping, which looks up a token's ledger
+/// rows and the tokens gone since before a date.
 const V2: &str = r#"
 CREATE INDEX ledger_by_fingerprint ON ledger (fingerprint);
 CREATE INDEX tokens_by_presence ON tokens (present, last_seen);
