@@ -7,7 +7,7 @@
 
 mod queue;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -175,14 +175,6 @@ fn requested_key(fingerprint: &str, path: &Path) -> u64 {
 
 impl Prober {
     pub async fn run(mut self) {
-        let mut known: HashMap<String, StoredVerdict> =
-            match tokio::task::block_in_place(|| self.store.verdicts()) {
-                Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read stored Apple verdicts");
-                    HashMap::new()
-                }
-            };
         loop {
             let next = lock(&self.queue).pop(Instant::now());
             if let Some((req, attempts)) = next {
@@ -241,7 +233,7 @@ impl Prober {
                     continue;
                 }
                 let n = attempts + 1;
-                let changed = self.record(&mut known, &req.fingerprint, &outcome);
+                let changed = self.record(&req.fingerprint, &outcome);
                 if outcome.is_retryable() {
                     lock(&self.queue).retry_at(req, Instant::now() + backoff(n), n);
                 }
@@ -260,14 +252,18 @@ impl Prober {
     }
 
     /// Stores what Apple said; true when the verdict others read changed.
-    fn record(
-        &mut self,
-        known: &mut HashMap<String, StoredVerdict>,
-        fp: &str,
-        outcome: &ProbeOutcome,
-    ) -> bool {
+    fn record(&mut self, fp: &str, outcome: &ProbeOutcome) -> bool {
         let now = Utc::now();
-        let previous = known.get(fp).cloned();
+        // Read from the store, not kept in memory: the map of every token
+        // ever asked about only grew, and kept verdicts that housekeeping
+        // had forgotten (a token that came back inherited them).
+        let previous = match tokio::task::block_in_place(|| self.store.verdict(fp)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the stored Apple verdict");
+                None
+            }
+        };
         let mut v = previous.clone().unwrap_or(StoredVerdict {
             fingerprint: fp.to_string(),
             verified_at: now,
@@ -337,7 +333,6 @@ impl Prober {
             .as_ref()
             .map(|p| (&p.verdict, &p.uid, p.apple_expires_at, p.first_failure_at))
             != Some((&v.verdict, &v.uid, v.apple_expires_at, v.first_failure_at));
-        known.insert(fp.to_string(), v);
         changed
     }
 }
