@@ -5,7 +5,9 @@
 #   - `systemd-analyze verify` accepts systemd/tokenwatch.service, alone and
 #     with the smtp-password drop-in, with no warning about them;
 #   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower;
-#   - the unit forbids core dumps (LimitCORE=0): they would hold secrets.
+#   - the unit forbids core dumps (LimitCORE=0): they would hold secrets;
+#   - the unit ends a crash loop (StartLimitIntervalSec=/StartLimitBurst= in
+#     [Unit]) and never restarts after exit 3 (RestartPreventExitStatus=3).
 #
 # Usage: .ci/check-systemd.sh [PATH-TO-BUILT-BINARY]   (default target/debug/tokenwatch)
 #
@@ -89,6 +91,19 @@ limit_core=$(sed -n 's/^LimitCORE=[[:space:]]*//p' "$unit_src" | tail -n 1)
 [[ $limit_core == 0 ]] ||
     fail "tokenwatch.service must set LimitCORE=0 (found '${limit_core:-nothing}')"
 echo "check-systemd: core dumps off (LimitCORE=0)"
+# --- restart policy -----------------------------------------------------------
+# StartLimit* are ignored (with only a warning) in [Service] by newer systemd,
+# so look for them in [Unit] itself.
+unit_section() {
+    awk -v want="[$1]" '/^\[/ { cur = $0; next } cur == want' "$unit_src"
+}
+for key in StartLimitIntervalSec StartLimitBurst; do
+    unit_section Unit | grep -Eq "^$key=[^[:space:]]+" ||
+        fail "tokenwatch.service has no $key= in [Unit]: a crash loop would never end"
+done
+unit_section Service | grep -Eq '^RestartPreventExitStatus=.*\b3\b' ||
+    fail "tokenwatch.service lacks RestartPreventExitStatus=3: start-up errors a restart cannot fix would loop"
+echo "check-systemd: restart policy ok (StartLimit* in [Unit], no restart after exit 3)"
 
 # --- sysusers -----------------------------------------------------------------
 install -m 0644 "$sysusers_src" "$root/usr/lib/sysusers.d/tokenwatch.conf"

@@ -17,10 +17,12 @@
 //! - [`alerts`]: which mails are due given the ledger (pure).
 //! - [`report`]: the `check`/`status` view and its exit code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
-//! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts.
+//! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts,
+//!   and the housekeeping that forgets what is long gone.
 //! - [`mail`]: rendering and sending mail (SMTP or file).
 //! - [`probe`]: the read-only Apple API check of a token.
-//! - [`watch`]: filesystem events turned into "rescan this folder".
+//! - [`watch`]: filesystem events turned into "rescan this folder" (a bounded
+//!   queue; a burst beyond it means "rescan everything").
 //! - [`schedule`]: cron schedules in a time zone, correct across DST.
 //! - [`daemon`]: the long-running loop that owns the token set.
 //! - [`cli`]: the subcommands, their output and exit codes.

@@ -9,9 +9,16 @@
 //! (watch limit reached) as they happen, which the mini debouncer drops.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use notify::{EventKind, RecursiveMode, Watcher as _};
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// Events waiting for the loop. A burst beyond this (a folder of 100,000
+/// files copied in) is not queued event by event: it becomes one rescan of
+/// every folder, which is what so many events would cause anyway.
+pub const QUEUE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
@@ -31,15 +38,29 @@ pub enum WatchEvent {
 /// the scan; only a folder with `follow_links = true` gets a second watcher
 /// (its own inotify instance) that follows them, as its scan does.
 pub struct Watcher {
-    tx: UnboundedSender<WatchEvent>,
+    tx: mpsc::Sender<WatchEvent>,
     plain: notify::RecommendedWatcher,
     following: Option<notify::RecommendedWatcher>,
     /// Path, mode, and whether `following` holds the watch.
     watched: Vec<(PathBuf, RecursiveMode, bool)>,
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Hands one event to the loop from notify's thread, which must never
+/// block. When the queue is full the event is dropped and `overflowed`
+/// set; something always reaches the loop after that (the queued events,
+/// or an [`WatchEvent::Overflow`] sent once there is room), so the loop,
+/// which checks the flag after each event, never misses it.
+fn forward(tx: &mpsc::Sender<WatchEvent>, overflowed: &AtomicBool, msg: WatchEvent) {
+    if let Err(TrySendError::Full(_)) = tx.try_send(msg) {
+        overflowed.store(true, Ordering::SeqCst);
+        let _ = tx.try_send(WatchEvent::Overflow);
+    }
 }
 
 fn new_watcher(
-    tx: UnboundedSender<WatchEvent>,
+    tx: mpsc::Sender<WatchEvent>,
+    overflowed: Arc<AtomicBool>,
     follow_links: bool,
 ) -> Result<notify::RecommendedWatcher, String> {
     let handler = move |res: notify::Result<notify::Event>| {
@@ -50,7 +71,7 @@ fn new_watcher(
             Ok(ev) => WatchEvent::Changed(ev.paths),
             Err(e) => WatchEvent::Failed(e.to_string()),
         };
-        let _ = tx.send(msg);
+        forward(&tx, &overflowed, msg);
     };
     let config = notify::Config::default().with_follow_symlinks(follow_links);
     notify::RecommendedWatcher::new(handler, config)
@@ -58,13 +79,22 @@ fn new_watcher(
 }
 
 impl Watcher {
-    pub fn new(tx: UnboundedSender<WatchEvent>) -> Result<Watcher, String> {
+    /// Events go to `tx`; make it `mpsc::channel(QUEUE)`.
+    pub fn new(tx: mpsc::Sender<WatchEvent>) -> Result<Watcher, String> {
+        let overflowed = Arc::new(AtomicBool::new(false));
         Ok(Watcher {
-            plain: new_watcher(tx.clone(), false)?,
+            plain: new_watcher(tx.clone(), overflowed.clone(), false)?,
             tx,
             following: None,
             watched: Vec::new(),
+            overflowed,
         })
+    }
+
+    /// Whether events were dropped since the last call because the queue
+    /// was full: then every folder must be rescanned.
+    pub fn take_overflow(&self) -> bool {
+        self.overflowed.swap(false, Ordering::SeqCst)
     }
 
     pub fn is_watched(&self, path: &Path) -> bool {
@@ -77,7 +107,7 @@ impl Watcher {
         }
         let following = match self.following.take() {
             Some(w) => w,
-            None => new_watcher(self.tx.clone(), true)?,
+            None => new_watcher(self.tx.clone(), self.overflowed.clone(), true)?,
         };
         Ok(self.following.insert(following))
     }
@@ -143,5 +173,61 @@ impl Watcher {
                 let _ = w.unwatch(path);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn changed(name: &str) -> WatchEvent {
+        WatchEvent::Changed(vec![PathBuf::from(name)])
+    }
+
+    #[test]
+    fn a_full_queue_drops_events_and_raises_the_overflow_flag() {
+        let (tx, mut rx) = mpsc::channel(2);
+        let flag = AtomicBool::new(false);
+        forward(&tx, &flag, changed("/a"));
+        forward(&tx, &flag, changed("/b"));
+        assert!(!flag.load(Ordering::SeqCst));
+        for i in 0..1000 {
+            forward(&tx, &flag, changed(&format!("/c{i}")));
+        }
+        assert!(flag.load(Ordering::SeqCst));
+        assert_eq!(rx.try_recv().ok(), Some(changed("/a")));
+        assert_eq!(rx.try_recv().ok(), Some(changed("/b")));
+        assert!(rx.try_recv().is_err());
+        // The flag stays up until the loop takes it.
+        forward(&tx, &flag, changed("/d"));
+        assert_eq!(rx.try_recv().ok(), Some(changed("/d")));
+        assert!(flag.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_burst_on_a_real_folder_beyond_the_queue_reports_an_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut w = Watcher::new(tx).unwrap();
+        w.watch(dir.path(), false, false).unwrap();
+        // Nobody reads while the files are made: the queue fills.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut i = 0;
+        while !w.overflowed.load(Ordering::SeqCst) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no overflow after {i} files"
+            );
+            std::fs::write(dir.path().join(format!("f{i}")), b"x").unwrap();
+            i += 1;
+            tokio::task::yield_now().await;
+        }
+        let mut got = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            got.push(ev);
+        }
+        assert!(got.len() <= 4, "the queue holds at most 4 events");
+        assert!(w.take_overflow());
+        assert!(!w.take_overflow(), "taking the flag clears it");
     }
 }

@@ -41,6 +41,11 @@ pub fn run(flag: Option<&Path>) -> anyhow::Result<i32> {
                 eprintln!("tokenwatch: {e}");
                 Ok(EXIT_UNKNOWN)
             }
+            Err(DaemonError::Setup(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "cannot start; fix this, then start again");
+                eprintln!("tokenwatch: {e:#}");
+                Ok(EXIT_UNKNOWN)
+            }
             Err(DaemonError::Fatal(e)) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot start");
                 eprintln!("tokenwatch: {e:#}");

@@ -247,6 +247,7 @@ impl Builder<'_, '_> {
             password_change_grace_hours: DEFAULT_GRACE_HOURS,
             max_mails_per_pass: DEFAULT_MAX_MAILS_PER_PASS,
             require_account: false,
+            forget_after_days: DEFAULT_FORGET_AFTER_DAYS,
         })
     }
 
@@ -300,6 +301,15 @@ impl Builder<'_, '_> {
             DEFAULT_MAX_MAILS_PER_PASS as i64,
         )? as u32;
         policy.require_account = s.boolean(self.d, "require_account").unwrap_or(false);
+        // At least a month: a share unmounted over a long weekend must not
+        // make its tokens new when it is back.
+        policy.forget_after_days = self.bounded(
+            &mut s,
+            "forget_after_days",
+            30,
+            36_500,
+            DEFAULT_FORGET_AFTER_DAYS as i64,
+        )? as u32;
         s.finish(self.d);
         ok.then_some(policy)
     }

@@ -38,6 +38,7 @@ const DEFAULT_REPEAT_DAYS: u32 = 7;
 const DEFAULT_FROM: &str = "tokenwatch <tokenwatch@localhost>";
 const DEFAULT_GRACE_HOURS: u32 = 48;
 const DEFAULT_MAX_MAILS_PER_PASS: u32 = 20;
+const DEFAULT_FORGET_AFTER_DAYS: u32 = 400;
 const DEFAULT_WARNING_DAYS: i64 = 30;
 const DEFAULT_CRITICAL_DAYS: i64 = 7;
 const DEFAULT_CHECK_SCHEDULE: &str = "0 0 * * * *";
@@ -72,6 +73,9 @@ pub struct AlertPolicy {
     pub password_change_grace_hours: u32,
     pub max_mails_per_pass: u32,
     pub require_account: bool,
+    /// Sent mail older than this, and the history of tokens gone for
+    /// longer, is deleted by the daily housekeeping.
+    pub forget_after_days: u32,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -49,6 +49,7 @@ fn defaults_fill_what_is_missing() {
     assert_eq!(cfg.alerts.lead_days, vec![60, 30, 14, 7, 3, 1]);
     assert_eq!(cfg.alerts.repeat_days, 7);
     assert_eq!(cfg.alerts.password_change_grace_hours, 48);
+    assert_eq!(cfg.alerts.forget_after_days, 400);
     assert_eq!(cfg.check.warning_days, 30);
     assert_eq!(cfg.check.critical_days, 7);
     assert_eq!(cfg.folders[0].path, PathBuf::from("/etc/tokenwatch/tokens"));
@@ -232,5 +233,23 @@ fn follow_links_is_off_unless_a_folder_sets_it() {
     assert!(
         err.lines()[0].contains(".follow_links: expected true or false"),
         "{err}"
+    );
+}
+
+#[test]
+fn forget_after_days_is_read_and_bounded() {
+    let with = |v: &str| {
+        parse_at(&format!(
+            "[alerts]\nrecipients = [\"ops@example.com\"]\nforget_after_days = {v}\n[[folder]]\npath = \"/t\"\n"
+        ))
+    };
+    assert_eq!(with("730").unwrap().alerts.forget_after_days, 730);
+    let err = with("7").unwrap_err();
+    assert!(
+        err.lines()
+            .iter()
+            .any(|l| l.contains("alerts.forget_after_days: 7 is out of range 30..=36500")),
+        "{:?}",
+        err.lines()
     );
 }

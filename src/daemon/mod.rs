@@ -9,12 +9,12 @@
 //! safety net.
 
 mod folders;
+mod housekeeping;
 mod pass;
 mod prober;
 pub mod sender;
 pub use folders::REARM_ENV;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,8 @@ use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
-use prober::{ProbeRequest, Prober, ProberHandle, ProberOrder};
-use sender::{Sender, SenderOrder};
+use prober::{ProberHandle, Requested};
+use sender::SenderHandle;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,13 @@ pub enum Order {
 pub enum DaemonError {
     #[error("{0}")]
     Config(#[from] config::ConfigError),
+    /// A start-up error that starting again cannot fix (mail or Apple
+    /// settings, password or CA file, a state directory it cannot use):
+    /// someone must change something first, so systemd must not restart.
+    #[error("{0:#}")]
+    Setup(anyhow::Error),
+    /// Anything else; it may pass (a busy or full disk), so a restart is
+    /// worth it.
     #[error("{0:#}")]
     Fatal(anyhow::Error),
 }
@@ -57,16 +64,14 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = config::load(&config_path)?;
-    let mailer = Mailer::new(&cfg.mail).map_err(|e| {
-        DaemonError::Fatal(anyhow::anyhow!(
-            "mail settings in {}: {e}",
-            cfg.file.display()
-        ))
-    })?;
-    let store = open_store(&cfg.state_dir)?;
-    let sender_store = open_store(&cfg.state_dir)?;
+    // Every error Mailer::new returns is in the settings or the files they
+    // name (password, CA): none passes by itself.
+    let mailer = Mailer::new(&cfg.mail)
+        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: [mail]: {e}", cfg.file.display())))?;
+    let store = open_store(&cfg)?;
+    let sender_store = open_store(&cfg)?;
 
-    let (watch_tx, mut watch_rx) = mpsc::unbounded_channel();
+    let (watch_tx, mut watch_rx) = mpsc::channel(crate::watch::QUEUE);
     let watcher = match Watcher::new(watch_tx) {
         Ok(w) => Some(w),
         Err(e) => {
@@ -74,14 +79,8 @@ pub async fn run(
             None
         }
     };
-    let (sender_tx, sender_rx) = mpsc::channel(64);
     let sender_cancel = CancellationToken::new();
-    let sender = Sender {
-        store: sender_store,
-        mailer,
-        orders: sender_rx,
-        cancel: sender_cancel.clone(),
-    };
+    let (sender, sender_handle) = sender::sender(sender_store, mailer, sender_cancel.clone());
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -93,7 +92,7 @@ pub async fn run(
         watcher,
         slots: Vec::new(),
         config_dirty: None,
-        sender: sender_tx,
+        sender: sender_handle,
         tick_tx,
         schedules: CancellationToken::new(),
         recheck_at: None,
@@ -101,15 +100,17 @@ pub async fn run(
         host: hostname(),
         prober: None,
         verdict_tx,
-        requested: HashSet::new(),
+        requested: Requested::default(),
     };
-    d.start_prober().map_err(DaemonError::Fatal)?;
+    d.start_prober()?;
     d.watch_config_dir();
     d.set_folders();
     d.start_schedules();
     d.full_pass("start-up");
     d.log_watching();
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    // After READY: the first run after an upgrade may have years to delete.
+    d.housekeep();
     let watchdog = watchdog_interval();
 
     loop {
@@ -145,8 +146,18 @@ pub async fn run(
     Ok(())
 }
 
-fn open_store(dir: &Path) -> Result<StateStore, DaemonError> {
-    StateStore::open(dir).map_err(|e| DaemonError::Fatal(anyhow::anyhow!(e)))
+fn open_store(cfg: &Config) -> Result<StateStore, DaemonError> {
+    StateStore::open(&cfg.state_dir).map_err(|e| state_error(cfg, e))
+}
+
+fn state_error(cfg: &Config, e: crate::state::StateError) -> DaemonError {
+    let restart_cannot_fix = e.restart_cannot_fix();
+    let e = anyhow::anyhow!("{}: state_dir: {e}", cfg.file.display());
+    if restart_cannot_fix {
+        DaemonError::Setup(e)
+    } else {
+        DaemonError::Fatal(e)
+    }
 }
 
 pub(crate) fn hostname() -> String {
@@ -180,7 +191,7 @@ struct Daemon {
     watcher: Option<Watcher>,
     slots: Vec<Slot>,
     config_dirty: Option<Instant>,
-    sender: mpsc::Sender<SenderOrder>,
+    sender: SenderHandle,
     tick_tx: mpsc::Sender<Tick>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
@@ -194,12 +205,8 @@ struct Daemon {
     /// the sender stops it.
     prober: Option<ProberHandle>,
     verdict_tx: mpsc::Sender<()>,
-    /// Tokens handed to the prober since start-up (or found freshly
-    /// verified), as a hash of fingerprint and path: a token is asked about
-    /// when it appears, then on schedule. The path counts because the
-    /// prober reads the bearer from the file: a token renamed before its
-    /// turn is asked about again under its new name.
-    requested: HashSet<u64>,
+    /// Tokens handed to the prober (or found freshly verified).
+    requested: Requested,
 }
 
 impl Daemon {
@@ -213,6 +220,9 @@ impl Daemon {
         if self.cfg.apple.verify {
             list.push(("verify", self.cfg.schedule.verify.clone()));
         }
+        if let Some(s) = self.housekeeping_schedule() {
+            list.push(("housekeeping", s));
+        }
         for (name, s) in list {
             tokio::spawn(run_schedule(
                 name,
@@ -224,24 +234,19 @@ impl Daemon {
     }
 
     /// Starts the Apple prober when `[apple] verify` is on.
-    fn start_prober(&mut self) -> anyhow::Result<()> {
+    fn start_prober(&mut self) -> Result<(), DaemonError> {
         if !self.cfg.apple.verify {
             return Ok(());
         }
-        let probe = crate::probe::Probe::new(&self.cfg.apple.probe)
-            .map_err(|e| anyhow::anyhow!("[apple] settings in {}: {e}", self.cfg.file.display()))?;
-        let store = StateStore::open(&self.cfg.state_dir).map_err(anyhow::Error::from)?;
-        let (tx, rx) = mpsc::channel(64);
-        let cancel = CancellationToken::new();
-        let prober = Prober {
-            probe,
-            store,
-            orders: rx,
-            changed: self.verdict_tx.clone(),
-            cancel: cancel.clone(),
-        };
+        // Like the mailer's, every error here is in the settings or the CA
+        // file they name.
+        let probe = crate::probe::Probe::new(&self.cfg.apple.probe).map_err(|e| {
+            DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", self.cfg.file.display()))
+        })?;
+        let store = open_store(&self.cfg)?;
+        let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
         tokio::spawn(prober.run());
-        self.prober = Some(ProberHandle { orders: tx, cancel });
+        self.prober = Some(handle);
         Ok(())
     }
 
@@ -249,7 +254,7 @@ impl Daemon {
     /// (`all`), else those not asked about yet and not verified within the
     /// last schedule interval.
     pub(super) fn request_verification(&mut self, all: bool, verdicts: &crate::report::Verdicts) {
-        let Some(prober) = self.prober.as_ref().map(|p| p.orders.clone()) else {
+        let Some(prober) = &self.prober else {
             return;
         };
         let now = Utc::now();
@@ -259,37 +264,24 @@ impl Daemon {
             .verify
             .interval_near(now)
             .unwrap_or(chrono::Duration::hours(6));
-        let mut batch = Vec::new();
-        for slot in &self.slots {
-            for f in &slot.files {
-                let Some(t) = f.token().filter(|t| t.verifiable_with_apple()) else {
-                    continue;
-                };
-                let fp = t.fingerprint.as_str();
-                let key = requested_key(fp, &f.path);
-                if !all && self.requested.contains(&key) {
-                    continue;
-                }
-                self.requested.insert(key);
-                // A failed check is never fresh: it is asked again.
-                let fresh = verdicts.get(fp).is_some_and(|v| {
-                    v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for
-                });
-                if all || !fresh {
-                    batch.push(ProbeRequest {
-                        fingerprint: fp.to_string(),
-                        path: f.path.clone(),
-                    });
-                }
-            }
-        }
+        let present = self.slots.iter().flat_map(|s| &s.files).filter_map(|f| {
+            let t = f.token().filter(|t| t.verifiable_with_apple())?;
+            Some((t.fingerprint.as_str(), f.path.as_path()))
+        });
+        // A failed check is never fresh: it is asked again.
+        let fresh = |fp: &str| {
+            verdicts
+                .get(fp)
+                .is_some_and(|v| v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for)
+        };
+        let batch = self.requested.select(present, all, fresh);
         if !batch.is_empty() {
-            tracing::debug!(tokens = batch.len(), "asking Apple");
-            if prober.try_send(ProberOrder::Verify(batch)).is_err() {
-                tracing::warn!(
-                    "the Apple prober is busy; these tokens are asked about at the next schedule"
-                );
-            }
+            tracing::debug!(
+                tokens = batch.len(),
+                known = self.requested.len(),
+                "asking Apple"
+            );
+            prober.verify(batch);
         }
     }
 
@@ -297,6 +289,7 @@ impl Daemon {
         match tick.name {
             "check" => self.full_pass("schedule"),
             "digest" => self.send_digest(),
+            "housekeeping" => self.housekeep(),
             "verify" => {
                 let verdicts = self.verdicts();
                 self.request_verification(true, &verdicts);
@@ -317,6 +310,11 @@ impl Daemon {
     }
 
     fn on_watch_event(&mut self, ev: WatchEvent) {
+        // Events dropped on a full queue: whatever they named, look again
+        // everywhere (the flag is taken, so this happens once per burst).
+        if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
+            self.on_watch_event(WatchEvent::Overflow);
+        }
         match ev {
             WatchEvent::Changed(paths) => {
                 let now = Instant::now();
@@ -343,6 +341,8 @@ impl Daemon {
                 for slot in &mut self.slots {
                     slot.watch_lost(now);
                 }
+                // The lost events may have named the config file.
+                self.config_dirty = Some(now);
             }
             WatchEvent::Failed(e) => {
                 tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
@@ -447,7 +447,7 @@ impl Daemon {
         if mail_changed {
             match Mailer::new(&cfg.mail) {
                 Ok(m) => {
-                    let _ = self.sender.try_send(SenderOrder::UseMailer(Box::new(m)));
+                    self.sender.use_mailer(m);
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
@@ -465,6 +465,7 @@ impl Daemon {
         let schedules_changed =
             cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
         let apple_changed = cfg.apple != self.cfg.apple;
+        let forget_changed = cfg.alerts.forget_after_days != self.cfg.alerts.forget_after_days;
         self.cfg = cfg;
         self.set_folders();
         if schedules_changed {
@@ -474,10 +475,13 @@ impl Daemon {
             self.prober = None;
             self.requested.clear();
             if let Err(e) = self.start_prober() {
-                tracing::error!(error = %format!("{e:#}"), "Apple checks stay off until the next valid config");
+                tracing::error!(error = %e, "Apple checks stay off until the next valid config");
             }
         }
         self.full_pass("reload");
+        if forget_changed {
+            self.housekeep();
+        }
     }
 
     fn log_watching(&self) {
@@ -500,11 +504,4 @@ impl Daemon {
             }
         }
     }
-}
-
-fn requested_key(fingerprint: &str, path: &Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (fingerprint, path).hash(&mut h);
-    h.finish()
 }

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 
-use super::sender::SenderOrder;
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
 use crate::evaluate::Status;
@@ -209,8 +208,11 @@ impl Daemon {
         }
     }
 
-    fn ledger(&self) -> Option<Ledger> {
-        match tokio::task::block_in_place(|| self.store.ledger()) {
+    /// The ledger rows of what this pass holds (and of no token): the rows
+    /// of tokens long gone are never read.
+    fn ledger(&self, report: &Report) -> Option<Ledger> {
+        let present = report.tokens.iter().map(|t| t.identity.as_str());
+        match tokio::task::block_in_place(|| self.store.ledger_for(present)) {
             Ok(rows) => Some(
                 rows.into_iter()
                     .map(|r| (r.key, Recorded { at: r.recorded_at }))
@@ -227,7 +229,7 @@ impl Daemon {
     /// read or written, so the pass must be retried.
     fn plan_and_enqueue(&mut self, report: &Report) -> bool {
         let now = Utc::now();
-        let Some(ledger) = self.ledger() else {
+        let Some(ledger) = self.ledger(report) else {
             return false;
         };
         let (subjects, folders) = self.subjects(report);
@@ -288,7 +290,7 @@ impl Daemon {
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "alerts queued");
-                let _ = self.sender.try_send(SenderOrder::Wake);
+                self.sender.wake();
                 true
             }
             Err(e) => {
@@ -380,7 +382,7 @@ impl Daemon {
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "digest queued");
-                let _ = self.sender.try_send(SenderOrder::Wake);
+                self.sender.wake();
             }
             Err(e) => tracing::error!(error = %e, "cannot queue the digest"),
         }

@@ -5,19 +5,23 @@
 //! Only ever `GET /client/config` (see [`crate::probe`]): a POST would take
 //! the token away from the organisation's MDM.
 
-use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
+mod queue;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::Utc;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::probe::{Probe, ProbeOutcome};
 use crate::scan;
 use crate::state::{StateStore, StoredVerdict};
+use queue::ProbeQueue;
 
 /// State meta key: since when every request to Apple has failed.
 pub const APPLE_UNREACHABLE_SINCE: &str = "apple_unreachable_since";
@@ -36,14 +40,31 @@ pub struct ProbeRequest {
     pub path: PathBuf,
 }
 
-pub enum ProberOrder {
-    Verify(Vec<ProbeRequest>),
+/// The loop's side of a running prober; dropping it stops the prober.
+///
+/// The loop hands requests over by putting them straight into the
+/// prober's queue, which holds each token once: a request is never
+/// dropped however busy the prober is (an order channel that was full lost
+/// them until the next schedule), and the queue never outgrows the number
+/// of tokens.
+pub struct ProberHandle {
+    queue: Arc<Mutex<ProbeQueue>>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
 }
 
-/// The loop's side of a running prober; dropping it stops the prober.
-pub struct ProberHandle {
-    pub orders: mpsc::Sender<ProberOrder>,
-    pub cancel: CancellationToken,
+impl ProberHandle {
+    /// Queues these tokens for a check with Apple.
+    pub fn verify(&self, batch: Vec<ProbeRequest>) {
+        let mut q = lock(&self.queue);
+        for r in batch {
+            q.ask(r);
+        }
+        let (waiting, retrying) = q.len();
+        drop(q);
+        tracing::debug!(waiting, retrying, "Apple checks queued");
+        self.wake.notify_one();
+    }
 }
 
 impl Drop for ProberHandle {
@@ -52,45 +73,111 @@ impl Drop for ProberHandle {
     }
 }
 
-pub struct Prober {
-    pub probe: Probe,
-    pub store: StateStore,
-    pub orders: mpsc::Receiver<ProberOrder>,
-    /// A verdict changed: the loop should evaluate again.
-    pub changed: mpsc::Sender<()>,
-    pub cancel: CancellationToken,
+/// A prober and its handle; the prober does nothing until `run`.
+pub fn prober(
+    probe: Probe,
+    store: StateStore,
+    changed: mpsc::Sender<()>,
+) -> (Prober, ProberHandle) {
+    let queue = Arc::new(Mutex::new(ProbeQueue::default()));
+    let wake = Arc::new(Notify::new());
+    let cancel = CancellationToken::new();
+    (
+        Prober {
+            probe,
+            store,
+            queue: queue.clone(),
+            wake: wake.clone(),
+            changed,
+            cancel: cancel.clone(),
+        },
+        ProberHandle {
+            queue,
+            wake,
+            cancel,
+        },
+    )
 }
 
-struct Retry {
-    at: Instant,
-    attempts: u32,
-    request: ProbeRequest,
+/// The queue is only ever held for a few map operations, none of which
+/// panics; a poisoned lock still holds a consistent queue.
+fn lock(q: &Mutex<ProbeQueue>) -> MutexGuard<'_, ProbeQueue> {
+    q.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub struct Prober {
+    probe: Probe,
+    store: StateStore,
+    queue: Arc<Mutex<ProbeQueue>>,
+    wake: Arc<Notify>,
+    /// A verdict changed: the loop should evaluate again. A full channel
+    /// already holds that news, so a failed `try_send` loses nothing.
+    changed: mpsc::Sender<()>,
+    cancel: CancellationToken,
+}
+
+/// Which tokens have been handed to the prober, as a hash of fingerprint
+/// and path: a token is asked about when it appears, then on schedule. The
+/// path counts because the prober reads the bearer from the file: a token
+/// renamed before its turn is asked about again under its new name.
+///
+/// Holds exactly the tokens present at the latest pass: one that is gone
+/// is forgotten (the set never outgrows the folders), and asked about again
+/// if it comes back.
+#[derive(Debug, Default)]
+pub struct Requested(HashSet<u64>);
+
+impl Requested {
+    /// The tokens present now, as `(fingerprint, path)`, to hand to the
+    /// prober: every one with `all`, else those not handed over before
+    /// whose verdict is not `fresh`.
+    pub fn select<'a>(
+        &mut self,
+        present: impl IntoIterator<Item = (&'a str, &'a Path)>,
+        all: bool,
+        fresh: impl Fn(&str) -> bool,
+    ) -> Vec<ProbeRequest> {
+        let mut now_present = HashSet::with_capacity(self.0.len());
+        let mut batch = Vec::new();
+        for (fp, path) in present {
+            let key = requested_key(fp, path);
+            now_present.insert(key);
+            if !all && self.0.contains(&key) {
+                continue;
+            }
+            if all || !fresh(fp) {
+                batch.push(ProbeRequest {
+                    fingerprint: fp.to_string(),
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        self.0 = now_present;
+        batch
+    }
+
+    /// Forgets every token (the Apple settings changed: ask afresh).
+    pub fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+fn requested_key(fingerprint: &str, path: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (fingerprint, path).hash(&mut h);
+    h.finish()
 }
 
 impl Prober {
     pub async fn run(mut self) {
-        let mut known: HashMap<String, StoredVerdict> =
-            match tokio::task::block_in_place(|| self.store.verdicts()) {
-                Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot read stored Apple verdicts");
-                    HashMap::new()
-                }
-            };
-        let mut queue: VecDeque<ProbeRequest> = VecDeque::new();
-        let mut retries: Vec<Retry> = Vec::new();
-        let mut attempts: HashMap<String, u32> = HashMap::new();
         loop {
-            // Due retries join the queue.
-            let now = Instant::now();
-            let (due, later): (Vec<Retry>, Vec<Retry>) =
-                retries.into_iter().partition(|r| r.at <= now);
-            retries = later;
-            for r in due {
-                attempts.insert(r.request.fingerprint.clone(), r.attempts);
-                enqueue(&mut queue, r.request);
-            }
-            if let Some(req) = queue.pop_front() {
+            let next = lock(&self.queue).pop(Instant::now());
+            if let Some((req, attempts)) = next {
                 if self.cancel.is_cancelled() {
                     return;
                 }
@@ -108,14 +195,10 @@ impl Prober {
                         // descriptors): tried again a few times. A renamed
                         // file is asked about under its new name by the pass
                         // that sees the rename.
-                        let n = attempts.remove(&req.fingerprint).unwrap_or(0) + 1;
+                        let n = attempts + 1;
                         if n < MAX_UNREADABLE_TRIES {
                             tracing::debug!(file = %req.path.display(), error = %e, "token file unreadable; asking Apple later");
-                            retries.push(Retry {
-                                at: Instant::now() + backoff(n),
-                                attempts: n,
-                                request: req,
-                            });
+                            lock(&self.queue).retry_at(req, Instant::now() + backoff(n), n);
                         } else {
                             tracing::warn!(file = %req.path.display(), error = %e, "token file unreadable; not asking Apple until the next verification");
                         }
@@ -125,7 +208,6 @@ impl Prober {
                         // The pass that sees the change asks about whatever
                         // the file holds now.
                         tracing::debug!(file = %req.path.display(), why = %why, "not asking Apple");
-                        attempts.remove(&req.fingerprint);
                         continue;
                     }
                 };
@@ -143,53 +225,45 @@ impl Prober {
                         wait_secs = wait.as_secs(),
                         "Apple rate-limits us; pausing checks"
                     );
-                    queue.push_front(req);
+                    lock(&self.queue).push_front(req, attempts);
                     tokio::select! {
                         _ = self.cancel.cancelled() => return,
                         _ = tokio::time::sleep(wait) => {}
                     }
                     continue;
                 }
-                let n = attempts.remove(&req.fingerprint).unwrap_or(0) + 1;
-                let changed = self.record(&mut known, &req.fingerprint, &outcome);
+                let n = attempts + 1;
+                let changed = self.record(&req.fingerprint, &outcome);
                 if outcome.is_retryable() {
-                    retries.push(Retry {
-                        at: Instant::now() + backoff(n),
-                        attempts: n,
-                        request: req,
-                    });
+                    lock(&self.queue).retry_at(req, Instant::now() + backoff(n), n);
                 }
                 if changed {
                     let _ = self.changed.try_send(());
                 }
                 continue;
             }
-            let next_retry = retries.iter().map(|r| r.at).min();
+            let next_retry = lock(&self.queue).next_retry();
             tokio::select! {
                 _ = self.cancel.cancelled() => return,
-                order = self.orders.recv() => match order {
-                    Some(ProberOrder::Verify(list)) => {
-                        for r in list {
-                            retries.retain(|x| x.request.fingerprint != r.fingerprint);
-                            enqueue(&mut queue, r);
-                        }
-                    }
-                    None => return,
-                },
+                () = self.wake.notified() => {}
                 _ = sleep_until_opt(next_retry) => {}
             }
         }
     }
 
     /// Stores what Apple said; true when the verdict others read changed.
-    fn record(
-        &mut self,
-        known: &mut HashMap<String, StoredVerdict>,
-        fp: &str,
-        outcome: &ProbeOutcome,
-    ) -> bool {
+    fn record(&mut self, fp: &str, outcome: &ProbeOutcome) -> bool {
         let now = Utc::now();
-        let previous = known.get(fp).cloned();
+        // Read from the store, not kept in memory: the map of every token
+        // ever asked about only grew, and kept verdicts that housekeeping
+        // had forgotten (a token that came back inherited them).
+        let previous = match tokio::task::block_in_place(|| self.store.verdict(fp)) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the stored Apple verdict");
+                None
+            }
+        };
         let mut v = previous.clone().unwrap_or(StoredVerdict {
             fingerprint: fp.to_string(),
             verified_at: now,
@@ -259,25 +333,15 @@ impl Prober {
             .as_ref()
             .map(|p| (&p.verdict, &p.uid, p.apple_expires_at, p.first_failure_at))
             != Some((&v.verdict, &v.uid, v.apple_expires_at, v.first_failure_at));
-        known.insert(fp.to_string(), v);
         changed
     }
 }
 
-/// Queues a token once; asked again under another path (renamed, or a
-/// copy), the queued request takes the newer path.
 /// The wait before the `n`th retry (from 1): doubling, capped.
 fn backoff(n: u32) -> Duration {
     FIRST_RETRY
         .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
         .min(MAX_RETRY)
-}
-
-fn enqueue(queue: &mut VecDeque<ProbeRequest>, r: ProbeRequest) {
-    match queue.iter_mut().find(|q| q.fingerprint == r.fingerprint) {
-        Some(queued) => queued.path = r.path,
-        None => queue.push_back(r),
-    }
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -291,27 +355,91 @@ async fn sleep_until_opt(at: Option<Instant>) {
 mod tests {
     use super::*;
 
-    fn request(fp: &str, path: &str) -> ProbeRequest {
-        ProbeRequest {
-            fingerprint: fp.to_owned(),
-            path: PathBuf::from(path),
-        }
+    fn asked(batch: &[ProbeRequest]) -> Vec<&str> {
+        batch.iter().map(|r| r.fingerprint.as_str()).collect()
     }
 
     #[test]
-    fn a_token_asked_about_again_under_a_new_path_is_queued_once_with_it() {
-        let mut queue = VecDeque::new();
-        enqueue(&mut queue, request("aa", "/t/old.vpptoken"));
-        enqueue(&mut queue, request("bb", "/t/b.vpptoken"));
-        enqueue(&mut queue, request("aa", "/t/renamed.vpptoken"));
-        let queued: Vec<_> = queue
-            .iter()
-            .map(|r| (r.fingerprint.as_str(), r.path.to_str().unwrap()))
-            .collect();
+    fn requested_forgets_tokens_that_are_gone_and_asks_again_when_they_return() {
+        let (a, b) = (Path::new("/t/a.vpptoken"), Path::new("/t/b.vpptoken"));
+        let stale = |_: &str| false;
+        let mut r = Requested::default();
         assert_eq!(
-            queued,
-            [("aa", "/t/renamed.vpptoken"), ("bb", "/t/b.vpptoken")]
+            asked(&r.select([("aa", a), ("bb", b)], false, stale)),
+            ["aa", "bb"]
         );
+        // Asked about once, not at every pass.
+        assert!(r.select([("aa", a), ("bb", b)], false, stale).is_empty());
+        assert_eq!(r.len(), 2);
+        // bb is gone: forgotten.
+        assert!(r.select([("aa", a)], false, stale).is_empty());
+        assert_eq!(r.len(), 1);
+        // ...and asked about again when it comes back.
+        assert_eq!(
+            asked(&r.select([("aa", a), ("bb", b)], false, stale)),
+            ["bb"]
+        );
+        // Renamed: asked about under its new name; the old name is forgotten.
+        let moved = Path::new("/t/moved.vpptoken");
+        assert_eq!(
+            asked(&r.select([("aa", moved), ("bb", b)], false, stale)),
+            ["aa"]
+        );
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn requested_skips_fresh_verdicts_except_on_schedule() {
+        let a = Path::new("/t/a.vpptoken");
+        let fresh = |_: &str| true;
+        let mut r = Requested::default();
+        assert!(r.select([("aa", a)], false, fresh).is_empty());
+        assert_eq!(asked(&r.select([("aa", a)], true, fresh)), ["aa"]);
+    }
+
+    #[test]
+    fn requested_stays_the_size_of_the_folders_over_many_passes() {
+        let mut r = Requested::default();
+        let paths: Vec<PathBuf> = (0..1000)
+            .map(|i| PathBuf::from(format!("/t/{i}")))
+            .collect();
+        for pass in 0..100 {
+            // Each pass sees 1,000 tokens, a tenth of them new.
+            let fps: Vec<String> = (0..1000).map(|i| format!("{}", i + pass * 100)).collect();
+            r.select(
+                fps.iter()
+                    .map(String::as_str)
+                    .zip(paths.iter().map(PathBuf::as_path)),
+                false,
+                |_| false,
+            );
+            assert_eq!(r.len(), 1000);
+        }
+    }
+
+    #[tokio::test]
+    async fn requests_handed_to_a_busy_prober_are_all_kept_once() {
+        let (queue, wake) = (
+            Arc::new(Mutex::new(ProbeQueue::default())),
+            Arc::new(Notify::new()),
+        );
+        let handle = ProberHandle {
+            queue: queue.clone(),
+            wake,
+            cancel: CancellationToken::new(),
+        };
+        // Nobody takes from the queue: 1,000 batches must all arrive.
+        for batch in 0..1000 {
+            handle.verify(vec![ProbeRequest {
+                fingerprint: format!("{batch:064x}"),
+                path: PathBuf::from("/t/x"),
+            }]);
+        }
+        handle.verify(vec![ProbeRequest {
+            fingerprint: format!("{:064x}", 0),
+            path: PathBuf::from("/t/y"),
+        }]);
+        assert_eq!(lock(&queue).len(), (1000, 0));
     }
 
     #[test]

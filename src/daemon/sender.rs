@@ -1,6 +1,7 @@
 //! The outbox sender: a task that owns its own state connection and the
-//! mailer, delivers due mails, and records each outcome. It takes orders
-//! over a channel; it never decides what to send, only when to try again.
+//! mailer, delivers due mails, and records each outcome. It is woken when
+//! mail is queued and handed new mail settings on reload (see
+//! [`SenderHandle`]); it never decides what to send, only when to try again.
 //!
 //! Guarantee: a mail is in the outbox (written with its ledger rows in one
 //! transaction) before the first attempt, and marked sent only after the
@@ -11,13 +12,13 @@
 //! recorded, so a full disk does not turn into the same mail sent over and
 //! over (regression test: faults::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
 use futures_util::StreamExt as _;
 use rand::Rng;
-use tokio::sync::mpsc;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::mail::transport::{MailError, Mailer, OutgoingMail};
@@ -70,13 +71,6 @@ fn retry_base_secs() -> f64 {
     })
 }
 
-pub enum SenderOrder {
-    /// New mail is in the outbox, or ops asked for a retry.
-    Wake,
-    /// The config changed: deliver with this mailer from now on.
-    UseMailer(Box<Mailer>),
-}
-
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
@@ -112,11 +106,55 @@ pub fn to_outgoing(m: &OutboxMail) -> Result<OutgoingMail, String> {
     })
 }
 
+/// The loop's side of the sender. Neither order can be lost: a wake-up is
+/// a permit that waits until the sender looks (many become one), and the
+/// mailer is a value the sender reads before each round of sends, so the
+/// latest settings win however busy the sender is.
+pub struct SenderHandle {
+    wake: Arc<Notify>,
+    mailer: watch::Sender<Arc<Mailer>>,
+}
+
+impl SenderHandle {
+    /// New mail is in the outbox, or ops asked for a retry.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Deliver with this mailer from now on (mails already being sent
+    /// finish with the previous one).
+    pub fn use_mailer(&self, mailer: Mailer) {
+        self.mailer.send_replace(Arc::new(mailer));
+    }
+}
+
+/// A sender and its handle; the sender does nothing until `run`.
+pub fn sender(
+    store: StateStore,
+    mailer: Mailer,
+    cancel: CancellationToken,
+) -> (Sender, SenderHandle) {
+    let wake = Arc::new(Notify::new());
+    let (mailer_tx, mailer_rx) = watch::channel(Arc::new(mailer));
+    (
+        Sender {
+            store,
+            mailer: mailer_rx,
+            wake: wake.clone(),
+            cancel,
+        },
+        SenderHandle {
+            wake,
+            mailer: mailer_tx,
+        },
+    )
+}
+
 pub struct Sender {
-    pub store: StateStore,
-    pub mailer: Mailer,
-    pub orders: mpsc::Receiver<SenderOrder>,
-    pub cancel: CancellationToken,
+    store: StateStore,
+    mailer: watch::Receiver<Arc<Mailer>>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
 }
 
 /// What happened to one attempt, to be written to the outbox.
@@ -176,11 +214,13 @@ impl Sender {
             };
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
-                order = self.orders.recv() => match order {
-                    Some(SenderOrder::Wake) => {}
-                    Some(SenderOrder::UseMailer(m)) => self.mailer = *m,
-                    None => break,
-                },
+                () = self.wake.notified() => {}
+                changed = self.mailer.changed() => {
+                    // The handle is gone only when the daemon stops.
+                    if changed.is_err() {
+                        break;
+                    }
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -218,13 +258,15 @@ impl Sender {
             if due.is_empty() {
                 return Vec::new();
             }
+            // Read per round: a reload's settings apply to the next mail.
+            let mailer = self.mailer.borrow_and_update().clone();
             let mut refused = Vec::new();
             let mut stop = false;
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
                 let (mailer, cancel, store, halt) =
-                    (&self.mailer, &self.cancel, &mut self.store, &halt);
+                    (&*mailer, &self.cancel, &mut self.store, &halt);
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
                         // Finish the mails in flight, start no new one after
@@ -332,6 +374,75 @@ enum Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mail::transport::TransportSettings;
+    use crate::state::NewMail;
+
+    fn file_mailer(dir: &std::path::Path) -> Mailer {
+        Mailer::new(&TransportSettings::File {
+            dir: dir.to_path_buf(),
+        })
+        .unwrap()
+    }
+
+    fn eml_count(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| d.count())
+    }
+
+    /// Regression: a reload that changed the mail settings while the
+    /// sender's order queue was full lost the new settings silently.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old_dir, new_dir) = (tmp.path().join("old"), tmp.path().join("new"));
+        std::fs::create_dir_all(&old_dir).unwrap();
+        std::fs::create_dir_all(&new_dir).unwrap();
+        let state = tmp.path().join("state");
+        let mut store = StateStore::open(&state).unwrap();
+        let now = Utc::now();
+        store
+            .commit_alerts(
+                now,
+                &[],
+                &[NewMail {
+                    message_id: "<m1@tokenwatch>".into(),
+                    alert_keys: vec![],
+                    from: "tokenwatch <tw@example.com>".into(),
+                    to: vec!["ops@example.com".into()],
+                    subject: "s".into(),
+                    text: "t".into(),
+                    html: "h".into(),
+                    date: now,
+                }],
+            )
+            .unwrap();
+        let cancel = CancellationToken::new();
+        let (sender, handle) = sender(
+            StateStore::open(&state).unwrap(),
+            file_mailer(&old_dir),
+            cancel.clone(),
+        );
+        // The sender is not running yet: every order waits for it.
+        for _ in 0..1000 {
+            handle.wake();
+        }
+        handle.use_mailer(file_mailer(&new_dir));
+        let task = tokio::spawn(sender.run());
+        let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
+        while store.counters().unwrap().sent == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the mail was never sent"
+            );
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+        cancel.cancel();
+        task.await.unwrap();
+        assert_eq!(
+            (eml_count(&old_dir), eml_count(&new_dir)),
+            (0, 1),
+            "the mail must go out with the new settings"
+        );
+    }
 
     #[test]
     fn backoff_doubles_from_5_seconds_and_caps_at_an_hour() {

@@ -32,6 +32,64 @@ const PASSWORD_WARNING: &str =
     "Changing the password of the Managed Apple Account that downloaded a token \
 invalidates that token at once: download a new token after every password change.";
 
+/// A summary or digest lists at most this many items and counts the rest:
+/// a storm of a million broken files must still make one mail a relay
+/// accepts, and nobody reads past the first few hundred lines anyway.
+pub const MAX_LISTED: usize = 200;
+/// The listed items of one body part stay within this many bytes, whatever
+/// the names in them hold (multi-byte characters, HTML escapes). With the
+/// fixed text around them, base64 or quoted-printable encoding (at most
+/// about 4/3) and both parts, a whole message stays well under 1 MiB.
+pub const MAX_LISTING_BYTES: usize = 256 * 1024;
+
+/// The items of a summary or digest as they are added, up to
+/// [`MAX_LISTED`] and [`MAX_LISTING_BYTES`] per part; the rest are counted.
+#[derive(Default)]
+struct Listing {
+    text: String,
+    html: String,
+    listed: usize,
+    left_out: usize,
+}
+
+impl Listing {
+    /// Whether another item could still be listed (so it is worth rendering).
+    fn has_room(&self) -> bool {
+        self.left_out == 0 && self.listed < MAX_LISTED
+    }
+
+    fn push(&mut self, text: &str, html: &str) {
+        if self.has_room()
+            && self.text.len() + text.len() <= MAX_LISTING_BYTES
+            && self.html.len() + html.len() <= MAX_LISTING_BYTES
+        {
+            self.text.push_str(text);
+            self.html.push_str(html);
+            self.listed += 1;
+        } else {
+            self.left_out += 1;
+        }
+    }
+
+    fn skip(&mut self) {
+        self.left_out += 1;
+    }
+
+    /// The line that says how many were left out, or "" when none were.
+    fn more(&self) -> (String, String) {
+        if self.left_out == 0 {
+            return (String::new(), String::new());
+        }
+        (
+            format!("... and {} more (see `tokenwatch status`)\n", self.left_out),
+            format!(
+                "and {} more (see <code>tokenwatch status</code>)",
+                self.left_out
+            ),
+        )
+    }
+}
+
 /// A stable Message-ID: the same alert (or summary of the same alerts)
 /// always gets the same id, so a duplicate is recognisable as one.
 pub fn message_id(keys: &[String]) -> String {
@@ -334,27 +392,25 @@ pub fn render_alert(
     }
 }
 
-/// One mail for many alerts (storm guard): every alert listed.
+/// One mail for many alerts (storm guard): the first [`MAX_LISTED`]
+/// listed, the rest counted.
 pub fn render_summary(
     alerts: &[Alert],
     subjects: &[Subject],
     folders: &[FolderSubject],
     ctx: &Context,
 ) -> Rendered {
-    let heads: Vec<String> = alerts
-        .iter()
-        .map(|a| headline(a, subjects, folders))
-        .collect();
     let subject = format!(
         "[tokenwatch] {} alerts at once: tokens or folders need attention",
         alerts.len()
     );
-    let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
-    let mut html = format!(
-        "<html><body>\n<h2>{}</h2>\n<ul>\n",
-        html_escape(&subject[13..])
-    );
-    for (a, h) in alerts.iter().zip(&heads) {
+    let mut list = Listing::default();
+    for a in alerts {
+        if !list.has_room() {
+            list.skip();
+            continue;
+        }
+        let h = headline(a, subjects, folders);
         let path = a
             .subject
             .and_then(|i| subjects.get(i))
@@ -365,13 +421,26 @@ pub fn render_summary(
                     .map(|f| clean(&f.path, 400))
             })
             .unwrap_or_default();
-        let _ = writeln!(text, "- {h}\n  {path}");
-        let _ = writeln!(
-            html,
-            "<li>{}<br><code>{}</code></li>",
-            html_escape(h),
-            html_escape(&path)
+        list.push(
+            &format!("- {h}\n  {path}\n"),
+            &format!(
+                "<li>{}<br><code>{}</code></li>\n",
+                html_escape(&h),
+                html_escape(&path)
+            ),
         );
+    }
+    let (more_text, more_html) = list.more();
+    let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
+    text.push_str(&list.text);
+    text.push_str(&more_text);
+    let mut html = format!(
+        "<html><body>\n<h2>{}</h2>\n<ul>\n",
+        html_escape(&subject[13..])
+    );
+    html.push_str(&list.html);
+    if !more_html.is_empty() {
+        let _ = writeln!(html, "<li>{more_html}</li>");
     }
     let _ = write!(
         text,
@@ -392,8 +461,9 @@ pub fn render_summary(
     }
 }
 
-/// The scheduled digest for one recipient: every token they hear about,
-/// soonest expiry first, so silence is never ambiguous.
+/// The scheduled digest for one recipient: every token they hear about
+/// counted, the first [`MAX_LISTED`] by soonest expiry listed, so silence
+/// is never ambiguous.
 pub fn render_digest(
     tokens: &[&crate::report::TokenReport],
     folders: usize,
@@ -427,29 +497,39 @@ pub fn render_digest(
             if attention == 1 { "s" } else { "" }
         )
     };
-    let mut text = format!("{summary}.\n\n");
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n<tr><th>Status</th><th>Days left</th><th>Expires</th><th>Organisation</th><th>Account</th><th>File</th></tr>\n", html_escape(&summary));
+    let mut list = Listing::default();
     for t in sorted {
+        if !list.has_room() {
+            list.skip();
+            continue;
+        }
         let expires = t.expires_at.map(|e| local(e, ctx.tz)).unwrap_or_default();
         let days = t.days_left.map(|d| d.to_string()).unwrap_or_default();
         let org = clean(t.org_name.as_deref().unwrap_or(""), 60);
         let account = clean(t.account.as_deref().unwrap_or("(unknown)"), 60);
         let path = clean(&t.path, 400);
         let status = t.status.as_str();
-        let _ = writeln!(
-            text,
-            "{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}"
+        list.push(
+            &format!("{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}\n"),
+            &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                html_escape(status),
+                html_escape(&days),
+                html_escape(&expires),
+                html_escape(&org),
+                html_escape(&account),
+                html_escape(&path)
+            ),
         );
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            html_escape(status),
-            html_escape(&days),
-            html_escape(&expires),
-            html_escape(&org),
-            html_escape(&account),
-            html_escape(&path)
-        );
+    }
+    let (more_text, more_html) = list.more();
+    let mut text = format!("{summary}.\n\n");
+    text.push_str(&list.text);
+    text.push_str(&more_text);
+    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n<tr><th>Status</th><th>Days left</th><th>Expires</th><th>Organisation</th><th>Account</th><th>File</th></tr>\n", html_escape(&summary));
+    html.push_str(&list.html);
+    if !more_html.is_empty() {
+        let _ = writeln!(html, "<tr><td colspan=\"6\">{more_html}</td></tr>");
     }
     let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
     let _ = write!(

@@ -21,6 +21,8 @@ use chrono::{DateTime, Utc};
 use lettre::message::Mailbox;
 
 pub use error::MailError;
+#[cfg(test)]
+pub(crate) use message::build_message;
 pub use message::test_mail;
 pub use password::{read_password_file, PASSWORD_CREDENTIAL};
 

@@ -21,6 +21,7 @@
 //! rusqlite is synchronous: the daemon calls this from `spawn_blocking` or a
 //! dedicated thread. A [`StateStore`] owns one connection and is `Send`.
 
+mod housekeeping;
 mod outbox;
 mod scans;
 mod schema;
@@ -36,6 +37,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
+pub use housekeeping::Forgotten;
 pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewMail, OutboxMail};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
@@ -113,6 +115,43 @@ pub enum StateError {
 }
 
 impl StateError {
+    /// Opening the database again, unchanged, fails the same way: rights,
+    /// a path that cannot be a folder, a read-only filesystem, a newer
+    /// schema, no WAL. A busy lock, a full disk or an I/O error may pass.
+    pub fn restart_cannot_fix(&self) -> bool {
+        match self {
+            StateError::Io { cause, .. } => matches!(
+                cause.raw_os_error(),
+                Some(
+                    libc::EACCES
+                        | libc::EPERM
+                        | libc::EROFS
+                        | libc::ENOTDIR
+                        | libc::EEXIST
+                        | libc::EISDIR
+                        | libc::ENAMETOOLONG
+                        | libc::ELOOP
+                )
+            ),
+            StateError::NoAccess { .. }
+            | StateError::NewerSchema { .. }
+            | StateError::WalUnavailable { .. } => true,
+            StateError::Sqlite { cause, .. } => matches!(
+                cause.sqlite_error_code(),
+                Some(
+                    ErrorCode::ReadOnly
+                        | ErrorCode::CannotOpen
+                        | ErrorCode::PermissionDenied
+                        | ErrorCode::NotADatabase
+                )
+            ),
+            StateError::NotFound { .. }
+            | StateError::OlderSchema { .. }
+            | StateError::Uninitialised { .. }
+            | StateError::BadFingerprint { .. } => false,
+        }
+    }
+
     /// SQLite's primary error code, e.g. `DiskFull`, `ReadOnly`,
     /// `DatabaseBusy`, for callers that word their log line by the cause.
     pub fn sqlite_code(&self) -> Option<ErrorCode> {

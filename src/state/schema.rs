@@ -86,7 +86,14 @@ CREATE TABLE verdicts (
 );
 "#;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: indexes for housekeeping, which looks up a token's ledger
+/// rows and the tokens gone since before a date.
+const V2: &str = r#"
+CREATE INDEX ledger_by_fingerprint ON ledger (fingerprint);
+CREATE INDEX tokens_by_presence ON tokens (present, last_seen);
+"#;
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

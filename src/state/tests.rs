@@ -671,6 +671,11 @@ fn verdicts_are_upserted_by_fingerprint() {
         ..failing
     };
     store.put_verdict(&other).unwrap();
+    assert_eq!(
+        store.verdict(&"cd".repeat(32)).unwrap().as_ref(),
+        Some(&valid)
+    );
+    assert_eq!(store.verdict(&"ef".repeat(32)).unwrap(), None);
     assert_eq!(store.verdicts().unwrap(), [other, valid]);
 }
 

@@ -1,7 +1,7 @@
 //! Apple's verdicts per token fingerprint (issue 5).
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{get_opt_ts, get_ts, sqlite, ts, StateError, StateStore};
@@ -51,6 +51,20 @@ impl StateStore {
             .map_err(sqlite(&self.path, "record an Apple verdict"))
     }
 
+    /// The stored verdict of one token, if any.
+    pub fn verdict(&self, fingerprint: &str) -> Result<Option<StoredVerdict>, StateError> {
+        self.conn
+            .query_row(
+                "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
+                        apple_expires_at, error, first_failure_at
+                 FROM verdicts WHERE fingerprint = ?1",
+                params![fingerprint],
+                verdict_from_row,
+            )
+            .optional()
+            .map_err(self.err("read an Apple verdict"))
+    }
+
     /// Every stored verdict, sorted by fingerprint.
     pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
@@ -59,21 +73,23 @@ impl StateStore {
                         apple_expires_at, error, first_failure_at
                  FROM verdicts ORDER BY fingerprint",
             )?;
-            let rows = stmt.query_map([], |row| {
-                Ok(StoredVerdict {
-                    fingerprint: row.get(0)?,
-                    verified_at: get_ts(row, 1)?,
-                    verdict: row.get(2)?,
-                    location_name: row.get(3)?,
-                    uid: row.get(4)?,
-                    mdm_name: row.get(5)?,
-                    apple_expires_at: get_opt_ts(row, 6)?,
-                    error: row.get(7)?,
-                    first_failure_at: get_opt_ts(row, 8)?,
-                })
-            })?;
+            let rows = stmt.query_map([], verdict_from_row)?;
             rows.collect()
         };
         read().map_err(self.err("read Apple verdicts"))
     }
+}
+
+fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<StoredVerdict> {
+    Ok(StoredVerdict {
+        fingerprint: row.get(0)?,
+        verified_at: get_ts(row, 1)?,
+        verdict: row.get(2)?,
+        location_name: row.get(3)?,
+        uid: row.get(4)?,
+        mdm_name: row.get(5)?,
+        apple_expires_at: get_opt_ts(row, 6)?,
+        error: row.get(7)?,
+        first_failure_at: get_opt_ts(row, 8)?,
+    })
 }

@@ -250,3 +250,155 @@ fn status_without_a_database_says_the_daemon_has_not_run() {
     );
     assert!(!env.path().join("state/tokenwatch.db").exists());
 }
+
+/// Starts the daemon on `config`, expects it to exit 3 at once (systemd's
+/// RestartPreventExitStatus=3: no restart loop) and returns its log.
+fn exits_3_at_start(env: &Env, config: &std::path::Path) -> String {
+    let mut d = Daemon::start(env, config);
+    let code = d.wait_exit(30);
+    let log = d.log();
+    assert_eq!(code, Some(3), "{log}");
+    log
+}
+
+#[test]
+fn unusable_mail_settings_at_start_exit_3_naming_the_cause() {
+    let env = Env::new();
+    let cfg =
+        env.config("[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nusername = \"mailer\"\n");
+    let log = exits_3_at_start(&env, &cfg);
+    assert!(
+        log.contains("tokenwatch.toml: [mail]:")
+            && log.contains("SMTP username mailer has no password"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unreadable_password_file_at_start_exits_3_naming_the_file() {
+    let env = Env::new();
+    let missing = env.path().join("no-such-password");
+    let cfg = env.config(&format!(
+        "[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nusername = \"mailer\"\npassword_file = \"{}\"\n",
+        missing.display()
+    ));
+    let log = exits_3_at_start(&env, &cfg);
+    assert!(
+        log.contains(&format!("SMTP password file {}", missing.display()))
+            && log.contains("No such file"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_state_dir_that_cannot_be_created_at_start_exits_3_naming_it() {
+    let env = Env::new();
+    // A file where a folder must be: not even root can create it.
+    env.write("blocker", "");
+    let cfg = env.write(
+        "tokenwatch.toml",
+        "state_dir = \"blocker/state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n[[folder]]\npath = \"tokens\"\n",
+    );
+    let log = exits_3_at_start(&env, &cfg);
+    assert!(
+        log.contains("state_dir")
+            && log.contains("blocker/state")
+            && log.contains("Not a directory"),
+        "{log}"
+    );
+}
+
+#[test]
+fn a_bad_ca_file_at_start_exits_3_naming_the_file() {
+    let env = Env::new();
+    let ca = env.write("ca.pem", "not a certificate\n");
+    let cfg = env.config(&format!(
+        "[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nca_file = \"{}\"\n",
+        ca.display()
+    ));
+    let log = exits_3_at_start(&env, &cfg);
+    assert!(
+        log.contains(&format!("CA file {}", ca.display())) && log.contains("no PEM certificate"),
+        "{log}"
+    );
+
+    let env = Env::new();
+    let ca = env.write("apple-ca.pem", "not a certificate\n");
+    let cfg = env.config(&format!(
+        "[apple]\nverify = true\nca_file = \"{}\"\n",
+        ca.display()
+    ));
+    let log = exits_3_at_start(&env, &cfg);
+    assert!(
+        log.contains("tokenwatch.toml: [apple]:")
+            && log.contains(&format!("CA file {}", ca.display())),
+        "{log}"
+    );
+}
+
+#[test]
+fn start_up_housekeeping_forgets_a_token_gone_longer_than_forget_after_days() {
+    use chrono::{Duration, Utc};
+    use tokenwatch::state::{NewLedgerRow, SeenToken, StateStore};
+
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/here.vpptoken", "Here", 200);
+    let (old, recent) = ("a".repeat(64), "b".repeat(64));
+    {
+        let mut store = StateStore::open(&env.path().join("state")).unwrap();
+        let token = |fp: &str| SeenToken {
+            fingerprint: fp.to_owned(),
+            path: format!("/gone/{fp}.vpptoken"),
+            org_name: "Gone".into(),
+            created_at: Utc::now() - Duration::days(900),
+            expires_at: Utc::now() - Duration::days(535),
+            account: None,
+            status: "expired".into(),
+            detail: None,
+        };
+        let now = Utc::now();
+        let scan = |store: &mut StateStore, days: i64, seen: &[SeenToken]| {
+            store
+                .record_scan(now - Duration::days(days), seen, "{}")
+                .unwrap();
+        };
+        scan(&mut store, 500, &[token(&old), token(&recent)]);
+        scan(&mut store, 300, &[token(&recent)]);
+        scan(&mut store, 10, &[]);
+        let rows: Vec<_> = [&old, &recent]
+            .iter()
+            .map(|fp| NewLedgerRow {
+                key: format!("expired:{fp}"),
+                fingerprint: Some(fp.to_string()),
+                mailed: true,
+            })
+            .collect();
+        store
+            .commit_alerts(now - Duration::days(500), &rows, &[])
+            .unwrap();
+    }
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan", 30, |s| s["tokens"].as_array().is_some());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !d.log().contains("housekeeping done") {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let store = StateStore::open_read_only(&env.path().join("state")).unwrap();
+    let keys: Vec<String> = store.ledger().unwrap().into_iter().map(|r| r.key).collect();
+    assert!(!keys.contains(&format!("expired:{old}")), "{keys:?}");
+    assert!(keys.contains(&format!("expired:{recent}")), "{keys:?}");
+    let known: Vec<String> = store
+        .known_tokens()
+        .unwrap()
+        .into_iter()
+        .map(|(t, ..)| t.org_name)
+        .collect();
+    assert_eq!(
+        known.iter().filter(|o| *o == "Gone").count(),
+        1,
+        "{known:?}"
+    );
+    assert!(known.contains(&"Here".to_owned()), "{known:?}");
+}

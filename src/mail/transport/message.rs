@@ -26,7 +26,7 @@ impl Header for AutoSubmitted {
     }
 }
 
-pub(super) fn build_message(mail: &OutgoingMail) -> Result<Message, MailError> {
+pub(crate) fn build_message(mail: &OutgoingMail) -> Result<Message, MailError> {
     let fail = |reason: String| MailError::Message {
         message_id: mail.message_id.clone(),
         reason,
