@@ -28,7 +28,7 @@ use crate::config::Folder;
 use crate::secret::Secret;
 use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FolderState {
     Ok,

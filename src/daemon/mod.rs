@@ -375,21 +375,27 @@ impl Daemon {
 
     /// Does whatever has come due: a settled config edit, dirty or polled
     /// folders, missing folders to look for, settling files.
+    ///
+    /// A rescan that found nothing new runs no pass: a polled folder is
+    /// looked at every 5 s, and a pass would rewrite the state each time
+    /// for nothing. Nothing is lost by skipping it: what depends on time
+    /// alone (days left, lead days, reminders) is recomputed from the
+    /// dates by the next pass that runs, and the scheduled full scan
+    /// always runs one; a file waiting to settle has its own `recheck_at`.
     fn due_work(&mut self) {
         let now = Instant::now();
         if self.config_dirty.is_some_and(|t| now >= t + CONFIG_QUIET) {
             self.config_dirty = None;
             self.reload("config file changed");
         }
-        let mut rescanned = false;
+        let mut changed = false;
         for i in 0..self.slots.len() {
             if self.slots[i].is_due(now) {
-                self.rescan_slot(i);
-                rescanned = true;
+                changed |= self.rescan_slot(i);
             }
         }
         let settle_due = self.recheck_at.is_some_and(|t| Utc::now() >= t);
-        if rescanned || settle_due {
+        if changed || settle_due {
             self.recheck_at = None;
             self.pass();
         }

@@ -9,6 +9,7 @@ mod cli;
 mod daemon;
 mod faults;
 mod hostile;
+mod idle;
 mod inspect;
 mod mail;
 mod mail_transport;
