@@ -182,18 +182,21 @@ pub fn scan(folders: &[Folder]) -> Scan {
 
 /// Scans one folder recursively, reading every file.
 pub fn scan_folder(index: usize, root: &Path, allow_empty: bool) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_cached(index, root, allow_empty, Vec::new())
+    scan_folder_cached(index, root, allow_empty, Vec::new(), &|| {})
 }
 
 /// [`scan_folder`], reusing from `previous` (this folder's last scan) every
 /// file found again under the same path with the same [`FileStamp`].
+/// `progress` is called for each entry looked at, so that a scan of
+/// millions of files can show it is advancing (the daemon's watchdog).
 pub fn scan_folder_cached(
     index: usize,
     root: &Path,
     allow_empty: bool,
     previous: Vec<FoundFile>,
+    progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_inner(index, root, allow_empty, previous, SETTLED)
+    scan_folder_inner(index, root, allow_empty, previous, SETTLED, progress)
 }
 
 /// A file seen by a scan: read now, or the previous scan's entry at this
@@ -211,6 +214,7 @@ fn scan_folder_inner(
     allow_empty: bool,
     previous: Vec<FoundFile>,
     settled: Duration,
+    progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
     // Keyed by the path's bytes, borrowed: hashing a `Path` walks its
     // components, and copying every key cost an allocation per file.
@@ -265,6 +269,7 @@ fn scan_folder_inner(
         };
         first = false;
         for entry in entries.flatten() {
+            progress();
             let name = entry.file_name();
             let bytes = name.as_bytes();
             if is_skipped(bytes) {

@@ -253,6 +253,7 @@ impl Daemon {
     }
 
     fn rescan_slot_inner(&mut self, i: usize) {
+        let keepalive = &self.keepalive;
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
@@ -277,7 +278,9 @@ impl Daemon {
             "full"
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
-            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, previous)
+            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, previous, &|| {
+                keepalive.progress()
+            })
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;

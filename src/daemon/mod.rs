@@ -9,6 +9,7 @@
 //! safety net.
 
 mod folders;
+mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
@@ -28,6 +29,7 @@ use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
+use keepalive::Keepalive;
 use prober::{ProbeRequest, Prober, ProberHandle, ProberOrder};
 use sender::{Sender, SenderOrder};
 
@@ -102,18 +104,19 @@ pub async fn run(
         prober: None,
         verdict_tx,
         requested: HashSet::new(),
+        keepalive: Keepalive::from_env(),
     };
+    d.keepalive.starting();
     d.start_prober().map_err(DaemonError::Fatal)?;
     d.watch_config_dir();
     d.set_folders();
     d.start_schedules();
     d.full_pass("start-up");
     d.log_watching();
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
-    let watchdog = watchdog_interval();
+    d.keepalive.ready();
 
     loop {
-        let deadline = d.next_deadline(watchdog);
+        let deadline = d.next_deadline();
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(order) = orders.recv() => match order {
@@ -125,9 +128,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         d.due_work();
-        if watchdog.is_some() {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        }
+        d.keepalive.ping();
     }
 
     tracing::info!("stopping: finishing the mail in flight");
@@ -166,13 +167,6 @@ pub(crate) fn hostname() -> String {
     }
 }
 
-/// systemd's watchdog wants a ping at least every WATCHDOG_USEC; ping at
-/// half of it.
-fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
-}
-
 struct Daemon {
     config_path: PathBuf,
     cfg: Config,
@@ -200,6 +194,9 @@ struct Daemon {
     /// prober reads the bearer from the file: a token renamed before its
     /// turn is asked about again under its new name.
     requested: HashSet<u64>,
+    /// systemd's watchdog and start timeout; long scans and passes report
+    /// their progress to it.
+    keepalive: Keepalive,
 }
 
 impl Daemon {
@@ -352,10 +349,10 @@ impl Daemon {
     }
 
     /// When the loop must wake up next even if nothing happens.
-    fn next_deadline(&self, watchdog: Option<Duration>) -> Instant {
+    fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(3600);
-        if let Some(w) = watchdog {
+        if let Some(w) = self.keepalive.every() {
             next = next.min(now + w);
         }
         if let Some(t) = self.config_dirty {

@@ -161,7 +161,7 @@ fn world_readable_tokens_are_flagged() {
 /// Scans `root` with no settling margin, so files written by the test
 /// itself count as settled.
 fn rescan(root: &Path, previous: Vec<FoundFile>) -> Vec<FoundFile> {
-    scan_folder_inner(0, root, false, previous, Duration::ZERO).1
+    scan_folder_inner(0, root, false, previous, Duration::ZERO, &|| {}).1
 }
 
 /// Waits until the filesystem clock has moved past `path`'s change time,
@@ -266,9 +266,9 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("a.vpptoken"), &sample("A"));
     // With the real margin, a file written just now is read again next time.
-    let (_, first) = scan_folder_cached(0, dir.path(), false, Vec::new());
+    let (_, first) = scan_folder_cached(0, dir.path(), false, Vec::new(), &|| {});
     assert!(first[0].stamp.is_none());
-    let (_, second) = scan_folder_cached(0, dir.path(), false, marked(first));
+    let (_, second) = scan_folder_cached(0, dir.path(), false, marked(first), &|| {});
     assert_eq!(org(&second[0]), "A");
 }
 

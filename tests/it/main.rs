@@ -16,4 +16,5 @@ mod mail_transport;
 mod probe;
 mod secrets;
 mod smtp_stub;
+mod systemd;
 mod util;

@@ -27,7 +27,7 @@ fn summary(files: &[FoundFile]) -> Vec<(PathBuf, bool, Option<String>, String)> 
 type Scanned = (FolderScan, Vec<FoundFile>);
 
 fn first_scan(root: &Path) -> Scanned {
-    scan_folder_inner(0, root, false, Vec::new(), Duration::ZERO)
+    scan_folder_inner(0, root, false, Vec::new(), Duration::ZERO, &|| {})
 }
 
 /// [`rescan_paths`] after `before`, for a folder at `root`.
