@@ -1,6 +1,7 @@
 //! systemd's watchdog and start timeout, kept honest while the loop is busy.
 //!
-//! The loop pings `WATCHDOG=1` each time it comes round. A scan or pass
+//! The loop pings `WATCHDOG=1` when it comes round and a ping is due (a
+//! burst of 100,000 file events is one ping, not 100,000). A scan or pass
 //! keeps it busy for as long as the work takes (a few million files, a
 //! slow network share), longer than any sensible `WatchdogSec`, so the work
 //! calls [`Keepalive::progress`] as it advances (each entry a scan looks
@@ -51,9 +52,9 @@ impl Keepalive {
         }
     }
 
-    /// The ping interval, for the loop's deadline.
-    pub fn every(&self) -> Option<Duration> {
-        self.every
+    /// When the next ping is due, for the loop's deadline.
+    pub fn next_ping_at(&self) -> Option<Instant> {
+        self.every.map(|every| self.last_ping.get() + every)
     }
 
     /// The first scan is about to start: ask for more time than the start
@@ -69,16 +70,8 @@ impl Keepalive {
         let _ = sd_notify::notify(false, &[NotifyState::Ready]);
     }
 
-    /// The loop came round.
-    pub fn ping(&self) {
-        if self.every.is_some() {
-            self.last_ping.set(Instant::now());
-            let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
-        }
-    }
-
-    /// Long work advanced: ping (and extend the start timeout) if one is
-    /// due. Cheap enough to call for every file.
+    /// The loop came round, or long work advanced: ping (and extend the
+    /// start timeout) if one is due. Cheap enough to call for every file.
     pub fn progress(&self) {
         let now = Instant::now();
         if self

@@ -128,7 +128,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         d.due_work();
-        d.keepalive.ping();
+        d.keepalive.progress();
     }
 
     tracing::info!("stopping: finishing the mail in flight");
@@ -352,8 +352,8 @@ impl Daemon {
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(3600);
-        if let Some(w) = self.keepalive.every() {
-            next = next.min(now + w);
+        if let Some(t) = self.keepalive.next_ping_at() {
+            next = next.min(t);
         }
         if let Some(t) = self.config_dirty {
             next = next.min(t + CONFIG_QUIET);
