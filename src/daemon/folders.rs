@@ -79,6 +79,12 @@ pub struct Slot {
     armed_on: Option<(u64, u64)>,
     /// Kept with each scan: asked for every event of every other folder.
     follows_links: bool,
+    /// [`Slot::view_digest`] as the last pass saw it (None before the
+    /// first). A rescan runs a pass when the digest differs from this, not
+    /// from the digest just before the rescan: the watch mode also changes
+    /// outside rescans (the watcher failed), and such a change must reach
+    /// `status` at the next rescan, not at the next scheduled pass.
+    passed_digest: Option<u64>,
 }
 
 impl Slot {
@@ -99,6 +105,7 @@ impl Slot {
             last_scan: Instant::now(),
             armed_on: None,
             follows_links: false,
+            passed_digest: None,
         }
     }
 
@@ -182,10 +189,20 @@ impl Slot {
         self.next_due().is_some_and(|t| now >= t)
     }
 
+    /// A pass is reading this slot as it is now.
+    pub fn mark_passed(&mut self) {
+        self.passed_digest = Some(self.view_digest());
+    }
+
+    /// Whether a pass would see something the last one did not.
+    pub fn changed_since_pass(&self) -> bool {
+        self.passed_digest != Some(self.view_digest())
+    }
+
     /// A hash of everything a pass reads from this slot: the folder's state
     /// and watch mode, and each file's path, identity, stamp and what it
-    /// says. Equal digests before and after a rescan mean a pass would
-    /// compute what the last one did. A 64-bit hash can in theory hide a
+    /// says. Equal digests mean a pass would compute what the last one
+    /// did. A 64-bit hash can in theory hide a
     /// change (2^-64 a rescan); the next change, or the scheduled full
     /// scan, which always runs a pass, catches it.
     fn view_digest(&self) -> u64 {
@@ -261,11 +278,8 @@ impl Daemon {
     /// folder's state or how it is watched); false lets the caller skip the
     /// pass, so a poll that found nothing new writes nothing.
     pub(super) fn rescan_slot(&mut self, i: usize) -> bool {
-        let Some(before) = self.slots.get(i).map(Slot::view_digest) else {
-            return false;
-        };
         self.rescan_slot_inner(i);
-        self.slots.get(i).map(Slot::view_digest) != Some(before)
+        self.slots.get(i).is_some_and(Slot::changed_since_pass)
     }
 
     fn rescan_slot_inner(&mut self, i: usize) {

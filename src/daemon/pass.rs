@@ -61,6 +61,9 @@ impl Daemon {
         let verdicts = self.verdicts();
         self.keepalive.progress();
         let report = self.report(&verdicts);
+        for slot in &mut self.slots {
+            slot.mark_passed();
+        }
         self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
