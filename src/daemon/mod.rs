@@ -14,6 +14,7 @@ mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
+mod stamp;
 pub use folders::REARM_ENV;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,7 @@ use folders::Slot;
 use keepalive::Keepalive;
 use prober::{ProberHandle, Requested};
 use sender::SenderHandle;
+use stamp::FileStamp;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub async fn run(
     mut orders: mpsc::Receiver<Order>,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
+    // Taken before reading: a write during the read then counts as a change.
+    let config_stamp = FileStamp::of(&config_path);
     let cfg = config::load(&config_path)?;
     // Every error Mailer::new returns is in the settings or the files they
     // name (password, CA): none passes by itself.
@@ -94,6 +98,7 @@ pub async fn run(
         watcher,
         slots: Vec::new(),
         config_dirty: None,
+        config_stamp,
         sender: sender_handle,
         tick_tx,
         schedules: CancellationToken::new(),
@@ -184,7 +189,12 @@ struct Daemon {
     store: StateStore,
     watcher: Option<Watcher>,
     slots: Vec<Slot>,
-    config_dirty: Option<Instant>,
+    /// The config file must be re-read once it has been quiet since then,
+    /// and why (for the "config reloaded" log line).
+    config_dirty: Option<(Instant, &'static str)>,
+    /// The config file as it was when last read (at start-up or a reload,
+    /// valid or not).
+    config_stamp: Option<FileStamp>,
     sender: SenderHandle,
     tick_tx: mpsc::Sender<Tick>,
     /// Cancels the running schedule tasks (replaced on reload).
@@ -317,7 +327,7 @@ impl Daemon {
                 let now = Instant::now();
                 for p in &paths {
                     if p == &self.config_path {
-                        self.config_dirty = Some(now);
+                        self.config_dirty = Some((now, "config file changed"));
                     }
                     for slot in &mut self.slots {
                         if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
@@ -338,8 +348,12 @@ impl Daemon {
                 for slot in &mut self.slots {
                     slot.watch_lost(now);
                 }
-                // The lost events may have named the config file.
-                self.config_dirty = Some(now);
+                // The lost events may have named the config file. Only
+                // re-read it if it changed: a reload rescans every folder
+                // again and tells systemd RELOADING, for nothing.
+                if FileStamp::changed_since(&self.config_path, self.config_stamp) {
+                    self.config_dirty = Some((now, "events were lost and the config file changed"));
+                }
             }
             WatchEvent::Failed(e) => {
                 tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
@@ -357,7 +371,7 @@ impl Daemon {
         if let Some(t) = self.keepalive.next_ping_at() {
             next = next.min(t);
         }
-        if let Some(t) = self.config_dirty {
+        if let Some((t, _)) = self.config_dirty {
             next = next.min(t + CONFIG_QUIET);
         }
         for slot in &self.slots {
@@ -383,9 +397,11 @@ impl Daemon {
     /// always runs one; a file waiting to settle has its own `recheck_at`.
     fn due_work(&mut self) {
         let now = Instant::now();
-        if self.config_dirty.is_some_and(|t| now >= t + CONFIG_QUIET) {
-            self.config_dirty = None;
-            self.reload("config file changed");
+        if let Some((t, why)) = self.config_dirty {
+            if now >= t + CONFIG_QUIET {
+                self.config_dirty = None;
+                self.reload(why);
+            }
         }
         let mut changed = false;
         for i in 0..self.slots.len() {
@@ -423,6 +439,7 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self, why: &str) {
+        self.config_stamp = FileStamp::of(&self.config_path);
         let mut cfg = match config::load(&self.config_path) {
             Ok(c) => c,
             Err(e) => {
