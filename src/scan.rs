@@ -66,6 +66,10 @@ pub enum FileError {
     LinkLoop,
     /// A symlink leading out of every configured folder, not followed.
     LinkOutsideFolder,
+    /// Replaced between the look at the entry and the read (a file became
+    /// a link, a link now leads elsewhere): not read, looked at again by
+    /// the next scan.
+    Changed,
     Io(String),
     Token(TokenError),
 }
@@ -79,6 +83,7 @@ impl fmt::Display for FileError {
             // A reason code, as in `check --json`'s `detail`; mails and
             // `check` explain it.
             FileError::LinkOutsideFolder => f.write_str(REASON_LINK_OUTSIDE_FOLDER),
+            FileError::Changed => f.write_str("changed while being read"),
             FileError::Io(e) => write!(f, "cannot be read: {e}"),
             FileError::Token(e) => e.fmt(f),
         }
@@ -155,6 +160,23 @@ impl FoundFile {
     pub fn token(&self) -> Option<&TokenContent> {
         self.content.as_ref().ok()
     }
+}
+
+/// What a read must find, as the scan saw the entry just before: the path
+/// may be swapped in between by whoever can write to the folder, and a
+/// file outside the folders must never be read (its hash would reach the
+/// state and mails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// The entry was not a symlink, and was this file (device, inode): it
+    /// is opened with `O_NOFOLLOW`, so a link swapped in is not followed,
+    /// and must be that file (a folder on the way may have been swapped).
+    Plain((u64, u64)),
+    /// A symlink whose check resolved to this file (device, inode): the
+    /// file opened must be that one.
+    Target((u64, u64)),
+    /// Whatever is there now (`inspect` of a path the caller names).
+    Any,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -325,18 +347,22 @@ fn scan_folder_inner(
             } else {
                 lmeta
             };
-            if is_link && !links.allows(&path) {
-                // Reported where following it would have mattered: a
-                // folder, or a token name. Its target is never opened, so
-                // nothing of it (not even a hash) is kept or shown.
-                if meta.is_dir() || token_name {
-                    let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
-                    // The link itself: two paths to it are one report.
-                    found.file_id = Some(link_id);
-                    files.push(Found::Fresh(found));
+            let expect = match (is_link, is_link.then(|| links.allows(&path)).flatten()) {
+                (false, _) => Expect::Plain(link_id),
+                (true, Some(target)) => Expect::Target(target),
+                (true, None) => {
+                    // Reported where following it would have mattered: a
+                    // folder, or a token name. Its target is never opened,
+                    // so nothing of it (not even a hash) is kept or shown.
+                    if meta.is_dir() || token_name {
+                        let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
+                        // The link itself: two paths to it are one report.
+                        found.file_id = Some(link_id);
+                        files.push(Found::Fresh(found));
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             if meta.is_dir() {
                 state.folder_links |= is_link;
                 if token_name {
@@ -363,9 +389,9 @@ fn scan_folder_inner(
                     .filter(|&i| previous[i].via_link == via_link && previous[i].stamp == stamp);
                 files.push(match reused {
                     Some(i) => Found::Reused(i),
-                    None => {
-                        Found::Fresh(read_found(path, index, via_link, &meta, settled, &mut buf))
-                    }
+                    None => Found::Fresh(read_found(
+                        path, index, via_link, &meta, expect, settled, &mut buf,
+                    )),
                 });
             }
         }
@@ -449,6 +475,7 @@ fn read_found(
     folder: usize,
     via_link: bool,
     meta: &Metadata,
+    expect: Expect,
     settled: Duration,
     buf: &mut Vec<u8>,
 ) -> FoundFile {
@@ -458,7 +485,7 @@ fn read_found(
         return found;
     }
     let read_at = SystemTime::now();
-    match read_into(&found.path, buf) {
+    match read_into(&found.path, expect, buf) {
         Ok(meta) => {
             let stamp = FileStamp::of(&meta);
             found.stamp = stamp
@@ -474,6 +501,12 @@ fn read_found(
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
+        Err(FileError::Changed) => {
+            // Changed just now: an unreadable-file alert waits for it to
+            // settle, and the change's own event brings the next scan.
+            found.mtime = Some(read_at);
+            found.content = Err(FileError::Changed);
+        }
         Err(e) => found.content = Err(e),
     }
     found
@@ -484,21 +517,35 @@ fn read_found(
 /// checks the type again on the open file.
 pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
     let mut bytes = Vec::new();
-    let meta = read_into(path, &mut bytes)?;
+    let meta = read_into(path, Expect::Any, &mut bytes)?;
     Ok((bytes, meta))
 }
 
 /// [`read_limited`] into a buffer the caller reuses: a scan reads thousands
 /// of files, and a fresh buffer for each one, freed between the allocations
 /// it keeps, left the daemon's heap full of holes.
-fn read_into(path: &Path, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
+///
+/// `expect` is what the caller saw at `path` just before; a file that is
+/// not it is never read (see [`Expect`]).
+fn read_into(path: &Path, expect: Expect, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
     bytes.clear();
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| FileError::Io(io_cause(&e)))?;
+    let plain = matches!(expect, Expect::Plain(_));
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if plain {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match File::options().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        // With O_NOFOLLOW: it became a link since it was looked at.
+        Err(e) if plain && e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::Changed),
+        Err(e) => return Err(FileError::Io(io_cause(&e))),
+    };
     let meta = file.metadata().map_err(|e| FileError::Io(io_cause(&e)))?;
+    if let Expect::Plain(id) | Expect::Target(id) = expect {
+        if (meta.dev(), meta.ino()) != id {
+            return Err(FileError::Changed);
+        }
+    }
     if let Some(kind) = special_kind(&meta) {
         return Err(FileError::NotRegular(kind));
     }
@@ -563,6 +610,7 @@ pub fn read_one(path: &Path) -> FoundFile {
                 0,
                 via_link,
                 &meta,
+                Expect::Any,
                 SETTLED,
                 &mut Vec::new(),
             )

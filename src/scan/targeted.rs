@@ -19,7 +19,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, is_token_name, read_found, FileError, FolderScan, FolderState, FoundFile, SETTLED,
+    is_skipped, is_token_name, read_found, Expect, FileError, FolderScan, FolderState, FoundFile,
+    SETTLED,
 };
 use crate::config::Folder;
 
@@ -146,7 +147,17 @@ fn update_one(
         Some(m) if m.nlink() > 1 => Err(FullScan),
         Some(_) if below => Err(FullScan),
         Some(m) if token => {
-            let fresh = read_found(path.to_path_buf(), index, false, &m, SETTLED, buf);
+            // Looked at as a plain file: what is opened must be that file
+            // (a link swapped in since is not followed).
+            let fresh = read_found(
+                path.to_path_buf(),
+                index,
+                false,
+                &m,
+                Expect::Plain((m.dev(), m.ino())),
+                SETTLED,
+                buf,
+            );
             match found_at {
                 Ok(i) => files[i] = fresh,
                 Err(i) => files.insert(i, fresh),
