@@ -242,14 +242,27 @@ impl Daemon {
 
     /// Starts the Apple prober when `[apple] verify` is on.
     fn start_prober(&mut self) -> Result<(), DaemonError> {
-        if !self.cfg.apple.verify {
-            return Ok(());
+        match self.new_probe(&self.cfg)? {
+            Some(probe) => self.start_prober_with(probe),
+            None => Ok(()),
+        }
+    }
+
+    /// The probe `cfg`'s `[apple]` asks for; None when `verify` is off.
+    fn new_probe(&self, cfg: &Config) -> Result<Option<crate::probe::Probe>, DaemonError> {
+        if !cfg.apple.verify {
+            return Ok(None);
         }
         // Like the mailer's, every error here is in the settings or the CA
         // file they name.
-        let probe = crate::probe::Probe::new(&self.cfg.apple.probe).map_err(|e| {
-            DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", self.cfg.file.display()))
-        })?;
+        crate::probe::Probe::new(&cfg.apple.probe)
+            .map(Some)
+            .map_err(|e| {
+                DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", cfg.file.display()))
+            })
+    }
+
+    fn start_prober_with(&mut self, probe: crate::probe::Probe) -> Result<(), DaemonError> {
         let store = open_store(&self.cfg)?;
         let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
         tokio::spawn(prober.run());
@@ -463,20 +476,36 @@ impl Daemon {
             );
             cfg.state_dir = self.cfg.state_dir.clone();
         }
-        let mail_changed = cfg.mail != self.cfg.mail;
-        if mail_changed {
+        // Every part that can be refused is checked before anything is
+        // applied: a refused config leaves the daemon wholly on the previous
+        // one, and `status` says why.
+        let mailer = if cfg.mail != self.cfg.mail {
             match Mailer::new(&cfg.mail) {
-                Ok(m) => {
-                    self.sender.use_mailer(m);
-                }
+                Ok(m) => Some(m),
                 Err(e) => {
                     tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
-                    let lines = vec![format!("{}: [mail]: {e}", cfg.file.display())];
-                    let _ =
-                        tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
+                    self.record_rejection(format!("{}: [mail]: {e}", cfg.file.display()));
                     return;
                 }
             }
+        } else {
+            None
+        };
+        let apple_changed = cfg.apple != self.cfg.apple;
+        let probe = if apple_changed {
+            match self.new_probe(&cfg) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "new Apple settings rejected; still running on the previous config");
+                    self.record_rejection(e.to_string());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(m) = mailer {
+            self.sender.use_mailer(m);
         }
         if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");
@@ -484,7 +513,6 @@ impl Daemon {
         tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
         let schedules_changed =
             cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
-        let apple_changed = cfg.apple != self.cfg.apple;
         let forget_changed = cfg.alerts.forget_after_days != self.cfg.alerts.forget_after_days;
         self.cfg = cfg;
         self.set_folders();
@@ -494,13 +522,22 @@ impl Daemon {
         if apple_changed {
             self.prober = None;
             self.requested.clear();
-            if let Err(e) = self.start_prober() {
-                tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+            if let Some(probe) = probe {
+                if let Err(e) = self.start_prober_with(probe) {
+                    tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+                }
             }
         }
         self.full_pass("reload");
         if forget_changed {
             self.housekeep();
+        }
+    }
+
+    /// Shown by `status` until a config is accepted.
+    fn record_rejection(&mut self, line: String) {
+        if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(Some(&[line]))) {
+            tracing::error!(error = %e, "cannot record the config error");
         }
     }
 
