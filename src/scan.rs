@@ -160,6 +160,18 @@ impl FoundFile {
     pub fn token(&self) -> Option<&TokenContent> {
         self.content.as_ref().ok()
     }
+
+    /// Reached through a symlink that was followed (or, broken, would be):
+    /// what it shows changes with writes elsewhere. A link out of every
+    /// folder is not followed, so no write elsewhere changes it.
+    pub fn followed_a_link(&self) -> bool {
+        self.via_link && !self.is_link_outside()
+    }
+
+    /// A symlink out of every configured folder, not followed.
+    pub fn is_link_outside(&self) -> bool {
+        matches!(self.content, Err(FileError::LinkOutsideFolder))
+    }
 }
 
 /// What a read must find, as the scan saw the entry just before: the path

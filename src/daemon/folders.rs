@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::config::Folder;
-use crate::scan::{self, FileError, FolderScan, FolderState, FoundFile};
+use crate::scan::{self, FolderScan, FolderState, FoundFile};
 
 /// Events for a folder are gathered until it has been quiet this long...
 const QUIET: Duration = Duration::from_millis(300);
@@ -326,10 +326,7 @@ impl Daemon {
         if scan.state != slot.scan.state {
             tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
         }
-        slot.follows_links = scan.folder_links
-            || files
-                .iter()
-                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)));
+        slot.follows_links = scan.folder_links || files.iter().any(FoundFile::followed_a_link);
         slot.scan = scan;
         slot.files = files;
 

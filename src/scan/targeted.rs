@@ -19,8 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, is_token_name, read_found, Expect, FileError, FolderScan, FolderState, FoundFile,
-    SETTLED,
+    is_skipped, is_token_name, read_found, Expect, FolderScan, FolderState, FoundFile, SETTLED,
 };
 use crate::config::Folder;
 
@@ -49,9 +48,7 @@ pub fn rescan_paths(
     // changes what it shows; only its own path, which goes to a full scan.
     if paths.len() > MAX_PATHS
         || last.folder_links
-        || files
-            .iter()
-            .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
+        || files.iter().any(FoundFile::followed_a_link)
         || !std::fs::metadata(root).is_ok_and(|m| m.is_dir())
     {
         return Err(files);
@@ -61,7 +58,7 @@ pub fn rescan_paths(
     // was never read.
     let unsettled: Vec<PathBuf> = files
         .iter()
-        .filter(|f| f.stamp.is_none() && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
+        .filter(|f| f.stamp.is_none() && !f.is_link_outside())
         .map(|f| f.path.clone())
         .collect();
     let mut buf = Vec::new();
