@@ -161,6 +161,11 @@ impl Slot {
         }
     }
 
+    /// The folder was there at its last scan.
+    fn is_present(&self) -> bool {
+        matches!(self.scan.state, FolderState::Ok | FolderState::Empty)
+    }
+
     pub fn mode_name(&self) -> &'static str {
         match self.mode {
             Mode::Inotify => "inotify",
@@ -278,8 +283,28 @@ impl Daemon {
     /// folder's state or how it is watched); false lets the caller skip the
     /// pass, so a poll that found nothing new writes nothing.
     pub(super) fn rescan_slot(&mut self, i: usize) -> bool {
+        // Missing as a pass saw it; not merely not scanned yet (at start-up
+        // or after a reload every folder is scanned anyway).
+        let Some(was_missing) = self
+            .slots
+            .get(i)
+            .map(|s| s.passed_digest.is_some() && !s.is_present())
+        else {
+            return false;
+        };
         self.rescan_slot_inner(i);
-        self.slots.get(i).is_some_and(Slot::changed_since_pass)
+        if was_missing && self.slots[i].is_present() {
+            // While it was missing, links into it counted as leading out of
+            // every folder (see `Links::within`), and nothing else tells the
+            // folders holding them that it is back: look at them again.
+            let now = Instant::now();
+            for slot in &mut self.slots {
+                if slot.files.iter().any(FoundFile::is_link_outside) {
+                    slot.mark_dirty(now);
+                }
+            }
+        }
+        self.slots[i].changed_since_pass()
     }
 
     fn rescan_slot_inner(&mut self, i: usize) {
