@@ -38,7 +38,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 pub use housekeeping::Forgotten;
-pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewMail, OutboxMail};
+pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
 pub use verdicts::StoredVerdict;
