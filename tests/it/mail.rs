@@ -20,14 +20,14 @@ fn smtp_config(env: &Env, port: u16, extra: &str) -> std::path::PathBuf {
 
 /// Message text with quoted-printable soft line breaks undone, enough to
 /// search ASCII facts in both parts.
-fn unfolded(raw: &str) -> String {
+pub fn unfolded(raw: &str) -> String {
     raw.replace("=\r\n", "")
         .replace("=\n", "")
         .replace("=3D", "=")
 }
 
 /// A header's value, with folded continuation lines joined.
-fn header(raw: &str, name: &str) -> Option<String> {
+pub fn header(raw: &str, name: &str) -> Option<String> {
     let head = raw
         .split("\r\n\r\n")
         .next()
