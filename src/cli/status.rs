@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::{EXIT_OK, EXIT_UNKNOWN};
 use crate::config;
 use crate::report::{rfc3339, FolderReport, Report, TokenReport};
-use crate::state::{OutboxRow, StateError, StateStore};
+use crate::state::{Access, OutboxRow, StateError, StateStore};
 
 #[derive(Serialize)]
 struct Status {
@@ -78,11 +78,12 @@ fn open(flag: Option<&Path>, write: bool) -> Result<(StateStore, chrono_tz::Tz),
             }
         },
     };
-    let opened = if write {
-        StateStore::open_existing_rw(&state_dir)
+    let access = if write {
+        Access::ReadWrite
     } else {
-        StateStore::open_read_only(&state_dir)
+        Access::ReadOnly
     };
+    let opened = StateStore::open_existing(&state_dir, access);
     opened.map(|s| (s, tz)).map_err(|e| {
         match e {
             StateError::NotFound { .. } => eprintln!(

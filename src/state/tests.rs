@@ -113,7 +113,7 @@ fn database_from_a_newer_tokenwatch_is_refused_untouched() {
     for result in [
         StateStore::open(tmp.path()),
         StateStore::open_read_only(tmp.path()),
-        StateStore::open_existing_rw(tmp.path()),
+        StateStore::open_existing(tmp.path(), Access::ReadWrite),
     ] {
         let err = result.unwrap_err();
         assert!(
@@ -163,7 +163,7 @@ fn read_only_open_of_a_missing_database_creates_nothing() {
     assert!(matches!(err, StateError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("has not run yet"), "{err}");
     assert!(!dir.exists());
-    let err = StateStore::open_existing_rw(tmp.path()).unwrap_err();
+    let err = StateStore::open_existing(tmp.path(), Access::ReadWrite).unwrap_err();
     assert!(matches!(err, StateError::NotFound { .. }), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
@@ -220,7 +220,7 @@ fn readers_see_the_daemons_writes_while_it_runs() {
         .mark_failed(ids[0], t("2026-12-01T00:00:01Z"), "550 no", None)
         .unwrap();
     let version = daemon.data_version().unwrap();
-    let mut ops = StateStore::open_existing_rw(tmp.path()).unwrap();
+    let mut ops = StateStore::open_existing(tmp.path(), Access::ReadWrite).unwrap();
     assert!(ops.retry_mail(ids[0], t("2026-12-01T01:00:00Z")).unwrap());
     assert_ne!(daemon.data_version().unwrap(), version);
     let due = daemon.due_rows(t("2026-12-01T01:00:00Z"), 10).unwrap();
