@@ -1,8 +1,9 @@
 //! A state database written by the release before the channel-neutral
 //! outbox (schema 1, `tests/fixtures/state/make.sh`: mails 1-2 parked after
-//! 554 answers, 3-4 pending while the relay was down) under the current
-//! daemon: migrated in place on its first start, nothing lost, nothing sent
-//! twice, and the ids ops see in `status` still name the same mails.
+//! 554 answers, 3-4 pending while the relay was down, 5 dropped by ops)
+//! under the current daemon: migrated in place on its first start, nothing
+//! lost, nothing sent twice, and the ids ops see in `status` still name the
+//! same mails.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,11 +25,34 @@ struct V1Mail {
     to: Vec<String>,
     text: String,
     date: String,
-    attempts: i64,
 }
 
 fn fixture() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/state/v1-pending-parked.db")
+}
+
+/// The release's `status --json` outbox entries of the fixture, by id.
+fn v1_status_outbox() -> BTreeMap<i64, serde_json::Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/state/v1-pending-parked.status.json");
+    let status: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    status["outbox"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["id"].as_i64().unwrap(), e.clone()))
+        .collect()
+}
+
+/// The highest id the fixture's outbox ever gave, dropped mails included.
+fn v1_last_id(db: &Path) -> i64 {
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    conn.query_row(
+        "SELECT seq FROM sqlite_sequence WHERE name = 'outbox'",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap()
 }
 
 /// The fixture's outbox, read from a copy so the committed file stays as
@@ -41,7 +65,7 @@ fn v1_outbox(db: &Path) -> Vec<V1Mail> {
     assert_eq!(version, 1, "the fixture must be a schema-1 database");
     let mut stmt = conn
         .prepare(
-            "SELECT id, state, message_id, subject, to_addrs, text_body, date, attempts
+            "SELECT id, state, message_id, subject, to_addrs, text_body, date
              FROM outbox ORDER BY id",
         )
         .unwrap();
@@ -54,7 +78,6 @@ fn v1_outbox(db: &Path) -> Vec<V1Mail> {
             to: serde_json::from_str(&r.get::<_, String>(4)?).unwrap(),
             text: r.get(5)?,
             date: r.get(6)?,
-            attempts: r.get(7)?,
         })
     })
     .unwrap()
@@ -126,6 +149,23 @@ fn a_schema_1_database_is_migrated_in_place_and_nothing_is_lost_or_sent_twice() 
         (2, 2, 4),
         "{v1:#?}"
     );
+    let dropped = v1_last_id(&db);
+    assert!(
+        v1.iter().all(|m| m.id < dropped),
+        "the fixture must have a dropped id after the others"
+    );
+    // What the release showed ops is what the database holds.
+    let v1_status = v1_status_outbox();
+    assert_eq!(
+        v1_status.keys().copied().collect::<Vec<_>>(),
+        v1.iter().map(|m| m.id).collect::<Vec<_>>()
+    );
+    for m in &v1 {
+        let e = &v1_status[&m.id];
+        assert_eq!(e["subject"], m.subject.as_str());
+        assert_eq!(e["to"], serde_json::json!(m.to));
+        assert_eq!(e["message_id"], m.message_id.as_str());
+    }
     let cfg = env.write(
         "tokenwatch.toml",
         format!(
@@ -155,16 +195,12 @@ fn a_schema_1_database_is_migrated_in_place_and_nothing_is_lost_or_sent_twice() 
         );
     }
 
-    // Ops see the parked mails under the same ids, subjects and addresses.
-    let entries = s["outbox"].as_array().unwrap();
-    for (e, m) in entries.iter().zip(&parked) {
-        assert_eq!(e["id"], m.id);
-        assert_eq!(e["state"], "parked");
-        assert_eq!(e["channel"], "mail");
-        assert_eq!(e["subject"], m.subject.as_str());
-        assert_eq!(e["to"], serde_json::json!(m.to));
-        assert_eq!(e["message_id"], m.message_id.as_str());
-        assert_eq!(e["attempts"], m.attempts);
+    // Ops see the parked mails as the release showed them, plus the channel.
+    for e in s["outbox"].as_array().unwrap() {
+        let mut e = e.clone();
+        let channel = e.as_object_mut().unwrap().remove("channel");
+        assert_eq!(channel, Some(serde_json::json!("mail")), "{e}");
+        assert_eq!(e, v1_status[&e["id"].as_i64().unwrap()]);
     }
 
     // `outbox retry ID` with the id the release gave the mail.
@@ -199,7 +235,7 @@ fn a_schema_1_database_is_migrated_in_place_and_nothing_is_lost_or_sent_twice() 
         .unwrap();
     assert_eq!(integrity, "ok");
     // Every mail the release queued is still there under its id; the new
-    // alert came after all of them.
+    // alert came after all of them, the dropped one included.
     let rows: Vec<(i64, String, String)> = conn
         .prepare("SELECT id, message_id, channel FROM outbox ORDER BY id")
         .unwrap()
@@ -215,9 +251,9 @@ fn a_schema_1_database_is_migrated_in_place_and_nothing_is_lost_or_sent_twice() 
             m.id
         );
     }
-    let last_v1 = v1.iter().map(|m| m.id).max().unwrap();
-    let new: Vec<_> = rows.iter().filter(|(id, ..)| *id > last_v1).collect();
+    let new: Vec<_> = rows.iter().filter(|(id, ..)| *id > dropped).collect();
     assert!(!new.is_empty(), "no new alert queued: {rows:?}");
+    assert!(!rows.iter().any(|(id, ..)| *id == dropped), "{rows:?}");
     assert_eq!(rows.len(), v1.len() + new.len(), "{rows:?}");
     assert!(
         rows.iter().all(|(.., channel)| channel == "mail"),
