@@ -28,15 +28,9 @@ impl Builder<'_, '_> {
         if let Some(days) = s.integers(self.d, "lead_days") {
             let mut lead = Vec::new();
             for (v, span) in days {
-                if (0..=3650).contains(&v) {
-                    lead.push(v as u32);
-                } else {
-                    self.d.report(
-                        span,
-                        "alerts.lead_days",
-                        format!("{v} is out of range 0..=3650"),
-                    );
-                    ok = false;
+                match self.in_range(v, span, "alerts.lead_days", 0, 3650) {
+                    Some(v) => lead.push(v as u32),
+                    None => ok = false,
                 }
             }
             if lead.is_empty() && ok {

@@ -42,15 +42,23 @@ impl Builder<'_, '_> {
         Some(v)
     }
 
-    pub(super) fn account(&mut self, mut s: Section) -> Option<Account> {
-        let id = self.account_id(&mut s, "id");
-        if id.is_none() && s.value_span("id").is_none() {
-            self.d.report(
-                s.span(),
-                &s.key_path("id"),
-                "missing: every [[account]] needs an id",
-            );
+    /// Only an absent key is reported as missing: one that is there but
+    /// wrong has had its own problem reported already.
+    fn required_account_id(
+        &mut self,
+        s: &mut Section,
+        key: &'static str,
+        rule: &str,
+    ) -> Option<String> {
+        let id = self.account_id(s, key);
+        if id.is_none() && s.value_span(key).is_none() {
+            self.missing(s, key, rule);
         }
+        id
+    }
+
+    pub(super) fn account(&mut self, mut s: Section) -> Option<Account> {
+        let id = self.required_account_id(&mut s, "id", "every [[account]] needs an id");
         let password_changed = match s.datetime_text(self.d, "password_changed") {
             Some((text, span)) => match DateTime::parse_from_rfc3339(&text) {
                 Ok(t) => Some(Some(t.with_timezone(&Utc))),
@@ -74,14 +82,8 @@ impl Builder<'_, '_> {
 
     pub(super) fn token_link(&mut self, mut s: Section) -> Option<TokenLink> {
         let path = self.required_path(&mut s, "token");
-        let account = self.account_id(&mut s, "account");
-        if account.is_none() && s.value_span("account").is_none() {
-            self.d.report(
-                s.span(),
-                &s.key_path("account"),
-                "missing: every [[token]] needs an account",
-            );
-        }
+        let account =
+            self.required_account_id(&mut s, "account", "every [[token]] needs an account");
         s.finish(self.d);
         Some(TokenLink {
             path: path?,

@@ -174,14 +174,17 @@ impl Builder<'_, '_> {
         match s.string(self.d, "path") {
             Some((p, span)) => self.path(&p, span, &s.key_path("path")),
             None => {
-                self.d.report(
-                    s.span(),
-                    &s.key_path("path"),
-                    format!("missing: every [[{table}]] needs a path"),
-                );
+                self.missing(s, "path", &format!("every [[{table}]] needs a path"));
                 None
             }
         }
+    }
+
+    /// A key an entry cannot do without, reported at the entry since the
+    /// key itself has no place in the file.
+    fn missing(&mut self, s: &Section, key: &str, rule: &str) {
+        self.d
+            .report(s.span(), &s.key_path(key), format!("missing: {rule}"));
     }
 
     fn path(&mut self, s: &str, span: Span, key: &str) -> Option<PathBuf> {
@@ -227,16 +230,17 @@ impl Builder<'_, '_> {
         default: i64,
     ) -> Option<i64> {
         match s.integer(self.d, key) {
-            Some((v, _)) if (min..=max).contains(&v) => Some(v),
-            Some((v, span)) => {
-                self.d.report(
-                    span,
-                    &s.key_path(key),
-                    format!("{v} is out of range {min}..={max}"),
-                );
-                None
-            }
+            Some((v, span)) => self.in_range(v, span, &s.key_path(key), min, max),
             None => Some(default),
         }
+    }
+
+    fn in_range(&mut self, v: i64, span: Span, key: &str, min: i64, max: i64) -> Option<i64> {
+        if (min..=max).contains(&v) {
+            return Some(v);
+        }
+        self.d
+            .report(span, key, format!("{v} is out of range {min}..={max}"));
+        None
     }
 }
