@@ -159,6 +159,20 @@ impl Daemon {
     }
 
     pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Self::spawn(env, config, extra_env, Command::new(BIN))
+    }
+
+    /// Started as systemd starts a service with `WatchdogSec=`: with
+    /// `WATCHDOG_PID` naming the daemon's own process, without which the
+    /// daemon ignores `WATCHDOG_USEC`. Only a shell that then execs the
+    /// daemon knows that number in advance.
+    pub fn start_with_watchdog_pid(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let mut c = Command::new("sh");
+        c.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"", BIN]);
+        Self::spawn(env, config, extra_env, c)
+    }
+
+    fn spawn(env: &Env, config: &Path, extra_env: &[(&str, &str)], mut c: Command) -> Daemon {
         let log = env.logs.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -167,12 +181,12 @@ impl Daemon {
                 .as_nanos()
         ));
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut c = Command::new(BIN);
         c.args(["-c", config.to_str().unwrap(), "run"])
             .current_dir(env.path())
             .env_remove("TOKENWATCH_CONFIG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
             .stdout(std::process::Stdio::null())
             .stderr(log_file);
