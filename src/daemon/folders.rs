@@ -295,9 +295,14 @@ impl Daemon {
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
             let links = scan::Links::for_folder(folder, &self.cfg.folders);
-            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, &links, previous, &|| {
-                keepalive.progress()
-            })
+            scan::scan_folder_cached(
+                i,
+                &folder.path,
+                folder.allow_empty,
+                &links,
+                previous,
+                &|| keepalive.progress(),
+            )
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;

@@ -7,6 +7,7 @@ mod apple_stub;
 mod check;
 mod cli;
 mod daemon;
+mod docs;
 mod faults;
 mod hostile;
 mod idle;
