@@ -27,6 +27,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::smtp_stub::SmtpStub;
+use crate::util::mail::{header, smtp_config};
 use crate::util::{unavailable, Daemon, Env, BIN};
 
 // ---------------------------------------------------------------- helpers
@@ -45,32 +46,6 @@ fn rng_for(test: &str) -> StdRng {
 fn token_text(org: &str, days: i64) -> String {
     let expires = chrono::Utc::now() + chrono::Duration::days(days) + chrono::Duration::hours(12);
     tokenwatch::token::sample_token(org, expires)
-}
-
-/// A config with mail through the stub (no TLS) and the given folders.
-fn smtp_config(env: &Env, port: u16, alerts_extra: &str, folders: &[&str]) -> PathBuf {
-    let mut text = format!(
-        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\nfrom = \"tokenwatch <tw@example.com>\"\n{alerts_extra}\n[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 5\n"
-    );
-    for f in folders {
-        text.push_str(&format!("[[folder]]\npath = \"{f}\"\nallow_empty = true\n"));
-    }
-    env.write("tokenwatch.toml", text)
-}
-
-/// A header's value (folded lines joined).
-fn header(raw: &str, name: &str) -> Option<String> {
-    let head = raw
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or(raw)
-        .replace("\r\n", "\n")
-        .replace("\n ", " ")
-        .replace("\n\t", " ");
-    let prefix = format!("{}:", name.to_ascii_lowercase());
-    head.lines()
-        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
-        .map(|l| l[prefix.len()..].trim().to_string())
 }
 
 /// What the stub received, per Message-ID: the subject and how often.
@@ -99,11 +74,6 @@ fn poll_until(what: &str, secs: u64, cond: impl Fn() -> bool, detail: impl Fn() 
 
 fn alive(d: &mut Daemon) -> bool {
     matches!(d.child.try_wait(), Ok(None))
-}
-
-fn stop(d: &mut Daemon) {
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
 }
 
 fn integrity(state_dir: &Path) -> String {
@@ -269,7 +239,7 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
         },
     );
     d.wait_for("outbox drained", 30, |s| outbox(s).is_empty());
-    stop(&mut d);
+    d.stop();
 
     let by_id = deliveries(&stub);
     let total: usize = by_id.values().map(|(_, n)| n).sum();
@@ -364,7 +334,7 @@ fn mail_server_outage_over_many_retry_rounds_delivers_each_alert_once() {
         || d.log(),
     );
     d.wait_for("outbox drained", 30, |s| outbox(s).is_empty());
-    stop(&mut d);
+    d.stop();
     let by_id = deliveries(&stub);
     let total: usize = by_id.values().map(|(_, n)| n).sum();
     println!(
@@ -577,7 +547,7 @@ fn survive_disk_trouble(test: &str, trouble: Trouble) {
         || d.log(),
     );
     d.wait_for("outbox drained", 40, |s| outbox(s).is_empty());
-    stop(&mut d);
+    d.stop();
     let by_id = deliveries(&stub);
     let total: usize = by_id.values().map(|(_, n)| n).sum();
     let check = integrity(&state);
@@ -740,7 +710,7 @@ fn filesystem_churn_of_1000_files_ends_with_status_matching_the_folders() {
         s["folders"]
     );
     assert!(alive(&mut d));
-    stop(&mut d);
+    d.stop();
     println!(
         "filesystem churn: {counts:?} in a {:.1} s burst; status matched all {} tokens {:.1} s after the burst began",
         burst.as_secs_f64(),
@@ -857,7 +827,7 @@ fn the_inotify_watch_limit_falls_back_to_polling_and_every_change_is_seen() {
     assert!(alive(&mut d));
     let log = d.log();
     assert!(log.contains("inotify watch limit"), "{log}");
-    stop(&mut d);
+    d.stop();
     println!(
         "watch limit: 6 inotify watches allowed for 13 folders, 5 more created later; at start {at_start:?}; changes in the polled folder seen after {:.1} s; \
          5 new subfolders beyond the limit seen after {:.1} s, then {after:?}",
@@ -933,7 +903,7 @@ fn a_failed_watch_is_retried_and_the_folder_goes_back_to_inotify() {
     });
     let log = d.log();
     assert!(log.contains("watching with inotify again"), "{log}");
-    stop(&mut d);
+    d.stop();
 }
 
 #[test]
@@ -1011,7 +981,7 @@ fn an_event_queue_overflow_rescans_and_new_subfolders_stay_watched() {
     );
     let after = started.elapsed();
     assert!(alive(&mut d));
-    stop(&mut d);
+    d.stop();
     println!(
         "queue overflow: {} files written while the daemon was stopped (queue {queue} events); all seen {:.1} s after the burst began; \
          a change in a subfolder created during the overflow seen after {:.1} s",
@@ -1172,7 +1142,7 @@ fn a_storm_of_100_reloads_under_load_leaves_the_last_valid_config_in_charge() {
     let applied = log.matches("config reloaded").count();
     let rejected = log.lines().filter(|l| l.contains("rejected")).count();
     assert!(applied + rejected > RELOADS, "{applied} + {rejected}");
-    stop(&mut d);
+    d.stop();
     println!(
         "reload storm: {RELOADS} config replacements (50 valid, 50 invalid of 6 kinds) + 1 final invalid in {:.1} s, \
          {writes} token rewrites meanwhile; {applied} reloads applied, {rejected} rejected (SIGHUP and the config watcher); no crash; \

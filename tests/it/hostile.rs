@@ -10,7 +10,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -22,7 +21,9 @@ use chrono::{Duration as Days, Utc};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
-use crate::util::{unavailable, Daemon, Env, Run, BIN};
+use crate::util::mail::read_mails;
+use crate::util::process::{proc_kib, run_with_deadline, tokenwatch};
+use crate::util::{unavailable, Daemon, Env, BIN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 const MAX_TOKEN: usize = tokenwatch::token::MAX_TOKEN_FILE_BYTES;
@@ -31,212 +32,6 @@ const NAME_MAX: usize = 255;
 const DEFAULT_FILES: usize = 10_000;
 /// Generous: a daemon holding 10,000 unreadable files needs a few MiB.
 const RSS_LIMIT_KIB: u64 = 256 * 1024;
-
-// ---------------------------------------------------------------------------
-// Shared helpers (also used by the secrets tests).
-
-/// Runs a command with a hard deadline: kills it and fails the test when it
-/// does not finish (a scan that blocks on a FIFO would hang here). Output is
-/// drained on threads so a large `--json` cannot fill the pipe and stall.
-pub(crate) fn run_with_deadline(mut cmd: Command, what: &str, dir: &Path, secs: u64) -> Run {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    let drain = |pipe: Option<Box<dyn Read + Send>>| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut p) = pipe {
-                let _ = p.read_to_end(&mut buf);
-            }
-            buf
-        })
-    };
-    let out = drain(child.stdout.take().map(|p| Box::new(p) as _));
-    let err = drain(child.stderr.take().map(|p| Box::new(p) as _));
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let stderr = err.join().unwrap_or_default();
-            panic!(
-                "{what}: still running after {secs}s (blocked?); killed\n--- stderr ---\n{}",
-                String::from_utf8_lossy(&stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        cmd: what.to_string(),
-        dir: dir.to_path_buf(),
-        output: std::process::Output {
-            status,
-            stdout: out.join().unwrap_or_default(),
-            stderr: err.join().unwrap_or_default(),
-        },
-    }
-}
-
-/// `tokenwatch ARGS` in `env`, as the test user, with a deadline.
-pub(crate) fn tokenwatch(env: &Env, args: &[&str], vars: &[(&str, &str)], secs: u64) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(env.path())
-        .env_remove("TOKENWATCH_CONFIG")
-        .env_remove("RUST_LOG");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    run_with_deadline(
-        cmd,
-        &format!("tokenwatch {}", args.join(" ")),
-        env.path(),
-        secs,
-    )
-}
-
-/// A value from `/proc/PID/status` in KiB (`VmRSS`, `VmHWM`).
-pub(crate) fn proc_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(&format!("{key}:")))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// Every `.eml` in `dir`: `(file name, raw bytes, decoded text)`. The
-/// decoded text is the headers (RFC 2047 words decoded) and every MIME
-/// part's body with its transfer encoding undone, so a search sees what a
-/// reader sees, whatever encoding lettre picked.
-pub(crate) fn read_mails(dir: &Path) -> Vec<(String, Vec<u8>, String)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut mails: Vec<_> = entries
-        .flatten()
-        .filter(|e| e.file_name().as_bytes().ends_with(b".eml"))
-        .filter(|e| !e.file_name().as_bytes().starts_with(b"."))
-        .filter_map(|e| {
-            let raw = std::fs::read(e.path()).ok()?;
-            let text = decode_mime(&String::from_utf8_lossy(&raw).replace("\r\n", "\n"));
-            Some((e.file_name().to_string_lossy().into_owned(), raw, text))
-        })
-        .collect();
-    mails.sort_by(|a, b| a.0.cmp(&b.0));
-    mails
-}
-
-fn decode_mime(entity: &str) -> String {
-    let (head, body) = entity.split_once("\n\n").unwrap_or((entity, ""));
-    // Unfold continuation lines.
-    let head = head.replace("\n ", " ").replace("\n\t", " ");
-    let header = |name: &str| {
-        head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
-    };
-    let mut out = decode_words(&head);
-    out.push('\n');
-    let ctype = header("content-type").unwrap_or_default();
-    if ctype.to_ascii_lowercase().starts_with("multipart/") {
-        let boundary = ctype
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("boundary="))
-            .map(|b| b.trim_matches('"').to_string())
-            .unwrap_or_default();
-        let delimiter = format!("--{boundary}");
-        for part in body.split(delimiter.as_str()).skip(1) {
-            if part.starts_with("--") {
-                break;
-            }
-            out.push_str(&decode_mime(part.trim_start_matches('\n')));
-        }
-        return out;
-    }
-    let encoding = header("content-transfer-encoding")
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let bytes = match encoding.as_str() {
-        "base64" => {
-            let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
-            B64.decode(compact)
-                .unwrap_or_else(|_| body.as_bytes().to_vec())
-        }
-        "quoted-printable" => decode_qp(body),
-        _ => body.as_bytes().to_vec(),
-    };
-    out.push_str(&String::from_utf8_lossy(&bytes));
-    out.push('\n');
-    out
-}
-
-fn decode_qp(body: &str) -> Vec<u8> {
-    let soft = body.replace("=\n", "");
-    let b = soft.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'=' {
-            if let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-/// Decodes RFC 2047 encoded words (`=?utf-8?b?...?=`, `=?utf-8?q?...?=`).
-fn decode_words(head: &str) -> String {
-    let mut out = String::new();
-    let mut rest = head;
-    while let Some(start) = rest.find("=?") {
-        out.push_str(&rest[..start]);
-        let word = &rest[start + 2..];
-        // charset ? encoding ? text ?=
-        let decoded = word.splitn(3, '?').collect::<Vec<_>>();
-        let parsed = match decoded.as_slice() {
-            [_charset, enc, tail] => tail.find("?=").and_then(|end| {
-                let text = &tail[..end];
-                let bytes = match *enc {
-                    "b" | "B" => B64.decode(text).ok()?,
-                    "q" | "Q" => decode_qp(&text.replace('_', " ")),
-                    _ => return None,
-                };
-                Some((
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                    &tail[end + 2..],
-                ))
-            }),
-            _ => None,
-        };
-        match parsed {
-            Some((text, after)) => {
-                out.push_str(&text);
-                rest = after;
-            }
-            None => {
-                out.push_str("=?");
-                rest = word;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
 
 // ---------------------------------------------------------------------------
 // The corpus.

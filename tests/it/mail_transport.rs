@@ -13,6 +13,7 @@ use tokenwatch::mail::transport::{
 };
 
 use crate::smtp_stub::{Mode, SmtpStub};
+use crate::util::mail::header;
 
 const WAIT: Duration = Duration::from_secs(10);
 const USER: &str = "tokenwatch";
@@ -67,16 +68,6 @@ fn password_file(dir: &Path, password: &str, mode: u32) -> PathBuf {
     std::fs::write(&path, format!("{password}\n")).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     path
-}
-
-/// The unfolded value of a top-level header of a raw message.
-fn header(raw: &str, name: &str) -> Option<String> {
-    let head = raw.split("\r\n\r\n").next()?;
-    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-    unfolded.split("\r\n").find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-    })
 }
 
 /// Every rendering of an error, for leak checks.

@@ -23,7 +23,8 @@ use base64::Engine as _;
 use chrono::{Duration as Days, Utc};
 
 use crate::apple_stub::{AppleStub, Reply, REQUEST};
-use crate::hostile::{read_mails, tokenwatch};
+use crate::util::mail::read_mails;
+use crate::util::process::tokenwatch;
 use crate::util::{Daemon, Env, BIN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -261,8 +262,7 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+    d.stop();
     let log = d.log();
     assert!(
         log.contains("TRACE") || log.contains("trace"),
@@ -517,8 +517,7 @@ fn an_apple_server_echoing_the_bearer_leaks_no_16_characters_anywhere() {
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+    d.stop();
     let log = d.log();
     assert!(
         log.contains("TRACE"),

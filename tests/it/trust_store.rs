@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::apple_stub::{AppleStub, Reply};
-use crate::hostile::tokenwatch;
 use crate::smtp_stub::{tls_acceptor, SmtpStub};
+use crate::util::process::tokenwatch;
 use crate::util::{Env, Run};
 
 /// The bearer Apple sees for a token file: its text without whitespace.

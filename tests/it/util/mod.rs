@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod mail;
+pub mod process;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tokenwatch");
 
 pub struct Run {
@@ -238,6 +241,12 @@ impl Daemon {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }
+    }
+
+    /// SIGTERM, then a clean exit within 20 s; fails with the log otherwise.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.wait_exit(20), Some(0), "{}", self.log());
     }
 
     /// Waits for the process to exit; its exit code, or None on timeout.
