@@ -29,6 +29,24 @@ fn unfolded(raw: &str) -> String {
         .replace("=3D", "=")
 }
 
+fn wait_drained(d: &Daemon) {
+    d.wait_for("outbox drained", 30, |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+}
+
+/// The Message-IDs the stub received, each once.
+fn distinct_message_ids(stub: &SmtpStub) -> Vec<String> {
+    let mut ids: Vec<String> = stub
+        .messages()
+        .iter()
+        .map(|m| header(&m.text(), "Message-ID").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 fn outbox_len(env: &Env) -> usize {
     let run = env.run(&["-c", "tokenwatch.toml", "status", "--json"]);
     run.expect_code(0);
@@ -120,18 +138,10 @@ fn mail_server_down_then_back_delivers_each_alert_exactly_once() {
     });
     stub.restart();
     let msgs = stub.wait_for(4, Duration::from_secs(90));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
+    wait_drained(&d);
     d.stop();
-    let mut ids: Vec<String> = stub
-        .messages()
-        .iter()
-        .map(|m| header(&m.text(), "Message-ID").unwrap())
-        .collect();
+    let ids = distinct_message_ids(&stub);
     assert_eq!(msgs.len(), 4);
-    ids.sort();
-    ids.dedup();
     assert_eq!(ids.len(), 4, "each alert exactly once");
 }
 
@@ -156,17 +166,9 @@ fn kill_9_with_mail_pending_loses_nothing() {
     stub.set_mode(Mode::Accept);
     let mut d = Daemon::start(&env, &cfg);
     stub.wait_for(3, Duration::from_secs(60));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
+    wait_drained(&d);
     d.stop();
-    let mut ids: Vec<String> = stub
-        .messages()
-        .iter()
-        .map(|m| header(&m.text(), "Message-ID").unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
+    let ids = distinct_message_ids(&stub);
     assert_eq!(ids.len(), 3, "every pending alert delivered");
 }
 
@@ -191,9 +193,7 @@ fn permanent_failures_are_parked_and_can_be_retried() {
     env.run(&["-c", "tokenwatch.toml", "outbox", "retry", &id])
         .expect_code(0);
     stub.wait_for(1, Duration::from_secs(60));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
+    wait_drained(&d);
 }
 
 #[test]
