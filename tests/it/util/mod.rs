@@ -169,7 +169,16 @@ impl Daemon {
                 .unwrap()
                 .as_nanos()
         ));
-        let log_file = std::fs::File::create(&log).unwrap();
+        let mut c = Self::command(env, config, &log);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        Self::spawn(env, config, &mut c, log)
+    }
+
+    /// The `tokenwatch run` that [`start_with`](Self::start_with) starts,
+    /// logging into `log`: for tests that change how it starts (umask, user).
+    pub fn command(env: &Env, config: &Path, log: &Path) -> Command {
         let mut c = Command::new(BIN);
         c.args(["-c", config.to_str().unwrap(), "run"])
             .current_dir(env.path())
@@ -178,13 +187,14 @@ impl Daemon {
             .env_remove("WATCHDOG_USEC")
             .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
             .stdout(std::process::Stdio::null())
-            .stderr(log_file);
-        for (k, v) in extra_env {
-            c.env(k, v);
-        }
-        let child = c.spawn().expect("start daemon");
+            .stderr(std::fs::File::create(log).unwrap());
+        c
+    }
+
+    /// Starts `cmd`, made by [`command`](Self::command) with `log`.
+    pub fn spawn(env: &Env, config: &Path, cmd: &mut Command, log: PathBuf) -> Daemon {
         Daemon {
-            child,
+            child: cmd.spawn().expect("start daemon"),
             config: config.to_path_buf(),
             dir: env.path().to_path_buf(),
             log,
