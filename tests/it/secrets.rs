@@ -1,4 +1,4 @@
-//! Secrets (issue 7): token content never leaves tokenwatch, and what it
+//! Secrets: token content never leaves tokenwatch, and what it
 //! writes is private.
 //!
 //! The canary test sends tokens whose inner token, Base64 file text and
