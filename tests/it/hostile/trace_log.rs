@@ -12,8 +12,12 @@ fn a_trace_log_written_into_the_watched_config_folder_does_not_feed_back_and_han
     let env = Env::new();
     let cfg = env.config("");
     env.sample("tokens/a.vpptoken", "Acme", 200);
-    // Daemon::start_with writes its log next to the config.
-    let mut d = Daemon::start_with(&env, &cfg, &[("RUST_LOG", "trace")]);
+    // Daemon::start_with logs outside the watched tree, which would hide
+    // the feedback: this log goes next to the config.
+    let log = env.path().join("daemon.log");
+    let mut cmd = Daemon::command(&env, &cfg, &log);
+    cmd.env("RUST_LOG", "trace");
+    let mut d = Daemon::spawn(&env, &cfg, &mut cmd, log);
     d.wait_for("first scan at trace level", 30, |s| {
         s["tokens"][0]["status"] == "ok"
     });
