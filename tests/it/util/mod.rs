@@ -96,12 +96,19 @@ impl Env {
         self.run_env(args, &[])
     }
 
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// `tokenwatch ARGS` in this folder, with neither a config path nor a
+    /// log level inherited from the environment.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
             .current_dir(self.path())
             .env_remove("TOKENWATCH_CONFIG")
             .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
         for (k, v) in env {
             c.env(k, v);
         }

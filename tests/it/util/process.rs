@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Env, Run, BIN};
+use super::{Env, Run};
 
 /// Runs a command with a hard deadline: kills it and fails the test when it
 /// does not finish (a scan that blocks on a FIFO would hang here). Output is
@@ -57,11 +57,7 @@ pub fn run_with_deadline(mut cmd: Command, what: &str, dir: &Path, secs: u64) ->
 
 /// `tokenwatch ARGS` in `env`, as the test user, with a deadline.
 pub fn tokenwatch(env: &Env, args: &[&str], vars: &[(&str, &str)], secs: u64) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .current_dir(env.path())
-        .env_remove("TOKENWATCH_CONFIG")
-        .env_remove("RUST_LOG");
+    let mut cmd = env.command(args);
     for (k, v) in vars {
         cmd.env(k, v);
     }
