@@ -10,6 +10,9 @@ prints one JSON object per run on stdout:
            this script listens on), then VmRSS/VmHWM once the first scan
            and its follow-up rescan are done
   idle     utime+stime of the daemon over a quiet window
+  pollidle the same data in `poll = true` folders: bytes the daemon wrote
+           (wchar of /proc/PID/io, needs root or the same user) and
+           utime+stime over a quiet window, logging at warn
   latency  rename of a new token into a watched folder -> its row in the
            state database (polled read-only every 2 ms), next to
            `inotifywait` seeing the same rename
@@ -43,12 +46,13 @@ def log(*a):
 class Daemon:
     """`tokenwatch run` with a NOTIFY_SOCKET this object listens on."""
 
-    def __init__(self, tw, cfg, logfile):
+    def __init__(self, tw, cfg, logfile, rust_log=None):
         self.sockdir = tempfile.mkdtemp(prefix="twnotify")
         self.sockpath = os.path.join(self.sockdir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sockpath)
-        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG=os.environ.get("TOKENWATCH_BENCH_LOG", "info,tokio_cron_scheduler=warn"))
+        rust_log = rust_log or os.environ.get("TOKENWATCH_BENCH_LOG", "info,tokio_cron_scheduler=warn")
+        env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG=rust_log)
         self.log = open(logfile, "ab")
         self.t_spawn = time.monotonic()
         self.proc = subprocess.Popen([tw, "-c", cfg, "run"], env=env, stdout=self.log, stderr=self.log)
@@ -84,6 +88,16 @@ class Daemon:
         # fields[0] is field 3 (state); utime and stime are fields 14 and 15.
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def wchar(self):
+        """Bytes the daemon passed to write(2) and friends so far: files,
+        the database, its log, sockets."""
+        with open("/proc/%d/io" % self.proc.pid) as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k == "wchar":
+                    return int(v)
+        raise RuntimeError("no wchar in /proc/%d/io" % self.proc.pid)
+
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -97,16 +111,16 @@ class Daemon:
         self.log.close()
 
 
-def db_path(data):
-    return os.path.join(data, "state", "tokenwatch.db")
+def db_path(data, state="state"):
+    return os.path.join(data, state, "tokenwatch.db")
 
 
-def wait_settled(d, data, timeout=120.0):
+def wait_settled(d, data, timeout=120.0, state="state"):
     """Waits until the daemon has recorded a scan and then used (almost) no
     CPU for a whole second: the start-up pass, the rescan that follows
     arming the watch, and the first mail are done."""
     deadline = time.monotonic() + timeout
-    while not read_db(data, "SELECT scan_seq FROM daemon_status WHERE id = 1 AND last_scan_at IS NOT NULL"):
+    while not read_db(data, "SELECT scan_seq FROM daemon_status WHERE id = 1 AND last_scan_at IS NOT NULL", state=state):
         if time.monotonic() > deadline:
             raise RuntimeError("no scan recorded within %.0f s" % timeout)
         time.sleep(0.05)
@@ -120,8 +134,8 @@ def wait_settled(d, data, timeout=120.0):
     raise RuntimeError("the daemon did not go idle within %.0f s" % timeout)
 
 
-def read_db(data, sql, args=()):
-    conn = sqlite3.connect("file:%s?mode=ro" % db_path(data), uri=True, timeout=5)
+def read_db(data, sql, args=(), state="state"):
+    conn = sqlite3.connect("file:%s?mode=ro" % db_path(data, state), uri=True, timeout=5)
     try:
         row = conn.execute(sql, args).fetchone()
         return row[0] if row else None
@@ -170,6 +184,37 @@ def cmd_idle(a):
         emit(window_s=t1 - t0, cpu_s=c1 - c0)
     finally:
         d.stop()
+
+
+def cmd_pollidle(a):
+    # The generated config with every folder polled, and a state of its own
+    # so the other scenarios' state is left alone.
+    with open(os.path.join(a.data, "tokenwatch.toml")) as f:
+        text = f.read()
+    text = text.replace('state_dir = "state"', 'state_dir = "state-poll"')
+    text = text.replace("[[folder]]\n", "[[folder]]\npoll = true\n")
+    cfg = os.path.join(a.data, "tokenwatch-poll.toml")
+    with open(cfg, "w") as f:
+        f.write(text)
+    shutil.rmtree(os.path.join(a.data, "state-poll"), ignore_errors=True)
+    d = Daemon(a.tw, cfg, a.log, rust_log="warn")
+    try:
+        d.wait_ready()
+        wait_settled(d, a.data, state="state-poll")
+        # The first pass queued mail (file transport): let the sender write it.
+        deadline = time.monotonic() + 60
+        while read_db(a.data, "SELECT count(*) FROM outbox WHERE state = 'pending'", state="state-poll"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the start-up mail was not written within 60 s")
+            time.sleep(0.2)
+        time.sleep(2)
+        w0, c0, t0 = d.wchar(), d.cpu_seconds(), time.monotonic()
+        time.sleep(a.seconds)
+        w1, c1, t1 = d.wchar(), d.cpu_seconds(), time.monotonic()
+        emit(window_s=t1 - t0, wchar_bytes=w1 - w0, cpu_s=c1 - c0)
+    finally:
+        d.stop()
+        shutil.rmtree(os.path.join(a.data, "state-poll"), ignore_errors=True)
 
 
 def cmd_latency(a):
@@ -357,6 +402,9 @@ def main():
     s = sub.add_parser("idle")
     s.add_argument("--data", required=True)
     s.add_argument("--seconds", type=float, default=300)
+    s = sub.add_parser("pollidle")
+    s.add_argument("--data", required=True)
+    s.add_argument("--seconds", type=float, default=60)
     s = sub.add_parser("latency")
     s.add_argument("--data", required=True)
     s.add_argument("--runs", type=int, default=20)
@@ -367,7 +415,13 @@ def main():
     s.add_argument("--runs", type=int, default=3)
     s.add_argument("--timeout", type=float, default=60)
     a = p.parse_args()
-    {"startup": cmd_startup, "idle": cmd_idle, "latency": cmd_latency, "alerts": cmd_alerts}[a.cmd](a)
+    {
+        "startup": cmd_startup,
+        "idle": cmd_idle,
+        "pollidle": cmd_pollidle,
+        "latency": cmd_latency,
+        "alerts": cmd_alerts,
+    }[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark scenario of issue 6 on this machine, each next to its
+# Runs every benchmark scenario of issues 6 and 11 on this machine, each next to its
 # baseline in the same run, and prints a table of medians with the ratio to
 # the baseline. See BENCHMARKS.md for what each row means.
 #
@@ -185,6 +185,18 @@ cpu=$(jq '.cpu_s' "$WORK/idle.jsonl")
 limit=$(LC_ALL=C awk -v s="$IDLE_SECS" 'BEGIN { printf "%.3f", 0.5 * s / 300 }')
 row "daemon idle CPU, 10,000 tokens, $IDLE_SECS s" "-" "$(fmt "$cpu" 2) s" "-" "-" \
     "< $limit s" "$(le "$cpu" "$limit")" "utime+stime from /proc/PID/stat"
+
+# --- daemon: idle writes and CPU with polled folders --------------------------
+# poll = true is what the README recommends for NFS and SMB: every poll looks
+# at each file's metadata, and must write nothing when nothing changed.
+echo "== daemon idle writes and CPU over 60 s, 10,000 tokens in a poll = true folder" >&2
+"${DAEMON[@]}" pollidle --data "$WORK/10k-1" --seconds 60 >"$WORK/pollidle.jsonl"
+wkib=$(jq '.wchar_bytes / 1024' "$WORK/pollidle.jsonl")
+cpu=$(jq '.cpu_s' "$WORK/pollidle.jsonl")
+ok=$( [[ $(le "$wkib" 256) == true && $(le "$cpu" 1) == true ]] && echo true || echo false )
+row "daemon idle, 10,000 tokens, poll = true folder, 60 s" "-" \
+    "$(fmt "$wkib" 1) KiB written, $(fmt "$cpu" 2) s CPU" "-" "-" \
+    "< 256 KiB and < 1 s CPU" "$ok" "wchar from /proc/PID/io, logs at warn"
 
 # --- daemon: rename-into-folder latency ------------------------------------
 echo "== rename into a watched folder: latency (10,000 tokens present)" >&2

@@ -35,7 +35,7 @@ use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
 use crate::secret::Secret;
 use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FolderState {
     Ok,
@@ -205,19 +205,22 @@ pub fn scan_folder(
     allow_empty: bool,
     links: &Links,
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_cached(index, root, allow_empty, links, Vec::new())
+    scan_folder_cached(index, root, allow_empty, links, Vec::new(), &|| {})
 }
 
 /// [`scan_folder`], reusing from `previous` (this folder's last scan) every
 /// file found again under the same path with the same [`FileStamp`].
+/// `progress` is called for each entry looked at, so that a scan of
+/// millions of files can show it is advancing (the daemon's watchdog).
 pub fn scan_folder_cached(
     index: usize,
     root: &Path,
     allow_empty: bool,
     links: &Links,
     previous: Vec<FoundFile>,
+    progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_inner(index, root, allow_empty, links, previous, SETTLED)
+    scan_folder_inner(index, root, allow_empty, links, previous, SETTLED, progress)
 }
 
 /// A file seen by a scan: read now, or the previous scan's entry at this
@@ -236,6 +239,7 @@ fn scan_folder_inner(
     links: &Links,
     previous: Vec<FoundFile>,
     settled: Duration,
+    progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
     // Keyed by the path's bytes, borrowed: hashing a `Path` walks its
     // components, and copying every key cost an allocation per file.
@@ -290,6 +294,7 @@ fn scan_folder_inner(
         };
         first = false;
         for entry in entries.flatten() {
+            progress();
             let name = entry.file_name();
             let bytes = name.as_bytes();
             if is_skipped(bytes) {

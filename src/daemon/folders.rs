@@ -181,6 +181,36 @@ impl Slot {
     pub fn is_due(&self, now: Instant) -> bool {
         self.next_due().is_some_and(|t| now >= t)
     }
+
+    /// A hash of everything a pass reads from this slot: the folder's state
+    /// and watch mode, and each file's path, identity, stamp and what it
+    /// says. Equal digests before and after a rescan mean a pass would
+    /// compute what the last one did. A 64-bit hash can in theory hide a
+    /// change (2^-64 a rescan); the next change, or the scheduled full
+    /// scan, which always runs a pass, catches it.
+    fn view_digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        use std::os::unix::ffi::OsStrExt;
+        let mut h = std::hash::DefaultHasher::new();
+        let s = &self.scan;
+        (s.state, s.tokens, &s.error, s.folder_links).hash(&mut h);
+        self.mode_name().hash(&mut h);
+        self.files.len().hash(&mut h);
+        for f in &self.files {
+            // Bytes, not `Path::hash`, which walks every component.
+            f.path.as_os_str().as_bytes().hash(&mut h);
+            (f.folder, f.size, f.mtime, f.file_id).hash(&mut h);
+            (f.via_link, f.world_readable, &f.fingerprint).hash(&mut h);
+            match &f.content {
+                Ok(t) => {
+                    (&t.org_name, t.expires_at, t.created_at).hash(&mut h);
+                    (&t.variants, t.sample).hash(&mut h);
+                }
+                Err(e) => e.to_string().hash(&mut h),
+            }
+        }
+        h.finish()
+    }
 }
 
 fn folder_id(path: &std::path::Path) -> Option<(u64, u64)> {
@@ -226,8 +256,20 @@ impl Daemon {
     }
 
     /// Rescans one folder (just the paths events named, when they can tell)
-    /// and makes sure it is watched the way it should be.
-    pub(super) fn rescan_slot(&mut self, i: usize) {
+    /// and makes sure it is watched the way it should be. True when the
+    /// folder now looks different to a pass (files, their contents, the
+    /// folder's state or how it is watched); false lets the caller skip the
+    /// pass, so a poll that found nothing new writes nothing.
+    pub(super) fn rescan_slot(&mut self, i: usize) -> bool {
+        let Some(before) = self.slots.get(i).map(Slot::view_digest) else {
+            return false;
+        };
+        self.rescan_slot_inner(i);
+        self.slots.get(i).map(Slot::view_digest) != Some(before)
+    }
+
+    fn rescan_slot_inner(&mut self, i: usize) {
+        let keepalive = &self.keepalive;
         let Some(slot) = self.slots.get_mut(i) else {
             return;
         };
@@ -253,7 +295,14 @@ impl Daemon {
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
             let links = scan::Links::for_folder(folder, &self.cfg.folders);
-            scan::scan_folder_cached(i, &folder.path, folder.allow_empty, &links, previous)
+            scan::scan_folder_cached(
+                i,
+                &folder.path,
+                folder.allow_empty,
+                &links,
+                previous,
+                &|| keepalive.progress(),
+            )
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;

@@ -10,6 +10,7 @@
 
 mod folders;
 mod housekeeping;
+mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
@@ -28,6 +29,7 @@ use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
+use keepalive::Keepalive;
 use prober::{ProberHandle, Requested};
 use sender::SenderHandle;
 
@@ -101,20 +103,21 @@ pub async fn run(
         prober: None,
         verdict_tx,
         requested: Requested::default(),
+        keepalive: Keepalive::from_env(),
     };
+    d.keepalive.starting();
     d.start_prober()?;
     d.watch_config_dir();
     d.set_folders();
     d.start_schedules();
     d.full_pass("start-up");
     d.log_watching();
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    d.keepalive.ready();
     // After READY: the first run after an upgrade may have years to delete.
     d.housekeep();
-    let watchdog = watchdog_interval();
 
     loop {
-        let deadline = d.next_deadline(watchdog);
+        let deadline = d.next_deadline();
         tokio::select! {
             _ = cancel.cancelled() => break,
             Some(order) = orders.recv() => match order {
@@ -126,9 +129,7 @@ pub async fn run(
             _ = tokio::time::sleep_until(deadline.into()) => {}
         }
         d.due_work();
-        if watchdog.is_some() {
-            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
-        }
+        d.keepalive.progress();
     }
 
     tracing::info!("stopping: finishing the mail in flight");
@@ -177,13 +178,6 @@ pub(crate) fn hostname() -> String {
     }
 }
 
-/// systemd's watchdog wants a ping at least every WATCHDOG_USEC; ping at
-/// half of it.
-fn watchdog_interval() -> Option<Duration> {
-    let mut usec = 0u64;
-    sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2))
-}
-
 struct Daemon {
     config_path: PathBuf,
     cfg: Config,
@@ -207,6 +201,9 @@ struct Daemon {
     verdict_tx: mpsc::Sender<()>,
     /// Tokens handed to the prober (or found freshly verified).
     requested: Requested,
+    /// systemd's watchdog and start timeout; long scans and passes report
+    /// their progress to it.
+    keepalive: Keepalive,
 }
 
 impl Daemon {
@@ -354,11 +351,11 @@ impl Daemon {
     }
 
     /// When the loop must wake up next even if nothing happens.
-    fn next_deadline(&self, watchdog: Option<Duration>) -> Instant {
+    fn next_deadline(&self) -> Instant {
         let now = Instant::now();
         let mut next = now + Duration::from_secs(3600);
-        if let Some(w) = watchdog {
-            next = next.min(now + w);
+        if let Some(t) = self.keepalive.next_ping_at() {
+            next = next.min(t);
         }
         if let Some(t) = self.config_dirty {
             next = next.min(t + CONFIG_QUIET);
@@ -377,21 +374,27 @@ impl Daemon {
 
     /// Does whatever has come due: a settled config edit, dirty or polled
     /// folders, missing folders to look for, settling files.
+    ///
+    /// A rescan that found nothing new runs no pass: a polled folder is
+    /// looked at every 5 s, and a pass would rewrite the state each time
+    /// for nothing. Nothing is lost by skipping it: what depends on time
+    /// alone (days left, lead days, reminders) is recomputed from the
+    /// dates by the next pass that runs, and the scheduled full scan
+    /// always runs one; a file waiting to settle has its own `recheck_at`.
     fn due_work(&mut self) {
         let now = Instant::now();
         if self.config_dirty.is_some_and(|t| now >= t + CONFIG_QUIET) {
             self.config_dirty = None;
             self.reload("config file changed");
         }
-        let mut rescanned = false;
+        let mut changed = false;
         for i in 0..self.slots.len() {
             if self.slots[i].is_due(now) {
-                self.rescan_slot(i);
-                rescanned = true;
+                changed |= self.rescan_slot(i);
             }
         }
         let settle_due = self.recheck_at.is_some_and(|t| Utc::now() >= t);
-        if rescanned || settle_due {
+        if changed || settle_due {
             self.recheck_at = None;
             self.pass();
         }

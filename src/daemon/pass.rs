@@ -59,7 +59,9 @@ impl Daemon {
         let now = Utc::now();
         let started = std::time::Instant::now();
         let verdicts = self.verdicts();
+        self.keepalive.progress();
         let report = self.report(&verdicts);
+        self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
             .tokens
@@ -78,6 +80,7 @@ impl Daemon {
                 })
             })
             .collect();
+        self.keepalive.progress();
         let snapshot = match serde_json::to_string(&report) {
             Ok(s) => s,
             Err(e) => {
@@ -85,19 +88,25 @@ impl Daemon {
                 return;
             }
         };
+        self.keepalive.progress();
         let mut stored = true;
-        let writes =
-            match tokio::task::block_in_place(|| self.store.record_scan(now, &seen, &snapshot)) {
-                Ok(w) => Some(w),
-                Err(e) => {
-                    // Keep running on what is in memory; a pass is retried below.
-                    tracing::error!(error = %e, "cannot record the scan in the state database");
-                    stored = false;
-                    None
-                }
-            };
+        let keepalive = &self.keepalive;
+        let store = &mut self.store;
+        let writes = match tokio::task::block_in_place(|| {
+            store.record_scan_with_progress(now, &seen, &snapshot, &|| keepalive.progress())
+        }) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                // Keep running on what is in memory; a pass is retried below.
+                tracing::error!(error = %e, "cannot record the scan in the state database");
+                stored = false;
+                None
+            }
+        };
         let recorded = started.elapsed();
+        self.keepalive.progress();
         stored &= self.plan_and_enqueue(&report);
+        self.keepalive.progress();
         // Where a pass spends its time, for whoever profiles a slow one.
         tracing::debug!(
             tokens = report.tokens.len(),

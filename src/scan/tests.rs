@@ -178,6 +178,7 @@ fn rescan(root: &Path, previous: Vec<FoundFile>) -> Vec<FoundFile> {
         &Links::within([root]),
         previous,
         Duration::ZERO,
+        &|| {},
     )
     .1
 }
@@ -290,6 +291,7 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
         false,
         &Links::within([dir.path()]),
         Vec::new(),
+        &|| {},
     );
     assert!(first[0].stamp.is_none());
     let (_, second) = scan_folder_cached(
@@ -298,6 +300,7 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
         false,
         &Links::within([dir.path()]),
         marked(first),
+        &|| {},
     );
     assert_eq!(org(&second[0]), "A");
 }

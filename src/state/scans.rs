@@ -80,6 +80,19 @@ impl StateStore {
         seen: &[SeenToken],
         snapshot_json: &str,
     ) -> Result<ScanWrites, StateError> {
+        self.record_scan_with_progress(now, seen, snapshot_json, &|| {})
+    }
+
+    /// [`StateStore::record_scan`], calling `progress` for each row written:
+    /// the first scan of a million tokens writes a million rows, and the
+    /// daemon's watchdog must see that it advances.
+    pub fn record_scan_with_progress(
+        &mut self,
+        now: DateTime<Utc>,
+        seen: &[SeenToken],
+        snapshot_json: &str,
+        progress: &dyn Fn(),
+    ) -> Result<ScanWrites, StateError> {
         // Taken out: a failed write leaves it None, so the next scan starts
         // again from what the database holds.
         let recorded = match self.recorded.take() {
@@ -143,6 +156,7 @@ impl StateStore {
                 )
                 .map_err(err())?;
             for t in &changed {
+                progress();
                 upsert
                     .execute(params![
                         t.fingerprint,
@@ -165,6 +179,7 @@ impl StateStore {
                 )
                 .map_err(err())?;
             for fp in &gone {
+                progress();
                 absent.execute(params![fp, previous_scan]).map_err(err())?;
             }
         }

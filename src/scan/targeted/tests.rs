@@ -29,7 +29,15 @@ type Scanned = (FolderScan, Vec<FoundFile>);
 
 /// A first scan of a folder with `follow_links = true`.
 fn followed(root: &Path) -> Scanned {
-    scan_folder_inner(0, root, false, &Links::Follow, Vec::new(), Duration::ZERO)
+    scan_folder_inner(
+        0,
+        root,
+        false,
+        &Links::Follow,
+        Vec::new(),
+        Duration::ZERO,
+        &|| {},
+    )
 }
 
 fn first_scan(root: &Path) -> Scanned {
@@ -40,6 +48,7 @@ fn first_scan(root: &Path) -> Scanned {
         &Links::within([root]),
         Vec::new(),
         Duration::ZERO,
+        &|| {},
     )
 }
 

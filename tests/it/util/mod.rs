@@ -169,6 +169,27 @@ impl Daemon {
     }
 
     pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        Self::start_from(env, config, extra_env, Command::new(BIN))
+    }
+
+    /// Started as systemd starts a service with `WatchdogSec=`: with
+    /// `WATCHDOG_PID` naming the daemon's own process, without which the
+    /// daemon ignores `WATCHDOG_USEC`. Only a shell that then execs the
+    /// daemon knows that number in advance.
+    pub fn start_with_watchdog_pid(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
+        let mut c = Command::new("sh");
+        c.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"", BIN]);
+        Self::start_from(env, config, extra_env, c)
+    }
+
+    /// Starts `program` (tokenwatch, or what execs it) with the arguments
+    /// of `tokenwatch run`, logging into a new file outside the watched tree.
+    fn start_from(
+        env: &Env,
+        config: &Path,
+        extra_env: &[(&str, &str)],
+        program: Command,
+    ) -> Daemon {
         let log = env.logs.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -176,7 +197,7 @@ impl Daemon {
                 .unwrap()
                 .as_nanos()
         ));
-        let mut c = Self::command(env, config, &log);
+        let mut c = Self::run_args(program, env, config, &log);
         for (k, v) in extra_env {
             c.env(k, v);
         }
@@ -186,12 +207,16 @@ impl Daemon {
     /// The `tokenwatch run` that [`start_with`](Self::start_with) starts,
     /// logging into `log`: for tests that change how it starts (umask, user).
     pub fn command(env: &Env, config: &Path, log: &Path) -> Command {
-        let mut c = Command::new(BIN);
+        Self::run_args(Command::new(BIN), env, config, log)
+    }
+
+    fn run_args(mut c: Command, env: &Env, config: &Path, log: &Path) -> Command {
         c.args(["-c", config.to_str().unwrap(), "run"])
             .current_dir(env.path())
             .env_remove("TOKENWATCH_CONFIG")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log).unwrap());

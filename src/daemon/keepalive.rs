@@ -1,0 +1,94 @@
+//! systemd's watchdog and start timeout, kept honest while the loop is busy.
+//!
+//! The loop pings `WATCHDOG=1` when it comes round and a ping is due (a
+//! burst of 100,000 file events is one ping, not 100,000). A scan or pass
+//! keeps it busy for as long as the work takes (a few million files, a
+//! slow network share), longer than any sensible `WatchdogSec`, so the work
+//! calls [`Keepalive::progress`] as it advances (each entry a scan looks
+//! at, each row a scan writes, each stage of a pass), and a ping goes out
+//! from there once one is due. Pings come only from the thread doing the
+//! work and only when it advanced: a scan stuck in one `read` sends none,
+//! and systemd restarts the daemon as it should.
+//!
+//! Until the first pass is done, the same progress also renews
+//! `EXTEND_TIMEOUT_USEC`, so a first scan longer than the unit's start
+//! timeout (`TimeoutStartSec`, 90 s by default) is not killed either.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use sd_notify::NotifyState;
+
+/// While starting, each extension gives this much more time from when it
+/// is sent...
+const EXTEND_BY: Duration = Duration::from_secs(30);
+/// ...and is renewed this often while the work advances, well before the
+/// last one runs out.
+const EXTEND_EVERY: Duration = Duration::from_secs(10);
+
+/// Interior mutability: scans take `&dyn Fn()` hooks, and the daemon's
+/// other fields are borrowed mutably while they run.
+pub(super) struct Keepalive {
+    /// Half of systemd's `WATCHDOG_USEC`: ping at least this often. None
+    /// when the watchdog is off.
+    every: Option<Duration>,
+    starting: Cell<bool>,
+    last_ping: Cell<Instant>,
+    last_extend: Cell<Instant>,
+}
+
+impl Keepalive {
+    /// Reads the watchdog interval systemd set for this process.
+    pub fn from_env() -> Keepalive {
+        let mut usec = 0u64;
+        let every =
+            sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
+        let now = Instant::now();
+        Keepalive {
+            every,
+            starting: Cell::new(false),
+            last_ping: Cell::new(now),
+            last_extend: Cell::new(now),
+        }
+    }
+
+    /// When the next ping is due, for the loop's deadline.
+    pub fn next_ping_at(&self) -> Option<Instant> {
+        self.every.map(|every| self.last_ping.get() + every)
+    }
+
+    /// The first scan is about to start: ask for more time than the start
+    /// timeout may allow, renewed by [`Keepalive::progress`] until ready.
+    pub fn starting(&self) {
+        self.starting.set(true);
+        self.extend(Instant::now());
+    }
+
+    /// The first pass is done.
+    pub fn ready(&self) {
+        self.starting.set(false);
+        let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+    }
+
+    /// The loop came round, or long work advanced: ping (and extend the
+    /// start timeout) if one is due. Cheap enough to call for every file.
+    pub fn progress(&self) {
+        let now = Instant::now();
+        if self
+            .every
+            .is_some_and(|every| now.duration_since(self.last_ping.get()) >= every)
+        {
+            self.last_ping.set(now);
+            let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+        }
+        if self.starting.get() && now.duration_since(self.last_extend.get()) >= EXTEND_EVERY {
+            self.extend(now);
+        }
+    }
+
+    fn extend(&self, now: Instant) {
+        self.last_extend.set(now);
+        let usec = u32::try_from(EXTEND_BY.as_micros()).unwrap_or(u32::MAX);
+        let _ = sd_notify::notify(false, &[NotifyState::ExtendTimeoutUsec(usec)]);
+    }
+}
