@@ -144,7 +144,7 @@ impl Slot {
     /// Events were lost (queue overflow): rescan, and arm the watch afresh,
     /// since subfolders created while events were lost got no watch of
     /// their own (notify adds those only when it sees their creation;
-    /// regression test: faults::an_event_queue_overflow_rescans_and_new_subfolders_stay_watched).
+    /// regression test: faults::overflow::an_event_queue_overflow_rescans_and_new_subfolders_stay_watched).
     pub fn watch_lost(&mut self, now: Instant) {
         if self.mode == Mode::Inotify {
             self.armed_on = None;

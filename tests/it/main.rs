@@ -15,6 +15,7 @@ mod inspect;
 mod links;
 mod mail;
 mod mail_transport;
+mod migration;
 mod probe;
 mod secrets;
 mod smtp_stub;
