@@ -164,9 +164,8 @@ fn the_readme_links_every_doc_and_every_link_to_a_doc_resolves() {
 
 #[test]
 fn the_key_parsers_see_sections_arrays_and_commented_out_keys() {
-    let ex = example_keys(
-        "a = 1\n[t]\nb = 2\n# c = 3\n# just a comment\n[[f]]\nd = 4\n[[f]]\ne = 5\n",
-    );
+    let ex =
+        example_keys("a = 1\n[t]\nb = 2\n# c = 3\n# just a comment\n[[f]]\nd = 4\n[[f]]\ne = 5\n");
     let want: BTreeSet<String> = ["a", "[t] b", "[t] c", "[[f]] d", "[[f]] e"]
         .iter()
         .map(|s| s.to_string())
