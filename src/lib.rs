@@ -8,6 +8,7 @@
 //! - [`hardening`]: process-wide protections set at start (no core dumps).
 //! - [`secret`]: a redacting wrapper for credentials, and the redactor that
 //!   masks any 16-character run of a secret in text from outside (pure).
+//! - [`show`]: how paths and times are spelled in output (pure).
 //! - [`token`]: one file's bytes into a token or a specific error;
 //!   fingerprints; the sample-token writer (pure).
 //! - [`config`]: loading and validating the TOML config, with every error
@@ -39,6 +40,7 @@ pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod secret;
+pub mod show;
 pub mod state;
 pub mod token;
 pub mod watch;

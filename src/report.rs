@@ -3,9 +3,7 @@
 //! the config and the clock; the JSON keys are a public interface (new keys
 //! may be added, none renamed).
 
-use std::os::unix::ffi::OsStrExt;
-
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
@@ -14,6 +12,8 @@ use crate::config::Config;
 use crate::evaluate::{self, AppleVerdict, Facts, Policy, Status};
 use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
 use crate::state::StoredVerdict;
+// Moved to `show`; the old paths stay while callers move.
+pub use crate::show::{rfc3339, show_path};
 
 /// Apple's expiry and the file's may differ by this much before anyone is
 /// told (the file's is exact to the second, Apple's may be rounded).
@@ -21,7 +21,7 @@ const EXPIRY_MISMATCH_SLACK_SECS: i64 = 86_400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::show::serde_rfc3339")]
     pub generated_at: DateTime<Utc>,
     pub folders: Vec<FolderReport>,
     pub tokens: Vec<TokenReport>,
@@ -45,9 +45,9 @@ pub struct TokenReport {
     pub org_name: Option<String>,
     /// First 12 hex digits of the SHA-256 fingerprint.
     pub fingerprint: Option<String>,
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     pub days_left: Option<i64>,
     pub account: Option<String>,
@@ -75,14 +75,14 @@ pub struct TokenReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AppleReport {
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub verified_at: Option<DateTime<Utc>>,
     /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
     pub verdict: String,
     pub location_name: Option<String>,
     pub uid: Option<String>,
     pub mdm_name: Option<String>,
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub apple_expires_at: Option<DateTime<Utc>>,
     /// Apple's expiry differs from the file's by more than a day.
     #[serde(default)]
@@ -91,7 +91,11 @@ pub struct AppleReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Since when checks of this token keep failing.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::show::serde_rfc3339_opt"
+    )]
     pub failing_since: Option<DateTime<Utc>>,
 }
 
@@ -139,11 +143,6 @@ impl AppleReport {
 
 /// Apple's verdicts by full fingerprint.
 pub type Verdicts = HashMap<String, StoredVerdict>;
-
-/// Lossy for display only; token paths are identified by bytes elsewhere.
-pub fn show_path(p: &std::path::Path) -> String {
-    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
-}
 
 pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
     let files: Vec<&FoundFile> = scan.files.iter().collect();
@@ -311,35 +310,4 @@ pub fn exit_code(report: &Report, cfg: &Config) -> i32 {
             || t.days_left.is_some_and(|d| d <= cfg.check.warning_days)
     });
     i32::from(warning)
-}
-
-pub fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-mod rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::rfc3339(t))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        DateTime::<Utc>::deserialize(d)
-    }
-}
-
-mod rfc3339_opt {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&super::rfc3339(t)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Option::<DateTime<Utc>>::deserialize(d)
-    }
 }

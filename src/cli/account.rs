@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::EXIT_OK;
 use crate::config::{self, edit};
 use crate::evaluate::{Status, REASON_PASSWORD_CHANGE};
-use crate::report::rfc3339;
+use crate::show::rfc3339;
 
 pub fn password_changed(
     flag: Option<&Path>,

@@ -9,6 +9,7 @@ use super::{load_config, EXIT_UNKNOWN};
 use crate::evaluate::{self, Status};
 use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
+use crate::show;
 use crate::state::{StateError, StateStore};
 
 pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
@@ -58,10 +59,6 @@ pub(crate) fn warn_world_readable(report: &Report) {
     }
 }
 
-pub(crate) fn local_time(t: chrono::DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
-}
-
 /// A table sorted by expiry, then unreadable files and folder problems.
 pub(crate) fn human(report: &Report, tz: Tz) -> String {
     use std::fmt::Write;
@@ -80,7 +77,7 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
                 [
                     t.status.as_str().to_uppercase(),
                     t.days_left.map(|d| d.to_string()).unwrap_or_default(),
-                    t.expires_at.map(|e| local_time(e, tz)).unwrap_or_default(),
+                    t.expires_at.map(|e| show::local(e, tz)).unwrap_or_default(),
                     t.org_name.clone().unwrap_or_default(),
                     t.account.clone().unwrap_or_else(|| "(unknown)".into()),
                     t.path.clone(),

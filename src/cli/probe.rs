@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::{load_config, EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN};
 use crate::probe::{Probe, ProbeOutcome};
-use crate::report::{rfc3339, show_path};
 use crate::scan::{self, FileError};
+use crate::show::{rfc3339, show_path};
 use crate::token;
 
 #[derive(Serialize)]

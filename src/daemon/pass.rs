@@ -168,7 +168,7 @@ impl Daemon {
                     .cfg
                     .folders
                     .get(t.folder)
-                    .map(|f| report::show_path(&f.path))
+                    .map(|f| crate::show::show_path(&f.path))
                     .unwrap_or_default(),
                 apple: t.apple.clone(),
                 superseded_by: t.superseded_by.clone(),
