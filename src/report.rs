@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::config::Config;
-use crate::evaluate::{self, AppleVerdict, Facts, Policy, Status};
+use crate::evaluate::{self, Facts, Policy, Status, Verdict};
 use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
 use crate::state::StoredVerdict;
 // Moved to `show`; the old paths stay while callers move.
@@ -77,8 +77,7 @@ pub struct TokenReport {
 pub struct AppleReport {
     #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub verified_at: Option<DateTime<Utc>>,
-    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub location_name: Option<String>,
     pub uid: Option<String>,
     pub mdm_name: Option<String>,
@@ -103,7 +102,7 @@ impl AppleReport {
     fn from_stored(v: &StoredVerdict, file_expiry: DateTime<Utc>) -> AppleReport {
         AppleReport {
             verified_at: Some(v.verified_at),
-            verdict: v.verdict.clone(),
+            verdict: v.verdict,
             location_name: v.location_name.clone(),
             uid: v.uid.clone(),
             mdm_name: v.mdm_name.clone(),
@@ -119,7 +118,7 @@ impl AppleReport {
     fn unverifiable() -> AppleReport {
         AppleReport {
             verified_at: None,
-            verdict: "unverifiable".into(),
+            verdict: Verdict::Unverifiable,
             location_name: None,
             uid: None,
             mdm_name: None,
@@ -127,16 +126,6 @@ impl AppleReport {
             expiry_mismatch: false,
             error: Some("saved as raw JSON: the original Base64 that Apple takes is lost".into()),
             failing_since: None,
-        }
-    }
-
-    fn rules_verdict(&self) -> Option<AppleVerdict> {
-        match self.verdict.as_str() {
-            "valid" => Some(AppleVerdict::Valid),
-            "revoked" => Some(AppleVerdict::Revoked),
-            "expired" => Some(AppleVerdict::Expired),
-            "invalid" => Some(AppleVerdict::Invalid),
-            _ => None,
         }
     }
 }
@@ -201,7 +190,10 @@ pub fn build_from(
                         expires_at: t.expires_at,
                         created_at: t.created_at,
                         account: account.as_deref().and_then(|a| cfg.account(a)),
-                        apple: apple.as_ref().and_then(AppleReport::rules_verdict),
+                        apple: apple
+                            .as_ref()
+                            .map(|a| a.verdict)
+                            .filter(|v| v.is_definitive()),
                         superseded: superseded_by.is_some(),
                     };
                     let e = evaluate::evaluate(now, &facts, &policy);

@@ -350,7 +350,7 @@ fn storm_guard_collapses_per_recipient_set() {
 fn apple(verdict: &str) -> crate::report::AppleReport {
     crate::report::AppleReport {
         verified_at: Some(now()),
-        verdict: verdict.into(),
+        verdict: verdict.parse().unwrap(),
         location_name: None,
         uid: None,
         mdm_name: None,

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::evaluate::Verdict;
 use crate::probe::{Probe, ProbeOutcome};
 use crate::scan;
 use crate::state::{StateStore, StoredVerdict};
@@ -267,7 +268,7 @@ impl Prober {
         let mut v = previous.clone().unwrap_or(StoredVerdict {
             fingerprint: fp.to_string(),
             verified_at: now,
-            verdict: "error".into(),
+            verdict: Verdict::Error,
             location_name: None,
             uid: None,
             mdm_name: None,
@@ -275,31 +276,27 @@ impl Prober {
             error: None,
             first_failure_at: None,
         });
+        let definitive = outcome.verdict().is_definitive();
+        if definitive {
+            v.verdict = outcome.verdict();
+        }
         match outcome {
             ProbeOutcome::Valid(cfg) => {
-                v.verdict = "valid".into();
                 v.location_name = cfg.location_name.clone();
                 v.uid = cfg.uid.clone();
                 v.mdm_name = cfg.mdm_name.clone();
                 v.apple_expires_at = cfg.apple_expires_at;
             }
-            ProbeOutcome::Revoked { .. } => v.verdict = "revoked".into(),
-            ProbeOutcome::Expired { .. } => v.verdict = "expired".into(),
-            ProbeOutcome::Invalid { .. } => v.verdict = "invalid".into(),
             ProbeOutcome::Other { .. } => {
                 tracing::warn!(token = &fp[..12.min(fp.len())], outcome = %outcome, "unexpected answer from Apple");
             }
-            ProbeOutcome::Transient { .. }
+            ProbeOutcome::Revoked { .. }
+            | ProbeOutcome::Expired { .. }
+            | ProbeOutcome::Invalid { .. }
+            | ProbeOutcome::Transient { .. }
             | ProbeOutcome::Unreachable { .. }
             | ProbeOutcome::RateLimited { .. } => {}
         }
-        let definitive = matches!(
-            outcome,
-            ProbeOutcome::Valid(_)
-                | ProbeOutcome::Revoked { .. }
-                | ProbeOutcome::Expired { .. }
-                | ProbeOutcome::Invalid { .. }
-        );
         if definitive {
             v.verified_at = now;
             v.error = None;

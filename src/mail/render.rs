@@ -268,7 +268,7 @@ fn facts(
             rows.push(("Replaced by", clean(by, 400)));
         }
         if let Some(a) = &s.apple {
-            rows.push(("Apple verdict", a.verdict.clone()));
+            rows.push(("Apple verdict", a.verdict.to_string()));
             if let Some(at) = a.verified_at {
                 rows.push(("Verified with Apple", local(at, ctx.tz)));
             }

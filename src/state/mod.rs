@@ -97,6 +97,13 @@ pub enum StateError {
     #[error("state database {}: cannot record token {fingerprint:?}: not a 64-hex-digit (lower-case) fingerprint", path.display())]
     BadFingerprint { path: PathBuf, fingerprint: String },
 
+    #[error("state database {}: token {fingerprint}: unknown Apple verdict {text:?}; a newer tokenwatch may have written it", path.display())]
+    UnknownVerdict {
+        path: PathBuf,
+        fingerprint: String,
+        text: String,
+    },
+
     // `cause` rather than `source`: the cause is already in the message, and
     // `{:#}` in the binary would print it twice.
     #[error("cannot {action} {}: {cause}", path.display())]
@@ -148,7 +155,8 @@ impl StateError {
             StateError::NotFound { .. }
             | StateError::OlderSchema { .. }
             | StateError::Uninitialised { .. }
-            | StateError::BadFingerprint { .. } => false,
+            | StateError::BadFingerprint { .. }
+            | StateError::UnknownVerdict { .. } => false,
         }
     }
 

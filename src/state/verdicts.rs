@@ -1,18 +1,19 @@
-//! Apple's verdicts per token fingerprint (issue 5).
+//! Apple's verdicts per token fingerprint: what the prober last learnt, kept
+//! so `check`, the daemon and its mails agree on a revoked token.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
 
 use super::{get_opt_ts, get_ts, sqlite, ts, StateError, StateStore};
+use crate::evaluate::Verdict;
 
 /// The latest answer from Apple about one token (or the failure to get one).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StoredVerdict {
     pub fingerprint: String,
     pub verified_at: DateTime<Utc>,
-    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
-    pub verdict: String,
+    pub verdict: Verdict,
     pub location_name: Option<String>,
     pub uid: Option<String>,
     pub mdm_name: Option<String>,
@@ -38,7 +39,7 @@ impl StateStore {
                 params![
                     v.fingerprint,
                     ts(v.verified_at),
-                    v.verdict,
+                    v.verdict.as_str(),
                     v.location_name,
                     v.uid,
                     v.mdm_name,
@@ -62,7 +63,9 @@ impl StateStore {
                 verdict_from_row,
             )
             .optional()
-            .map_err(self.err("read an Apple verdict"))
+            .map_err(self.err("read an Apple verdict"))?
+            .map(|row| self.known(row))
+            .transpose()
     }
 
     /// Every stored verdict, sorted by fingerprint.
@@ -76,20 +79,42 @@ impl StateStore {
             let rows = stmt.query_map([], verdict_from_row)?;
             rows.collect()
         };
-        read().map_err(self.err("read Apple verdicts"))
+        read()
+            .map_err(self.err("read Apple verdicts"))?
+            .into_iter()
+            .map(|row| self.known(row))
+            .collect()
+    }
+
+    fn known(&self, row: RowVerdict) -> Result<StoredVerdict, StateError> {
+        row.map_err(|(fingerprint, text)| StateError::UnknownVerdict {
+            path: self.path.clone(),
+            fingerprint,
+            text,
+        })
     }
 }
 
-fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<StoredVerdict> {
-    Ok(StoredVerdict {
-        fingerprint: row.get(0)?,
+/// A row, or its fingerprint and verdict text when that text is no
+/// [`Verdict`]: a newer tokenwatch may have written a word this one lacks,
+/// and the error must say which token it is.
+type RowVerdict = Result<StoredVerdict, (String, String)>;
+
+fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<RowVerdict> {
+    let fingerprint: String = row.get(0)?;
+    let text: String = row.get(2)?;
+    let Ok(verdict) = text.parse::<Verdict>() else {
+        return Ok(Err((fingerprint, text)));
+    };
+    Ok(Ok(StoredVerdict {
+        fingerprint,
         verified_at: get_ts(row, 1)?,
-        verdict: row.get(2)?,
+        verdict,
         location_name: row.get(3)?,
         uid: row.get(4)?,
         mdm_name: row.get(5)?,
         apple_expires_at: get_opt_ts(row, 6)?,
         error: row.get(7)?,
         first_failure_at: get_opt_ts(row, 8)?,
-    })
+    }))
 }
