@@ -6,6 +6,7 @@
 //! edge modules do I/O and are thin.
 //!
 //! - [`hardening`]: process-wide protections set at start (no core dumps).
+//! - [`backoff`]: the doubling, capped wait between retries (pure).
 //! - [`secret`]: a redacting wrapper for credentials, and the redactor that
 //!   masks any 16-character run of a secret in text from outside (pure).
 //! - [`show`]: how paths and times are spelled in output (pure).
@@ -29,6 +30,7 @@
 //! - [`cli`]: the subcommands, their output and exit codes.
 
 pub mod alerts;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod daemon;

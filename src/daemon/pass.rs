@@ -3,21 +3,22 @@
 //! transaction with their ledger rows.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::Utc;
 
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
+use crate::backoff::Backoff;
 use crate::evaluate::Status;
 use crate::mail::render::{self, Context, Rendered};
 use crate::report::{self, Report};
 use crate::scan::{self, FolderState};
 use crate::state::{NewLedgerRow, NewMail, SeenToken};
 
-/// A pass that could not write the state runs again after this many
-/// seconds, doubling up to the maximum.
-const STATE_RETRY_FIRST_SECS: i64 = 5;
-const STATE_RETRY_MAX_SECS: i64 = 60;
+/// A pass that could not write the state runs again after 5 s, doubling
+/// up to a minute.
+const STATE_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
@@ -137,9 +138,7 @@ impl Daemon {
             return;
         }
         self.state_failures = self.state_failures.saturating_add(1);
-        let wait = STATE_RETRY_FIRST_SECS
-            .saturating_mul(1 << self.state_failures.saturating_sub(1).min(8))
-            .min(STATE_RETRY_MAX_SECS);
+        let wait = STATE_RETRY.nth(self.state_failures).as_secs() as i64;
         let at = Utc::now() + chrono::Duration::seconds(wait);
         tracing::warn!(
             retry_in_secs = wait,
