@@ -9,8 +9,6 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Account, Config};
-
 /// Ordered by precedence: when several apply, the greatest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,13 +52,12 @@ pub struct Policy {
     pub grace: Duration,
 }
 
-impl Policy {
-    pub fn from_config(cfg: &Config) -> Policy {
-        Policy {
-            expiring_days: cfg.alerts.lead_days.first().copied().unwrap_or(0) as i64,
-            grace: Duration::hours(cfg.alerts.password_change_grace_hours as i64),
-        }
-    }
+/// A Managed Apple Account that tokens belong to, as the rules see it:
+/// changing its password kills its tokens (after the grace period).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub password_changed: Option<DateTime<Utc>>,
 }
 
 /// What Apple last said about a token. The same words are stored in the

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 use crate::config::Config;
-use crate::evaluate::{self, Facts, Policy, Status, Verdict};
+use crate::evaluate::{self, Facts, Status, Verdict};
 use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
 use crate::state::StoredVerdict;
 // Moved to `show`; the old paths stay while callers move.
@@ -148,7 +148,7 @@ pub fn build_from(
     files: &[&FoundFile],
     verdicts: &Verdicts,
 ) -> Report {
-    let policy = Policy::from_config(cfg);
+    let policy = cfg.alerts.rules();
     let folders = folders
         .iter()
         .map(|f| FolderReport {

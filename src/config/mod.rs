@@ -10,11 +10,11 @@
 mod build;
 mod doc;
 pub mod edit;
+mod policies;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::Mailbox;
 
@@ -98,11 +98,8 @@ pub struct Folder {
     pub follow_links: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: String,
-    pub password_changed: Option<DateTime<Utc>>,
-}
+// The rules own what an account is; the config only names them.
+pub use crate::evaluate::Account;
 
 /// A per-token account link (`[[token]]`), which wins over the folder's.
 #[derive(Debug, Clone)]
