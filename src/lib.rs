@@ -16,6 +16,8 @@
 //!   located by file, line and column.
 //! - [`evaluate`]: status and days left per token from (now, tokens,
 //!   accounts, verdicts, policy) (pure).
+//! - [`assess`]: Apple's recorded answer per token, which the rules take
+//!   with the scan (pure).
 //! - [`alerts`]: which mails are due given the ledger (pure).
 //! - [`report`]: the `check`/`status` view and its exit code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
@@ -30,6 +32,7 @@
 //! - [`cli`]: the subcommands, their output and exit codes.
 
 pub mod alerts;
+pub mod assess;
 pub mod backoff;
 pub mod cli;
 pub mod config;

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
+use crate::assess::AppleRecord;
 use crate::config::Config;
 use crate::evaluate::{self, Facts, Status, Verdict};
 use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
-use crate::state::StoredVerdict;
 // Moved to `show`; the old paths stay while callers move.
 pub use crate::show::{rfc3339, show_path};
 
@@ -99,7 +99,7 @@ pub struct AppleReport {
 }
 
 impl AppleReport {
-    fn from_stored(v: &StoredVerdict, file_expiry: DateTime<Utc>) -> AppleReport {
+    fn from_stored(v: &AppleRecord, file_expiry: DateTime<Utc>) -> AppleReport {
         AppleReport {
             verified_at: Some(v.verified_at),
             verdict: v.verdict,
@@ -130,8 +130,7 @@ impl AppleReport {
     }
 }
 
-/// Apple's verdicts by full fingerprint.
-pub type Verdicts = HashMap<String, StoredVerdict>;
+pub use crate::assess::Verdicts;
 
 pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
     let files: Vec<&FoundFile> = scan.files.iter().collect();

@@ -39,8 +39,8 @@ fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
             return Verdicts::new();
         }
     };
-    match store.verdicts() {
-        Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
+    match store.verdicts_by_fingerprint() {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("tokenwatch: note: Apple's verdicts are not shown: {e}");
             Verdicts::new()

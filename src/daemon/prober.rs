@@ -18,11 +18,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::assess::AppleRecord;
 use crate::backoff::Backoff;
 use crate::evaluate::Verdict;
 use crate::probe::{Probe, ProbeOutcome};
 use crate::scan;
-use crate::state::{StateStore, StoredVerdict};
+use crate::state::StateStore;
 use queue::ProbeQueue;
 
 /// State meta key: since when every request to Apple has failed.
@@ -267,7 +268,7 @@ impl Prober {
                 None
             }
         };
-        let mut v = previous.clone().unwrap_or(StoredVerdict {
+        let mut v = previous.clone().unwrap_or(AppleRecord {
             fingerprint: fp.to_string(),
             verified_at: now,
             verdict: Verdict::Error,

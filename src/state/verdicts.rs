@@ -1,31 +1,18 @@
 //! Apple's verdicts per token fingerprint: what the prober last learnt, kept
 //! so `check`, the daemon and its mails agree on a revoked token.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
 
 use super::{get_opt_ts, get_ts, sqlite, ts, StateError, StateStore};
 use crate::evaluate::Verdict;
 
-/// The latest answer from Apple about one token (or the failure to get one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredVerdict {
-    pub fingerprint: String,
-    pub verified_at: DateTime<Utc>,
-    pub verdict: Verdict,
-    pub location_name: Option<String>,
-    pub uid: Option<String>,
-    pub mdm_name: Option<String>,
-    pub apple_expires_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-    /// Start of a run of transient failures; None after a success.
-    pub first_failure_at: Option<DateTime<Utc>>,
-}
+use crate::assess::{AppleRecord, Verdicts};
+// The record is a core type; the old name stays for existing callers.
+pub use crate::assess::AppleRecord as StoredVerdict;
 
 impl StateStore {
     /// Stores the verdict, replacing the token's previous one.
-    pub fn put_verdict(&mut self, v: &StoredVerdict) -> Result<(), StateError> {
+    pub fn put_verdict(&mut self, v: &AppleRecord) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT INTO verdicts (fingerprint, verified_at, verdict, location_name, uid,
@@ -53,7 +40,7 @@ impl StateStore {
     }
 
     /// The stored verdict of one token, if any.
-    pub fn verdict(&self, fingerprint: &str) -> Result<Option<StoredVerdict>, StateError> {
+    pub fn verdict(&self, fingerprint: &str) -> Result<Option<AppleRecord>, StateError> {
         self.conn
             .query_row(
                 "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
@@ -69,7 +56,7 @@ impl StateStore {
     }
 
     /// Every stored verdict, sorted by fingerprint.
-    pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, StateError> {
+    pub fn verdicts(&self) -> Result<Vec<AppleRecord>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
@@ -86,7 +73,16 @@ impl StateStore {
             .collect()
     }
 
-    fn known(&self, row: RowVerdict) -> Result<StoredVerdict, StateError> {
+    /// Every stored verdict, keyed by full fingerprint.
+    pub fn verdicts_by_fingerprint(&self) -> Result<Verdicts, StateError> {
+        Ok(self
+            .verdicts()?
+            .into_iter()
+            .map(|v| (v.fingerprint.clone(), v))
+            .collect())
+    }
+
+    fn known(&self, row: RowVerdict) -> Result<AppleRecord, StateError> {
         row.map_err(|(fingerprint, text)| StateError::UnknownVerdict {
             path: self.path.clone(),
             fingerprint,
@@ -98,7 +94,7 @@ impl StateStore {
 /// A row, or its fingerprint and verdict text when that text is no
 /// [`Verdict`]: a newer tokenwatch may have written a word this one lacks,
 /// and the error must say which token it is.
-type RowVerdict = Result<StoredVerdict, (String, String)>;
+type RowVerdict = Result<AppleRecord, (String, String)>;
 
 fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<RowVerdict> {
     let fingerprint: String = row.get(0)?;
@@ -106,7 +102,7 @@ fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<RowVerdict> {
     let Ok(verdict) = text.parse::<Verdict>() else {
         return Ok(Err((fingerprint, text)));
     };
-    Ok(Ok(StoredVerdict {
+    Ok(Ok(AppleRecord {
         fingerprint,
         verified_at: get_ts(row, 1)?,
         verdict,

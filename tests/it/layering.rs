@@ -28,7 +28,6 @@ const RATCHET: &[(&str, &str)] = &[
     ("alerts", "report"),
     ("report", "config"),
     ("report", "scan"),
-    ("report", "state"),
 ];
 /// Known uses of forbidden items in the core, ratcheted like `RATCHET`:
 /// alerts still addresses recipients as `lettre` mailboxes.
