@@ -38,9 +38,7 @@ impl Status {
 pub const REASON_PASSWORD_CHANGE: &str = "password_change";
 pub const REASON_APPLE_REVOKED: &str = "apple_revoked";
 pub const REASON_APPLE_INVALID: &str = "apple_invalid";
-/// The `detail` of an unreadable entry that is a symlink leading out of
-/// every configured folder (not followed).
-pub const REASON_LINK_OUTSIDE_FOLDER: &str = "link_outside_folder";
+pub use crate::token::found::REASON_LINK_OUTSIDE_FOLDER;
 /// What [`REASON_LINK_OUTSIDE_FOLDER`] means, for people.
 pub const LINK_OUTSIDE_FOLDER_MEANS: &str = "a symbolic link whose target is outside every configured folder; not followed (set follow_links = true on its [[folder]] to follow it)";
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::assess::AppleRecord;
 use crate::config::Config;
 use crate::evaluate::{self, Facts, Status, Verdict};
-use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
+use crate::token::found::{FolderScan, FolderState, FoundFile, Scan};
 // Moved to `show`; the old paths stay while callers move.
 pub use crate::show::{rfc3339, show_path};
 
@@ -139,7 +139,7 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts)
 
 /// [`build`] from borrowed parts: the daemon's folders keep their files,
 /// and copying 100,000 of them for each pass would double its memory.
-/// `files` must be de-duplicated already ([`crate::scan::dedup_refs`]).
+/// `files` must be de-duplicated already (the scan's `dedup_refs`).
 pub fn build_from(
     now: DateTime<Utc>,
     cfg: &Config,
