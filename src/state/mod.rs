@@ -2,7 +2,8 @@
 //!
 //! It holds what scans saw (public facts per token fingerprint, never token
 //! content), the daemon's latest status report, the alert ledger and the mail
-//! outbox (issue 4), and Apple's verdicts (issue 5). This module only stores:
+//! outbox that make each alert go out exactly once, and Apple's verdicts per
+//! token. This module only stores:
 //! the daemon and the pure planners decide what to write.
 //!
 //! Who opens it how:
