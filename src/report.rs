@@ -8,16 +8,11 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use crate::assess::AppleRecord;
 use crate::config::Config;
-use crate::evaluate::{self, Facts, Status, Verdict};
+use crate::evaluate::{self, Facts, Status};
 use crate::token::found::{FolderScan, FolderState, FoundFile, Scan};
 // Moved to `show`; the old paths stay while callers move.
 pub use crate::show::{rfc3339, show_path};
-
-/// Apple's expiry and the file's may differ by this much before anyone is
-/// told (the file's is exact to the second, Apple's may be rounded).
-const EXPIRY_MISMATCH_SLACK_SECS: i64 = 86_400;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -73,63 +68,8 @@ pub struct TokenReport {
     pub folder: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AppleReport {
-    #[serde(with = "crate::show::serde_rfc3339_opt")]
-    pub verified_at: Option<DateTime<Utc>>,
-    pub verdict: Verdict,
-    pub location_name: Option<String>,
-    pub uid: Option<String>,
-    pub mdm_name: Option<String>,
-    #[serde(with = "crate::show::serde_rfc3339_opt")]
-    pub apple_expires_at: Option<DateTime<Utc>>,
-    /// Apple's expiry differs from the file's by more than a day.
-    #[serde(default)]
-    pub expiry_mismatch: bool,
-    /// The last failure, while checks keep failing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Since when checks of this token keep failing.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "crate::show::serde_rfc3339_opt"
-    )]
-    pub failing_since: Option<DateTime<Utc>>,
-}
-
-impl AppleReport {
-    fn from_stored(v: &AppleRecord, file_expiry: DateTime<Utc>) -> AppleReport {
-        AppleReport {
-            verified_at: Some(v.verified_at),
-            verdict: v.verdict,
-            location_name: v.location_name.clone(),
-            uid: v.uid.clone(),
-            mdm_name: v.mdm_name.clone(),
-            apple_expires_at: v.apple_expires_at,
-            expiry_mismatch: v.apple_expires_at.is_some_and(|a| {
-                (a - file_expiry).num_seconds().abs() > EXPIRY_MISMATCH_SLACK_SECS
-            }),
-            error: v.error.clone(),
-            failing_since: v.first_failure_at,
-        }
-    }
-
-    fn unverifiable() -> AppleReport {
-        AppleReport {
-            verified_at: None,
-            verdict: Verdict::Unverifiable,
-            location_name: None,
-            uid: None,
-            mdm_name: None,
-            apple_expires_at: None,
-            expiry_mismatch: false,
-            error: Some("saved as raw JSON: the original Base64 that Apple takes is lost".into()),
-            failing_since: None,
-        }
-    }
-}
-
+// Moved to `assess`; the old name stays for existing callers.
+pub use crate::assess::AppleAssessment as AppleReport;
 pub use crate::assess::Verdicts;
 
 pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
@@ -173,7 +113,7 @@ pub fn build_from(
             match &f.content {
                 Ok(t) => {
                     let apple = match verdicts.get(t.fingerprint.as_str()) {
-                        Some(v) => Some(AppleReport::from_stored(v, t.expires_at)),
+                        Some(v) => Some(AppleReport::from_record(v, t.expires_at)),
                         None if !t.verifiable_with_apple() && cfg.apple.verify => {
                             Some(AppleReport::unverifiable())
                         }

@@ -5,7 +5,7 @@ mod apple;
 
 use std::collections::HashMap;
 
-pub use apple::AppleRecord;
+pub use apple::{AppleAssessment, AppleRecord};
 
 /// Apple's verdicts by full fingerprint.
 pub type Verdicts = HashMap<String, AppleRecord>;
