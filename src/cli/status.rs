@@ -12,7 +12,7 @@ use super::{EXIT_OK, EXIT_UNKNOWN};
 use crate::config;
 use crate::report::{FolderReport, Report, TokenReport};
 use crate::show::rfc3339;
-use crate::state::{OutboxMail, StateError, StateStore};
+use crate::state::{Access, OutboxRow, StateError, StateStore};
 
 #[derive(Serialize)]
 struct Status {
@@ -28,6 +28,9 @@ struct Status {
 struct OutboxEntry {
     id: i64,
     state: &'static str,
+    /// Which channel delivers it ("mail").
+    channel: String,
+    /// The row's title, under the key it had when every row was a mail.
     subject: String,
     to: Vec<String>,
     message_id: String,
@@ -37,14 +40,15 @@ struct OutboxEntry {
     last_error: Option<String>,
 }
 
-impl From<&OutboxMail> for OutboxEntry {
-    fn from(m: &OutboxMail) -> Self {
+impl From<&OutboxRow> for OutboxEntry {
+    fn from(m: &OutboxRow) -> Self {
         OutboxEntry {
             id: m.id,
             state: if m.parked { "parked" } else { "pending" },
-            subject: m.subject.clone(),
-            to: m.to.clone(),
-            message_id: m.message_id.clone(),
+            channel: m.row.channel.clone(),
+            subject: m.row.title.clone(),
+            to: m.row.recipients.clone(),
+            message_id: m.row.message_id.clone(),
             created_at: rfc3339(&m.created_at),
             attempts: m.attempts,
             next_try_at: m.next_try_at.as_ref().map(rfc3339),
@@ -75,11 +79,12 @@ fn open(flag: Option<&Path>, write: bool) -> Result<(StateStore, chrono_tz::Tz),
             }
         },
     };
-    let opened = if write {
-        StateStore::open_existing_rw(&state_dir)
+    let access = if write {
+        Access::ReadWrite
     } else {
-        StateStore::open_read_only(&state_dir)
+        Access::ReadOnly
     };
+    let opened = StateStore::open_existing(&state_dir, access);
     opened.map(|s| (s, tz)).map_err(|e| {
         match e {
             StateError::NotFound { .. } => eprintln!(

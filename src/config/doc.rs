@@ -156,19 +156,30 @@ impl<'t> Section<'t> {
             .and_then(|(k, item)| item_span(item).or_else(|| k.span()))
     }
 
+    /// A scalar `get` can read, or a report naming what was `want`ed.
+    fn scalar<T>(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        want: &str,
+        get: impl FnOnce(&Item) -> Option<T>,
+    ) -> Option<(T, Option<Range<usize>>)> {
+        let (item, span) = self.item(key)?;
+        match get(item) {
+            Some(v) => Some((v, span)),
+            None => {
+                self.wrong_type(d, key, item, span, want);
+                None
+            }
+        }
+    }
+
     pub fn string(
         &mut self,
         d: &mut Diagnostics,
         key: &'static str,
     ) -> Option<(String, Option<Range<usize>>)> {
-        let (item, span) = self.item(key)?;
-        match item.as_str() {
-            Some(s) => Some((s.to_string(), span)),
-            None => {
-                self.wrong_type(d, key, item, span, "a string");
-                None
-            }
-        }
+        self.scalar(d, key, "a string", |i| i.as_str().map(str::to_string))
     }
 
     pub fn integer(
@@ -176,25 +187,12 @@ impl<'t> Section<'t> {
         d: &mut Diagnostics,
         key: &'static str,
     ) -> Option<(i64, Option<Range<usize>>)> {
-        let (item, span) = self.item(key)?;
-        match item.as_integer() {
-            Some(i) => Some((i, span)),
-            None => {
-                self.wrong_type(d, key, item, span, "an integer");
-                None
-            }
-        }
+        self.scalar(d, key, "an integer", Item::as_integer)
     }
 
     pub fn boolean(&mut self, d: &mut Diagnostics, key: &'static str) -> Option<bool> {
-        let (item, span) = self.item(key)?;
-        match item.as_bool() {
-            Some(b) => Some(b),
-            None => {
-                self.wrong_type(d, key, item, span, "true or false");
-                None
-            }
-        }
+        self.scalar(d, key, "true or false", Item::as_bool)
+            .map(|(b, _)| b)
     }
 
     /// A TOML date-time or a string, as text with its span; the caller
@@ -205,71 +203,69 @@ impl<'t> Section<'t> {
         d: &mut Diagnostics,
         key: &'static str,
     ) -> Option<(String, Option<Range<usize>>)> {
-        let (item, span) = self.item(key)?;
-        match item {
-            Item::Value(Value::Datetime(dt)) => Some((dt.value().to_string(), span)),
-            Item::Value(Value::String(s)) => Some((s.value().clone(), span)),
-            _ => {
-                self.wrong_type(
-                    d,
-                    key,
-                    item,
-                    span,
-                    "a date-time such as 2026-10-01T12:00:00Z",
-                );
-                None
-            }
-        }
+        self.scalar(
+            d,
+            key,
+            "a date-time such as 2026-10-01T12:00:00Z",
+            |item| match item {
+                Item::Value(Value::Datetime(dt)) => Some(dt.value().to_string()),
+                Item::Value(Value::String(s)) => Some(s.value().clone()),
+                _ => None,
+            },
+        )
     }
 
-    /// An array of strings; each element keeps its own span.
+    /// An array of what `get` can read; each element keeps its own span,
+    /// and one of the wrong type is reported without losing the others.
+    fn array<T>(
+        &mut self,
+        d: &mut Diagnostics,
+        key: &'static str,
+        want: &str,
+        element: &str,
+        get: impl Fn(&Value) -> Option<T>,
+    ) -> Option<Vec<(T, Option<Range<usize>>)>> {
+        let (item, span) = self.item(key)?;
+        let Some(array) = item.as_array() else {
+            self.wrong_type(d, key, item, span, want);
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, v) in array.iter().enumerate() {
+            match get(v) {
+                Some(x) => out.push((x, v.span())),
+                None => d.report(
+                    v.span(),
+                    &format!("{}[{i}]", self.key_path(key)),
+                    format!("expected {element}"),
+                ),
+            }
+        }
+        Some(out)
+    }
+
     pub fn strings(
         &mut self,
         d: &mut Diagnostics,
         key: &'static str,
     ) -> Option<Vec<(String, Option<Range<usize>>)>> {
-        let (item, span) = self.item(key)?;
-        let Some(array) = item.as_array() else {
-            self.wrong_type(d, key, item, span, "an array of strings");
-            return None;
-        };
-        let mut out = Vec::new();
-        for (i, v) in array.iter().enumerate() {
-            match v.as_str() {
-                Some(s) => out.push((s.to_string(), v.span())),
-                None => d.report(
-                    v.span(),
-                    &format!("{}[{i}]", self.key_path(key)),
-                    "expected a string",
-                ),
-            }
-        }
-        Some(out)
+        self.array(d, key, "an array of strings", "a string", |v| {
+            v.as_str().map(str::to_string)
+        })
     }
 
-    /// An array of integers; each element keeps its own span.
     pub fn integers(
         &mut self,
         d: &mut Diagnostics,
         key: &'static str,
     ) -> Option<Vec<(i64, Option<Range<usize>>)>> {
-        let (item, span) = self.item(key)?;
-        let Some(array) = item.as_array() else {
-            self.wrong_type(d, key, item, span, "an array of integers");
-            return None;
-        };
-        let mut out = Vec::new();
-        for (i, v) in array.iter().enumerate() {
-            match v.as_integer() {
-                Some(n) => out.push((n, v.span())),
-                None => d.report(
-                    v.span(),
-                    &format!("{}[{i}]", self.key_path(key)),
-                    "expected an integer",
-                ),
-            }
-        }
-        Some(out)
+        self.array(
+            d,
+            key,
+            "an array of integers",
+            "an integer",
+            Value::as_integer,
+        )
     }
 
     /// A sub-table (`[name]` or an inline table).

@@ -253,3 +253,45 @@ fn forget_after_days_is_read_and_bounded() {
         err.lines()
     );
 }
+
+/// The readers behind these texts are shared by many keys, so a change to
+/// one helper shows up here rather than as a silently reworded problem.
+#[test]
+fn shared_readers_keep_their_problem_texts() {
+    let text = "timezone = 3\n\
+        [alerts]\n\
+        recipients = \"x\"\n\
+        lead_days = [1, \"a\", 4000]\n\
+        require_account = \"yes\"\n\
+        [[folder]]\n\
+        recipients = [\"a@b.c\", 4]\n\
+        [[account]]\n\
+        password_changed = 5\n\
+        [[token]]\n\
+        path = \"t\"\n\
+        account = \"\"\n\
+        [apple]\n\
+        timeout_secs = 601\n";
+    let err = parse_at(text).unwrap_err();
+    let causes: Vec<String> = err
+        .lines()
+        .iter()
+        .map(|l| l.splitn(4, ':').nth(3).unwrap_or(l).trim().to_string())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "timezone: expected a string, found an integer",
+            "alerts.recipients: expected an array of strings, found a string",
+            "alerts.lead_days[1]: expected an integer",
+            "alerts.lead_days: 4000 is out of range 0..=3650",
+            "alerts.require_account: expected true or false, found a string",
+            "folder[1].path: missing: every [[folder]] needs a path",
+            "folder[1].recipients[1]: expected a string",
+            "account[1].id: missing: every [[account]] needs an id",
+            "account[1].password_changed: expected a date-time such as 2026-10-01T12:00:00Z, found an integer",
+            "token[1].account: must be a non-empty account name without control characters",
+            "apple.timeout_secs: 601 is out of range 1..=600",
+        ]
+    );
+}

@@ -11,10 +11,11 @@ use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
 use crate::backoff::Backoff;
 use crate::evaluate::Status;
+use crate::mail::payload::{self, MailPayload};
 use crate::mail::render::{self, Context, Rendered};
 use crate::report::{self, Report};
 use crate::scan::{self, FolderState};
-use crate::state::{NewLedgerRow, NewMail, SeenToken};
+use crate::state::{NewLedgerRow, NewRow, SeenToken};
 
 /// A pass that could not write the state runs again after 5 s, doubling
 /// up to a minute.
@@ -314,21 +315,38 @@ impl Daemon {
         keys: Vec<String>,
         r: Rendered,
         now: chrono::DateTime<Utc>,
-    ) -> Option<NewMail> {
+    ) -> Option<NewRow> {
         if first.recipients.is_empty() {
             tracing::warn!(alert = %first.key, "nobody to tell about this alert");
             return None;
         }
-        Some(NewMail {
+        let to = first.recipients.iter().map(|m| m.to_string()).collect();
+        Some(self.mail_row(keys, to, r, now))
+    }
+
+    /// The outbox row of one mail; its Message-ID comes from the alert keys.
+    fn mail_row(
+        &self,
+        keys: Vec<String>,
+        to: Vec<String>,
+        r: Rendered,
+        now: chrono::DateTime<Utc>,
+    ) -> NewRow {
+        NewRow {
             message_id: render::message_id(&keys),
             alert_keys: keys,
-            from: self.cfg.alerts.from.to_string(),
-            to: first.recipients.iter().map(|m| m.to_string()).collect(),
-            subject: r.subject,
-            text: r.text,
-            html: r.html,
+            channel: payload::CHANNEL.to_owned(),
+            recipients: to,
+            title: r.subject.clone(),
+            payload: MailPayload {
+                from: self.cfg.alerts.from.to_string(),
+                subject: r.subject,
+                text: r.text,
+                html: r.html,
+            }
+            .to_json(),
             date: now,
-        })
+        }
     }
 
     /// The scheduled digest: one mail per recipient listing every token
@@ -376,16 +394,7 @@ impl Daemon {
                 fingerprint: None,
                 mailed: true,
             });
-            mails.push(NewMail {
-                message_id: render::message_id(std::slice::from_ref(&key)),
-                alert_keys: vec![key],
-                from: self.cfg.alerts.from.to_string(),
-                to: vec![mailbox.to_string()],
-                subject: r.subject,
-                text: r.text,
-                html: r.html,
-                date: now,
-            });
+            mails.push(self.mail_row(vec![key], vec![mailbox.to_string()], r, now));
         }
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
             Ok(ids) => {

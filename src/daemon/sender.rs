@@ -22,8 +22,9 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
+use crate::mail::payload::{self, MailPayload};
 use crate::mail::transport::{MailError, Mailer, OutgoingMail};
-use crate::state::{OutboxMail, StateStore};
+use crate::state::{OutboxRow, StateStore};
 
 /// A failed send is retried after about 5 s, doubling up to an hour.
 const SEND_RETRY: Backoff = Backoff::new(StdDuration::from_secs(5), StdDuration::from_secs(3600));
@@ -81,24 +82,19 @@ fn millis(d: StdDuration) -> Duration {
     Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-pub fn to_outgoing(m: &OutboxMail) -> Result<OutgoingMail, String> {
-    let from = m
-        .from
-        .parse()
-        .map_err(|e| format!("bad sender {:?}: {e}", m.from))?;
-    let to =
-        m.to.iter()
-            .map(|t| t.parse().map_err(|e| format!("bad recipient {t:?}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-    Ok(OutgoingMail {
-        message_id: m.message_id.clone(),
-        from,
-        to,
-        subject: m.subject.clone(),
-        text: m.text.clone(),
-        html: m.html.clone(),
-        date: m.date,
-    })
+/// The mail an outbox row holds. Only mail is sent today: a row of another
+/// channel stays in the outbox, retried, until a tokenwatch that has that
+/// channel sends it.
+pub fn to_outgoing(m: &OutboxRow) -> Result<OutgoingMail, String> {
+    if m.row.channel != payload::CHANNEL {
+        return Err(format!("channel {:?} is not configured", m.row.channel));
+    }
+    MailPayload::outgoing(
+        &m.row.payload,
+        &m.row.message_id,
+        &m.row.recipients,
+        m.row.date,
+    )
 }
 
 /// The loop's side of the sender. Neither order can be lost: a wake-up is
@@ -244,7 +240,7 @@ impl Sender {
     async fn deliver_due(&mut self) -> Vec<Attempt> {
         loop {
             let now = Utc::now();
-            let due = match tokio::task::block_in_place(|| self.store.due_mails(now, 50)) {
+            let due = match tokio::task::block_in_place(|| self.store.due_rows(now, 50)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -311,7 +307,7 @@ fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::St
     })
 }
 
-async fn send(mailer: &Mailer, mail: &OutboxMail) -> Result<String, Failure> {
+async fn send(mailer: &Mailer, mail: &OutboxRow) -> Result<String, Failure> {
     match to_outgoing(mail) {
         Ok(out) => match tokio::time::timeout(SEND_LIMIT, mailer.send(&out)).await {
             Ok(r) => r.map_err(Failure::Mail),
@@ -325,11 +321,11 @@ async fn send(mailer: &Mailer, mail: &OutboxMail) -> Result<String, Failure> {
 
 /// The outcome of one send as it is to be recorded: sent, retry at a
 /// backed-off time, or parked.
-fn attempt_of(mail: &OutboxMail, result: Result<String, Failure>) -> Attempt {
+fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>) -> Attempt {
     let now = Utc::now();
     let outcome = match result {
         Ok(answer) => {
-            tracing::info!(id = mail.id, message_id = %mail.message_id, subject = %mail.subject, answer = %answer, "mail delivered");
+            tracing::info!(id = mail.id, message_id = %mail.row.message_id, subject = %mail.row.title, answer = %answer, "mail delivered");
             Outcome::Sent { answer }
         }
         Err(failure) => {
@@ -349,7 +345,7 @@ fn attempt_of(mail: &OutboxMail, result: Result<String, Failure>) -> Attempt {
                     tracing::warn!(id = mail.id, attempts, error = %error, next_try = %at, "mail not delivered; will retry")
                 }
                 None => {
-                    tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.subject, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
+                    tracing::error!(id = mail.id, attempts, error = %error, subject = %mail.row.title, "mail parked after permanent failures; `tokenwatch outbox retry` sends it again")
                 }
             }
             Outcome::Failed { error, next }
@@ -371,7 +367,7 @@ enum Failure {
 mod tests {
     use super::*;
     use crate::mail::transport::TransportSettings;
-    use crate::state::NewMail;
+    use crate::state::NewRow;
 
     fn file_mailer(dir: &std::path::Path) -> Mailer {
         Mailer::new(&TransportSettings::File {
@@ -399,14 +395,19 @@ mod tests {
             .commit_alerts(
                 now,
                 &[],
-                &[NewMail {
+                &[NewRow {
                     message_id: "<m1@tokenwatch>".into(),
                     alert_keys: vec![],
-                    from: "tokenwatch <tw@example.com>".into(),
-                    to: vec!["ops@example.com".into()],
-                    subject: "s".into(),
-                    text: "t".into(),
-                    html: "h".into(),
+                    channel: payload::CHANNEL.into(),
+                    recipients: vec!["ops@example.com".into()],
+                    title: "s".into(),
+                    payload: MailPayload {
+                        from: "tokenwatch <tw@example.com>".into(),
+                        subject: "s".into(),
+                        text: "t".into(),
+                        html: "h".into(),
+                    }
+                    .to_json(),
                     date: now,
                 }],
             )

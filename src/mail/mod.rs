@@ -1,4 +1,6 @@
-//! Mail: rendering alerts and delivering them (SMTP or file).
+//! Mail: rendering alerts, the outbox payload of a mail, and delivering
+//! them (SMTP or file).
 
+pub mod payload;
 pub mod render;
 pub mod transport;

@@ -10,10 +10,10 @@
 //! - the daemon: [`StateStore::open`] creates the folder (0700) and the file
 //!   (0600; SQLite gives its `-wal`/`-shm` files the same mode), switches to
 //!   WAL and migrates the schema;
-//! - `status`, `check`: [`StateStore::open_read_only`] never creates or
-//!   migrates anything, so it is safe while the daemon runs;
-//! - `outbox retry|drop`: [`StateStore::open_existing_rw`] writes next to the
-//!   running daemon, again without creating or migrating.
+//! - `status`, `check`: [`StateStore::open_existing`] read-only never
+//!   creates or migrates anything, so it is safe while the daemon runs;
+//! - `outbox retry|drop`: the same for writing, next to the running daemon,
+//!   again without creating or migrating.
 //!
 //! Timestamps are stored as fixed-width RFC 3339 UTC text to the microsecond
 //! (`2027-01-10T09:30:00.000000Z`), readable with the `sqlite3` shell and
@@ -39,7 +39,7 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 pub use housekeeping::Forgotten;
-pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewMail, OutboxMail};
+pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
 pub use verdicts::StoredVerdict;
@@ -171,6 +171,13 @@ impl StateError {
     }
 }
 
+/// How [`StateStore::open_existing`] opens the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    ReadOnly,
+    ReadWrite,
+}
+
 /// The state database. One connection; `Send`, not `Sync`.
 pub struct StateStore {
     conn: Connection,
@@ -265,22 +272,30 @@ impl StateStore {
         Ok(store)
     }
 
-    /// Opens an existing database read-only, for `status` and `check` while
-    /// the daemon runs. Never creates or migrates anything.
+    /// Opens an existing, current database next to the running daemon:
+    /// read-only for `status` and `check`, for writing for `outbox
+    /// retry|drop`. Never creates or migrates anything.
     ///
     /// A missing database is [`StateError::NotFound`]. Reading a WAL
     /// database needs its `-shm` file, or write access to the folder to
     /// create it: without the tokenwatch user's rights (or root) this is
     /// [`StateError::NoAccess`].
-    pub fn open_read_only(state_dir: &Path) -> Result<StateStore, StateError> {
+    pub fn open_existing(state_dir: &Path, access: Access) -> Result<StateStore, StateError> {
         let path = existing_db(state_dir)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags = OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | match access {
+                Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+                Access::ReadWrite => OpenFlags::SQLITE_OPEN_READ_WRITE,
+            };
         let conn = Connection::open_with_flags(&path, flags).map_err(open_error(&path, "open"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(sqlite(&path, "set busy timeout"))?;
         // SQLite opens lazily: this first read is where access problems show.
         let found = user_version(&conn).map_err(open_error(&path, "read schema version"))?;
         check_existing_version(&path, found)?;
+        if access == Access::ReadWrite {
+            set_connection_pragmas(&conn, &path)?;
+        }
         Ok(StateStore {
             conn,
             path,
@@ -288,22 +303,9 @@ impl StateStore {
         })
     }
 
-    /// Opens an existing, current database for writing next to the running
-    /// daemon (`outbox retry|drop`). Never creates or migrates anything.
-    pub fn open_existing_rw(state_dir: &Path) -> Result<StateStore, StateError> {
-        let path = existing_db(state_dir)?;
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&path, flags).map_err(open_error(&path, "open"))?;
-        conn.busy_timeout(BUSY_TIMEOUT)
-            .map_err(sqlite(&path, "set busy timeout"))?;
-        let found = user_version(&conn).map_err(open_error(&path, "read schema version"))?;
-        check_existing_version(&path, found)?;
-        set_connection_pragmas(&conn, &path)?;
-        Ok(StateStore {
-            conn,
-            path,
-            recorded: None,
-        })
+    /// [`open_existing`](Self::open_existing) read-only.
+    pub fn open_read_only(state_dir: &Path) -> Result<StateStore, StateError> {
+        Self::open_existing(state_dir, Access::ReadOnly)
     }
 
     /// The database file.

@@ -1,9 +1,13 @@
-//! The alert ledger and the mail outbox (issue 4).
+//! The alert ledger and the outbox.
 //!
-//! An alert is written (ledger row + outbox mail, one transaction) before any
-//! send is attempted, and marked sent only after the server accepted it: a
-//! crash loses nothing, and the only possible duplicate is a mail accepted
-//! right before the crash, carrying the same Message-ID.
+//! An alert is written (ledger row + outbox row, one transaction) before any
+//! delivery is attempted, and marked sent only after the receiver accepted
+//! it: a crash loses nothing, and the only possible duplicate is a message
+//! accepted right before the crash, carrying the same Message-ID.
+//!
+//! The outbox does not know how a channel delivers: a row holds the
+//! channel's name, its recipients, a title for people and an opaque
+//! payload (JSON) that only that channel reads.
 //!
 //! Outbox states: `pending` (with `next_try_at`), `parked` (given up until
 //! ops retry it), `sent` (kept for the record and the counters).
@@ -33,33 +37,31 @@ pub struct NewLedgerRow {
     pub mailed: bool,
 }
 
-/// A rendered mail to queue. `message_id` is unique in the outbox.
+/// A rendered message to queue. `message_id` is unique in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NewMail {
+pub struct NewRow {
+    /// The message's stable id and the idempotency key of its delivery:
+    /// every attempt, on any channel, carries this same id.
     pub message_id: String,
-    /// The ledger keys this mail delivers; a mail whose keys are all in the
-    /// ledger already is not queued again.
+    /// The ledger keys this message delivers; a message whose keys are all
+    /// in the ledger already is not queued again.
     pub alert_keys: Vec<String>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
+    /// The channel that delivers it ("mail").
+    pub channel: String,
+    /// The channel's addresses, e.g. mailboxes `Ops <ops@example.com>`.
+    pub recipients: Vec<String>,
+    /// One line for `status` and logs (a mail's subject).
+    pub title: String,
+    /// What the channel needs to deliver it, in its own JSON shape.
+    pub payload: String,
     pub date: DateTime<Utc>,
 }
 
-/// An unsent (or, inside the store, sent) mail.
+/// An unsent (or, inside the store, sent) message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OutboxMail {
+pub struct OutboxRow {
     pub id: i64,
-    pub message_id: String,
-    pub alert_keys: Vec<String>,
-    pub from: String,
-    pub to: Vec<String>,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub date: DateTime<Utc>,
+    pub row: NewRow,
     pub created_at: DateTime<Utc>,
     pub attempts: u32,
     /// Set while pending; None once parked.
@@ -75,25 +77,26 @@ pub struct Counters {
     pub parked: u64,
 }
 
-const MAIL_COLUMNS: &str = "id, message_id, alert_keys, from_addr, to_addrs, subject, text_body,
-    html_body, date, created_at, attempts, next_try_at, last_error, state";
+const ROW_COLUMNS: &str = "id, message_id, alert_keys, channel, recipients, title, payload,
+    date, created_at, attempts, next_try_at, last_error, state";
 
-fn mail_from_row(row: &Row<'_>) -> rusqlite::Result<OutboxMail> {
-    Ok(OutboxMail {
+fn outbox_row(row: &Row<'_>) -> rusqlite::Result<OutboxRow> {
+    Ok(OutboxRow {
         id: row.get(0)?,
-        message_id: row.get(1)?,
-        alert_keys: get_string_list(row, 2)?,
-        from: row.get(3)?,
-        to: get_string_list(row, 4)?,
-        subject: row.get(5)?,
-        text: row.get(6)?,
-        html: row.get(7)?,
-        date: get_ts(row, 8)?,
-        created_at: get_ts(row, 9)?,
-        attempts: row.get(10)?,
-        next_try_at: get_opt_ts(row, 11)?,
-        last_error: row.get(12)?,
-        parked: row.get::<_, String>(13)? == "parked",
+        row: NewRow {
+            message_id: row.get(1)?,
+            alert_keys: get_string_list(row, 2)?,
+            channel: row.get(3)?,
+            recipients: get_string_list(row, 4)?,
+            title: row.get(5)?,
+            payload: row.get(6)?,
+            date: get_ts(row, 7)?,
+        },
+        created_at: get_ts(row, 8)?,
+        attempts: row.get(9)?,
+        next_try_at: get_opt_ts(row, 10)?,
+        last_error: row.get(11)?,
+        parked: row.get::<_, String>(12)? == "parked",
     })
 }
 
@@ -119,10 +122,11 @@ impl StateStore {
     }
 
     /// ONE transaction: inserts the ledger rows (a key already there is kept
-    /// as it was: the ledger is the de-duplication) and queues the mails,
-    /// due at once. A mail whose `alert_keys` were all in the ledger before
-    /// this call is skipped, so a replayed plan cannot queue twice; a mail
-    /// without keys is always queued. Returns the ids of the queued mails.
+    /// as it was: the ledger is the de-duplication) and queues the messages,
+    /// due at once. A message whose `alert_keys` were all in the ledger
+    /// before this call is skipped, so a replayed plan cannot queue twice; a
+    /// message without keys is always queued. Returns the ids of the queued
+    /// messages.
     ///
     /// Any failure (e.g. a `message_id` already in the outbox or twice in
     /// the batch, a full disk) writes nothing.
@@ -130,7 +134,7 @@ impl StateStore {
         &mut self,
         now: DateTime<Utc>,
         rows: &[NewLedgerRow],
-        mails: &[NewMail],
+        messages: &[NewRow],
     ) -> Result<Vec<i64>, StateError> {
         let err = || sqlite(&self.path, "record alerts");
         let now = ts(now);
@@ -138,24 +142,24 @@ impl StateStore {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err())?;
-        let mut ids = Vec::with_capacity(mails.len());
+        let mut ids = Vec::with_capacity(messages.len());
         {
             // Decided before inserting this batch's rows: "already done" means
             // done by an earlier call.
             let mut in_ledger = tx
                 .prepare_cached("SELECT 1 FROM ledger WHERE key = ?1")
                 .map_err(err())?;
-            let mut to_queue = Vec::with_capacity(mails.len());
-            for mail in mails {
-                let mut all_done = !mail.alert_keys.is_empty();
-                for key in &mail.alert_keys {
+            let mut to_queue = Vec::with_capacity(messages.len());
+            for m in messages {
+                let mut all_done = !m.alert_keys.is_empty();
+                for key in &m.alert_keys {
                     if !in_ledger.exists(params![key]).map_err(err())? {
                         all_done = false;
                         break;
                     }
                 }
                 if !all_done {
-                    to_queue.push(mail);
+                    to_queue.push(m);
                 }
             }
             let mut insert_row = tx
@@ -169,26 +173,25 @@ impl StateStore {
                     .execute(params![row.key, row.fingerprint, now, row.mailed])
                     .map_err(err())?;
             }
-            let mut insert_mail = tx
+            let mut insert_message = tx
                 .prepare_cached(
-                    "INSERT INTO outbox (message_id, alert_keys, from_addr, to_addrs, subject,
-                                         text_body, html_body, date, created_at, state, next_try_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?9)
+                    "INSERT INTO outbox (message_id, alert_keys, channel, recipients, title,
+                                         payload, date, created_at, state, next_try_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?8)
                      RETURNING id",
                 )
                 .map_err(err())?;
-            for mail in to_queue {
-                let id: i64 = insert_mail
+            for m in to_queue {
+                let id: i64 = insert_message
                     .query_row(
                         params![
-                            mail.message_id,
-                            string_list(&mail.alert_keys),
-                            mail.from,
-                            string_list(&mail.to),
-                            mail.subject,
-                            mail.text,
-                            mail.html,
-                            ts(mail.date),
+                            m.message_id,
+                            string_list(&m.alert_keys),
+                            m.channel,
+                            string_list(&m.recipients),
+                            m.title,
+                            m.payload,
+                            ts(m.date),
                             now,
                         ],
                         |row| row.get(0),
@@ -201,19 +204,15 @@ impl StateStore {
         Ok(ids)
     }
 
-    /// Pending mails due at `now`, oldest first, at most `limit`.
-    pub fn due_mails(
-        &self,
-        now: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<OutboxMail>, StateError> {
+    /// Pending messages due at `now`, oldest first, at most `limit`.
+    pub fn due_rows(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<OutboxRow>, StateError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let read = || -> rusqlite::Result<Vec<_>> {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {MAIL_COLUMNS} FROM outbox
+                "SELECT {ROW_COLUMNS} FROM outbox
                  WHERE state = 'pending' AND next_try_at <= ?1 ORDER BY id LIMIT ?2"
             ))?;
-            let rows = stmt.query_map(params![ts(now), limit], mail_from_row)?;
+            let rows = stmt.query_map(params![ts(now), limit], outbox_row)?;
             rows.collect()
         };
         read().map_err(self.err("read due mails"))
@@ -276,12 +275,12 @@ impl StateStore {
     }
 
     /// Pending and parked mails (not sent), oldest first, for `status`.
-    pub fn outbox(&self) -> Result<Vec<OutboxMail>, StateError> {
+    pub fn outbox(&self) -> Result<Vec<OutboxRow>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
             let mut stmt = self.conn.prepare_cached(&format!(
-                "SELECT {MAIL_COLUMNS} FROM outbox WHERE state <> 'sent' ORDER BY id"
+                "SELECT {ROW_COLUMNS} FROM outbox WHERE state <> 'sent' ORDER BY id"
             ))?;
-            let rows = stmt.query_map([], mail_from_row)?;
+            let rows = stmt.query_map([], outbox_row)?;
             rows.collect()
         };
         read().map_err(self.err("read the outbox"))

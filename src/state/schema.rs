@@ -93,7 +93,25 @@ CREATE INDEX ledger_by_fingerprint ON ledger (fingerprint);
 CREATE INDEX tokens_by_presence ON tokens (present, last_seen);
 "#;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2];
+/// Version 3: the outbox holds messages for any channel. Rows stay where
+/// they are (ids, `state`, `attempts`, `next_try_at` and `sqlite_sequence`
+/// untouched), so pending mail stays due, parked mail stays parked and
+/// `outbox retry|drop` ids keep naming the same mail. A mail's sender and
+/// bodies move into a JSON payload that the mail channel decodes into the
+/// same message as before.
+const V3: &str = r#"
+ALTER TABLE outbox RENAME COLUMN to_addrs TO recipients;  -- JSON array of the channel's addresses
+ALTER TABLE outbox RENAME COLUMN subject TO title;        -- one line for status and logs
+ALTER TABLE outbox ADD COLUMN channel TEXT NOT NULL DEFAULT 'mail';
+ALTER TABLE outbox ADD COLUMN payload TEXT NOT NULL DEFAULT '{}';  -- JSON, the channel's own
+UPDATE outbox SET payload = json_object('from', from_addr, 'subject', title,
+                                        'text', text_body, 'html', html_body);
+ALTER TABLE outbox DROP COLUMN from_addr;
+ALTER TABLE outbox DROP COLUMN text_body;
+ALTER TABLE outbox DROP COLUMN html_body;
+"#;
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -131,3 +149,6 @@ pub(super) fn migrate(
         tx.commit().map_err(sqlite(path, "commit migration"))?;
     }
 }
+
+#[cfg(test)]
+mod tests;

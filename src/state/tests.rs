@@ -32,18 +32,17 @@ fn row(key: &str) -> NewLedgerRow {
     }
 }
 
-fn mail(message_id: &str, keys: &[&str]) -> NewMail {
-    NewMail {
+fn mail(message_id: &str, keys: &[&str]) -> NewRow {
+    NewRow {
         message_id: message_id.to_owned(),
         alert_keys: keys.iter().map(|k| k.to_string()).collect(),
-        from: "tokenwatch <tokenwatch@example.com>".to_owned(),
-        to: vec![
+        channel: "mail".to_owned(),
+        recipients: vec![
             "it-ops@example.com".to_owned(),
             "acme-it@example.com".to_owned(),
         ],
-        subject: format!("[tokenwatch] {message_id}"),
-        text: "text body".to_owned(),
-        html: "<p>html body</p>".to_owned(),
+        title: format!("[tokenwatch] {message_id}"),
+        payload: r#"{"text":"text body","html":"<p>html body</p>"}"#.to_owned(),
         date: t("2026-12-27T09:30:00Z"),
     }
 }
@@ -114,7 +113,7 @@ fn database_from_a_newer_tokenwatch_is_refused_untouched() {
     for result in [
         StateStore::open(tmp.path()),
         StateStore::open_read_only(tmp.path()),
-        StateStore::open_existing_rw(tmp.path()),
+        StateStore::open_existing(tmp.path(), Access::ReadWrite),
     ] {
         let err = result.unwrap_err();
         assert!(
@@ -164,7 +163,7 @@ fn read_only_open_of_a_missing_database_creates_nothing() {
     assert!(matches!(err, StateError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("has not run yet"), "{err}");
     assert!(!dir.exists());
-    let err = StateStore::open_existing_rw(tmp.path()).unwrap_err();
+    let err = StateStore::open_existing(tmp.path(), Access::ReadWrite).unwrap_err();
     assert!(matches!(err, StateError::NotFound { .. }), "{err}");
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
 }
@@ -221,10 +220,10 @@ fn readers_see_the_daemons_writes_while_it_runs() {
         .mark_failed(ids[0], t("2026-12-01T00:00:01Z"), "550 no", None)
         .unwrap();
     let version = daemon.data_version().unwrap();
-    let mut ops = StateStore::open_existing_rw(tmp.path()).unwrap();
+    let mut ops = StateStore::open_existing(tmp.path(), Access::ReadWrite).unwrap();
     assert!(ops.retry_mail(ids[0], t("2026-12-01T01:00:00Z")).unwrap());
     assert_ne!(daemon.data_version().unwrap(), version);
-    let due = daemon.due_mails(t("2026-12-01T01:00:00Z"), 10).unwrap();
+    let due = daemon.due_rows(t("2026-12-01T01:00:00Z"), 10).unwrap();
     assert_eq!(due.len(), 1);
     assert!(!reader.outbox().unwrap()[0].parked);
 }
@@ -504,7 +503,7 @@ fn replaying_a_plan_queues_nothing_twice() {
     let queued = store.outbox().unwrap();
     assert_eq!(queued.len(), 3);
     assert_eq!(
-        queued[1].alert_keys,
+        queued[1].row.alert_keys,
         [
             "expiring:ab:14".to_owned(),
             "folder_missing:/srv".to_owned()
@@ -526,25 +525,25 @@ fn outbox_lifecycle_retry_park_and_drop() {
         .unwrap();
     let (m1, m2) = (ids[0], ids[1]);
     assert_eq!(store.next_due_at().unwrap(), Some(t0));
-    let due = store.due_mails(t0, 10).unwrap();
+    let due = store.due_rows(t0, 10).unwrap();
     assert_eq!(due.iter().map(|m| m.id).collect::<Vec<_>>(), [m1, m2]);
-    assert_eq!(store.due_mails(t0, 1).unwrap().len(), 1);
+    assert_eq!(store.due_rows(t0, 1).unwrap().len(), 1);
     let first = &due[0];
-    assert_eq!(first.message_id, "<m1@h>");
-    assert_eq!(first.to.len(), 2);
+    assert_eq!(first.row.message_id, "<m1@h>");
+    assert_eq!(first.row.recipients.len(), 2);
     assert_eq!(
         (first.attempts, first.parked, first.created_at),
         (0, false, t0)
     );
-    assert_eq!(first.date, t("2026-12-27T09:30:00Z"));
+    assert_eq!(first.row.date, t("2026-12-27T09:30:00Z"));
 
     // Transient failure: due again later.
     let retry_at = t("2026-12-01T00:00:05Z");
     store
         .mark_failed(m1, t0, "421 try later", Some(retry_at))
         .unwrap();
-    assert_eq!(store.due_mails(t0, 10).unwrap().len(), 1);
-    let again = store.due_mails(retry_at, 10).unwrap();
+    assert_eq!(store.due_rows(t0, 10).unwrap().len(), 1);
+    let again = store.due_rows(retry_at, 10).unwrap();
     assert_eq!(again[0].id, m1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].last_error.as_deref(), Some("421 try later"));
@@ -555,10 +554,7 @@ fn outbox_lifecycle_retry_park_and_drop() {
         .mark_failed(m1, retry_at, "550 rejected", None)
         .unwrap();
     assert_eq!(
-        store
-            .due_mails(t("2030-01-01T00:00:00Z"), 10)
-            .unwrap()
-            .len(),
+        store.due_rows(t("2030-01-01T00:00:00Z"), 10).unwrap().len(),
         1
     );
     let parked = store.outbox().unwrap();
@@ -593,7 +589,7 @@ fn outbox_lifecycle_retry_park_and_drop() {
     // Ops retry the parked mail.
     let t5 = t("2026-12-05T00:00:00Z");
     assert!(store.retry_mail(m1, t5).unwrap());
-    let due = store.due_mails(t5, 10).unwrap();
+    let due = store.due_rows(t5, 10).unwrap();
     assert_eq!((due[0].id, due[0].attempts, due[0].parked), (m1, 0, false));
     store.mark_failed(m1, t5, "550 rejected", None).unwrap();
     assert_eq!(store.retry_all(t5).unwrap(), 1);
@@ -630,9 +626,9 @@ fn times_keep_microseconds_and_compare_in_order() {
     let stored = &store.outbox().unwrap()[0];
     assert_eq!(stored.created_at, t("2026-12-01T10:00:00.123456Z"));
     // Stored times are truncated, never rounded up: due at its own `now`.
-    assert_eq!(store.due_mails(now, 10).unwrap()[0].id, ids[0]);
+    assert_eq!(store.due_rows(now, 10).unwrap()[0].id, ids[0]);
     assert!(store
-        .due_mails(t("2026-12-01T09:59:59.999999Z"), 10)
+        .due_rows(t("2026-12-01T09:59:59.999999Z"), 10)
         .unwrap()
         .is_empty());
 }
@@ -700,7 +696,7 @@ fn a_full_disk_fails_the_write_and_changes_nothing() {
         .pragma_update(None, "max_page_count", pages + 1)
         .unwrap();
     let mut big = mail("<big@h>", &["k1"]);
-    big.html = "x".repeat(256 * 1024);
+    big.payload = "x".repeat(256 * 1024);
     let err = store
         .commit_alerts(t("2026-12-01T00:00:00Z"), &[row("k1")], &[big.clone()])
         .unwrap_err();

@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use crate::util::{Daemon, Env};
+use crate::util::{Daemon, Env, Run};
 
 const ACCOUNT: &str = "apps@acme.appleaccount.com";
 
@@ -26,6 +26,13 @@ account = \"apps@acme.appleaccount.com\"
 # end of file
 ";
 
+/// `tokenwatch -c tokenwatch.toml account password-changed ARGS` in `env`.
+fn password_changed(env: &Env, args: &[&str]) -> Run {
+    let mut all = vec!["-c", "tokenwatch.toml", "account", "password-changed"];
+    all.extend_from_slice(args);
+    env.run(&all)
+}
+
 fn files_in(dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -39,15 +46,7 @@ fn files_in(dir: &std::path::Path) -> Vec<String> {
 fn password_changed_keeps_the_comments_and_the_config_stays_valid() {
     let env = Env::new();
     let cfg = env.write("tokenwatch.toml", COMMENTED);
-    let run = env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        ACCOUNT,
-        "--at",
-        "2026-01-15 10:30",
-    ]);
+    let run = password_changed(&env, &[ACCOUNT, "--at", "2026-01-15 10:30"]);
     run.expect_code(0);
     assert!(
         run.stdout().contains(&format!(
@@ -72,16 +71,7 @@ fn password_changed_keeps_the_comments_and_the_config_stays_valid() {
         .expect_code(0);
 
     // A second change replaces the first instead of adding a key twice.
-    env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        ACCOUNT,
-        "--at",
-        "2026-02-01T08:00:00Z",
-    ])
-    .expect_code(0);
+    password_changed(&env, &[ACCOUNT, "--at", "2026-02-01T08:00:00Z"]).expect_code(0);
     let again = std::fs::read_to_string(&cfg).unwrap();
     assert_eq!(
         again,
@@ -106,14 +96,7 @@ fn the_files_mode_owner_and_group_are_kept() {
         (m.uid(), m.gid())
     };
     let ino_before = std::fs::metadata(&cfg).unwrap().ino();
-    env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        ACCOUNT,
-    ])
-    .expect_code(0);
+    password_changed(&env, &[ACCOUNT]).expect_code(0);
     let m = std::fs::metadata(&cfg).unwrap();
     assert_ne!(
         m.ino(),
@@ -132,13 +115,7 @@ fn an_unknown_account_exits_3_and_leaves_the_file_alone() {
     let env = Env::new();
     let cfg = env.write("tokenwatch.toml", COMMENTED);
     let before = std::fs::read(&cfg).unwrap();
-    let run = env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        "apps@acme.appleacount.com",
-    ]);
+    let run = password_changed(&env, &["apps@acme.appleacount.com"]);
     run.expect_code(3);
     let err = run.stderr();
     assert!(
@@ -150,26 +127,14 @@ fn an_unknown_account_exits_3_and_leaves_the_file_alone() {
     );
     assert_eq!(std::fs::read(&cfg).unwrap(), before);
 
-    for args in [
-        &["--at", "next week"][..],
-        &["--at", "2999-01-01T00:00:00Z"][..],
-    ] {
-        let mut all = vec![
-            "-c",
-            "tokenwatch.toml",
-            "account",
-            "password-changed",
-            ACCOUNT,
-        ];
-        all.extend_from_slice(args);
-        let run = env.run(&all);
+    for at in ["next week", "2999-01-01T00:00:00Z"] {
+        let run = password_changed(&env, &[ACCOUNT, "--at", at]);
         run.expect_code(3);
         assert!(run.stderr().contains("--at"), "{}", run.describe());
         assert_eq!(std::fs::read(&cfg).unwrap(), before);
     }
     // A usage error (no account) is "unknown" too.
-    env.run(&["-c", "tokenwatch.toml", "account", "password-changed"])
-        .expect_code(3);
+    password_changed(&env, &[]).expect_code(3);
     assert_eq!(files_in(env.path()), ["tokenwatch.toml"]);
 }
 
@@ -177,14 +142,7 @@ fn an_unknown_account_exits_3_and_leaves_the_file_alone() {
 fn add_records_an_account_nothing_refers_to_yet() {
     let env = Env::new();
     let cfg = env.write("tokenwatch.toml", COMMENTED);
-    let run = env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        "new@acme.appleaccount.com",
-        "--add",
-    ]);
+    let run = password_changed(&env, &["new@acme.appleaccount.com", "--add"]);
     run.expect_code(0);
     let text = std::fs::read_to_string(&cfg).unwrap();
     assert!(
@@ -209,13 +167,7 @@ fn the_running_daemon_invalidates_the_accounts_tokens_without_a_restart() {
     let d = Daemon::start(&env, &cfg);
     d.wait_for("token ok", 20, |s| s["tokens"][0]["status"] == "ok");
 
-    let run = env.run(&[
-        "-c",
-        "tokenwatch.toml",
-        "account",
-        "password-changed",
-        ACCOUNT,
-    ]);
+    let run = password_changed(&env, &[ACCOUNT]);
     run.expect_code(0);
     assert!(
         run.stdout()

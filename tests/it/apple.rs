@@ -13,12 +13,7 @@ struct Apple {
 }
 
 fn apple() -> Apple {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let stub = rt.block_on(AppleStub::start());
+    let (rt, stub) = AppleStub::start_on_own_runtime();
     Apple { rt, stub }
 }
 

@@ -174,7 +174,25 @@ pub struct AppleStub {
     server: tokio::task::JoinHandle<()>,
 }
 
+/// A one-worker runtime for a stand-in that sync tests use: the stand-in
+/// serves on it while the test thread blocks on the binary.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 impl AppleStub {
+    /// [`start`](Self::start) on a [`runtime`] of its own, for sync tests;
+    /// the stand-in serves while the runtime lives.
+    pub fn start_on_own_runtime() -> (tokio::runtime::Runtime, AppleStub) {
+        let rt = runtime();
+        let stub = rt.block_on(AppleStub::start());
+        (rt, stub)
+    }
+
     /// Binds 127.0.0.1:0 and starts serving; ready when this returns. An
     /// unscripted bearer gets 401 with errorNumber 9622, as Apple answers
     /// a made-up token.

@@ -227,15 +227,8 @@ fn sample_token_refuses_an_existing_file_and_force_replaces_it_with_mode_0600() 
     let env = Env::new();
     let old = env.write("t/a.vpptoken", "old content");
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let args = [
-        "sample-token",
-        "--org",
-        "Acme",
-        "--days",
-        "30",
-        "-o",
-        "t/a.vpptoken",
-    ];
+    let sample_to = |out| ["sample-token", "--org", "Acme", "--days", "30", "-o", out];
+    let args = sample_to("t/a.vpptoken");
     let run = env.run(&args);
     run.expect_code(3);
     assert!(
@@ -261,16 +254,7 @@ fn sample_token_refuses_an_existing_file_and_force_replaces_it_with_mode_0600() 
     assert_eq!(names, ["a.vpptoken"], "no temp file is left behind");
 
     // A new file is 0600 whatever the umask.
-    env.run(&[
-        "sample-token",
-        "--org",
-        "Acme",
-        "--days",
-        "30",
-        "-o",
-        "t/b.vpptoken",
-    ])
-    .expect_code(0);
+    env.run(&sample_to("t/b.vpptoken")).expect_code(0);
     assert_eq!(mode_of(&env.path().join("t/b.vpptoken")), 0o600);
 }
 

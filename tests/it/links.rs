@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::hostile::read_mails;
+use crate::util::mail::read_mails;
 use crate::util::{Daemon, Env};
 
 /// A config for the folders `tokens` and `more-link` (a link to `more`),

@@ -6,15 +6,18 @@ use std::time::Duration;
 use base64::Engine;
 
 use crate::smtp_stub::{Mode, SmtpStub};
+use crate::util::mail::{header, smtp_config_with};
 use crate::util::{Daemon, Env};
 
-/// A config with one folder, mail through `stub` without TLS.
-fn smtp_config(env: &Env, port: u16, extra: &str) -> std::path::PathBuf {
-    env.write(
-        "tokenwatch.toml",
-        format!(
-            "state_dir = \"state\"\ntimezone = \"Europe/Berlin\"\n[alerts]\nrecipients = [\"ops@example.com\"]\nfrom = \"tokenwatch <tw@example.com>\"\n{extra}\n[mail]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout_secs = 5\n[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nrecipients = [\"acme-it@example.com\"]\n"
-        ),
+/// Mail through the stub without TLS, local times in Berlin, and one
+/// folder whose account has recipients of its own.
+fn smtp_config(env: &Env, port: u16) -> std::path::PathBuf {
+    smtp_config_with(
+        env,
+        "timezone = \"Europe/Berlin\"\n",
+        port,
+        "",
+        "[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nrecipients = [\"acme-it@example.com\"]\n",
     )
 }
 
@@ -26,26 +29,22 @@ fn unfolded(raw: &str) -> String {
         .replace("=3D", "=")
 }
 
-/// A header's value, with folded continuation lines joined.
-fn header(raw: &str, name: &str) -> Option<String> {
-    let head = raw
-        .split("\r\n\r\n")
-        .next()
-        .unwrap_or(raw)
-        .replace("\r\n", "\n");
-    let unfolded = head.replace("\n ", " ").replace("\n\t", " ");
-    unfolded
-        .lines()
-        .find(|l| {
-            l.to_ascii_lowercase()
-                .starts_with(&format!("{}:", name.to_ascii_lowercase()))
-        })
-        .map(|l| l[name.len() + 1..].trim().to_string())
+fn wait_drained(d: &Daemon) {
+    d.wait_for("outbox drained", 30, |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
 }
 
-fn stop(d: &mut Daemon) {
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+/// The Message-IDs the stub received, each once.
+fn distinct_message_ids(stub: &SmtpStub) -> Vec<String> {
+    let mut ids: Vec<String> = stub
+        .messages()
+        .iter()
+        .map(|m| header(&m.text(), "Message-ID").unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 fn outbox_len(env: &Env) -> usize {
@@ -58,7 +57,7 @@ fn outbox_len(env: &Env) -> usize {
 fn first_sight_at_20_days_sends_exactly_one_mail_and_a_restart_sends_none() {
     let stub = SmtpStub::start();
     let env = Env::new();
-    let cfg = smtp_config(&env, stub.port, "");
+    let cfg = smtp_config(&env, stub.port);
     env.sample("tokens/sToken_for_Berlin.vpptoken", "Acme Corp", 20);
     let mut d = Daemon::start(&env, &cfg);
     let msgs = stub.wait_for(1, Duration::from_secs(30));
@@ -101,7 +100,7 @@ fn first_sight_at_20_days_sends_exactly_one_mail_and_a_restart_sends_none() {
             "{fact:?} missing:\n{body}"
         );
     }
-    stop(&mut d);
+    d.stop();
 
     // A restart recomputes everything and finds the alert in the ledger.
     let mut d = Daemon::start(&env, &cfg);
@@ -110,7 +109,7 @@ fn first_sight_at_20_days_sends_exactly_one_mail_and_a_restart_sends_none() {
     d.wait_for("a scan after the restart", 20, |_| {
         d.log().contains("watching")
     });
-    stop(&mut d);
+    d.stop();
     assert_eq!(stub.messages().len(), 1, "a restart resent the alert");
     assert_eq!(outbox_len(&env), 0);
 }
@@ -120,7 +119,7 @@ fn mail_server_down_then_back_delivers_each_alert_exactly_once() {
     let mut stub = SmtpStub::start();
     stub.stop();
     let env = Env::new();
-    let cfg = smtp_config(&env, stub.port, "");
+    let cfg = smtp_config(&env, stub.port);
     env.sample("tokens/a.vpptoken", "A Org", 20);
     env.sample("tokens/b.vpptoken", "B Org", 5);
     env.sample("tokens/c.vpptoken", "C Org", -2);
@@ -139,18 +138,10 @@ fn mail_server_down_then_back_delivers_each_alert_exactly_once() {
     });
     stub.restart();
     let msgs = stub.wait_for(4, Duration::from_secs(90));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    stop(&mut d);
-    let mut ids: Vec<String> = stub
-        .messages()
-        .iter()
-        .map(|m| header(&m.text(), "Message-ID").unwrap())
-        .collect();
+    wait_drained(&d);
+    d.stop();
+    let ids = distinct_message_ids(&stub);
     assert_eq!(msgs.len(), 4);
-    ids.sort();
-    ids.dedup();
     assert_eq!(ids.len(), 4, "each alert exactly once");
 }
 
@@ -159,7 +150,7 @@ fn kill_9_with_mail_pending_loses_nothing() {
     let stub = SmtpStub::start();
     stub.set_mode(Mode::Tempfail);
     let env = Env::new();
-    let cfg = smtp_config(&env, stub.port, "");
+    let cfg = smtp_config(&env, stub.port);
     for i in 0..3 {
         env.sample(
             &format!("tokens/t{i}.vpptoken"),
@@ -175,17 +166,9 @@ fn kill_9_with_mail_pending_loses_nothing() {
     stub.set_mode(Mode::Accept);
     let mut d = Daemon::start(&env, &cfg);
     stub.wait_for(3, Duration::from_secs(60));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    stop(&mut d);
-    let mut ids: Vec<String> = stub
-        .messages()
-        .iter()
-        .map(|m| header(&m.text(), "Message-ID").unwrap())
-        .collect();
-    ids.sort();
-    ids.dedup();
+    wait_drained(&d);
+    d.stop();
+    let ids = distinct_message_ids(&stub);
     assert_eq!(ids.len(), 3, "every pending alert delivered");
 }
 
@@ -194,7 +177,7 @@ fn permanent_failures_are_parked_and_can_be_retried() {
     let stub = SmtpStub::start();
     stub.set_mode(Mode::Reject);
     let env = Env::new();
-    let cfg = smtp_config(&env, stub.port, "");
+    let cfg = smtp_config(&env, stub.port);
     env.sample("tokens/a.vpptoken", "Acme", 20);
     let d = Daemon::start(&env, &cfg);
     let s = d.wait_for("mail parked", 60, |s| {
@@ -210,9 +193,7 @@ fn permanent_failures_are_parked_and_can_be_retried() {
     env.run(&["-c", "tokenwatch.toml", "outbox", "retry", &id])
         .expect_code(0);
     stub.wait_for(1, Duration::from_secs(60));
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
+    wait_drained(&d);
 }
 
 #[test]
@@ -240,7 +221,7 @@ fn smtp_auth_over_starttls_with_a_password_file() {
     let msgs = stub.messages();
     assert_eq!(msgs[0].auth_user.as_deref(), Some("tokenwatch"));
     assert!(msgs[0].tls);
-    stop(&mut d);
+    d.stop();
     let log = d.log();
     let b64 = base64::engine::general_purpose::STANDARD.encode("\0tokenwatch\0s3cret-canary-pw");
     assert!(
@@ -266,7 +247,7 @@ fn smtp_auth_over_starttls_with_a_password_file() {
 fn test_mail_reports_the_server_answer_and_failures() {
     let mut stub = SmtpStub::start();
     let env = Env::new();
-    smtp_config(&env, stub.port, "");
+    smtp_config(&env, stub.port);
     let run = env.run(&[
         "-c",
         "tokenwatch.toml",
@@ -298,7 +279,7 @@ fn the_file_transport_writes_private_eml_files() {
                 .read_dir()
                 .is_ok_and(|mut r| r.next().is_some())
     });
-    stop(&mut d);
+    d.stop();
     let files: Vec<_> = std::fs::read_dir(env.path().join("state/mail"))
         .unwrap()
         .flatten()

@@ -13,6 +13,7 @@ use tokenwatch::mail::transport::{
 };
 
 use crate::smtp_stub::{Mode, SmtpStub};
+use crate::util::mail::header;
 
 const WAIT: Duration = Duration::from_secs(10);
 const USER: &str = "tokenwatch";
@@ -69,16 +70,6 @@ fn password_file(dir: &Path, password: &str, mode: u32) -> PathBuf {
     path
 }
 
-/// The unfolded value of a top-level header of a raw message.
-fn header(raw: &str, name: &str) -> Option<String> {
-    let head = raw.split("\r\n\r\n").next()?;
-    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
-    unfolded.split("\r\n").find_map(|line| {
-        let (n, v) = line.split_once(':')?;
-        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
-    })
-}
-
 /// Every rendering of an error, for leak checks.
 fn renderings(err: &MailError) -> String {
     format!(
@@ -101,6 +92,27 @@ fn assert_no_canary(text: &str) {
             "password leaked ({needle}) in: {text}"
         );
     }
+}
+
+/// A mailer that logs in to `stub` as USER with the canary password, read
+/// from a file of `mode`, over `tls` and trusting the stub's CA.
+fn auth_mailer(stub: &SmtpStub, dir: &Path, tls: TlsMode, mode: u32) -> Mailer {
+    let ca = stub.write_ca(dir);
+    let pw = password_file(dir, CANARY, mode);
+    Mailer::new(&with_tls(stub.port, tls, Some(ca), Some(pw))).unwrap()
+}
+
+/// Sends mail `id` to ops@example.com, which must fail; the error.
+async fn send_err(mailer: &Mailer, id: &str) -> MailError {
+    mailer
+        .send(&mail(id, &["ops@example.com"]))
+        .await
+        .unwrap_err()
+}
+
+/// Sends mail `id` to ops@example.com, which must be accepted.
+async fn send_ok(mailer: &Mailer, id: &str) {
+    mailer.send(&mail(id, &["ops@example.com"])).await.unwrap();
 }
 
 #[tokio::test]
@@ -163,10 +175,7 @@ async fn a_4xx_answer_is_transient_and_carries_the_servers_words() {
         ),
     ] {
         stub.set_mode(mode);
-        let err = mailer
-            .send(&mail("<a1@tokenwatch>", &["ops@example.com"]))
-            .await
-            .unwrap_err();
+        let err = send_err(&mailer, "<a1@tokenwatch>").await;
         assert!(err.is_transient() && !err.is_permanent(), "{mode:?}: {err}");
         assert!(
             matches!(err, MailError::Rejected { code: 451, .. }),
@@ -186,10 +195,7 @@ async fn a_5xx_answer_is_permanent_and_carries_the_servers_words() {
         (Mode::RejectRcpt, "550 5.1.1 stub: no such recipient"),
     ] {
         stub.set_mode(mode);
-        let err = mailer
-            .send(&mail("<a1@tokenwatch>", &["ops@example.com"]))
-            .await
-            .unwrap_err();
+        let err = send_err(&mailer, "<a1@tokenwatch>").await;
         assert!(err.is_permanent() && !err.is_transient(), "{mode:?}: {err}");
         assert!(err.to_string().contains("rejected the mail"), "{err}");
         assert!(err.to_string().contains(answer), "{err}");
@@ -229,15 +235,10 @@ async fn smtp_down_is_transient_connection_refused_and_delivery_works_once_back(
 async fn auth_plain_over_starttls_with_a_password_file() {
     let stub = SmtpStub::builder().starttls().auth(USER, CANARY).start();
     let dir = tempfile::tempdir().unwrap();
-    let ca = stub.write_ca(dir.path());
-    let pw = password_file(dir.path(), CANARY, 0o640);
-    let mailer = Mailer::new(&with_tls(stub.port, TlsMode::StartTls, Some(ca), Some(pw))).unwrap();
+    let mailer = auth_mailer(&stub, dir.path(), TlsMode::StartTls, 0o640);
     assert_no_canary(&format!("{mailer:?}"));
 
-    mailer
-        .send(&mail("<auth-1@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap();
+    send_ok(&mailer, "<auth-1@tokenwatch>").await;
 
     let got = stub.wait_for_async(1, WAIT).await;
     assert_eq!(got[0].auth_user.as_deref(), Some(USER));
@@ -253,14 +254,9 @@ async fn auth_login_over_implicit_tls() {
         .login_only()
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let ca = stub.write_ca(dir.path());
-    let pw = password_file(dir.path(), CANARY, 0o600);
-    let mailer = Mailer::new(&with_tls(stub.port, TlsMode::Implicit, Some(ca), Some(pw))).unwrap();
+    let mailer = auth_mailer(&stub, dir.path(), TlsMode::Implicit, 0o600);
 
-    mailer
-        .send(&mail("<auth-2@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap();
+    send_ok(&mailer, "<auth-2@tokenwatch>").await;
 
     let got = stub.wait_for_async(1, WAIT).await;
     assert_eq!(got[0].auth_user.as_deref(), Some(USER));
@@ -274,14 +270,9 @@ async fn wrong_password_is_a_permanent_authentication_error() {
         .auth(USER, "the-right-one")
         .start();
     let dir = tempfile::tempdir().unwrap();
-    let ca = stub.write_ca(dir.path());
-    let pw = password_file(dir.path(), CANARY, 0o640);
-    let mailer = Mailer::new(&with_tls(stub.port, TlsMode::StartTls, Some(ca), Some(pw))).unwrap();
+    let mailer = auth_mailer(&stub, dir.path(), TlsMode::StartTls, 0o640);
 
-    let err = mailer
-        .send(&mail("<auth-3@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap_err();
+    let err = send_err(&mailer, "<auth-3@tokenwatch>").await;
 
     assert!(matches!(err, MailError::Authentication { .. }), "{err:?}");
     assert!(err.is_permanent());
@@ -299,10 +290,7 @@ async fn an_untrusted_certificate_is_a_tls_error_that_suggests_ca_file() {
     let stub = SmtpStub::builder().starttls().start();
     let mailer = Mailer::new(&with_tls(stub.port, TlsMode::StartTls, None, None)).unwrap();
 
-    let err = mailer
-        .send(&mail("<tls-1@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap_err();
+    let err = send_err(&mailer, "<tls-1@tokenwatch>").await;
 
     assert!(matches!(err, MailError::Tls { .. }), "{err:?}");
     assert!(err.is_permanent());
@@ -319,10 +307,7 @@ async fn starttls_required_but_not_offered_is_a_tls_error_and_sends_nothing() {
     let stub = SmtpStub::start();
     let mailer = Mailer::new(&with_tls(stub.port, TlsMode::StartTls, None, None)).unwrap();
 
-    let err = mailer
-        .send(&mail("<tls-2@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap_err();
+    let err = send_err(&mailer, "<tls-2@tokenwatch>").await;
 
     assert!(matches!(err, MailError::Tls { .. }), "{err:?}");
     assert!(err.to_string().contains("does not offer STARTTLS"), "{err}");
@@ -346,10 +331,7 @@ async fn a_server_that_never_answers_times_out_as_transient() {
     };
     let mailer = Mailer::new(&settings).unwrap();
 
-    let err = mailer
-        .send(&mail("<slow@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap_err();
+    let err = send_err(&mailer, "<slow@tokenwatch>").await;
 
     assert!(matches!(err, MailError::Timeout { .. }), "{err:?}");
     assert!(err.is_transient());
@@ -439,10 +421,7 @@ async fn file_transport_writes_one_private_eml_per_message_id() {
         Some("<alert-77@tokenwatch>")
     );
 
-    mailer
-        .send(&mail("<alert-78@tokenwatch>", &["ops@example.com"]))
-        .await
-        .unwrap();
+    send_ok(&mailer, "<alert-78@tokenwatch>").await;
     assert_eq!(std::fs::read_dir(&mail_dir).unwrap().count(), 2);
 }
 

@@ -1,4 +1,4 @@
-//! Secrets (issue 7): token content never leaves tokenwatch, and what it
+//! Secrets: token content never leaves tokenwatch, and what it
 //! writes is private.
 //!
 //! The canary test sends tokens whose inner token, Base64 file text and
@@ -16,14 +16,14 @@ use std::collections::HashSet;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::{Duration as Days, Utc};
 
 use crate::apple_stub::{AppleStub, Reply, REQUEST};
-use crate::hostile::{read_mails, tokenwatch};
+use crate::util::mail::read_mails;
+use crate::util::process::tokenwatch;
 use crate::util::{Daemon, Env, BIN};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -181,7 +181,7 @@ fn assert_state_clean(secrets: &Secrets, state: &Path, when: &str) {
 #[test]
 fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     let env = Env::new();
-    let (rt, apple) = apple_stub();
+    let (rt, apple) = AppleStub::start_on_own_runtime();
     // Every answer echoes the request, bearer and all.
     apple.set_default(Reply::raw(400, "text/plain", format!("bad request:\n{REQUEST}")).echoing());
     let cfg = env.config(&apple_config(&apple));
@@ -261,8 +261,7 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+    d.stop();
     let log = d.log();
     assert!(
         log.contains("TRACE") || log.contains("trace"),
@@ -278,17 +277,6 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     );
     drop(apple);
     drop(rt);
-}
-
-/// The Apple stand-in on a runtime of its own (the tests here are sync).
-fn apple_stub() -> (tokio::runtime::Runtime, AppleStub) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let stub = rt.block_on(AppleStub::start());
-    (rt, stub)
 }
 
 fn apple_config(apple: &AppleStub) -> String {
@@ -359,7 +347,7 @@ fn real_token(seed: u64, org: &str, days: i64) -> RealToken {
 #[test]
 fn an_apple_server_echoing_the_bearer_leaks_no_16_characters_anywhere() {
     let env = Env::new();
-    let (rt, apple) = apple_stub();
+    let (rt, apple) = AppleStub::start_on_own_runtime();
     let tokens: Vec<(&str, RealToken)> = ["html", "header", "valid", "internal"]
         .iter()
         .enumerate()
@@ -517,8 +505,7 @@ fn an_apple_server_echoing_the_bearer_leaks_no_16_characters_anywhere() {
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 
-    d.signal(libc::SIGTERM);
-    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+    d.stop();
     let log = d.log();
     assert!(
         log.contains("TRACE"),
@@ -554,27 +541,14 @@ fn state_database_and_mail_spool_are_private_even_with_umask_0() {
     // umask 0 in the daemon only: private modes must be set explicitly,
     // not inherited from a careful umask.
     let log = env.path().join("daemon.log");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["-c", cfg.to_str().unwrap(), "run"])
-        .current_dir(env.path())
-        .env_remove("TOKENWATCH_CONFIG")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    let mut cmd = Daemon::command(&env, &cfg, &log);
     unsafe {
         cmd.pre_exec(|| {
             libc::umask(0);
             Ok(())
         });
     }
-    let d = Daemon {
-        child: cmd.spawn().expect("start daemon"),
-        config: cfg.clone(),
-        dir: env.path().to_path_buf(),
-        log,
-    };
+    let d = Daemon::spawn(&env, &cfg, &mut cmd, log);
     d.wait_for("the expiring token", 30, |s| {
         s["tokens"][0]["status"] == "expiring"
     });
@@ -649,24 +623,11 @@ fn the_daemon_is_not_dumpable_so_no_core_or_ptrace_exposes_its_secrets() {
         chown_tree(env.path(), NOBODY);
     }
     let log = env.logs.path().join("daemon.log");
-    let mut cmd = Command::new(BIN);
-    cmd.args(["-c", cfg.to_str().unwrap(), "run"])
-        .current_dir(env.path())
-        .env_remove("TOKENWATCH_CONFIG")
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
+    let mut cmd = Daemon::command(&env, &cfg, &log);
     if as_root {
         cmd.uid(NOBODY).gid(NOBODY);
     }
-    let d = Daemon {
-        child: cmd.spawn().expect("start daemon"),
-        config: cfg.clone(),
-        dir: env.path().to_path_buf(),
-        log,
-    };
+    let d = Daemon::spawn(&env, &cfg, &mut cmd, log);
     d.wait_for("the first scan", 30, |s| s["tokens"][0]["status"] == "ok");
     let proc_dir = PathBuf::from(format!("/proc/{}", d.child.id()));
     let status = std::fs::read_to_string(proc_dir.join("status")).unwrap();

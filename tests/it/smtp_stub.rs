@@ -217,24 +217,13 @@ impl SmtpStub {
     /// Blocks until a transaction begun after `since` is open, or `timeout`
     /// passes; whether one is.
     pub fn wait_for_open(&self, since: Instant, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        loop {
-            let open = state
+        let open = |state: &State| {
+            state
                 .transactions
                 .iter()
-                .any(|t| t.begun > since && t.answered.is_none());
-            let now = Instant::now();
-            if open || now >= deadline {
-                return open;
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
+                .any(|t| t.begun > since && t.answered.is_none())
+        };
+        open(&self.shared.wait_until(Instant::now() + timeout, open))
     }
 
     /// Connections accepted so far (over all restarts).
@@ -250,27 +239,17 @@ impl SmtpStub {
     /// Blocks until at least `n` messages arrived; panics after `timeout`
     /// saying how many came.
     pub fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.state();
-        loop {
-            if state.messages.len() >= n {
-                return state.messages.clone();
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                panic!(
-                    "SMTP stub on port {}: expected {n} messages within {timeout:?}, got {}",
-                    self.port,
-                    state.messages.len()
-                );
-            }
-            state = self
-                .shared
-                .changed
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let state = self
+            .shared
+            .wait_until(Instant::now() + timeout, |state| state.messages.len() >= n);
+        if state.messages.len() < n {
+            panic!(
+                "SMTP stub on port {}: expected {n} messages within {timeout:?}, got {}",
+                self.port,
+                state.messages.len()
+            );
         }
+        state.messages.clone()
     }
 
     /// [`wait_for`](Self::wait_for) for async tests (does not block the
@@ -406,6 +385,27 @@ struct Transaction {
 impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits for a change until `done` holds or `deadline` passes; the
+    /// state at that moment, still locked.
+    fn wait_until(
+        &self,
+        deadline: Instant,
+        done: impl Fn(&State) -> bool,
+    ) -> MutexGuard<'_, State> {
+        let mut state = self.state();
+        loop {
+            let now = Instant::now();
+            if done(&state) || now >= deadline {
+                return state;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     fn mode(&self) -> Mode {

@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::apple_stub::{AppleStub, Reply};
-use crate::hostile::tokenwatch;
+use crate::apple_stub::{runtime, AppleStub, Reply};
 use crate::smtp_stub::{tls_acceptor, SmtpStub};
+use crate::util::process::tokenwatch;
 use crate::util::{Env, Run};
 
 /// The bearer Apple sees for a token file: its text without whitespace.
@@ -40,11 +40,7 @@ fn with_store(env: &Env, args: &[&str], store: &Path) -> Run {
 fn a_ca_only_in_the_system_store_is_trusted_for_apple_and_smtp_and_a_stranger_is_refused() {
     let env = Env::new();
     std::fs::create_dir_all(env.path().join("no-certs")).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
 
     // Apple over HTTPS, with a certificate from a fresh CA.
     let (acceptor, apple_ca) = tls_acceptor();

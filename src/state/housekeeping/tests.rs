@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::{schema, user_version, NewLedgerRow, NewMail, SeenToken, StoredVerdict};
+use crate::state::{schema, user_version, NewLedgerRow, NewRow, SeenToken, StoredVerdict};
 use crate::state::{DB_FILE_NAME, SCHEMA_VERSION};
 
 /// The moment housekeeping runs in these tests.
@@ -40,15 +40,14 @@ fn row(key: &str, fingerprint: Option<&str>) -> NewLedgerRow {
     }
 }
 
-fn mail(id: &str, keys: &[&str]) -> NewMail {
-    NewMail {
+fn mail(id: &str, keys: &[&str]) -> NewRow {
+    NewRow {
         message_id: format!("<{id}@tokenwatch>"),
         alert_keys: keys.iter().map(|k| k.to_string()).collect(),
-        from: "tokenwatch <tw@example.com>".to_owned(),
-        to: vec!["ops@example.com".to_owned()],
-        subject: id.to_owned(),
-        text: "t".to_owned(),
-        html: "h".to_owned(),
+        channel: "mail".to_owned(),
+        recipients: vec!["ops@example.com".to_owned()],
+        title: id.to_owned(),
+        payload: "{}".to_owned(),
         date: days_ago(500),
     }
 }
@@ -201,7 +200,7 @@ fn sent_mail_older_than_the_window_goes_pending_and_parked_mail_never() {
     assert_eq!(f.mails, 1);
     let left: Vec<String> = store
         .conn
-        .prepare("SELECT subject FROM outbox ORDER BY id")
+        .prepare("SELECT title FROM outbox ORDER BY id")
         .unwrap()
         .query_map([], |r| r.get(0))
         .unwrap()
@@ -361,7 +360,6 @@ fn a_version_1_database_is_migrated_in_place_keeping_its_rows() {
     }
     let store = StateStore::open(tmp.path()).unwrap();
     assert_eq!(user_version(&store.conn).unwrap(), SCHEMA_VERSION);
-    assert_eq!(SCHEMA_VERSION, 2);
     assert_eq!(
         count(
             &store,

@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod mail;
+pub mod process;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_tokenwatch");
 
 pub struct Run {
@@ -93,12 +96,19 @@ impl Env {
         self.run_env(args, &[])
     }
 
-    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// `tokenwatch ARGS` in this folder, with neither a config path nor a
+    /// log level inherited from the environment.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
             .current_dir(self.path())
             .env_remove("TOKENWATCH_CONFIG")
             .env_remove("RUST_LOG");
+        c
+    }
+
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.command(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -159,7 +169,7 @@ impl Daemon {
     }
 
     pub fn start_with(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
-        Self::spawn(env, config, extra_env, Command::new(BIN))
+        Self::start_from(env, config, extra_env, Command::new(BIN))
     }
 
     /// Started as systemd starts a service with `WatchdogSec=`: with
@@ -169,10 +179,17 @@ impl Daemon {
     pub fn start_with_watchdog_pid(env: &Env, config: &Path, extra_env: &[(&str, &str)]) -> Daemon {
         let mut c = Command::new("sh");
         c.args(["-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\"", BIN]);
-        Self::spawn(env, config, extra_env, c)
+        Self::start_from(env, config, extra_env, c)
     }
 
-    fn spawn(env: &Env, config: &Path, extra_env: &[(&str, &str)], mut c: Command) -> Daemon {
+    /// Starts `program` (tokenwatch, or what execs it) with the arguments
+    /// of `tokenwatch run`, logging into a new file outside the watched tree.
+    fn start_from(
+        env: &Env,
+        config: &Path,
+        extra_env: &[(&str, &str)],
+        program: Command,
+    ) -> Daemon {
         let log = env.logs.path().join(format!(
             "daemon-{}.log",
             std::time::SystemTime::now()
@@ -180,7 +197,20 @@ impl Daemon {
                 .unwrap()
                 .as_nanos()
         ));
-        let log_file = std::fs::File::create(&log).unwrap();
+        let mut c = Self::run_args(program, env, config, &log);
+        for (k, v) in extra_env {
+            c.env(k, v);
+        }
+        Self::spawn(env, config, &mut c, log)
+    }
+
+    /// The `tokenwatch run` that [`start_with`](Self::start_with) starts,
+    /// logging into `log`: for tests that change how it starts (umask, user).
+    pub fn command(env: &Env, config: &Path, log: &Path) -> Command {
+        Self::run_args(Command::new(BIN), env, config, log)
+    }
+
+    fn run_args(mut c: Command, env: &Env, config: &Path, log: &Path) -> Command {
         c.args(["-c", config.to_str().unwrap(), "run"])
             .current_dir(env.path())
             .env_remove("TOKENWATCH_CONFIG")
@@ -189,13 +219,14 @@ impl Daemon {
             .env_remove("WATCHDOG_PID")
             .env("RUST_LOG", "info,tokio_cron_scheduler=warn")
             .stdout(std::process::Stdio::null())
-            .stderr(log_file);
-        for (k, v) in extra_env {
-            c.env(k, v);
-        }
-        let child = c.spawn().expect("start daemon");
+            .stderr(std::fs::File::create(log).unwrap());
+        c
+    }
+
+    /// Starts `cmd`, made by [`command`](Self::command) with `log`.
+    pub fn spawn(env: &Env, config: &Path, cmd: &mut Command, log: PathBuf) -> Daemon {
         Daemon {
-            child,
+            child: cmd.spawn().expect("start daemon"),
             config: config.to_path_buf(),
             dir: env.path().to_path_buf(),
             log,
@@ -252,6 +283,12 @@ impl Daemon {
         unsafe {
             libc::kill(self.child.id() as i32, sig);
         }
+    }
+
+    /// SIGTERM, then a clean exit within 20 s; fails with the log otherwise.
+    pub fn stop(&mut self) {
+        self.signal(libc::SIGTERM);
+        assert_eq!(self.wait_exit(20), Some(0), "{}", self.log());
     }
 
     /// Waits for the process to exit; its exit code, or None on timeout.

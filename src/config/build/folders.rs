@@ -1,0 +1,93 @@
+//! `[[folder]]`, `[[account]]` and `[[token]]`: what is watched and whose it is.
+
+use chrono::{DateTime, Utc};
+
+use super::{Builder, Span};
+use crate::config::doc::Section;
+use crate::config::{Account, Folder, TokenLink};
+
+impl Builder<'_, '_> {
+    pub(super) fn folder(&mut self, mut s: Section) -> Option<(Folder, Span)> {
+        let path = self.required_path(&mut s, "folder");
+        let account = self.account_id(&mut s, "account");
+        let recipients = self.mailboxes(&mut s, "recipients");
+        let allow_empty = s.boolean(self.d, "allow_empty").unwrap_or(false);
+        let poll = s.boolean(self.d, "poll").unwrap_or(false);
+        let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
+        let span = s.span();
+        s.finish(self.d);
+        Some((
+            Folder {
+                path: path?,
+                account,
+                recipients,
+                allow_empty,
+                poll,
+                follow_links,
+            },
+            span,
+        ))
+    }
+
+    fn account_id(&mut self, s: &mut Section, key: &'static str) -> Option<String> {
+        let (v, span) = s.string(self.d, key)?;
+        if v.trim().is_empty() || v.chars().any(char::is_control) {
+            self.d.report(
+                span,
+                &s.key_path(key),
+                "must be a non-empty account name without control characters",
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// Only an absent key is reported as missing: one that is there but
+    /// wrong has had its own problem reported already.
+    fn required_account_id(
+        &mut self,
+        s: &mut Section,
+        key: &'static str,
+        rule: &str,
+    ) -> Option<String> {
+        let id = self.account_id(s, key);
+        if id.is_none() && s.value_span(key).is_none() {
+            self.missing(s, key, rule);
+        }
+        id
+    }
+
+    pub(super) fn account(&mut self, mut s: Section) -> Option<Account> {
+        let id = self.required_account_id(&mut s, "id", "every [[account]] needs an id");
+        let password_changed = match s.datetime_text(self.d, "password_changed") {
+            Some((text, span)) => match DateTime::parse_from_rfc3339(&text) {
+                Ok(t) => Some(Some(t.with_timezone(&Utc))),
+                Err(e) => {
+                    self.d.report(
+                        span,
+                        &s.key_path("password_changed"),
+                        format!("{text:?} is not a date-time with an offset, such as 2026-10-01T12:00:00Z ({e})"),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        s.finish(self.d);
+        Some(Account {
+            id: id?,
+            password_changed: password_changed?,
+        })
+    }
+
+    pub(super) fn token_link(&mut self, mut s: Section) -> Option<TokenLink> {
+        let path = self.required_path(&mut s, "token");
+        let account =
+            self.required_account_id(&mut s, "account", "every [[token]] needs an account");
+        s.finish(self.d);
+        Some(TokenLink {
+            path: path?,
+            account: account?,
+        })
+    }
+}
