@@ -292,9 +292,12 @@ fn inline_tests_start(code: &str) -> Option<usize> {
         let at = from + i;
         let rest = code[at + "#[cfg(test)]".len()..].trim_start();
         if let Some(after) = rest.strip_prefix("mod") {
+            // `mod tests;` names a file, which is_test_file covers.
             let after = after.trim_start();
-            if after.starts_with("tests") {
-                return Some(at);
+            if let Some(rest) = after.strip_prefix("tests") {
+                if rest.trim_start().starts_with('{') {
+                    return Some(at);
+                }
             }
         }
         from = at + 1;
@@ -698,5 +701,16 @@ fn core_code_may_not_use_the_clock_or_io() {
     assert_eq!(
         f.forbidden,
         ["src/token.rs:1: core module token uses Utc::now"]
+    );
+
+    // A test module in its own file does not make the rest of this one test code.
+    let files = vec![(
+        "src/token.rs".to_string(),
+        "#[cfg(test)]\nmod tests;\nfn f() { std::fs::read(\"x\"); }\n".to_string(),
+    )];
+    let f = analyse(lib, &files, &LISTS);
+    assert_eq!(
+        f.forbidden,
+        ["src/token.rs:3: core module token uses std::fs"]
     );
 }
