@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use crate::config::Config;
+use crate::assess::Policy;
 use crate::evaluate::{self, Facts, Status};
 use crate::token::found::{FolderScan, FolderState, FoundFile, Scan};
 // Moved to `show`; the old paths stay while callers move.
@@ -72,9 +72,9 @@ pub struct TokenReport {
 pub use crate::assess::AppleAssessment as AppleReport;
 pub use crate::assess::Verdicts;
 
-pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
+pub fn build(now: DateTime<Utc>, policy: &Policy, scan: &Scan, verdicts: &Verdicts) -> Report {
     let files: Vec<&FoundFile> = scan.files.iter().collect();
-    build_from(now, cfg, &scan.folders, &files, verdicts)
+    build_from(now, policy, &scan.folders, &files, verdicts)
 }
 
 /// [`build`] from borrowed parts: the daemon's folders keep their files,
@@ -82,12 +82,11 @@ pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts)
 /// `files` must be de-duplicated already (the scan's `dedup_refs`).
 pub fn build_from(
     now: DateTime<Utc>,
-    cfg: &Config,
+    policy: &Policy,
     folders: &[FolderScan],
     files: &[&FoundFile],
     verdicts: &Verdicts,
 ) -> Report {
-    let policy = cfg.alerts.rules();
     let folders = folders
         .iter()
         .map(|f| FolderReport {
@@ -102,8 +101,10 @@ pub fn build_from(
     let mut tokens: Vec<TokenReport> = files
         .iter()
         .map(|f| {
-            let folder = cfg.folders.get(f.folder);
-            let account = cfg.account_for(&f.path, folder).map(str::to_string);
+            let account = policy
+                .accounts
+                .account_for(&f.path, f.folder)
+                .map(str::to_string);
             let fingerprint = f.fingerprint.as_ref().map(|fp| fp.short().to_string());
             let identity = match &f.fingerprint {
                 Some(fp) => fp.as_str().to_string(),
@@ -114,7 +115,7 @@ pub fn build_from(
                 Ok(t) => {
                     let apple = match verdicts.get(t.fingerprint.as_str()) {
                         Some(v) => Some(AppleReport::from_record(v, t.expires_at)),
-                        None if !t.verifiable_with_apple() && cfg.apple.verify => {
+                        None if !t.verifiable_with_apple() && policy.apple_verify => {
                             Some(AppleReport::unverifiable())
                         }
                         None => None,
@@ -128,14 +129,14 @@ pub fn build_from(
                     let facts = Facts {
                         expires_at: t.expires_at,
                         created_at: t.created_at,
-                        account: account.as_deref().and_then(|a| cfg.account(a)),
+                        account: account.as_deref().and_then(|a| policy.accounts.get(a)),
                         apple: apple
                             .as_ref()
                             .map(|a| a.verdict)
                             .filter(|v| v.is_definitive()),
                         superseded: superseded_by.is_some(),
                     };
-                    let e = evaluate::evaluate(now, &facts, &policy);
+                    let e = evaluate::evaluate(now, &facts, &policy.rules);
                     TokenReport {
                         path: show_path(&f.path),
                         org_name: Some(t.org_name.clone()),
@@ -218,14 +219,22 @@ fn current_by_uid<'a>(
     best
 }
 
+/// `check`'s exit-code thresholds, in days left.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckPolicy {
+    /// Invariant: `critical_days <= warning_days`.
+    pub warning_days: i64,
+    pub critical_days: i64,
+}
+
 /// Monitoring-plugin exit code: 2 critical, 3 unknown (unreadable files,
 /// missing/unreadable/empty folders), 1 warning, 0 fine.
-pub fn exit_code(report: &Report, cfg: &Config) -> i32 {
+pub fn exit_code(report: &Report, check: &CheckPolicy, require_account: bool) -> i32 {
     let critical = report.tokens.iter().any(|t| {
         matches!(t.status, Status::Expired | Status::Invalidated)
             || (t.status != Status::Superseded
                 && t.status != Status::Unreadable
-                && t.days_left.is_some_and(|d| d <= cfg.check.critical_days))
+                && t.days_left.is_some_and(|d| d <= check.critical_days))
     });
     if critical {
         return 2;
@@ -237,8 +246,8 @@ pub fn exit_code(report: &Report, cfg: &Config) -> i32 {
     }
     let warning = report.tokens.iter().any(|t| {
         t.status == Status::Superseded
-            || (cfg.alerts.require_account && t.account.is_none())
-            || t.days_left.is_some_and(|d| d <= cfg.check.warning_days)
+            || (require_account && t.account.is_none())
+            || t.days_left.is_some_and(|d| d <= check.warning_days)
     });
     i32::from(warning)
 }

@@ -18,14 +18,18 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     };
     let scan = scan::scan(&cfg.folders);
     let verdicts = stored_verdicts(&cfg);
-    let report = report::build(Utc::now(), &cfg, &scan, &verdicts);
+    let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", human(&report, cfg.timezone));
     }
-    Ok(report::exit_code(&report, &cfg))
+    Ok(report::exit_code(
+        &report,
+        &cfg.check,
+        cfg.alerts.require_account,
+    ))
 }
 
 /// Apple's verdicts as the daemon stored them, so a revoked token cannot

@@ -78,12 +78,8 @@ pub struct AlertPolicy {
     pub forget_after_days: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct CheckPolicy {
-    /// Invariant: `critical_days <= warning_days`.
-    pub warning_days: i64,
-    pub critical_days: i64,
-}
+// The view owns its exit-code thresholds; the config fills them.
+pub use crate::report::CheckPolicy;
 
 #[derive(Debug, Clone)]
 pub struct Folder {

@@ -3,7 +3,8 @@
 
 use chrono::Duration;
 
-use super::AlertPolicy;
+use super::{AlertPolicy, Config};
+use crate::assess::{self, AccountBook};
 use crate::evaluate;
 
 impl AlertPolicy {
@@ -13,6 +14,28 @@ impl AlertPolicy {
         evaluate::Policy {
             expiring_days: self.lead_days.first().copied().unwrap_or(0) as i64,
             grace: Duration::hours(self.password_change_grace_hours as i64),
+        }
+    }
+}
+
+impl Config {
+    /// Each token's account as the config links it.
+    pub fn account_book(&self) -> AccountBook {
+        AccountBook::new(
+            self.tokens
+                .iter()
+                .map(|t| (t.path.clone(), t.account.clone())),
+            self.folders.iter().map(|f| f.account.clone()).collect(),
+            self.accounts.iter().cloned(),
+        )
+    }
+
+    /// What assessing a token needs from the config.
+    pub fn assess_policy(&self) -> assess::Policy {
+        assess::Policy {
+            rules: self.alerts.rules(),
+            accounts: self.account_book(),
+            apple_verify: self.apple.verify,
         }
     }
 }

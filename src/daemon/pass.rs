@@ -50,7 +50,13 @@ impl Daemon {
         // Borrowed, not cloned: a copy of every file doubled the memory.
         let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
         let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let mut report = report::build_from(Utc::now(), &self.cfg, &folders, &files, verdicts);
+        let mut report = report::build_from(
+            Utc::now(),
+            &self.cfg.assess_policy(),
+            &folders,
+            &files,
+            verdicts,
+        );
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
         }
