@@ -1,7 +1,7 @@
 //! Walking token folders: which files are tokens, reading them without
 //! ever blocking, and reducing several paths to one token.
 //!
-//! Rules (issue 2): a token file is a regular file named `*.vpptoken` (any
+//! Rules: a token file is a regular file named `*.vpptoken` (any
 //! case) anywhere below a configured folder; hidden entries and editor
 //! leftovers are skipped; FIFOs, sockets and devices are reported, never
 //! opened for a blocking read; symlinks are followed without looping; a
@@ -28,126 +28,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Folder;
-use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
 use crate::secret::Secret;
-use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FolderState {
-    Ok,
-    Missing,
-    Unreadable,
-    Empty,
-}
-
-#[derive(Debug, Clone)]
-pub struct FolderScan {
-    pub path: PathBuf,
-    pub state: FolderState,
-    /// Readable tokens found in this folder (before de-duplication).
-    pub tokens: usize,
-    /// Why the folder is missing or unreadable.
-    pub error: Option<String>,
-    /// A symlink to a folder was found below it: the walk may reach files
-    /// by more than one path, so only a full scan knows which it lists.
-    pub folder_links: bool,
-}
-
-/// Why a file with a token name could not be read as a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileError {
-    /// Not a regular file: "a FIFO", "a socket", "a directory", ...
-    NotRegular(&'static str),
-    BrokenLink,
-    LinkLoop,
-    /// A symlink leading out of every configured folder, not followed.
-    LinkOutsideFolder,
-    /// Replaced between the look at the entry and the read (a file became
-    /// a link, a link now leads elsewhere): not read, looked at again by
-    /// the next scan.
-    Changed,
-    Io(String),
-    Token(TokenError),
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileError::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
-            FileError::BrokenLink => f.write_str("is a symbolic link to nothing"),
-            FileError::LinkLoop => f.write_str("is a symbolic link loop"),
-            // A reason code, as in `check --json`'s `detail`; mails and
-            // `check` explain it.
-            FileError::LinkOutsideFolder => f.write_str(REASON_LINK_OUTSIDE_FOLDER),
-            FileError::Changed => f.write_str("changed while being read"),
-            FileError::Io(e) => write!(f, "cannot be read: {e}"),
-            FileError::Token(e) => e.fmt(f),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FoundFile {
-    /// Absolute, as reached from the configured folder (not canonicalised).
-    pub path: PathBuf,
-    /// Index of the configured folder it was found in.
-    pub folder: usize,
-    pub size: u64,
-    pub mtime: Option<SystemTime>,
-    /// Device and inode of the file itself, for telling links apart.
-    pub file_id: Option<(u64, u64)>,
-    /// Some directory or the file itself on the way here was a symlink.
-    pub via_link: bool,
-    /// Readable by every user on the host: a credential lying open.
-    pub world_readable: bool,
-    /// Of the bytes read, for readable and unreadable files alike; None when
-    /// nothing could be read.
-    pub fingerprint: Option<Fingerprint>,
-    pub content: Result<TokenContent, FileError>,
-    /// Set when this result may be reused by the next scan as long as the
-    /// file's stamp is the same; None for files that were not read, or were
-    /// changed too recently to trust their timestamps (see [`SETTLED`]).
-    pub stamp: Option<FileStamp>,
-}
-
-/// One version of a file, told apart without reading it: any write moves
-/// the modification and change times, a chmod the change time, a rename
-/// over the file the inode; the change time cannot be set by users, so a
-/// rewrite that keeps size and modification time still shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    pub fn of(meta: &Metadata) -> FileStamp {
-        FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// The later of the modification and change times.
-    fn newest(&self) -> Option<SystemTime> {
-        let at = |(secs, nanos): (i64, i64)| {
-            let secs = u64::try_from(secs).ok()?;
-            let nanos = u32::try_from(nanos).ok()?;
-            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
-        };
-        Some(at(self.mtime)?.max(at(self.ctime)?))
-    }
-}
+use crate::token::{self, Fingerprint, MAX_TOKEN_FILE_BYTES};
+// The scan's results are plain data in the core; their old paths stay.
+pub use crate::token::found::{FileError, FileStamp, FolderScan, FolderState, FoundFile, Scan};
 
 /// A file changed less than this long before it was read is read again at
 /// the next scan (full or of named paths) even if its stamp is unchanged. File timestamps are coarse
@@ -155,24 +40,6 @@ impl FileStamp {
 /// the same tick as the first, after the read, would leave the stamp as it
 /// was (git calls such files "racily clean").
 pub const SETTLED: Duration = Duration::from_secs(2);
-
-impl FoundFile {
-    pub fn token(&self) -> Option<&TokenContent> {
-        self.content.as_ref().ok()
-    }
-
-    /// Reached through a symlink that was followed (or, broken, would be):
-    /// what it shows changes with writes elsewhere. A link out of every
-    /// folder is not followed, so no write elsewhere changes it.
-    pub fn followed_a_link(&self) -> bool {
-        self.via_link && !self.is_link_outside()
-    }
-
-    /// A symlink out of every configured folder, not followed.
-    pub fn is_link_outside(&self) -> bool {
-        matches!(self.content, Err(FileError::LinkOutsideFolder))
-    }
-}
 
 /// What a read must find, as the scan saw the entry just before: the path
 /// may be swapped in between by whoever can write to the folder, and a
@@ -191,11 +58,15 @@ pub(crate) enum Expect {
     Any,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Scan {
-    pub folders: Vec<FolderScan>,
-    /// Sorted by path; each token once.
-    pub files: Vec<FoundFile>,
+/// The stamp of the file `meta` describes.
+pub fn stamp_of(meta: &Metadata) -> FileStamp {
+    FileStamp::new(
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        (meta.mtime(), meta.mtime_nsec()),
+        (meta.ctime(), meta.ctime_nsec()),
+    )
 }
 
 /// Does this file name look like a token file?
@@ -394,7 +265,7 @@ fn scan_folder_inner(
             }
             if token_name {
                 let via_link = via_link || is_link;
-                let stamp = Some(FileStamp::of(&meta));
+                let stamp = Some(stamp_of(&meta));
                 let reused = cached
                     .get(path.as_os_str())
                     .copied()
@@ -499,7 +370,7 @@ fn read_found(
     let read_at = SystemTime::now();
     match read_into(&found.path, expect, buf) {
         Ok(meta) => {
-            let stamp = FileStamp::of(&meta);
+            let stamp = stamp_of(&meta);
             found.stamp = stamp
                 .newest()
                 .and_then(|t| t.checked_add(settled))

@@ -21,13 +21,13 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::mail::payload::{self, MailPayload};
 use crate::mail::transport::{MailError, Mailer, OutgoingMail};
 use crate::state::{OutboxRow, StateStore};
 
-/// First retry after about this long, doubling up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF_SECS: f64 = 5.0;
-const MAX_BACKOFF_SECS: f64 = 3600.0;
+/// A failed send is retried after about 5 s, doubling up to an hour.
+const SEND_RETRY: Backoff = Backoff::new(StdDuration::from_secs(5), StdDuration::from_secs(3600));
 /// Permanent failures (5xx) get this many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Mails sent at once. Each SMTP session spends most of its time waiting
@@ -41,19 +41,19 @@ const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
 /// the sender looks at the outbox at least this often to notice.
 const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
 /// A delivery outcome the state database refused (disk full, read-only)
-/// is written again after this long, doubling up to [`RECORD_RETRY_MAX`].
-const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_secs(1);
-const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(30);
+/// is written again after 1 s, doubling up to 30 s.
+const RECORD_RETRY: Backoff = Backoff::new(StdDuration::from_secs(1), StdDuration::from_secs(30));
 
 /// For tests and benchmarks only, never a config key: the environment
 /// variable `TOKENWATCH_RETRY_BASE_MS` replaces the 5 s first retry (the
 /// one-hour cap scales with it), so a test can show many retry rounds of a
 /// mail server outage in seconds. Read once, when the sender starts.
 pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
-static RETRY_BASE_SECS: OnceLock<f64> = OnceLock::new();
+static SEND_RETRY_USED: OnceLock<Backoff> = OnceLock::new();
 
-fn retry_base_secs() -> f64 {
-    *RETRY_BASE_SECS.get_or_init(|| {
+/// [`SEND_RETRY`], or its test-knob variant.
+fn send_retry() -> Backoff {
+    *SEND_RETRY_USED.get_or_init(|| {
         let ms = std::env::var(RETRY_BASE_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -65,9 +65,9 @@ fn retry_base_secs() -> f64 {
                     ms,
                     "test knob set: mail retries start after {ms} ms instead of 5 s"
                 );
-                ms as f64 / 1000.0
+                SEND_RETRY.scaled(StdDuration::from_millis(ms))
             }
-            None => FIRST_BACKOFF_SECS,
+            None => SEND_RETRY,
         }
     })
 }
@@ -75,16 +75,11 @@ fn retry_base_secs() -> f64 {
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    backoff_from(FIRST_BACKOFF_SECS, attempts, jitter)
+    millis(SEND_RETRY.nth_jittered(attempts, jitter))
 }
 
-/// [`backoff`] starting at `first_secs` instead of 5 s, the cap scaled
-/// alike (see [`RETRY_BASE_ENV`]).
-fn backoff_from(first_secs: f64, attempts: u32, jitter: f64) -> Duration {
-    let cap = MAX_BACKOFF_SECS * first_secs / FIRST_BACKOFF_SECS;
-    let base = (first_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(cap);
-    let factor = 1.0 + jitter.clamp(-0.2, 0.2);
-    Duration::milliseconds((base * factor * 1000.0) as i64)
+fn millis(d: StdDuration) -> Duration {
+    Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The mail an outbox row holds. Only mail is sent today: a row of another
@@ -176,27 +171,28 @@ struct Attempt {
 
 impl Sender {
     pub async fn run(mut self) {
-        retry_base_secs();
+        send_retry();
         // Outcomes the database refused. Until they are written nothing
         // else is sent: those mails are still "pending" in the outbox, and
         // sending on would deliver them again and again while the disk is
         // full. After a crash they are sent once more (same Message-ID).
         let mut unrecorded: Vec<Attempt> = Vec::new();
-        let mut record_retry = RECORD_RETRY_FIRST;
+        // Rounds in a row in which the database refused an outcome.
+        let mut refused_rounds = 0u32;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
+            let record_retry = RECORD_RETRY.nth(refused_rounds + 1);
             unrecorded = self.record_all(unrecorded, record_retry);
             let wait = if !unrecorded.is_empty() {
-                let wait = record_retry;
-                record_retry = (record_retry * 2).min(RECORD_RETRY_MAX);
-                wait
+                refused_rounds = refused_rounds.saturating_add(1);
+                record_retry
             } else {
-                record_retry = RECORD_RETRY_FIRST;
+                refused_rounds = 0;
                 unrecorded = self.deliver_due().await;
                 if !unrecorded.is_empty() {
-                    record_retry
+                    RECORD_RETRY.first
                 } else {
                     let next = tokio::task::block_in_place(|| self.store.next_due_at())
                         .unwrap_or_else(|e| {
@@ -342,7 +338,7 @@ fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>) -> Attempt {
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + backoff_from(retry_base_secs(), attempts, jitter))
+                Some(now + millis(send_retry().nth_jittered(attempts, jitter)))
             };
             match next {
                 Some(at) => {
@@ -457,6 +453,10 @@ mod tests {
 
     #[test]
     fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
+        let backoff_from = |first_secs: f64, attempts, jitter| {
+            let first = StdDuration::from_secs_f64(first_secs);
+            millis(SEND_RETRY.scaled(first).nth_jittered(attempts, jitter))
+        };
         assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
         assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
         assert_eq!(backoff_from(0.1, 30, 0.0), Duration::seconds(72));

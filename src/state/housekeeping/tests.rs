@@ -56,7 +56,7 @@ fn verdict(c: char) -> StoredVerdict {
     StoredVerdict {
         fingerprint: fp(c),
         verified_at: days_ago(402),
-        verdict: "valid".to_owned(),
+        verdict: crate::evaluate::Verdict::Valid,
         location_name: None,
         uid: None,
         mdm_name: None,
