@@ -74,6 +74,7 @@ fn report_build(c: &mut Criterion) {
             FoundFile {
                 path: root.join(format!("t{i:07}.vpptoken")),
                 folder: 0,
+                kind: token::KindId::Vpp,
                 size: text.len() as u64,
                 mtime: None,
                 file_id: Some((1, i as u64)),

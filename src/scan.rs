@@ -1,9 +1,9 @@
 //! Walking token folders: which files are tokens, reading them without
 //! ever blocking, and reducing several paths to one token.
 //!
-//! Rules: a token file is a regular file named `*.vpptoken` (any
-//! case) anywhere below a configured folder; hidden entries and editor
-//! leftovers are skipped; FIFOs, sockets and devices are reported, never
+//! Rules: a token file is a regular file whose name a credential kind
+//! claims (see [`crate::token::kind`]) anywhere below a configured folder;
+//! hidden entries and editor leftovers are skipped; FIFOs, sockets and devices are reported, never
 //! opened for a blocking read; symlinks are followed without looping; a
 //! token reached twice is one token, shown under its real path.
 //!
@@ -30,7 +30,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Folder;
 use crate::secret::Secret;
-use crate::token::{self, Fingerprint, MAX_TOKEN_FILE_BYTES};
+use crate::token::{self, Fingerprint, Kind, KindId, MAX_TOKEN_FILE_BYTES};
 // The scan's results are plain data in the core; their old paths stay.
 pub use crate::token::found::{FileError, FileStamp, FolderScan, FolderState, FoundFile, Scan};
 
@@ -71,11 +71,16 @@ pub fn stamp_of(meta: &Metadata) -> FileStamp {
 
 /// Does this file name look like a token file?
 pub fn is_token_name(name: &[u8]) -> bool {
-    const EXT: &[u8] = b".vpptoken";
+    kind_of(name).is_some()
+}
+
+/// The kind whose files have names like this one; None for names no kind
+/// claims and for hidden files.
+pub fn kind_of(name: &[u8]) -> Option<&'static dyn Kind> {
     if name.first() == Some(&b'.') {
-        return false;
+        return None;
     }
-    name.len() > EXT.len() && name[name.len() - EXT.len()..].eq_ignore_ascii_case(EXT)
+    token::kind_for_name(name)
 }
 
 fn is_skipped(name: &[u8]) -> bool {
@@ -206,7 +211,8 @@ fn scan_folder_inner(
                 continue;
             }
             let path = dir.join(&name);
-            let token_name = is_token_name(bytes);
+            let claimed = kind_of(bytes);
+            let token_name = claimed.is_some();
             let Ok(lmeta) = entry.metadata() else {
                 continue;
             };
@@ -222,7 +228,9 @@ fn scan_folder_inner(
                             } else {
                                 FileError::BrokenLink
                             };
-                            files.push(Found::Fresh(problem(path, index, true, err)));
+                            let mut found = problem(path, index, true, err);
+                            found.kind = kind_id(claimed);
+                            files.push(Found::Fresh(found));
                         }
                         continue;
                     }
@@ -239,6 +247,7 @@ fn scan_folder_inner(
                     // so nothing of it (not even a hash) is kept or shown.
                     if meta.is_dir() || token_name {
                         let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
+                        found.kind = kind_id(claimed);
                         // The link itself: two paths to it are one report.
                         found.file_id = Some(link_id);
                         files.push(Found::Fresh(found));
@@ -249,12 +258,14 @@ fn scan_folder_inner(
             if meta.is_dir() {
                 state.folder_links |= is_link;
                 if token_name {
-                    files.push(Found::Fresh(problem(
+                    let mut found = problem(
                         path.clone(),
                         index,
                         via_link || is_link,
                         FileError::NotRegular("a directory"),
-                    )));
+                    );
+                    found.kind = kind_id(claimed);
+                    files.push(Found::Fresh(found));
                 }
                 // Following linked folders is wanted; the visited set keeps
                 // a link back up the tree from looping.
@@ -263,7 +274,7 @@ fn scan_folder_inner(
                 }
                 continue;
             }
-            if token_name {
+            if let Some(kind) = claimed {
                 let via_link = via_link || is_link;
                 let stamp = Some(stamp_of(&meta));
                 let reused = cached
@@ -272,8 +283,8 @@ fn scan_folder_inner(
                     .filter(|&i| previous[i].via_link == via_link && previous[i].stamp == stamp);
                 files.push(match reused {
                     Some(i) => Found::Reused(i),
-                    None => Found::Fresh(read_found(
-                        path, index, via_link, &meta, expect, settled, &mut buf,
+                    None => Found::Fresh(read_found_as(
+                        path, index, kind, via_link, &meta, expect, settled, &mut buf,
                     )),
                 });
             }
@@ -319,10 +330,17 @@ fn sorted_by_path(files: Vec<FoundFile>) -> Vec<FoundFile> {
     sorted
 }
 
+/// The id of the kind that claimed a name; files of no kind (a path
+/// `inspect` was given) are read as content tokens, as before kinds.
+fn kind_id(kind: Option<&'static dyn Kind>) -> KindId {
+    kind.map_or(KindId::default(), |k| k.id())
+}
+
 fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileError) -> FoundFile {
     FoundFile {
         path,
         folder,
+        kind: KindId::default(),
         size: 0,
         mtime: None,
         file_id: None,
@@ -353,7 +371,9 @@ fn special_kind(meta: &Metadata) -> Option<&'static str> {
     }
 }
 
-fn read_found(
+/// [`read_found_as`] the kind its name says.
+#[cfg(test)]
+pub(crate) fn read_found(
     path: PathBuf,
     folder: usize,
     via_link: bool,
@@ -362,13 +382,31 @@ fn read_found(
     settled: Duration,
     buf: &mut Vec<u8>,
 ) -> FoundFile {
+    let kind = kind_by_path(&path);
+    read_found_as(path, folder, kind, via_link, meta, expect, settled, buf)
+}
+
+// The scan's working state, passed down as it is: a struct would be built
+// once per file for this one call.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read_found_as(
+    path: PathBuf,
+    folder: usize,
+    kind: &'static dyn Kind,
+    via_link: bool,
+    meta: &Metadata,
+    expect: Expect,
+    settled: Duration,
+    buf: &mut Vec<u8>,
+) -> FoundFile {
     let mut found = problem(path, folder, via_link, FileError::Io(String::new()));
-    if let Some(kind) = special_kind(meta) {
-        found.content = Err(FileError::NotRegular(kind));
+    found.kind = kind.id();
+    if let Some(special) = special_kind(meta) {
+        found.content = Err(FileError::NotRegular(special));
         return found;
     }
     let read_at = SystemTime::now();
-    match read_into(&found.path, expect, buf) {
+    match read_into(&found.path, expect, kind.max_bytes(), buf) {
         Ok(meta) => {
             let stamp = stamp_of(&meta);
             found.stamp = stamp
@@ -380,7 +418,7 @@ fn read_found(
             found.mtime = meta.modified().ok();
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
-            let (fingerprint, content) = token::parse_with_fingerprint(buf);
+            let (fingerprint, content) = kind.read(buf);
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
@@ -400,7 +438,7 @@ fn read_found(
 /// checks the type again on the open file.
 pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
     let mut bytes = Vec::new();
-    let meta = read_into(path, Expect::Any, &mut bytes)?;
+    let meta = read_into(path, Expect::Any, MAX_TOKEN_FILE_BYTES, &mut bytes)?;
     Ok((bytes, meta))
 }
 
@@ -410,7 +448,14 @@ pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
 ///
 /// `expect` is what the caller saw at `path` just before; a file that is
 /// not it is never read (see [`Expect`]).
-fn read_into(path: &Path, expect: Expect, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
+/// At most `max` + 1 bytes are read: the kind tells a file that is too
+/// large from one that is just large enough.
+fn read_into(
+    path: &Path,
+    expect: Expect,
+    max: usize,
+    bytes: &mut Vec<u8>,
+) -> Result<Metadata, FileError> {
     bytes.clear();
     let plain = matches!(expect, Expect::Plain(_));
     let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
@@ -432,8 +477,8 @@ fn read_into(path: &Path, expect: Expect, bytes: &mut Vec<u8>) -> Result<Metadat
     if let Some(kind) = special_kind(&meta) {
         return Err(FileError::NotRegular(kind));
     }
-    bytes.reserve((meta.len() as usize).min(MAX_TOKEN_FILE_BYTES + 1));
-    file.take(MAX_TOKEN_FILE_BYTES as u64 + 1)
+    bytes.reserve((meta.len() as usize).min(max + 1));
+    file.take(max as u64 + 1)
         .read_to_end(bytes)
         .map_err(|e| FileError::Io(io_cause(&e)))?;
     Ok(meta)
@@ -452,8 +497,9 @@ fn io_cause(e: &io::Error) -> String {
 /// tokens' Base64 texts were a third of the daemon's memory, and a secret
 /// is best held only while it is used.
 pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, NoBearer> {
+    let kind = kind_by_path(path);
     let (bytes, _) = read_limited(path).map_err(NoBearer::Unreadable)?;
-    let (content, bearer) = token::parse_with_bearer(&bytes).map_err(|_| NoBearer::Changed)?;
+    let (content, bearer) = kind.bearer(&bytes).map_err(|_| NoBearer::Changed)?;
     if content.fingerprint.as_str() != fingerprint {
         return Err(NoBearer::Changed);
     }
@@ -482,15 +528,24 @@ impl fmt::Display for NoBearer {
     }
 }
 
+/// The kind of the file at `path` by its name; a name no kind claims is
+/// read as a content token (`inspect` takes any path).
+fn kind_by_path(path: &Path) -> &'static dyn Kind {
+    path.file_name()
+        .and_then(|n| token::kind_for_name(n.as_bytes()))
+        .unwrap_or_else(|| token::kind(KindId::default()))
+}
+
 /// Reads one file the way a scan would (for `inspect`).
 pub fn read_one(path: &Path) -> FoundFile {
     match std::fs::metadata(path) {
         Ok(meta) => {
             let via_link =
                 std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-            read_found(
+            read_found_as(
                 path.to_path_buf(),
                 0,
+                kind_by_path(path),
                 via_link,
                 &meta,
                 Expect::Any,

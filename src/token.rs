@@ -34,8 +34,11 @@ mod date;
 mod error;
 pub mod found;
 mod json;
+pub mod kind;
+pub mod vpp;
 
 pub use error::{Base64Problem, DateText, JsonKind, JsonProblem, PemKind, TokenError};
+pub use kind::{kind, kind_for_name, Kind, KindId, Rules, KINDS};
 
 /// Largest file the reader accepts. A real content token is about 1 KiB.
 pub const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;

@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, is_token_name, read_found, Expect, FolderScan, FolderState, FoundFile, SETTLED,
+    is_skipped, kind_of, read_found_as, Expect, FolderScan, FolderState, FoundFile, SETTLED,
 };
 use crate::config::Folder;
 
@@ -126,7 +126,7 @@ fn update_one(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(_) => return Err(FullScan),
     };
-    let token = is_token_name(name);
+    let kind = kind_of(name);
     match meta {
         None => {
             // Gone: a file, or a folder whose tokens the scan listed.
@@ -143,12 +143,16 @@ fn update_one(
         // full scan sees its change time move and reads it again.
         Some(m) if m.nlink() > 1 => Err(FullScan),
         Some(_) if below => Err(FullScan),
-        Some(m) if token => {
+        Some(m) if kind.is_some() => {
             // Looked at as a plain file: what is opened must be that file
             // (a link swapped in since is not followed).
-            let fresh = read_found(
+            let Some(kind) = kind else {
+                return Err(FullScan);
+            };
+            let fresh = read_found_as(
                 path.to_path_buf(),
                 index,
+                kind,
                 false,
                 &m,
                 Expect::Plain((m.dev(), m.ino())),

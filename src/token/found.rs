@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fingerprint, TokenContent, TokenError};
+use super::{Fingerprint, KindId, TokenContent, TokenError};
 
 /// The `detail` of an unreadable entry that is a symlink leading out of
 /// every configured folder (not followed).
@@ -75,6 +75,9 @@ pub struct FoundFile {
     pub path: PathBuf,
     /// Index of the configured folder it was found in.
     pub folder: usize,
+    /// The kind that claimed the file's name; decides how it was read and
+    /// which rules apply.
+    pub kind: KindId,
     pub size: u64,
     pub mtime: Option<SystemTime>,
     /// Device and inode of the file itself, for telling links apart.
