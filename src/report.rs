@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use crate::assess::Policy;
 use crate::evaluate::{self, Facts, Status};
 use crate::token::found::{FolderScan, FolderState, FoundFile, Scan};
+use crate::token::KindId;
 // Moved to `show`; the old paths stay while callers move.
 pub use crate::show::{rfc3339, show_path};
 
@@ -37,6 +38,10 @@ pub struct FolderReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TokenReport {
     pub path: String,
+    /// The credential kind (`vpp`). A snapshot stored before kinds existed
+    /// has none, and everything then was a content token.
+    #[serde(default)]
+    pub kind: KindId,
     pub org_name: Option<String>,
     /// First 12 hex digits of the SHA-256 fingerprint.
     pub fingerprint: Option<String>,
@@ -139,6 +144,7 @@ pub fn build_from(
                     let e = evaluate::evaluate(now, &facts, &policy.rules);
                     TokenReport {
                         path: show_path(&f.path),
+                        kind: f.kind,
                         org_name: Some(t.org_name.clone()),
                         fingerprint,
                         created_at: Some(t.created_at),
@@ -157,6 +163,7 @@ pub fn build_from(
                 }
                 Err(err) => TokenReport {
                     path: show_path(&f.path),
+                    kind: f.kind,
                     org_name: None,
                     fingerprint,
                     created_at: None,
@@ -250,4 +257,26 @@ pub fn exit_code(report: &Report, check: &CheckPolicy, require_account: bool) ->
             || t.days_left.is_some_and(|d| d <= check.warning_days)
     });
     i32::from(warning)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `status` reads the snapshot the daemon stored, which may have been
+    /// written by the release before kinds: its tokens have no `kind`.
+    #[test]
+    fn a_snapshot_stored_before_kinds_reads_back_with_every_token_a_content_token() {
+        let text = include_str!("../tests/fixtures/state/v1-pending-parked.status.json");
+        assert!(!text.contains("\"kind\""), "the fixture predates kinds");
+        let report: Report = serde_json::from_str(text).unwrap();
+        assert_eq!(report.tokens.len(), 5);
+        assert!(report.tokens.iter().all(|t| t.kind == KindId::Vpp));
+        let again = serde_json::to_value(&report).unwrap();
+        assert!(again["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["kind"] == "vpp"));
+    }
 }

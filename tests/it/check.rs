@@ -48,6 +48,20 @@ fn all_fine_exits_0_with_the_documented_json_keys() {
 }
 
 #[test]
+fn every_token_and_unreadable_file_has_kind_vpp() {
+    let env = Env::new();
+    env.config("");
+    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
+    env.write("tokens/broken.vpptoken", "not a token");
+    let (_, json, run) = check_json(&env);
+    let tokens = json["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2, "{}", run.describe());
+    for t in tokens {
+        assert_eq!(t["kind"], "vpp", "{t}");
+    }
+}
+
+#[test]
 fn within_warning_days_exits_1() {
     let env = Env::new();
     env.config("");

@@ -273,6 +273,7 @@ fn a_small_summary_says_nothing_about_more() {
 fn token_report(i: usize, path: String) -> crate::report::TokenReport {
     crate::report::TokenReport {
         path,
+        kind: crate::token::KindId::Vpp,
         org_name: Some(format!("Org {i}")),
         fingerprint: Some("3f2a9c1b7d4e".into()),
         created_at: None,
