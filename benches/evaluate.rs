@@ -43,6 +43,7 @@ fn evaluate_one(c: &mut Criterion) {
                 account: Some(&account),
                 apple: None,
                 superseded: false,
+                rules: token::kind(token::KindId::Vpp).rules(),
             };
             black_box(evaluate::evaluate(black_box(now()), &facts, &policy))
         })

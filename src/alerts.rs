@@ -63,6 +63,8 @@ pub struct Subject {
     /// path for files with no content (FIFOs, broken links).
     pub identity: String,
     pub path: String,
+    /// The credential kind: mails name it and give its advice.
+    pub kind: crate::token::KindId,
     pub org_name: Option<String>,
     pub status: Status,
     pub days_left: Option<i64>,

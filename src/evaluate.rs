@@ -9,6 +9,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::token::Rules;
+
 /// Ordered by precedence: when several apply, the greatest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,10 @@ pub struct Facts<'a> {
     pub apple: Option<Verdict>,
     /// Another token with the same Apple `uId` expires later.
     pub superseded: bool,
+    /// Which of the rules apply to the token's kind: a password change
+    /// counts only where it kills the file, Apple's verdict only where
+    /// Apple is asked.
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,13 +168,15 @@ pub fn evaluate(now: DateTime<Utc>, facts: &Facts, policy: &Policy) -> Evaluatio
     let days = days_left(now, facts.expires_at);
     let mut detail = None;
 
-    let invalid_reason = match facts.apple {
+    let apple = facts.apple.filter(|_| facts.rules.apple_verification);
+    let invalid_reason = match apple {
         Some(Verdict::Revoked) => Some(REASON_APPLE_REVOKED),
         Some(Verdict::Invalid) => Some(REASON_APPLE_INVALID),
         _ => None,
     };
     let password_changed = facts
         .account
+        .filter(|_| facts.rules.account_password_change)
         .and_then(|a| a.password_changed.map(|at| (a, at)))
         // A change that has not happened yet (clock skew, a typo) kills nothing.
         .filter(|(_, at)| *at <= now);
@@ -196,7 +204,7 @@ pub fn evaluate(now: DateTime<Utc>, facts: &Facts, policy: &Policy) -> Evaluatio
     } else if killed_by_password {
         detail = Some(REASON_PASSWORD_CHANGE.to_string());
         Status::Invalidated
-    } else if now >= facts.expires_at || facts.apple == Some(Verdict::Expired) {
+    } else if now >= facts.expires_at || apple == Some(Verdict::Expired) {
         Status::Expired
     } else if days <= policy.expiring_days {
         Status::Expiring
@@ -231,6 +239,32 @@ mod tests {
             account: None,
             apple: None,
             superseded: false,
+            rules: crate::token::kind(crate::token::KindId::Vpp).rules(),
+        }
+    }
+
+    #[test]
+    fn a_kind_without_the_password_and_apple_rules_ignores_both() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        let acc = account(at(2026, 10, 1, 0, 0, 0));
+        let none = Rules {
+            account_password_change: false,
+            apple_verification: false,
+        };
+        for apple in [Verdict::Revoked, Verdict::Invalid, Verdict::Expired] {
+            let f = Facts {
+                account: Some(&acc),
+                apple: Some(apple),
+                rules: none,
+                ..facts(exp)
+            };
+            assert_eq!(evaluate(now, &f, &POLICY).status, Status::Ok, "{apple}");
+            let f = Facts {
+                rules: facts(exp).rules,
+                ..f
+            };
+            assert_ne!(evaluate(now, &f, &POLICY).status, Status::Ok, "{apple}");
         }
     }
 

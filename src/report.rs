@@ -118,9 +118,13 @@ pub fn build_from(
             let modified_at = f.mtime.map(DateTime::<Utc>::from);
             match &f.content {
                 Ok(t) => {
+                    let rules = crate::token::kind(f.kind).rules();
                     let apple = match verdicts.get(t.fingerprint.as_str()) {
                         Some(v) => Some(AppleReport::from_record(v, t.expires_at)),
-                        None if !t.verifiable_with_apple() && policy.apple_verify => {
+                        None if rules.apple_verification
+                            && !t.verifiable_with_apple()
+                            && policy.apple_verify =>
+                        {
                             Some(AppleReport::unverifiable())
                         }
                         None => None,
@@ -140,6 +144,7 @@ pub fn build_from(
                             .map(|a| a.verdict)
                             .filter(|v| v.is_definitive()),
                         superseded: superseded_by.is_some(),
+                        rules,
                     };
                     let e = evaluate::evaluate(now, &facts, &policy.rules);
                     TokenReport {

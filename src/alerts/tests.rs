@@ -18,6 +18,7 @@ fn token(fp: &str, status: Status, days_left: i64) -> Subject {
     Subject {
         identity: fp.into(),
         path: format!("/srv/tokens/{fp}.vpptoken"),
+        kind: crate::token::KindId::Vpp,
         org_name: Some("Acme".into()),
         status,
         days_left: Some(days_left),

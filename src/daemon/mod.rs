@@ -285,7 +285,10 @@ impl Daemon {
             .interval_near(now)
             .unwrap_or(chrono::Duration::hours(6));
         let present = self.slots.iter().flat_map(|s| &s.files).filter_map(|f| {
-            let t = f.token().filter(|t| t.verifiable_with_apple())?;
+            let asks_apple = crate::token::kind(f.kind).rules().apple_verification;
+            let t = f
+                .token()
+                .filter(|t| asks_apple && t.verifiable_with_apple())?;
             Some((t.fingerprint.as_str(), f.path.as_path()))
         });
         // A failed check is never fresh: it is asked again.

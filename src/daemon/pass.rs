@@ -164,6 +164,7 @@ impl Daemon {
             .map(|t| Subject {
                 identity: t.identity.clone(),
                 path: t.path.clone(),
+                kind: t.kind,
                 org_name: t.org_name.clone(),
                 status: t.status,
                 days_left: t.days_left,

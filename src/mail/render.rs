@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 
 use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
 pub use crate::show::{clean, local};
+use crate::token::{self, KindId};
 
 pub struct Context<'a> {
     pub tz: Tz,
@@ -24,13 +25,6 @@ pub struct Rendered {
     pub text: String,
     pub html: String,
 }
-
-const RENEWAL: &str = "To renew: sign in to Apple Business with a role that may get licences for apps and books, \
-open Settings > Payments & Billing > Apps & Books, download a new content token, and upload it to your MDM. \
-Then replace the old file in the watched folder.";
-const PASSWORD_WARNING: &str =
-    "Changing the password of the Managed Apple Account that downloaded a token \
-invalidates that token at once: download a new token after every password change.";
 
 /// A summary or digest lists at most this many items and counts the rest:
 /// a storm of a million broken files must still make one mail a relay
@@ -143,7 +137,8 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
     let s = alert.subject.and_then(|i| subjects.get(i));
     let token = |s: &Subject| {
         format!(
-            "Content token for {} ({})",
+            "{} for {} ({})",
+            token::kind(s.kind).noun(),
             clean(s.org_name.as_deref().unwrap_or("unknown organisation"), 60),
             clean(file_stem(&s.path), 60)
         )
@@ -310,11 +305,21 @@ fn facts(
     rows
 }
 
-fn advice(kind: &AlertKind) -> Vec<&'static str> {
-    match kind {
-        AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => vec![RENEWAL, PASSWORD_WARNING],
+/// The kind of the alert's file; alerts about no file (folders, Apple)
+/// get the content token's texts, as before kinds.
+fn kind_of(alert: &Alert, subjects: &[Subject]) -> KindId {
+    alert
+        .subject
+        .and_then(|i| subjects.get(i))
+        .map_or(KindId::default(), |s| s.kind)
+}
+
+fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
+    let of_kind = token::kind(kind_of(alert, subjects));
+    match &alert.kind {
+        AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => of_kind.renewal_advice().to_vec(),
         AlertKind::Unreadable { error } if error == crate::evaluate::REASON_LINK_OUTSIDE_FOLDER => vec!["tokenwatch does not follow a symbolic link out of every watched folder, so it reads nothing through it. Move the token into a watched folder (and point the link there), remove the link, or set follow_links = true on its [[folder]] if the link is meant."],
-        AlertKind::Unreadable { .. } => vec!["Replace the file with the .vpptoken file downloaded from Apple Business, or remove it from the watched folder. `tokenwatch inspect FILE` shows what is wrong."],
+        AlertKind::Unreadable { .. } => vec![of_kind.unreadable_advice()],
         AlertKind::Superseded => vec!["Another token with the same Apple location expires later and is in use: the old file can be removed."],
         AlertKind::NoAccount => vec!["Name the Managed Apple Account that downloaded this token in the config (the folder's `account`, or a [[token]] entry), so that a password change can be caught."],
         AlertKind::FolderProblem { .. } => vec!["Check that the share is mounted and readable by the tokenwatch user. Tokens in this folder are not being watched until it is back."],
@@ -348,7 +353,7 @@ pub fn render_alert(
 ) -> Rendered {
     let head = headline(alert, subjects, folders);
     let rows = facts(alert, subjects, folders, ctx);
-    let advice = advice(&alert.kind);
+    let advice = advice(alert, subjects);
     let mut text = format!("{head}\n\n");
     for (k, v) in &rows {
         let _ = writeln!(text, "{k}: {v}");
@@ -427,16 +432,15 @@ pub fn render_summary(
     if !more_html.is_empty() {
         let _ = writeln!(html, "<li>{more_html}</li>");
     }
-    let _ = write!(
-        text,
-        "\n{RENEWAL}\n\n{PASSWORD_WARNING}\n\nSent by: {}\n",
-        clean(ctx.host, 200)
-    );
+    html.push_str("</ul>\n");
+    for a in summary_advice(alerts, subjects) {
+        let _ = write!(text, "\n{a}\n");
+        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
+    }
+    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
     let _ = write!(
         html,
-        "</ul>\n<p>{}</p>\n<p>{}</p>\n<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(RENEWAL),
-        html_escape(PASSWORD_WARNING),
+        "<p>Sent by: {}</p>\n</body></html>\n",
         html_escape(&clean(ctx.host, 200))
     );
     Rendered {
@@ -444,6 +448,32 @@ pub fn render_summary(
         text,
         html,
     }
+}
+
+/// The renewal advice of every kind the alerts are about, each paragraph
+/// once, in the order the kinds first appear; a summary about folders alone
+/// ends with the content token's, as before kinds.
+fn summary_advice(alerts: &[Alert], subjects: &[Subject]) -> Vec<&'static str> {
+    let mut kinds: Vec<KindId> = Vec::new();
+    for a in alerts {
+        if let Some(s) = a.subject.and_then(|i| subjects.get(i)) {
+            if !kinds.contains(&s.kind) {
+                kinds.push(s.kind);
+            }
+        }
+    }
+    if kinds.is_empty() {
+        kinds.push(KindId::default());
+    }
+    let mut paragraphs: Vec<&'static str> = Vec::new();
+    for k in kinds {
+        for &p in token::kind(k).renewal_advice() {
+            if !paragraphs.contains(&p) {
+                paragraphs.push(p);
+            }
+        }
+    }
+    paragraphs
 }
 
 /// The scheduled digest for one recipient: every token they hear about

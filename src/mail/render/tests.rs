@@ -6,6 +6,7 @@ fn subject() -> Subject {
     Subject {
         identity: "3f2a9c1b7d4e0000111122223333444455556666777788889999aaaabbbbcccc".into(),
         path: "/srv/tokens/acme/sToken_for_Berlin.vpptoken".into(),
+        kind: crate::token::KindId::Vpp,
         org_name: Some("Acme Corp".into()),
         status: Status::Expiring,
         days_left: Some(14),
