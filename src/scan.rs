@@ -28,7 +28,6 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::config::Folder;
 use crate::secret::Secret;
 use crate::token::{self, Fingerprint, Kind, KindId, MAX_TOKEN_FILE_BYTES};
 // The scan's results are plain data in the core; their old paths stay.
@@ -90,8 +89,20 @@ fn is_skipped(name: &[u8]) -> bool {
         || name.ends_with(b".tmp")
 }
 
+/// What a scan needs to know of one configured folder (the config builds
+/// them: `Config::folder_specs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderSpec {
+    /// Absolute, not canonicalised.
+    pub path: PathBuf,
+    /// A folder with no token file is fine, not `empty`.
+    pub allow_empty: bool,
+    /// Follow symlinks below it wherever they lead (see [`Links`]).
+    pub follow_links: bool,
+}
+
 /// Scans every folder and de-duplicates across them.
-pub fn scan(folders: &[Folder]) -> Scan {
+pub fn scan(folders: &[FolderSpec]) -> Scan {
     let mut out = Scan::default();
     let within = Links::within(folders.iter().map(|f| &f.path));
     for (i, folder) in folders.iter().enumerate() {

@@ -32,7 +32,7 @@ pub fn password_changed(
 
     // What the change means right now, as `check` would see it.
     let cfg = &rec.edited.config;
-    let scan = crate::scan::scan(&cfg.folders);
+    let scan = crate::scan::scan(&cfg.folder_specs());
     let report = crate::report::build(
         now,
         &cfg.assess_policy(),

@@ -16,7 +16,7 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
-    let scan = scan::scan(&cfg.folders);
+    let scan = scan::scan(&cfg.folder_specs());
     let verdicts = stored_verdicts(&cfg);
     let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);

@@ -6,6 +6,17 @@ use chrono::Duration;
 use super::{AlertPolicy, Config};
 use crate::assess::{self, AccountBook};
 use crate::evaluate;
+use crate::scan::FolderSpec;
+
+impl From<&super::Folder> for FolderSpec {
+    fn from(f: &super::Folder) -> FolderSpec {
+        FolderSpec {
+            path: f.path.clone(),
+            allow_empty: f.allow_empty,
+            follow_links: f.follow_links,
+        }
+    }
+}
 
 impl AlertPolicy {
     /// What the status rules need: the largest lead day marks "expiring",
@@ -19,6 +30,12 @@ impl AlertPolicy {
 }
 
 impl Config {
+    /// The folders as the scan takes them, in config order (the scan's
+    /// folder indices are indices into `folders`).
+    pub fn folder_specs(&self) -> Vec<FolderSpec> {
+        self.folders.iter().map(FolderSpec::from).collect()
+    }
+
     /// Each token's account as the config links it.
     pub fn account_book(&self) -> AccountBook {
         AccountBook::new(

@@ -323,8 +323,9 @@ impl Daemon {
             _ => None,
         };
         let folder = &slot.folder;
+        let spec = scan::FolderSpec::from(folder);
         let targeted = match &named {
-            Some(paths) => scan::rescan_paths(i, folder, &slot.scan, previous, paths),
+            Some(paths) => scan::rescan_paths(i, &spec, &slot.scan, previous, paths),
             None => Err(previous),
         };
         let how = if targeted.is_ok() {
@@ -333,7 +334,7 @@ impl Daemon {
             "full"
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
-            let links = scan::Links::for_folder(folder, &self.cfg.folders);
+            let links = scan::Links::for_folder(&spec, &self.cfg.folder_specs());
             scan::scan_folder_cached(
                 i,
                 &folder.path,

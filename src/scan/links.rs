@@ -4,7 +4,7 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::config::Folder;
+use super::FolderSpec;
 
 /// Where the symlinks below a folder may lead and still be followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +18,7 @@ pub enum Links {
 
 impl Links {
     /// The rule for `folder`, one of the configured folders `all`.
-    pub fn for_folder(folder: &Folder, all: &[Folder]) -> Links {
+    pub fn for_folder(folder: &FolderSpec, all: &[FolderSpec]) -> Links {
         if folder.follow_links {
             Links::Follow
         } else {

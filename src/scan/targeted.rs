@@ -19,9 +19,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, kind_of, read_found_as, Expect, FolderScan, FolderState, FoundFile, SETTLED,
+    is_skipped, kind_of, read_found_as, Expect, FolderScan, FolderSpec, FolderState, FoundFile,
+    SETTLED,
 };
-use crate::config::Folder;
 
 /// More named paths than this in one batch are cheaper to take as a full
 /// (cached) scan than to look up one by one.
@@ -36,7 +36,7 @@ struct FullScan;
 /// files back when a full rescan is needed instead.
 pub fn rescan_paths(
     index: usize,
-    folder: &Folder,
+    folder: &FolderSpec,
     last: &FolderScan,
     mut files: Vec<FoundFile>,
     paths: &[PathBuf],

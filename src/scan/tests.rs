@@ -457,12 +457,9 @@ fn a_configured_folder_that_is_a_link_is_scanned_and_its_links_judged_by_its_tar
 fn scan_judges_links_against_every_configured_folder() {
     let (dir, root, elsewhere) = tokens_and_elsewhere();
     symlink(elsewhere.join("far.vpptoken"), root.join("far.vpptoken")).unwrap();
-    let folder = |path: &Path, follow_links: bool| Folder {
+    let folder = |path: &Path, follow_links: bool| FolderSpec {
         path: path.to_path_buf(),
-        account: None,
-        recipients: Vec::new(),
         allow_empty: false,
-        poll: false,
         follow_links,
     };
     let alone = scan(&[folder(&root, false)]);

@@ -1,7 +1,7 @@
 use super::*;
-use crate::config::Folder;
 use crate::scan::tests::{sample, write};
 use crate::scan::FileError;
+use crate::scan::FolderSpec;
 use crate::scan::{scan_folder, scan_folder_inner, Links};
 use std::os::unix::fs::symlink;
 use std::time::Duration;
@@ -59,12 +59,9 @@ fn update(
     before: &Scanned,
     named: &[PathBuf],
 ) -> Result<Scanned, Vec<FoundFile>> {
-    let folder = Folder {
+    let folder = FolderSpec {
         path: root.to_path_buf(),
-        account: None,
-        recipients: Vec::new(),
         allow_empty,
-        poll: false,
         follow_links: false,
     };
     rescan_paths(0, &folder, &before.0, before.1.clone(), named)
