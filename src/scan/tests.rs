@@ -1,6 +1,9 @@
 use super::*;
+use crate::token::Fingerprint;
 use chrono::{TimeZone, Utc};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::time::SystemTime;
 
 // Also used by the tests of `targeted`.
 pub(super) fn sample(org: &str) -> String {
