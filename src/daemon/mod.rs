@@ -8,15 +8,18 @@
 //! dates, so a lost event only delays, and the scheduled full scan is the
 //! safety net.
 
+mod channels;
 mod folders;
 mod housekeeping;
 mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
+pub use channels::{channels_from, ChannelSetupError};
 pub use folders::REARM_ENV;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -24,7 +27,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::mail::transport::Mailer;
 use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
@@ -66,10 +68,10 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     let cfg = config::load(&config_path)?;
-    // Every error Mailer::new returns is in the settings or the files they
-    // name (password, CA): none passes by itself.
-    let mailer = Mailer::new(&cfg.mail)
-        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: [mail]: {e}", cfg.file.display())))?;
+    // Every channel error is in the settings or the files they name
+    // (password, CA): none passes by itself.
+    let channels = channels_from(&cfg)
+        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: {e}", cfg.file.display())))?;
     let store = open_store(&cfg)?;
     let sender_store = open_store(&cfg)?;
 
@@ -82,7 +84,8 @@ pub async fn run(
         }
     };
     let sender_cancel = CancellationToken::new();
-    let (sender, sender_handle) = sender::sender(sender_store, mailer, sender_cancel.clone());
+    let (sender, sender_handle) =
+        sender::sender(sender_store, Arc::new(channels), sender_cancel.clone());
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -446,15 +449,14 @@ impl Daemon {
             );
             cfg.state_dir = self.cfg.state_dir.clone();
         }
-        let mail_changed = cfg.mail != self.cfg.mail;
-        if mail_changed {
-            match Mailer::new(&cfg.mail) {
-                Ok(m) => {
-                    self.sender.use_mailer(m);
+        if channels::settings_changed(&self.cfg, &cfg) {
+            match channels_from(&cfg) {
+                Ok(c) => {
+                    self.sender.use_channels(Arc::new(c));
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
-                    let lines = vec![format!("{}: [mail]: {e}", cfg.file.display())];
+                    tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
+                    let lines = vec![format!("{}: {e}", cfg.file.display())];
                     let _ =
                         tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
                     return;
