@@ -98,11 +98,12 @@ fn report_build(c: &mut Criterion) {
     let mut group = c.benchmark_group("report");
     group.throughput(Throughput::Elements(N as u64));
     group.sample_size(20);
+    let policy = cfg.assess_policy();
     group.bench_function("build_10k_tokens", |b| {
         b.iter(|| {
             black_box(report::build(
                 now(),
-                &cfg,
+                &policy,
                 black_box(&scan),
                 &report::Verdicts::new(),
             ))

@@ -75,7 +75,7 @@ pub struct Subject {
     pub recipients: Vec<Mailbox>,
     pub folder: String,
     /// What Apple said, when asked.
-    pub apple: Option<crate::report::AppleReport>,
+    pub apple: Option<crate::assess::AppleAssessment>,
     /// The file that replaced this token.
     pub superseded_by: Option<String>,
 }

@@ -3,10 +3,11 @@
 //! `check`, the daemon and the alert planner all call [`evaluate`], so a
 //! token cannot be "fine" in one place and "dead" in another.
 
+use std::fmt;
+use std::str::FromStr;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-
-use crate::config::{Account, Config};
 
 /// Ordered by precedence: when several apply, the greatest wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -37,9 +38,7 @@ impl Status {
 pub const REASON_PASSWORD_CHANGE: &str = "password_change";
 pub const REASON_APPLE_REVOKED: &str = "apple_revoked";
 pub const REASON_APPLE_INVALID: &str = "apple_invalid";
-/// The `detail` of an unreadable entry that is a symlink leading out of
-/// every configured folder (not followed).
-pub const REASON_LINK_OUTSIDE_FOLDER: &str = "link_outside_folder";
+pub use crate::token::found::REASON_LINK_OUTSIDE_FOLDER;
 /// What [`REASON_LINK_OUTSIDE_FOLDER`] means, for people.
 pub const LINK_OUTSIDE_FOLDER_MEANS: &str = "a symbolic link whose target is outside every configured folder; not followed (set follow_links = true on its [[folder]] to follow it)";
 
@@ -51,22 +50,86 @@ pub struct Policy {
     pub grace: Duration,
 }
 
-impl Policy {
-    pub fn from_config(cfg: &Config) -> Policy {
-        Policy {
-            expiring_days: cfg.alerts.lead_days.first().copied().unwrap_or(0) as i64,
-            grace: Duration::hours(cfg.alerts.password_change_grace_hours as i64),
-        }
-    }
+/// A Managed Apple Account that tokens belong to, as the rules see it:
+/// changing its password kills its tokens (after the grace period).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: String,
+    pub password_changed: Option<DateTime<Utc>>,
 }
 
-/// What Apple last said about a token, as far as the rules care.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AppleVerdict {
+/// What Apple last said about a token. The same words are stored in the
+/// state database, shown as `apple.verdict` and printed by `probe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
     Valid,
     Revoked,
     Expired,
     Invalid,
+    /// Saved as raw JSON: the Base64 that Apple takes is lost.
+    Unverifiable,
+    /// No answer about the token itself (rate limit, outage, odd reply).
+    Error,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 6] = [
+        Verdict::Valid,
+        Verdict::Revoked,
+        Verdict::Expired,
+        Verdict::Invalid,
+        Verdict::Unverifiable,
+        Verdict::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Revoked => "revoked",
+            Verdict::Expired => "expired",
+            Verdict::Invalid => "invalid",
+            Verdict::Unverifiable => "unverifiable",
+            Verdict::Error => "error",
+        }
+    }
+
+    /// Apple's answer about this token; the rules ignore the others.
+    pub fn is_definitive(self) -> bool {
+        matches!(
+            self,
+            Verdict::Valid | Verdict::Revoked | Verdict::Expired | Verdict::Invalid
+        )
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Callers that compared the old string verdicts with a word keep working.
+impl PartialEq<&str> for Verdict {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Text that is none of [`Verdict::as_str`]'s words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown Apple verdict {0:?}")]
+pub struct UnknownVerdict(pub String);
+
+impl FromStr for Verdict {
+    type Err = UnknownVerdict;
+
+    fn from_str(s: &str) -> Result<Verdict, UnknownVerdict> {
+        Verdict::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownVerdict(s.to_string()))
+    }
 }
 
 /// What is known about one readable token.
@@ -75,7 +138,8 @@ pub struct Facts<'a> {
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub account: Option<&'a Account>,
-    pub apple: Option<AppleVerdict>,
+    /// Only a definitive verdict counts; the others act as none.
+    pub apple: Option<Verdict>,
     /// Another token with the same Apple `uId` expires later.
     pub superseded: bool,
 }
@@ -99,8 +163,8 @@ pub fn evaluate(now: DateTime<Utc>, facts: &Facts, policy: &Policy) -> Evaluatio
     let mut detail = None;
 
     let invalid_reason = match facts.apple {
-        Some(AppleVerdict::Revoked) => Some(REASON_APPLE_REVOKED),
-        Some(AppleVerdict::Invalid) => Some(REASON_APPLE_INVALID),
+        Some(Verdict::Revoked) => Some(REASON_APPLE_REVOKED),
+        Some(Verdict::Invalid) => Some(REASON_APPLE_INVALID),
         _ => None,
     };
     let password_changed = facts
@@ -132,7 +196,7 @@ pub fn evaluate(now: DateTime<Utc>, facts: &Facts, policy: &Policy) -> Evaluatio
     } else if killed_by_password {
         detail = Some(REASON_PASSWORD_CHANGE.to_string());
         Status::Invalidated
-    } else if now >= facts.expires_at || facts.apple == Some(AppleVerdict::Expired) {
+    } else if now >= facts.expires_at || facts.apple == Some(Verdict::Expired) {
         Status::Expired
     } else if days <= policy.expiring_days {
         Status::Expiring
@@ -319,17 +383,17 @@ mod tests {
         let now = at(2026, 11, 1, 0, 0, 0);
         let cases = [
             (
-                AppleVerdict::Revoked,
+                Verdict::Revoked,
                 Status::Invalidated,
                 Some(REASON_APPLE_REVOKED),
             ),
             (
-                AppleVerdict::Invalid,
+                Verdict::Invalid,
                 Status::Invalidated,
                 Some(REASON_APPLE_INVALID),
             ),
-            (AppleVerdict::Expired, Status::Expired, None),
-            (AppleVerdict::Valid, Status::Ok, None),
+            (Verdict::Expired, Status::Expired, None),
+            (Verdict::Valid, Status::Ok, None),
         ];
         for (verdict, status, detail) in cases {
             let f = Facts {
@@ -342,6 +406,47 @@ mod tests {
                 (status, detail),
                 "{verdict:?}"
             );
+        }
+    }
+
+    #[test]
+    fn verdicts_read_back_what_they_write_in_text_and_json() {
+        for v in Verdict::ALL {
+            assert_eq!(v.as_str().parse::<Verdict>(), Ok(v));
+            assert_eq!(v.to_string(), v.as_str());
+            let json = serde_json::to_string(&v).unwrap();
+            assert_eq!(json, format!("\"{}\"", v.as_str()));
+            assert_eq!(serde_json::from_str::<Verdict>(&json).unwrap(), v);
+        }
+        let words: Vec<&str> = Verdict::ALL.iter().map(|v| v.as_str()).collect();
+        assert_eq!(
+            words,
+            [
+                "valid",
+                "revoked",
+                "expired",
+                "invalid",
+                "unverifiable",
+                "error"
+            ]
+        );
+        assert_eq!(
+            "Valid".parse::<Verdict>(),
+            Err(UnknownVerdict("Valid".into()))
+        );
+    }
+
+    #[test]
+    fn only_apples_answers_about_the_token_change_its_status() {
+        let exp = at(2027, 6, 1, 0, 0, 0);
+        let now = at(2026, 11, 1, 0, 0, 0);
+        for verdict in [Verdict::Unverifiable, Verdict::Error] {
+            assert!(!verdict.is_definitive());
+            let f = Facts {
+                apple: Some(verdict),
+                ..facts(exp)
+            };
+            assert_eq!(evaluate(now, &f, &POLICY).status, Status::Ok, "{verdict:?}");
         }
     }
 

@@ -6,14 +6,18 @@
 //! edge modules do I/O and are thin.
 //!
 //! - [`hardening`]: process-wide protections set at start (no core dumps).
+//! - [`backoff`]: the doubling, capped wait between retries (pure).
 //! - [`secret`]: a redacting wrapper for credentials, and the redactor that
 //!   masks any 16-character run of a secret in text from outside (pure).
+//! - [`show`]: how paths and times are spelled in output (pure).
 //! - [`token`]: one file's bytes into a token or a specific error;
 //!   fingerprints; the sample-token writer (pure).
 //! - [`config`]: loading and validating the TOML config, with every error
 //!   located by file, line and column.
 //! - [`evaluate`]: status and days left per token from (now, tokens,
 //!   accounts, verdicts, policy) (pure).
+//! - [`assess`]: Apple's recorded answer per token, which the rules take
+//!   with the scan (pure).
 //! - [`alerts`]: which mails are due given the ledger (pure).
 //! - [`report`]: the `check`/`status` view and its exit code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
@@ -31,6 +35,8 @@
 //! - [`cli`]: the subcommands, their output and exit codes.
 
 pub mod alerts;
+pub mod assess;
+pub mod backoff;
 pub mod channel;
 pub mod cli;
 pub mod config;
@@ -43,6 +49,7 @@ pub mod report;
 pub mod scan;
 pub mod schedule;
 pub mod secret;
+pub mod show;
 pub mod state;
 pub mod token;
 pub mod watch;

@@ -230,7 +230,7 @@ impl Probe {
             .redact(&redactor);
         tracing::debug!(
             url = %self.inner.config_url,
-            verdict = outcome.verdict(),
+            verdict = outcome.verdict().as_str(),
             outcome = %outcome,
             "Apple probe answered"
         );

@@ -3,25 +3,20 @@
 //! the config and the clock; the JSON keys are a public interface (new keys
 //! may be added, none renamed).
 
-use std::os::unix::ffi::OsStrExt;
-
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use crate::config::Config;
-use crate::evaluate::{self, AppleVerdict, Facts, Policy, Status};
-use crate::scan::{FolderScan, FolderState, FoundFile, Scan};
-use crate::state::StoredVerdict;
-
-/// Apple's expiry and the file's may differ by this much before anyone is
-/// told (the file's is exact to the second, Apple's may be rounded).
-const EXPIRY_MISMATCH_SLACK_SECS: i64 = 86_400;
+use crate::assess::Policy;
+use crate::evaluate::{self, Facts, Status};
+use crate::token::found::{FolderScan, FolderState, FoundFile, Scan};
+// Moved to `show`; the old paths stay while callers move.
+pub use crate::show::{rfc3339, show_path};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
-    #[serde(with = "rfc3339")]
+    #[serde(with = "crate::show::serde_rfc3339")]
     pub generated_at: DateTime<Utc>,
     pub folders: Vec<FolderReport>,
     pub tokens: Vec<TokenReport>,
@@ -45,9 +40,9 @@ pub struct TokenReport {
     pub org_name: Option<String>,
     /// First 12 hex digits of the SHA-256 fingerprint.
     pub fingerprint: Option<String>,
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub created_at: Option<DateTime<Utc>>,
-    #[serde(with = "rfc3339_opt")]
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
     pub expires_at: Option<DateTime<Utc>>,
     pub days_left: Option<i64>,
     pub account: Option<String>,
@@ -73,94 +68,25 @@ pub struct TokenReport {
     pub folder: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct AppleReport {
-    #[serde(with = "rfc3339_opt")]
-    pub verified_at: Option<DateTime<Utc>>,
-    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
-    pub verdict: String,
-    pub location_name: Option<String>,
-    pub uid: Option<String>,
-    pub mdm_name: Option<String>,
-    #[serde(with = "rfc3339_opt")]
-    pub apple_expires_at: Option<DateTime<Utc>>,
-    /// Apple's expiry differs from the file's by more than a day.
-    #[serde(default)]
-    pub expiry_mismatch: bool,
-    /// The last failure, while checks keep failing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Since when checks of this token keep failing.
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "rfc3339_opt")]
-    pub failing_since: Option<DateTime<Utc>>,
-}
+// Moved to `assess`; the old name stays for existing callers.
+pub use crate::assess::AppleAssessment as AppleReport;
+pub use crate::assess::Verdicts;
 
-impl AppleReport {
-    fn from_stored(v: &StoredVerdict, file_expiry: DateTime<Utc>) -> AppleReport {
-        AppleReport {
-            verified_at: Some(v.verified_at),
-            verdict: v.verdict.clone(),
-            location_name: v.location_name.clone(),
-            uid: v.uid.clone(),
-            mdm_name: v.mdm_name.clone(),
-            apple_expires_at: v.apple_expires_at,
-            expiry_mismatch: v.apple_expires_at.is_some_and(|a| {
-                (a - file_expiry).num_seconds().abs() > EXPIRY_MISMATCH_SLACK_SECS
-            }),
-            error: v.error.clone(),
-            failing_since: v.first_failure_at,
-        }
-    }
-
-    fn unverifiable() -> AppleReport {
-        AppleReport {
-            verified_at: None,
-            verdict: "unverifiable".into(),
-            location_name: None,
-            uid: None,
-            mdm_name: None,
-            apple_expires_at: None,
-            expiry_mismatch: false,
-            error: Some("saved as raw JSON: the original Base64 that Apple takes is lost".into()),
-            failing_since: None,
-        }
-    }
-
-    fn rules_verdict(&self) -> Option<AppleVerdict> {
-        match self.verdict.as_str() {
-            "valid" => Some(AppleVerdict::Valid),
-            "revoked" => Some(AppleVerdict::Revoked),
-            "expired" => Some(AppleVerdict::Expired),
-            "invalid" => Some(AppleVerdict::Invalid),
-            _ => None,
-        }
-    }
-}
-
-/// Apple's verdicts by full fingerprint.
-pub type Verdicts = HashMap<String, StoredVerdict>;
-
-/// Lossy for display only; token paths are identified by bytes elsewhere.
-pub fn show_path(p: &std::path::Path) -> String {
-    String::from_utf8_lossy(p.as_os_str().as_bytes()).into_owned()
-}
-
-pub fn build(now: DateTime<Utc>, cfg: &Config, scan: &Scan, verdicts: &Verdicts) -> Report {
+pub fn build(now: DateTime<Utc>, policy: &Policy, scan: &Scan, verdicts: &Verdicts) -> Report {
     let files: Vec<&FoundFile> = scan.files.iter().collect();
-    build_from(now, cfg, &scan.folders, &files, verdicts)
+    build_from(now, policy, &scan.folders, &files, verdicts)
 }
 
 /// [`build`] from borrowed parts: the daemon's folders keep their files,
 /// and copying 100,000 of them for each pass would double its memory.
-/// `files` must be de-duplicated already ([`crate::scan::dedup_refs`]).
+/// `files` must be de-duplicated already (the scan's `dedup_refs`).
 pub fn build_from(
     now: DateTime<Utc>,
-    cfg: &Config,
+    policy: &Policy,
     folders: &[FolderScan],
     files: &[&FoundFile],
     verdicts: &Verdicts,
 ) -> Report {
-    let policy = Policy::from_config(cfg);
     let folders = folders
         .iter()
         .map(|f| FolderReport {
@@ -175,8 +101,10 @@ pub fn build_from(
     let mut tokens: Vec<TokenReport> = files
         .iter()
         .map(|f| {
-            let folder = cfg.folders.get(f.folder);
-            let account = cfg.account_for(&f.path, folder).map(str::to_string);
+            let account = policy
+                .accounts
+                .account_for(&f.path, f.folder)
+                .map(str::to_string);
             let fingerprint = f.fingerprint.as_ref().map(|fp| fp.short().to_string());
             let identity = match &f.fingerprint {
                 Some(fp) => fp.as_str().to_string(),
@@ -186,8 +114,8 @@ pub fn build_from(
             match &f.content {
                 Ok(t) => {
                     let apple = match verdicts.get(t.fingerprint.as_str()) {
-                        Some(v) => Some(AppleReport::from_stored(v, t.expires_at)),
-                        None if !t.verifiable_with_apple() && cfg.apple.verify => {
+                        Some(v) => Some(AppleReport::from_record(v, t.expires_at)),
+                        None if !t.verifiable_with_apple() && policy.apple_verify => {
                             Some(AppleReport::unverifiable())
                         }
                         None => None,
@@ -201,11 +129,14 @@ pub fn build_from(
                     let facts = Facts {
                         expires_at: t.expires_at,
                         created_at: t.created_at,
-                        account: account.as_deref().and_then(|a| cfg.account(a)),
-                        apple: apple.as_ref().and_then(AppleReport::rules_verdict),
+                        account: account.as_deref().and_then(|a| policy.accounts.get(a)),
+                        apple: apple
+                            .as_ref()
+                            .map(|a| a.verdict)
+                            .filter(|v| v.is_definitive()),
                         superseded: superseded_by.is_some(),
                     };
-                    let e = evaluate::evaluate(now, &facts, &policy);
+                    let e = evaluate::evaluate(now, &facts, &policy.rules);
                     TokenReport {
                         path: show_path(&f.path),
                         org_name: Some(t.org_name.clone()),
@@ -288,14 +219,22 @@ fn current_by_uid<'a>(
     best
 }
 
+/// `check`'s exit-code thresholds, in days left.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckPolicy {
+    /// Invariant: `critical_days <= warning_days`.
+    pub warning_days: i64,
+    pub critical_days: i64,
+}
+
 /// Monitoring-plugin exit code: 2 critical, 3 unknown (unreadable files,
 /// missing/unreadable/empty folders), 1 warning, 0 fine.
-pub fn exit_code(report: &Report, cfg: &Config) -> i32 {
+pub fn exit_code(report: &Report, check: &CheckPolicy, require_account: bool) -> i32 {
     let critical = report.tokens.iter().any(|t| {
         matches!(t.status, Status::Expired | Status::Invalidated)
             || (t.status != Status::Superseded
                 && t.status != Status::Unreadable
-                && t.days_left.is_some_and(|d| d <= cfg.check.critical_days))
+                && t.days_left.is_some_and(|d| d <= check.critical_days))
     });
     if critical {
         return 2;
@@ -307,39 +246,8 @@ pub fn exit_code(report: &Report, cfg: &Config) -> i32 {
     }
     let warning = report.tokens.iter().any(|t| {
         t.status == Status::Superseded
-            || (cfg.alerts.require_account && t.account.is_none())
-            || t.days_left.is_some_and(|d| d <= cfg.check.warning_days)
+            || (require_account && t.account.is_none())
+            || t.days_left.is_some_and(|d| d <= check.warning_days)
     });
     i32::from(warning)
-}
-
-pub fn rfc3339(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-mod rfc3339 {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::rfc3339(t))
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        DateTime::<Utc>::deserialize(d)
-    }
-}
-
-mod rfc3339_opt {
-    use chrono::{DateTime, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-        match t {
-            Some(t) => s.serialize_str(&super::rfc3339(t)),
-            None => s.serialize_none(),
-        }
-    }
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-        Option::<DateTime<Utc>>::deserialize(d)
-    }
 }

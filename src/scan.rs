@@ -1,7 +1,7 @@
 //! Walking token folders: which files are tokens, reading them without
 //! ever blocking, and reducing several paths to one token.
 //!
-//! Rules (issue 2): a token file is a regular file named `*.vpptoken` (any
+//! Rules: a token file is a regular file named `*.vpptoken` (any
 //! case) anywhere below a configured folder; hidden entries and editor
 //! leftovers are skipped; FIFOs, sockets and devices are reported, never
 //! opened for a blocking read; symlinks are followed without looping; a
@@ -28,121 +28,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::Folder;
-use crate::evaluate::REASON_LINK_OUTSIDE_FOLDER;
 use crate::secret::Secret;
-use crate::token::{self, Fingerprint, TokenContent, TokenError, MAX_TOKEN_FILE_BYTES};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FolderState {
-    Ok,
-    Missing,
-    Unreadable,
-    Empty,
-}
-
-#[derive(Debug, Clone)]
-pub struct FolderScan {
-    pub path: PathBuf,
-    pub state: FolderState,
-    /// Readable tokens found in this folder (before de-duplication).
-    pub tokens: usize,
-    /// Why the folder is missing or unreadable.
-    pub error: Option<String>,
-    /// A symlink to a folder was found below it: the walk may reach files
-    /// by more than one path, so only a full scan knows which it lists.
-    pub folder_links: bool,
-}
-
-/// Why a file with a token name could not be read as a token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FileError {
-    /// Not a regular file: "a FIFO", "a socket", "a directory", ...
-    NotRegular(&'static str),
-    BrokenLink,
-    LinkLoop,
-    /// A symlink leading out of every configured folder, not followed.
-    LinkOutsideFolder,
-    Io(String),
-    Token(TokenError),
-}
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FileError::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
-            FileError::BrokenLink => f.write_str("is a symbolic link to nothing"),
-            FileError::LinkLoop => f.write_str("is a symbolic link loop"),
-            // A reason code, as in `check --json`'s `detail`; mails and
-            // `check` explain it.
-            FileError::LinkOutsideFolder => f.write_str(REASON_LINK_OUTSIDE_FOLDER),
-            FileError::Io(e) => write!(f, "cannot be read: {e}"),
-            FileError::Token(e) => e.fmt(f),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct FoundFile {
-    /// Absolute, as reached from the configured folder (not canonicalised).
-    pub path: PathBuf,
-    /// Index of the configured folder it was found in.
-    pub folder: usize,
-    pub size: u64,
-    pub mtime: Option<SystemTime>,
-    /// Device and inode of the file itself, for telling links apart.
-    pub file_id: Option<(u64, u64)>,
-    /// Some directory or the file itself on the way here was a symlink.
-    pub via_link: bool,
-    /// Readable by every user on the host: a credential lying open.
-    pub world_readable: bool,
-    /// Of the bytes read, for readable and unreadable files alike; None when
-    /// nothing could be read.
-    pub fingerprint: Option<Fingerprint>,
-    pub content: Result<TokenContent, FileError>,
-    /// Set when this result may be reused by the next scan as long as the
-    /// file's stamp is the same; None for files that were not read, or were
-    /// changed too recently to trust their timestamps (see [`SETTLED`]).
-    pub stamp: Option<FileStamp>,
-}
-
-/// One version of a file, told apart without reading it: any write moves
-/// the modification and change times, a chmod the change time, a rename
-/// over the file the inode; the change time cannot be set by users, so a
-/// rewrite that keeps size and modification time still shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl FileStamp {
-    pub fn of(meta: &Metadata) -> FileStamp {
-        FileStamp {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-
-    /// The later of the modification and change times.
-    fn newest(&self) -> Option<SystemTime> {
-        let at = |(secs, nanos): (i64, i64)| {
-            let secs = u64::try_from(secs).ok()?;
-            let nanos = u32::try_from(nanos).ok()?;
-            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
-        };
-        Some(at(self.mtime)?.max(at(self.ctime)?))
-    }
-}
+use crate::token::{self, Fingerprint, MAX_TOKEN_FILE_BYTES};
+// The scan's results are plain data in the core; their old paths stay.
+pub use crate::token::found::{FileError, FileStamp, FolderScan, FolderState, FoundFile, Scan};
 
 /// A file changed less than this long before it was read is read again at
 /// the next scan (full or of named paths) even if its stamp is unchanged. File timestamps are coarse
@@ -151,17 +41,32 @@ impl FileStamp {
 /// was (git calls such files "racily clean").
 pub const SETTLED: Duration = Duration::from_secs(2);
 
-impl FoundFile {
-    pub fn token(&self) -> Option<&TokenContent> {
-        self.content.as_ref().ok()
-    }
+/// What a read must find, as the scan saw the entry just before: the path
+/// may be swapped in between by whoever can write to the folder, and a
+/// file outside the folders must never be read (its hash would reach the
+/// state and mails).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// The entry was not a symlink, and was this file (device, inode): it
+    /// is opened with `O_NOFOLLOW`, so a link swapped in is not followed,
+    /// and must be that file (a folder on the way may have been swapped).
+    Plain((u64, u64)),
+    /// A symlink whose check resolved to this file (device, inode): the
+    /// file opened must be that one.
+    Target((u64, u64)),
+    /// Whatever is there now (`inspect` of a path the caller names).
+    Any,
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct Scan {
-    pub folders: Vec<FolderScan>,
-    /// Sorted by path; each token once.
-    pub files: Vec<FoundFile>,
+/// The stamp of the file `meta` describes.
+pub fn stamp_of(meta: &Metadata) -> FileStamp {
+    FileStamp::new(
+        meta.dev(),
+        meta.ino(),
+        meta.len(),
+        (meta.mtime(), meta.mtime_nsec()),
+        (meta.ctime(), meta.ctime_nsec()),
+    )
 }
 
 /// Does this file name look like a token file?
@@ -325,18 +230,22 @@ fn scan_folder_inner(
             } else {
                 lmeta
             };
-            if is_link && !links.allows(&path) {
-                // Reported where following it would have mattered: a
-                // folder, or a token name. Its target is never opened, so
-                // nothing of it (not even a hash) is kept or shown.
-                if meta.is_dir() || token_name {
-                    let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
-                    // The link itself: two paths to it are one report.
-                    found.file_id = Some(link_id);
-                    files.push(Found::Fresh(found));
+            let expect = match (is_link, is_link.then(|| links.allows(&path)).flatten()) {
+                (false, _) => Expect::Plain(link_id),
+                (true, Some(target)) => Expect::Target(target),
+                (true, None) => {
+                    // Reported where following it would have mattered: a
+                    // folder, or a token name. Its target is never opened,
+                    // so nothing of it (not even a hash) is kept or shown.
+                    if meta.is_dir() || token_name {
+                        let mut found = problem(path, index, true, FileError::LinkOutsideFolder);
+                        // The link itself: two paths to it are one report.
+                        found.file_id = Some(link_id);
+                        files.push(Found::Fresh(found));
+                    }
+                    continue;
                 }
-                continue;
-            }
+            };
             if meta.is_dir() {
                 state.folder_links |= is_link;
                 if token_name {
@@ -356,16 +265,16 @@ fn scan_folder_inner(
             }
             if token_name {
                 let via_link = via_link || is_link;
-                let stamp = Some(FileStamp::of(&meta));
+                let stamp = Some(stamp_of(&meta));
                 let reused = cached
                     .get(path.as_os_str())
                     .copied()
                     .filter(|&i| previous[i].via_link == via_link && previous[i].stamp == stamp);
                 files.push(match reused {
                     Some(i) => Found::Reused(i),
-                    None => {
-                        Found::Fresh(read_found(path, index, via_link, &meta, settled, &mut buf))
-                    }
+                    None => Found::Fresh(read_found(
+                        path, index, via_link, &meta, expect, settled, &mut buf,
+                    )),
                 });
             }
         }
@@ -449,6 +358,7 @@ fn read_found(
     folder: usize,
     via_link: bool,
     meta: &Metadata,
+    expect: Expect,
     settled: Duration,
     buf: &mut Vec<u8>,
 ) -> FoundFile {
@@ -458,9 +368,9 @@ fn read_found(
         return found;
     }
     let read_at = SystemTime::now();
-    match read_into(&found.path, buf) {
+    match read_into(&found.path, expect, buf) {
         Ok(meta) => {
-            let stamp = FileStamp::of(&meta);
+            let stamp = stamp_of(&meta);
             found.stamp = stamp
                 .newest()
                 .and_then(|t| t.checked_add(settled))
@@ -474,6 +384,12 @@ fn read_found(
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
+        Err(FileError::Changed) => {
+            // Changed just now: an unreadable-file alert waits for it to
+            // settle, and the change's own event brings the next scan.
+            found.mtime = Some(read_at);
+            found.content = Err(FileError::Changed);
+        }
         Err(e) => found.content = Err(e),
     }
     found
@@ -484,21 +400,35 @@ fn read_found(
 /// checks the type again on the open file.
 pub fn read_limited(path: &Path) -> Result<(Vec<u8>, Metadata), FileError> {
     let mut bytes = Vec::new();
-    let meta = read_into(path, &mut bytes)?;
+    let meta = read_into(path, Expect::Any, &mut bytes)?;
     Ok((bytes, meta))
 }
 
 /// [`read_limited`] into a buffer the caller reuses: a scan reads thousands
 /// of files, and a fresh buffer for each one, freed between the allocations
 /// it keeps, left the daemon's heap full of holes.
-fn read_into(path: &Path, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
+///
+/// `expect` is what the caller saw at `path` just before; a file that is
+/// not it is never read (see [`Expect`]).
+fn read_into(path: &Path, expect: Expect, bytes: &mut Vec<u8>) -> Result<Metadata, FileError> {
     bytes.clear();
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| FileError::Io(io_cause(&e)))?;
+    let plain = matches!(expect, Expect::Plain(_));
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if plain {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let file = match File::options().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        // With O_NOFOLLOW: it became a link since it was looked at.
+        Err(e) if plain && e.raw_os_error() == Some(libc::ELOOP) => return Err(FileError::Changed),
+        Err(e) => return Err(FileError::Io(io_cause(&e))),
+    };
     let meta = file.metadata().map_err(|e| FileError::Io(io_cause(&e)))?;
+    if let Expect::Plain(id) | Expect::Target(id) = expect {
+        if (meta.dev(), meta.ino()) != id {
+            return Err(FileError::Changed);
+        }
+    }
     if let Some(kind) = special_kind(&meta) {
         return Err(FileError::NotRegular(kind));
     }
@@ -563,6 +493,7 @@ pub fn read_one(path: &Path) -> FoundFile {
                 0,
                 via_link,
                 &meta,
+                Expect::Any,
                 SETTLED,
                 &mut Vec::new(),
             )

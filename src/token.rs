@@ -32,6 +32,7 @@ use json::{parse_json, Field, Fields};
 
 mod date;
 mod error;
+pub mod found;
 mod json;
 
 pub use error::{Base64Problem, DateText, JsonKind, JsonProblem, PemKind, TokenError};

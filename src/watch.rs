@@ -48,13 +48,13 @@ pub struct Watcher {
 
 /// Hands one event to the loop from notify's thread, which must never
 /// block. When the queue is full the event is dropped and `overflowed`
-/// set; something always reaches the loop after that (the queued events,
-/// or an [`WatchEvent::Overflow`] sent once there is room), so the loop,
-/// which checks the flag after each event, never misses it.
+/// set. Nothing more is sent: the queue was just full, so no send could
+/// succeed now. The [`QUEUE`] events that filled it are still waiting, and
+/// the loop checks the flag before handling each event it takes, so the
+/// next one it takes brings the overflow to its attention.
 fn forward(tx: &mpsc::Sender<WatchEvent>, overflowed: &AtomicBool, msg: WatchEvent) {
     if let Err(TrySendError::Full(_)) = tx.try_send(msg) {
         overflowed.store(true, Ordering::SeqCst);
-        let _ = tx.try_send(WatchEvent::Overflow);
     }
 }
 

@@ -347,10 +347,10 @@ fn storm_guard_collapses_per_recipient_set() {
     assert_eq!(group_for_storm_guard(p.alerts, 20).len(), 20);
 }
 
-fn apple(verdict: &str) -> crate::report::AppleReport {
-    crate::report::AppleReport {
+fn apple(verdict: &str) -> crate::assess::AppleAssessment {
+    crate::assess::AppleAssessment {
         verified_at: Some(now()),
-        verdict: verdict.into(),
+        verdict: verdict.parse().unwrap(),
         location_name: None,
         uid: None,
         mdm_name: None,

@@ -8,7 +8,7 @@ use chrono::Utc;
 use super::EXIT_OK;
 use crate::config::{self, edit};
 use crate::evaluate::{Status, REASON_PASSWORD_CHANGE};
-use crate::report::rfc3339;
+use crate::show::rfc3339;
 
 pub fn password_changed(
     flag: Option<&Path>,
@@ -33,7 +33,12 @@ pub fn password_changed(
     // What the change means right now, as `check` would see it.
     let cfg = &rec.edited.config;
     let scan = crate::scan::scan(&cfg.folders);
-    let report = crate::report::build(now, cfg, &scan, &crate::report::Verdicts::new());
+    let report = crate::report::build(
+        now,
+        &cfg.assess_policy(),
+        &scan,
+        &crate::report::Verdicts::new(),
+    );
     let mine: Vec<_> = report
         .tokens
         .iter()

@@ -9,6 +9,7 @@ use super::{load_config, EXIT_UNKNOWN};
 use crate::evaluate::{self, Status};
 use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
+use crate::show;
 use crate::state::{StateError, StateStore};
 
 pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
@@ -17,14 +18,18 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     };
     let scan = scan::scan(&cfg.folders);
     let verdicts = stored_verdicts(&cfg);
-    let report = report::build(Utc::now(), &cfg, &scan, &verdicts);
+    let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", human(&report, cfg.timezone));
     }
-    Ok(report::exit_code(&report, &cfg))
+    Ok(report::exit_code(
+        &report,
+        &cfg.check,
+        cfg.alerts.require_account,
+    ))
 }
 
 /// Apple's verdicts as the daemon stored them, so a revoked token cannot
@@ -38,8 +43,8 @@ fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
             return Verdicts::new();
         }
     };
-    match store.verdicts() {
-        Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
+    match store.verdicts_by_fingerprint() {
+        Ok(v) => v,
         Err(e) => {
             eprintln!("tokenwatch: note: Apple's verdicts are not shown: {e}");
             Verdicts::new()
@@ -56,10 +61,6 @@ pub(crate) fn warn_world_readable(report: &Report) {
             t.path
         );
     }
-}
-
-pub(crate) fn local_time(t: chrono::DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 /// A table sorted by expiry, then unreadable files and folder problems.
@@ -80,7 +81,7 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
                 [
                     t.status.as_str().to_uppercase(),
                     t.days_left.map(|d| d.to_string()).unwrap_or_default(),
-                    t.expires_at.map(|e| local_time(e, tz)).unwrap_or_default(),
+                    t.expires_at.map(|e| show::local(e, tz)).unwrap_or_default(),
                     t.org_name.clone().unwrap_or_default(),
                     t.account.clone().unwrap_or_else(|| "(unknown)".into()),
                     t.path.clone(),

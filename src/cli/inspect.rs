@@ -6,8 +6,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{EXIT_OK, EXIT_UNKNOWN};
-use crate::report::{rfc3339, show_path};
 use crate::scan;
+use crate::show::{rfc3339, show_path};
 use crate::token::Variant;
 
 #[derive(Serialize)]

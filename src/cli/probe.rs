@@ -6,16 +6,17 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::{load_config, EXIT_CRITICAL, EXIT_OK, EXIT_UNKNOWN};
+use crate::evaluate::Verdict;
 use crate::probe::{Probe, ProbeOutcome};
-use crate::report::{rfc3339, show_path};
 use crate::scan::{self, FileError};
+use crate::show::{rfc3339, show_path};
 use crate::token;
 
 #[derive(Serialize)]
 struct ProbeReport {
     path: String,
     fingerprint: Option<String>,
-    verdict: &'static str,
+    verdict: Verdict,
     detail: String,
     location_name: Option<String>,
     uid: Option<String>,
@@ -90,8 +91,8 @@ pub fn run(flag: Option<&Path>, file: &Path, json: bool) -> anyhow::Result<i32> 
         }
     }
     Ok(match report.verdict {
-        "valid" => EXIT_OK,
-        "revoked" | "expired" | "invalid" => EXIT_CRITICAL,
-        _ => EXIT_UNKNOWN,
+        Verdict::Valid => EXIT_OK,
+        Verdict::Revoked | Verdict::Expired | Verdict::Invalid => EXIT_CRITICAL,
+        Verdict::Unverifiable | Verdict::Error => EXIT_UNKNOWN,
     })
 }

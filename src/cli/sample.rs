@@ -63,7 +63,7 @@ pub fn run(
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!(
                 "wrote sample token for {org:?} expiring {} to {}",
-                crate::report::rfc3339(&expires_at),
+                crate::show::rfc3339(&expires_at),
                 path.display()
             );
         }

@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::{EXIT_OK, EXIT_UNKNOWN};
 use crate::config;
-use crate::report::{rfc3339, FolderReport, Report, TokenReport};
+use crate::report::{FolderReport, Report, TokenReport};
+use crate::show::rfc3339;
 use crate::state::{Access, OutboxRow, StateError, StateStore};
 
 #[derive(Serialize)]

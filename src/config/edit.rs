@@ -153,10 +153,10 @@ pub fn edit_text(
     let at = at.with_nanosecond(0).unwrap_or(at);
     if at > now + MAX_FUTURE_SKEW {
         return Err(EditError::BadTime {
-            text: crate::report::rfc3339(&at),
+            text: crate::show::rfc3339(&at),
             message: format!(
                 "is in the future (now is {}); record a password change once it has happened",
-                crate::report::rfc3339(&now)
+                crate::show::rfc3339(&now)
             ),
         });
     }

@@ -10,11 +10,11 @@
 mod build;
 mod doc;
 pub mod edit;
+mod policies;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use lettre::message::Mailbox;
 
@@ -78,12 +78,8 @@ pub struct AlertPolicy {
     pub forget_after_days: u32,
 }
 
-#[derive(Debug, Clone, Copy)]
-pub struct CheckPolicy {
-    /// Invariant: `critical_days <= warning_days`.
-    pub warning_days: i64,
-    pub critical_days: i64,
-}
+// The view owns its exit-code thresholds; the config fills them.
+pub use crate::report::CheckPolicy;
 
 #[derive(Debug, Clone)]
 pub struct Folder {
@@ -98,11 +94,8 @@ pub struct Folder {
     pub follow_links: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct Account {
-    pub id: String,
-    pub password_changed: Option<DateTime<Utc>>,
-}
+// The rules own what an account is; the config only names them.
+pub use crate::evaluate::Account;
 
 /// A per-token account link (`[[token]]`), which wins over the folder's.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::Daemon;
 use crate::config::Folder;
-use crate::scan::{self, FileError, FolderScan, FolderState, FoundFile};
+use crate::scan::{self, FolderScan, FolderState, FoundFile};
 
 /// Events for a folder are gathered until it has been quiet this long...
 const QUIET: Duration = Duration::from_millis(300);
@@ -79,6 +79,12 @@ pub struct Slot {
     armed_on: Option<(u64, u64)>,
     /// Kept with each scan: asked for every event of every other folder.
     follows_links: bool,
+    /// [`Slot::view_digest`] as the last pass saw it (None before the
+    /// first). A rescan runs a pass when the digest differs from this, not
+    /// from the digest just before the rescan: the watch mode also changes
+    /// outside rescans (the watcher failed), and such a change must reach
+    /// `status` at the next rescan, not at the next scheduled pass.
+    passed_digest: Option<u64>,
 }
 
 impl Slot {
@@ -99,6 +105,7 @@ impl Slot {
             last_scan: Instant::now(),
             armed_on: None,
             follows_links: false,
+            passed_digest: None,
         }
     }
 
@@ -137,7 +144,7 @@ impl Slot {
     /// Events were lost (queue overflow): rescan, and arm the watch afresh,
     /// since subfolders created while events were lost got no watch of
     /// their own (notify adds those only when it sees their creation;
-    /// regression test: faults::an_event_queue_overflow_rescans_and_new_subfolders_stay_watched).
+    /// regression test: faults::overflow::an_event_queue_overflow_rescans_and_new_subfolders_stay_watched).
     pub fn watch_lost(&mut self, now: Instant) {
         if self.mode == Mode::Inotify {
             self.armed_on = None;
@@ -152,6 +159,11 @@ impl Slot {
                 since: Instant::now(),
             };
         }
+    }
+
+    /// The folder was there at its last scan.
+    fn is_present(&self) -> bool {
+        matches!(self.scan.state, FolderState::Ok | FolderState::Empty)
     }
 
     pub fn mode_name(&self) -> &'static str {
@@ -182,10 +194,20 @@ impl Slot {
         self.next_due().is_some_and(|t| now >= t)
     }
 
+    /// A pass is reading this slot as it is now.
+    pub fn mark_passed(&mut self) {
+        self.passed_digest = Some(self.view_digest());
+    }
+
+    /// Whether a pass would see something the last one did not.
+    pub fn changed_since_pass(&self) -> bool {
+        self.passed_digest != Some(self.view_digest())
+    }
+
     /// A hash of everything a pass reads from this slot: the folder's state
     /// and watch mode, and each file's path, identity, stamp and what it
-    /// says. Equal digests before and after a rescan mean a pass would
-    /// compute what the last one did. A 64-bit hash can in theory hide a
+    /// says. Equal digests mean a pass would compute what the last one
+    /// did. A 64-bit hash can in theory hide a
     /// change (2^-64 a rescan); the next change, or the scheduled full
     /// scan, which always runs a pass, catches it.
     fn view_digest(&self) -> u64 {
@@ -261,11 +283,28 @@ impl Daemon {
     /// folder's state or how it is watched); false lets the caller skip the
     /// pass, so a poll that found nothing new writes nothing.
     pub(super) fn rescan_slot(&mut self, i: usize) -> bool {
-        let Some(before) = self.slots.get(i).map(Slot::view_digest) else {
+        // Missing as a pass saw it; not merely not scanned yet (at start-up
+        // or after a reload every folder is scanned anyway).
+        let Some(was_missing) = self
+            .slots
+            .get(i)
+            .map(|s| s.passed_digest.is_some() && !s.is_present())
+        else {
             return false;
         };
         self.rescan_slot_inner(i);
-        self.slots.get(i).map(Slot::view_digest) != Some(before)
+        if was_missing && self.slots[i].is_present() {
+            // While it was missing, links into it counted as leading out of
+            // every folder (see `Links::within`), and nothing else tells the
+            // folders holding them that it is back: look at them again.
+            let now = Instant::now();
+            for slot in &mut self.slots {
+                if slot.files.iter().any(FoundFile::is_link_outside) {
+                    slot.mark_dirty(now);
+                }
+            }
+        }
+        self.slots[i].changed_since_pass()
     }
 
     fn rescan_slot_inner(&mut self, i: usize) {
@@ -312,10 +351,7 @@ impl Daemon {
         if scan.state != slot.scan.state {
             tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
         }
-        slot.follows_links = scan.folder_links
-            || files
-                .iter()
-                .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)));
+        slot.follows_links = scan.folder_links || files.iter().any(FoundFile::followed_a_link);
         slot.scan = scan;
         slot.files = files;
 

@@ -37,9 +37,16 @@ impl Daemon {
             .into_iter()
             .map(|t| t.identity)
             .collect();
+        // The first housekeeping after an upgrade may forget years of rows:
+        // it runs past any `WatchdogSec` unless its progress pings.
+        let keepalive = &self.keepalive;
         let result = tokio::task::block_in_place(|| {
-            self.store
-                .housekeep(now, Duration::days(i64::from(days)), &present)
+            self.store.housekeep_with_progress(
+                now,
+                Duration::days(i64::from(days)),
+                &present,
+                &|| keepalive.progress(),
+            )
         });
         match result {
             Ok(f) => tracing::info!(
@@ -51,7 +58,7 @@ impl Daemon {
                 "housekeeping done"
             ),
             Err(e) => {
-                tracing::error!(error = %e, "housekeeping failed; nothing was deleted, trying again tomorrow")
+                tracing::error!(error = %e, "housekeeping failed; trying again tomorrow")
             }
         }
     }

@@ -15,6 +15,7 @@ mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
+mod stamp;
 pub use channels::{channels_from, ChannelSetupError};
 pub use folders::REARM_ENV;
 
@@ -34,6 +35,7 @@ use folders::Slot;
 use keepalive::Keepalive;
 use prober::{ProberHandle, Requested};
 use sender::SenderHandle;
+use stamp::FileStamp;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +69,8 @@ pub async fn run(
     mut orders: mpsc::Receiver<Order>,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
+    // Taken before reading: a write during the read then counts as a change.
+    let config_stamp = FileStamp::of(&config_path);
     let cfg = config::load(&config_path)?;
     // Every channel error is in the settings or the files they name
     // (password, CA): none passes by itself.
@@ -97,6 +101,7 @@ pub async fn run(
         watcher,
         slots: Vec::new(),
         config_dirty: None,
+        config_stamp,
         sender: sender_handle,
         tick_tx,
         schedules: CancellationToken::new(),
@@ -187,7 +192,12 @@ struct Daemon {
     store: StateStore,
     watcher: Option<Watcher>,
     slots: Vec<Slot>,
-    config_dirty: Option<Instant>,
+    /// The config file must be re-read once it has been quiet since then,
+    /// and why (for the "config reloaded" log line).
+    config_dirty: Option<(Instant, &'static str)>,
+    /// The config file as it was when last read (at start-up or a reload,
+    /// valid or not).
+    config_stamp: Option<FileStamp>,
     sender: SenderHandle,
     tick_tx: mpsc::Sender<Tick>,
     /// Cancels the running schedule tasks (replaced on reload).
@@ -235,14 +245,27 @@ impl Daemon {
 
     /// Starts the Apple prober when `[apple] verify` is on.
     fn start_prober(&mut self) -> Result<(), DaemonError> {
-        if !self.cfg.apple.verify {
-            return Ok(());
+        match self.new_probe(&self.cfg)? {
+            Some(probe) => self.start_prober_with(probe),
+            None => Ok(()),
         }
-        // Like the mailer's, every error here is in the settings or the CA
+    }
+
+    /// The probe `cfg`'s `[apple]` asks for; None when `verify` is off.
+    fn new_probe(&self, cfg: &Config) -> Result<Option<crate::probe::Probe>, DaemonError> {
+        if !cfg.apple.verify {
+            return Ok(None);
+        }
+        // Like the channels', every error here is in the settings or the CA
         // file they name.
-        let probe = crate::probe::Probe::new(&self.cfg.apple.probe).map_err(|e| {
-            DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", self.cfg.file.display()))
-        })?;
+        crate::probe::Probe::new(&cfg.apple.probe)
+            .map(Some)
+            .map_err(|e| {
+                DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", cfg.file.display()))
+            })
+    }
+
+    fn start_prober_with(&mut self, probe: crate::probe::Probe) -> Result<(), DaemonError> {
         let store = open_store(&self.cfg)?;
         let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
         tokio::spawn(prober.run());
@@ -320,7 +343,7 @@ impl Daemon {
                 let now = Instant::now();
                 for p in &paths {
                     if p == &self.config_path {
-                        self.config_dirty = Some(now);
+                        self.config_dirty = Some((now, "config file changed"));
                     }
                     for slot in &mut self.slots {
                         if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
@@ -341,8 +364,12 @@ impl Daemon {
                 for slot in &mut self.slots {
                     slot.watch_lost(now);
                 }
-                // The lost events may have named the config file.
-                self.config_dirty = Some(now);
+                // The lost events may have named the config file. Only
+                // re-read it if it changed: a reload rescans every folder
+                // again and tells systemd RELOADING, for nothing.
+                if FileStamp::changed_since(&self.config_path, self.config_stamp) {
+                    self.config_dirty = Some((now, "events were lost and the config file changed"));
+                }
             }
             WatchEvent::Failed(e) => {
                 tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
@@ -360,7 +387,7 @@ impl Daemon {
         if let Some(t) = self.keepalive.next_ping_at() {
             next = next.min(t);
         }
-        if let Some(t) = self.config_dirty {
+        if let Some((t, _)) = self.config_dirty {
             next = next.min(t + CONFIG_QUIET);
         }
         for slot in &self.slots {
@@ -386,9 +413,11 @@ impl Daemon {
     /// always runs one; a file waiting to settle has its own `recheck_at`.
     fn due_work(&mut self) {
         let now = Instant::now();
-        if self.config_dirty.is_some_and(|t| now >= t + CONFIG_QUIET) {
-            self.config_dirty = None;
-            self.reload("config file changed");
+        if let Some((t, why)) = self.config_dirty {
+            if now >= t + CONFIG_QUIET {
+                self.config_dirty = None;
+                self.reload(why);
+            }
         }
         let mut changed = false;
         for i in 0..self.slots.len() {
@@ -426,6 +455,7 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self, why: &str) {
+        self.config_stamp = FileStamp::of(&self.config_path);
         let mut cfg = match config::load(&self.config_path) {
             Ok(c) => c,
             Err(e) => {
@@ -449,19 +479,36 @@ impl Daemon {
             );
             cfg.state_dir = self.cfg.state_dir.clone();
         }
-        if channels::settings_changed(&self.cfg, &cfg) {
+        // Every part that can be refused is checked before anything is
+        // applied: a refused config leaves the daemon wholly on the previous
+        // one, and `status` says why.
+        let channels = if channels::settings_changed(&self.cfg, &cfg) {
             match channels_from(&cfg) {
-                Ok(c) => {
-                    self.sender.use_channels(Arc::new(c));
-                }
+                Ok(c) => Some(c),
                 Err(e) => {
                     tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
-                    let lines = vec![format!("{}: {e}", cfg.file.display())];
-                    let _ =
-                        tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)));
+                    self.record_rejection(format!("{}: {e}", cfg.file.display()));
                     return;
                 }
             }
+        } else {
+            None
+        };
+        let apple_changed = cfg.apple != self.cfg.apple;
+        let probe = if apple_changed {
+            match self.new_probe(&cfg) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, "new Apple settings rejected; still running on the previous config");
+                    self.record_rejection(e.to_string());
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(c) = channels {
+            self.sender.use_channels(Arc::new(c));
         }
         if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");
@@ -469,7 +516,6 @@ impl Daemon {
         tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
         let schedules_changed =
             cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
-        let apple_changed = cfg.apple != self.cfg.apple;
         let forget_changed = cfg.alerts.forget_after_days != self.cfg.alerts.forget_after_days;
         self.cfg = cfg;
         self.set_folders();
@@ -479,13 +525,22 @@ impl Daemon {
         if apple_changed {
             self.prober = None;
             self.requested.clear();
-            if let Err(e) = self.start_prober() {
-                tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+            if let Some(probe) = probe {
+                if let Err(e) = self.start_prober_with(probe) {
+                    tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+                }
             }
         }
         self.full_pass("reload");
         if forget_changed {
             self.housekeep();
+        }
+    }
+
+    /// Shown by `status` until a config is accepted.
+    fn record_rejection(&mut self, line: String) {
+        if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(Some(&[line]))) {
+            tracing::error!(error = %e, "cannot record the config error");
         }
     }
 

@@ -3,11 +3,13 @@
 //! transaction with their ledger rows.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::Utc;
 
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
+use crate::backoff::Backoff;
 use crate::evaluate::Status;
 use crate::mail::payload::{self, MailPayload};
 use crate::mail::render::{self, Context, Rendered};
@@ -15,10 +17,9 @@ use crate::report::{self, Report};
 use crate::scan::{self, FolderState};
 use crate::state::{NewLedgerRow, NewRow, SeenToken};
 
-/// A pass that could not write the state runs again after this many
-/// seconds, doubling up to the maximum.
-const STATE_RETRY_FIRST_SECS: i64 = 5;
-const STATE_RETRY_MAX_SECS: i64 = 60;
+/// A pass that could not write the state runs again after 5 s, doubling
+/// up to a minute.
+const STATE_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
@@ -36,8 +37,8 @@ pub(super) fn release_freed_memory() {
 impl Daemon {
     /// Apple's stored verdicts by fingerprint; none when they cannot be read.
     pub(super) fn verdicts(&self) -> report::Verdicts {
-        match tokio::task::block_in_place(|| self.store.verdicts()) {
-            Ok(v) => v.into_iter().map(|v| (v.fingerprint.clone(), v)).collect(),
+        match tokio::task::block_in_place(|| self.store.verdicts_by_fingerprint()) {
+            Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read Apple's verdicts");
                 report::Verdicts::new()
@@ -49,7 +50,13 @@ impl Daemon {
         // Borrowed, not cloned: a copy of every file doubled the memory.
         let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
         let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let mut report = report::build_from(Utc::now(), &self.cfg, &folders, &files, verdicts);
+        let mut report = report::build_from(
+            Utc::now(),
+            &self.cfg.assess_policy(),
+            &folders,
+            &files,
+            verdicts,
+        );
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
         }
@@ -62,6 +69,9 @@ impl Daemon {
         let verdicts = self.verdicts();
         self.keepalive.progress();
         let report = self.report(&verdicts);
+        for slot in &mut self.slots {
+            slot.mark_passed();
+        }
         self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
@@ -128,7 +138,7 @@ impl Daemon {
     /// read-only) is run again soon, backing off, rather than at the next
     /// event or scheduled scan, which may be an hour away: the status must
     /// catch up and the alerts must be queued once the disk recovers
-    /// (regression test: faults::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
+    /// (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
     fn retry_if_unstored(&mut self, stored: bool) {
         if stored {
             if self.state_failures > 0 {
@@ -138,9 +148,7 @@ impl Daemon {
             return;
         }
         self.state_failures = self.state_failures.saturating_add(1);
-        let wait = STATE_RETRY_FIRST_SECS
-            .saturating_mul(1 << self.state_failures.saturating_sub(1).min(8))
-            .min(STATE_RETRY_MAX_SECS);
+        let wait = STATE_RETRY.nth(self.state_failures).as_secs() as i64;
         let at = Utc::now() + chrono::Duration::seconds(wait);
         tracing::warn!(
             retry_in_secs = wait,
@@ -169,7 +177,7 @@ impl Daemon {
                     .cfg
                     .folders
                     .get(t.folder)
-                    .map(|f| report::show_path(&f.path))
+                    .map(|f| crate::show::show_path(&f.path))
                     .unwrap_or_default(),
                 apple: t.apple.clone(),
                 superseded_by: t.superseded_by.clone(),

@@ -18,9 +18,12 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::assess::AppleRecord;
+use crate::backoff::Backoff;
+use crate::evaluate::Verdict;
 use crate::probe::{Probe, ProbeOutcome};
 use crate::scan;
-use crate::state::{StateStore, StoredVerdict};
+use crate::state::StateStore;
 use queue::ProbeQueue;
 
 /// State meta key: since when every request to Apple has failed.
@@ -28,6 +31,7 @@ pub const APPLE_UNREACHABLE_SINCE: &str = "apple_unreachable_since";
 /// Transient failures are retried after this long, doubling, capped.
 const FIRST_RETRY: Duration = Duration::from_secs(30);
 const MAX_RETRY: Duration = Duration::from_secs(3600);
+const PROBE_RETRY: Backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
 /// A token file the prober cannot read is tried this many times.
 const MAX_UNREADABLE_TRIES: u32 = 3;
 /// Requests are spread out by up to this much on top of the rate limit.
@@ -198,7 +202,7 @@ impl Prober {
                         let n = attempts + 1;
                         if n < MAX_UNREADABLE_TRIES {
                             tracing::debug!(file = %req.path.display(), error = %e, "token file unreadable; asking Apple later");
-                            lock(&self.queue).retry_at(req, Instant::now() + backoff(n), n);
+                            lock(&self.queue).retry_at(req, Instant::now() + PROBE_RETRY.nth(n), n);
                         } else {
                             tracing::warn!(file = %req.path.display(), error = %e, "token file unreadable; not asking Apple until the next verification");
                         }
@@ -235,7 +239,7 @@ impl Prober {
                 let n = attempts + 1;
                 let changed = self.record(&req.fingerprint, &outcome);
                 if outcome.is_retryable() {
-                    lock(&self.queue).retry_at(req, Instant::now() + backoff(n), n);
+                    lock(&self.queue).retry_at(req, Instant::now() + PROBE_RETRY.nth(n), n);
                 }
                 if changed {
                     let _ = self.changed.try_send(());
@@ -264,10 +268,10 @@ impl Prober {
                 None
             }
         };
-        let mut v = previous.clone().unwrap_or(StoredVerdict {
+        let mut v = previous.clone().unwrap_or(AppleRecord {
             fingerprint: fp.to_string(),
             verified_at: now,
-            verdict: "error".into(),
+            verdict: Verdict::Error,
             location_name: None,
             uid: None,
             mdm_name: None,
@@ -275,31 +279,27 @@ impl Prober {
             error: None,
             first_failure_at: None,
         });
+        let definitive = outcome.verdict().is_definitive();
+        if definitive {
+            v.verdict = outcome.verdict();
+        }
         match outcome {
             ProbeOutcome::Valid(cfg) => {
-                v.verdict = "valid".into();
                 v.location_name = cfg.location_name.clone();
                 v.uid = cfg.uid.clone();
                 v.mdm_name = cfg.mdm_name.clone();
                 v.apple_expires_at = cfg.apple_expires_at;
             }
-            ProbeOutcome::Revoked { .. } => v.verdict = "revoked".into(),
-            ProbeOutcome::Expired { .. } => v.verdict = "expired".into(),
-            ProbeOutcome::Invalid { .. } => v.verdict = "invalid".into(),
             ProbeOutcome::Other { .. } => {
                 tracing::warn!(token = &fp[..12.min(fp.len())], outcome = %outcome, "unexpected answer from Apple");
             }
-            ProbeOutcome::Transient { .. }
+            ProbeOutcome::Revoked { .. }
+            | ProbeOutcome::Expired { .. }
+            | ProbeOutcome::Invalid { .. }
+            | ProbeOutcome::Transient { .. }
             | ProbeOutcome::Unreachable { .. }
             | ProbeOutcome::RateLimited { .. } => {}
         }
-        let definitive = matches!(
-            outcome,
-            ProbeOutcome::Valid(_)
-                | ProbeOutcome::Revoked { .. }
-                | ProbeOutcome::Expired { .. }
-                | ProbeOutcome::Invalid { .. }
-        );
         if definitive {
             v.verified_at = now;
             v.error = None;
@@ -335,13 +335,6 @@ impl Prober {
             != Some((&v.verdict, &v.uid, v.apple_expires_at, v.first_failure_at));
         changed
     }
-}
-
-/// The wait before the `n`th retry (from 1): doubling, capped.
-fn backoff(n: u32) -> Duration {
-    FIRST_RETRY
-        .saturating_mul(2u32.saturating_pow(n.saturating_sub(1).min(16)))
-        .min(MAX_RETRY)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {
@@ -444,8 +437,8 @@ mod tests {
 
     #[test]
     fn retries_double_up_to_the_cap() {
-        assert_eq!(backoff(1), FIRST_RETRY);
-        assert_eq!(backoff(2), FIRST_RETRY * 2);
-        assert_eq!(backoff(40), MAX_RETRY);
+        assert_eq!(PROBE_RETRY.nth(1), FIRST_RETRY);
+        assert_eq!(PROBE_RETRY.nth(2), FIRST_RETRY * 2);
+        assert_eq!(PROBE_RETRY.nth(40), MAX_RETRY);
     }
 }

@@ -12,7 +12,7 @@
 //! When the database refuses to record an outcome (disk full, read-only),
 //! the sender keeps it in memory and sends nothing more until it is
 //! recorded, so a full disk does not turn into the same mail sent over and
-//! over (regression test: faults::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
+//! over (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration as StdDuration;
@@ -23,12 +23,12 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::channel::{Channels, Delivery, DeliveryError};
 use crate::state::{OutboxRow, StateStore};
 
-/// First retry after about this long, doubling up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF_SECS: f64 = 5.0;
-const MAX_BACKOFF_SECS: f64 = 3600.0;
+/// A failed send is retried after about 5 s, doubling up to an hour.
+const SEND_RETRY: Backoff = Backoff::new(StdDuration::from_secs(5), StdDuration::from_secs(3600));
 /// Permanent failures (5xx, a channel that is not configured) get this
 /// many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
@@ -43,19 +43,19 @@ const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
 /// the sender looks at the outbox at least this often to notice.
 const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
 /// A delivery outcome the state database refused (disk full, read-only)
-/// is written again after this long, doubling up to [`RECORD_RETRY_MAX`].
-const RECORD_RETRY_FIRST: StdDuration = StdDuration::from_secs(1);
-const RECORD_RETRY_MAX: StdDuration = StdDuration::from_secs(30);
+/// is written again after 1 s, doubling up to 30 s.
+const RECORD_RETRY: Backoff = Backoff::new(StdDuration::from_secs(1), StdDuration::from_secs(30));
 
 /// For tests and benchmarks only, never a config key: the environment
 /// variable `TOKENWATCH_RETRY_BASE_MS` replaces the 5 s first retry (the
 /// one-hour cap scales with it), so a test can show many retry rounds of a
 /// mail server outage in seconds. Read once, when the sender starts.
 pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
-static RETRY_BASE_SECS: OnceLock<f64> = OnceLock::new();
+static SEND_RETRY_USED: OnceLock<Backoff> = OnceLock::new();
 
-fn retry_base_secs() -> f64 {
-    *RETRY_BASE_SECS.get_or_init(|| {
+/// [`SEND_RETRY`], or its test-knob variant.
+fn send_retry() -> Backoff {
+    *SEND_RETRY_USED.get_or_init(|| {
         let ms = std::env::var(RETRY_BASE_ENV)
             .ok()
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -67,9 +67,9 @@ fn retry_base_secs() -> f64 {
                     ms,
                     "test knob set: mail retries start after {ms} ms instead of 5 s"
                 );
-                ms as f64 / 1000.0
+                SEND_RETRY.scaled(StdDuration::from_millis(ms))
             }
-            None => FIRST_BACKOFF_SECS,
+            None => SEND_RETRY,
         }
     })
 }
@@ -77,16 +77,11 @@ fn retry_base_secs() -> f64 {
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    backoff_from(FIRST_BACKOFF_SECS, attempts, jitter)
+    millis(SEND_RETRY.nth_jittered(attempts, jitter))
 }
 
-/// [`backoff`] starting at `first_secs` instead of 5 s, the cap scaled
-/// alike (see [`RETRY_BASE_ENV`]).
-fn backoff_from(first_secs: f64, attempts: u32, jitter: f64) -> Duration {
-    let cap = MAX_BACKOFF_SECS * first_secs / FIRST_BACKOFF_SECS;
-    let base = (first_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(cap);
-    let factor = 1.0 + jitter.clamp(-0.2, 0.2);
-    Duration::milliseconds((base * factor * 1000.0) as i64)
+fn millis(d: StdDuration) -> Duration {
+    Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The loop's side of the sender. Neither order can be lost: a wake-up is
@@ -125,7 +120,7 @@ pub fn sender(
             channels: channels_rx,
             wake: wake.clone(),
             cancel,
-            retry_first_secs: retry_base_secs(),
+            send_retry: send_retry(),
         },
         SenderHandle {
             wake,
@@ -139,9 +134,9 @@ pub struct Sender {
     channels: watch::Receiver<Arc<Channels>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
-    /// The first retry's delay, [`FIRST_BACKOFF_SECS`] unless the test knob
-    /// [`RETRY_BASE_ENV`] (or a unit test) shortens it.
-    retry_first_secs: f64,
+    /// [`SEND_RETRY`] unless the test knob [`RETRY_BASE_ENV`] (or a unit
+    /// test) shortens it.
+    send_retry: Backoff,
 }
 
 /// What happened to one attempt, to be written to the outbox.
@@ -172,21 +167,22 @@ impl Sender {
         // sending on would deliver them again and again while the disk is
         // full. After a crash they are sent once more (same Message-ID).
         let mut unrecorded: Vec<Attempt> = Vec::new();
-        let mut record_retry = RECORD_RETRY_FIRST;
+        // Rounds in a row in which the database refused an outcome.
+        let mut refused_rounds = 0u32;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
+            let record_retry = RECORD_RETRY.nth(refused_rounds + 1);
             unrecorded = self.record_all(unrecorded, record_retry);
             let wait = if !unrecorded.is_empty() {
-                let wait = record_retry;
-                record_retry = (record_retry * 2).min(RECORD_RETRY_MAX);
-                wait
+                refused_rounds = refused_rounds.saturating_add(1);
+                record_retry
             } else {
-                record_retry = RECORD_RETRY_FIRST;
+                refused_rounds = 0;
                 unrecorded = self.deliver_due().await;
                 if !unrecorded.is_empty() {
-                    record_retry
+                    RECORD_RETRY.first
                 } else {
                     let next = tokio::task::block_in_place(|| self.store.next_due_at())
                         .unwrap_or_else(|e| {
@@ -251,12 +247,12 @@ impl Sender {
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (channels, cancel, store, halt, retry_first_secs) = (
+                let (channels, cancel, store, halt, send_retry) = (
                     &*channels,
                     &self.cancel,
                     &mut self.store,
                     &halt,
-                    self.retry_first_secs,
+                    self.send_retry,
                 );
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
@@ -267,7 +263,7 @@ impl Sender {
                             return None;
                         }
                         let result = send(channels, &mail).await;
-                        Some(attempt_of(&mail, result, retry_first_secs))
+                        Some(attempt_of(&mail, result, send_retry))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
                 // Each outcome is written as soon as it is known, so a crash
@@ -332,11 +328,11 @@ async fn send(channels: &Channels, mail: &OutboxRow) -> Result<String, DeliveryE
 }
 
 /// The outcome of one send as it is to be recorded: sent, retry at a
-/// backed-off time (from `retry_first_secs`), or parked.
+/// backed-off time (after `send_retry`), or parked.
 fn attempt_of(
     mail: &OutboxRow,
     result: Result<String, DeliveryError>,
-    retry_first_secs: f64,
+    send_retry: Backoff,
 ) -> Attempt {
     let now = Utc::now();
     let outcome = match result {
@@ -351,7 +347,7 @@ fn attempt_of(
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + backoff_from(retry_first_secs, attempts, jitter))
+                Some(now + millis(send_retry.nth_jittered(attempts, jitter)))
             };
             match next {
                 Some(at) => {

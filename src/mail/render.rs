@@ -7,10 +7,10 @@
 
 use std::fmt::Write;
 
-use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
+pub use crate::show::{clean, local};
 
 pub struct Context<'a> {
     pub tz: Tz,
@@ -103,17 +103,6 @@ pub fn message_id(keys: &[String]) -> String {
     format!("<{}@tokenwatch>", &hex::encode(h.finish())[..32])
 }
 
-/// Control characters out, long names shortened: names come from files.
-pub fn clean(s: &str, max: usize) -> String {
-    let s: String = s.chars().filter(|c| !c.is_control()).collect();
-    if s.chars().count() > max {
-        let cut: String = s.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
-    } else {
-        s
-    }
-}
-
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -124,10 +113,6 @@ fn file_stem(path: &str) -> &str {
         Some(i) if i > 0 => &name[..i],
         _ => name,
     }
-}
-
-pub fn local(t: DateTime<Utc>, tz: Tz) -> String {
-    t.with_timezone(&tz).format("%Y-%m-%d %H:%M %Z").to_string()
 }
 
 fn describe_reason(reason: &str, account: Option<&str>) -> String {
@@ -283,7 +268,7 @@ fn facts(
             rows.push(("Replaced by", clean(by, 400)));
         }
         if let Some(a) = &s.apple {
-            rows.push(("Apple verdict", a.verdict.clone()));
+            rows.push(("Apple verdict", a.verdict.to_string()));
             if let Some(at) = a.verified_at {
                 rows.push(("Verified with Apple", local(at, ctx.tz)));
             }

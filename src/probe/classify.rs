@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::evaluate::Verdict;
 use crate::secret::Redactor;
 
 /// Apple asks clients not to retry before `Retry-After`; a far-off date
@@ -76,16 +77,16 @@ pub enum ProbeOutcome {
 
 impl ProbeOutcome {
     /// The `verdict` stored and shown in `apple.verdict`.
-    pub fn verdict(&self) -> &'static str {
+    pub fn verdict(&self) -> Verdict {
         match self {
-            ProbeOutcome::Valid(_) => "valid",
-            ProbeOutcome::Revoked { .. } => "revoked",
-            ProbeOutcome::Expired { .. } => "expired",
-            ProbeOutcome::Invalid { .. } => "invalid",
+            ProbeOutcome::Valid(_) => Verdict::Valid,
+            ProbeOutcome::Revoked { .. } => Verdict::Revoked,
+            ProbeOutcome::Expired { .. } => Verdict::Expired,
+            ProbeOutcome::Invalid { .. } => Verdict::Invalid,
             ProbeOutcome::RateLimited { .. }
             | ProbeOutcome::Transient { .. }
             | ProbeOutcome::Unreachable { .. }
-            | ProbeOutcome::Other { .. } => "error",
+            | ProbeOutcome::Other { .. } => Verdict::Error,
         }
     }
 

@@ -1,6 +1,7 @@
 //! Which symlinks below a folder the walk follows: those leading into a
 //! configured folder, or all of them where `follow_links` says so.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use crate::config::Folder;
@@ -36,12 +37,20 @@ impl Links {
     }
 
     /// May the walk follow the link at `link`? Resolves every link on
-    /// the way; a target that cannot be resolved is outside.
-    pub(super) fn allows(&self, link: &Path) -> bool {
-        match self {
-            Links::Follow => true,
-            Links::Within(roots) => std::fs::canonicalize(link)
-                .is_ok_and(|target| roots.iter().any(|r| target.starts_with(r))),
-        }
+    /// the way; a target that cannot be resolved is outside. When it may,
+    /// gives the target's device and inode: the link can be swapped before
+    /// the target is opened, and the file opened must be this one.
+    pub(super) fn allows(&self, link: &Path) -> Option<(u64, u64)> {
+        let target = match self {
+            Links::Follow => link.to_path_buf(),
+            Links::Within(roots) => {
+                let target = std::fs::canonicalize(link).ok()?;
+                if !roots.iter().any(|r| target.starts_with(r)) {
+                    return None;
+                }
+                target
+            }
+        };
+        std::fs::metadata(target).ok().map(|m| (m.dev(), m.ino()))
     }
 }

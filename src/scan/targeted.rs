@@ -19,7 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, is_token_name, read_found, FileError, FolderScan, FolderState, FoundFile, SETTLED,
+    is_skipped, is_token_name, read_found, Expect, FolderScan, FolderState, FoundFile, SETTLED,
 };
 use crate::config::Folder;
 
@@ -48,9 +48,7 @@ pub fn rescan_paths(
     // changes what it shows; only its own path, which goes to a full scan.
     if paths.len() > MAX_PATHS
         || last.folder_links
-        || files
-            .iter()
-            .any(|f| f.via_link && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
+        || files.iter().any(FoundFile::followed_a_link)
         || !std::fs::metadata(root).is_ok_and(|m| m.is_dir())
     {
         return Err(files);
@@ -60,7 +58,7 @@ pub fn rescan_paths(
     // was never read.
     let unsettled: Vec<PathBuf> = files
         .iter()
-        .filter(|f| f.stamp.is_none() && !matches!(f.content, Err(FileError::LinkOutsideFolder)))
+        .filter(|f| f.stamp.is_none() && !f.is_link_outside())
         .map(|f| f.path.clone())
         .collect();
     let mut buf = Vec::new();
@@ -146,7 +144,17 @@ fn update_one(
         Some(m) if m.nlink() > 1 => Err(FullScan),
         Some(_) if below => Err(FullScan),
         Some(m) if token => {
-            let fresh = read_found(path.to_path_buf(), index, false, &m, SETTLED, buf);
+            // Looked at as a plain file: what is opened must be that file
+            // (a link swapped in since is not followed).
+            let fresh = read_found(
+                path.to_path_buf(),
+                index,
+                false,
+                &m,
+                Expect::Plain((m.dev(), m.ino())),
+                SETTLED,
+                buf,
+            );
             match found_at {
                 Ok(i) => files[i] = fresh,
                 Err(i) => files.insert(i, fresh),

@@ -486,3 +486,98 @@ fn scan_judges_links_against_every_configured_folder() {
     let followed = scan(&[folder(&root, true)]);
     assert!(followed.files.iter().all(|f| f.content.is_ok()));
 }
+
+/// Whoever can write to a token folder swaps an entry between the scan's
+/// look at it and the read: a plain file becomes a link to the secret.
+#[test]
+fn a_file_that_became_a_link_after_the_check_is_not_read() {
+    let (_dir, root, elsewhere) = tokens_and_elsewhere();
+    let path = root.join("good.vpptoken");
+    let checked = std::fs::symlink_metadata(&path).unwrap();
+    assert!(checked.is_file());
+
+    std::fs::remove_file(&path).unwrap();
+    symlink(elsewhere.join("secret"), &path).unwrap();
+    let found = read_found(
+        path,
+        0,
+        false,
+        &checked,
+        Expect::Plain((checked.dev(), checked.ino())),
+        Duration::ZERO,
+        &mut Vec::new(),
+    );
+
+    assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
+    assert!(found.fingerprint.is_none() && found.size == 0, "{found:?}");
+    assert!(found.stamp.is_none(), "the next scan must look again");
+}
+
+/// A folder on the way swapped for a link: the name at the end is a plain
+/// file, but not the one looked at.
+#[test]
+fn a_file_behind_a_folder_swapped_for_a_link_is_not_read() {
+    let (_dir, root, elsewhere) = tokens_and_elsewhere();
+    let path = root.join("sub/far.vpptoken");
+    write(&path, &sample("Near"));
+    let checked = std::fs::symlink_metadata(&path).unwrap();
+
+    std::fs::remove_dir_all(root.join("sub")).unwrap();
+    symlink(&elsewhere, root.join("sub")).unwrap();
+    let found = read_found(
+        path,
+        0,
+        false,
+        &checked,
+        Expect::Plain((checked.dev(), checked.ino())),
+        Duration::ZERO,
+        &mut Vec::new(),
+    );
+
+    assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
+    assert!(found.fingerprint.is_none(), "{found:?}");
+}
+
+/// The same with a link: it led into the folder when checked, and to the
+/// secret when opened.
+#[test]
+fn a_link_that_leads_elsewhere_after_the_check_is_not_read() {
+    let (_dir, root, elsewhere) = tokens_and_elsewhere();
+    let path = root.join("alias.vpptoken");
+    symlink(root.join("good.vpptoken"), &path).unwrap();
+    let links = Links::within([&root]);
+    let target = links
+        .allows(&path)
+        .expect("a link into the folder is allowed");
+    let checked = std::fs::metadata(&path).unwrap();
+
+    std::fs::remove_file(&path).unwrap();
+    symlink(elsewhere.join("secret"), &path).unwrap();
+    let found = read_found(
+        path.clone(),
+        0,
+        true,
+        &checked,
+        Expect::Target(target),
+        Duration::ZERO,
+        &mut Vec::new(),
+    );
+
+    assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
+    assert!(found.fingerprint.is_none() && found.size == 0, "{found:?}");
+
+    // Unswapped, the same check and read do read it.
+    std::fs::remove_file(&path).unwrap();
+    symlink(root.join("good.vpptoken"), &path).unwrap();
+    let target = links.allows(&path).unwrap();
+    let found = read_found(
+        path,
+        0,
+        true,
+        &checked,
+        Expect::Target(target),
+        Duration::ZERO,
+        &mut Vec::new(),
+    );
+    assert_eq!(found.token().unwrap().org_name, "Good");
+}

@@ -27,7 +27,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::{get_string_list, get_ts, sqlite, ts, LedgerRow, StateError, StateStore};
 
@@ -44,146 +44,200 @@ pub struct Forgotten {
     pub ledger_rows: usize,
 }
 
+/// Rows (sent mails, fingerprints, ledger keys) forgotten per transaction.
+/// Each transaction holds the write lock: after an upgrade with years of
+/// rows, one transaction for all of them kept the sender and the prober
+/// from writing for as long as it ran. A few thousand take milliseconds.
+pub const HOUSEKEEPING_BATCH: usize = 2_000;
+
 impl StateStore {
-    /// One transaction: deletes sent mail sent before `now - forget_after`,
-    /// and the ledger rows, verdicts and `tokens` rows of whatever has been
-    /// gone since before then (see the module documentation). `present`
-    /// holds the identities (fingerprints, or `path:` identities) in the
-    /// daemon's latest pass; they are never touched.
+    /// Deletes sent mail sent before `now - forget_after`, and the ledger
+    /// rows, verdicts and `tokens` rows of whatever has been gone since
+    /// before then (see the module documentation). `present` holds the
+    /// identities (fingerprints, or `path:` identities) in the daemon's
+    /// latest pass; they are never touched.
     pub fn housekeep(
         &mut self,
         now: DateTime<Utc>,
         forget_after: Duration,
         present: &HashSet<String>,
     ) -> Result<Forgotten, StateError> {
+        self.housekeep_with_progress(now, forget_after, present, &|| {})
+    }
+
+    /// [`StateStore::housekeep`], calling `progress` for each mail batch,
+    /// fingerprint and key it looks at, so that the daemon's watchdog sees
+    /// it advance however many rows there are.
+    pub fn housekeep_with_progress(
+        &mut self,
+        now: DateTime<Utc>,
+        forget_after: Duration,
+        present: &HashSet<String>,
+        progress: &dyn Fn(),
+    ) -> Result<Forgotten, StateError> {
+        self.housekeep_in_batches(now, forget_after, present, HOUSEKEEPING_BATCH, progress)
+    }
+
+    /// Works in transactions of at most `batch` rows (a folder's episodes
+    /// always go in one). Every transaction checks again, under the write
+    /// lock, that what it deletes may still go: between two of them a pass
+    /// may have seen a token come back, or the sender queued a mail naming
+    /// a key. A failure keeps what earlier transactions deleted, which was
+    /// due to go anyway.
+    pub(crate) fn housekeep_in_batches(
+        &mut self,
+        now: DateTime<Utc>,
+        forget_after: Duration,
+        present: &HashSet<String>,
+        batch: usize,
+        progress: &dyn Fn(),
+    ) -> Result<Forgotten, StateError> {
+        let batch = batch.max(1);
         let cutoff = ts(now - forget_after);
-        let err = || sqlite(&self.path, "forget old state");
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err())?;
-        let mut out = Forgotten {
-            mails: tx
+        let path = self.path.clone();
+        let err = || sqlite(&path, "forget old state");
+        let mut out = Forgotten::default();
+
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err())?;
+            let n = tx
                 .execute(
-                    "DELETE FROM outbox WHERE state = 'sent' AND coalesce(sent_at, created_at) < ?1",
-                    params![cutoff],
+                    "DELETE FROM outbox WHERE id IN (
+                         SELECT id FROM outbox
+                         WHERE state = 'sent' AND coalesce(sent_at, created_at) < ?1
+                         LIMIT ?2)",
+                    params![cutoff, batch as i64],
                 )
-                .map_err(err())?,
-            ..Forgotten::default()
-        };
-        let kept: HashSet<String> = {
-            let mut stmt = tx.prepare("SELECT alert_keys FROM outbox").map_err(err())?;
-            let lists = stmt
-                .query_map([], |row| get_string_list(row, 0))
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(err())?;
-            lists.into_iter().flatten().collect()
-        };
-        {
-            let mut keys_of = tx
-                .prepare_cached("SELECT key FROM ledger WHERE fingerprint = ?1")
-                .map_err(err())?;
-            let mut forget_rows = tx
-                .prepare_cached("DELETE FROM ledger WHERE fingerprint = ?1")
-                .map_err(err())?;
-            let mut forget_verdict = tx
-                .prepare_cached("DELETE FROM verdicts WHERE fingerprint = ?1")
-                .map_err(err())?;
-            let mut forget_token = tx
-                .prepare_cached("DELETE FROM tokens WHERE fingerprint = ?1")
-                .map_err(err())?;
-            // Whether a subject's rows may go: none of its keys is in a
-            // mail still in the outbox.
-            let mut unreferenced = |fp: &str| -> rusqlite::Result<bool> {
-                let keys = keys_of
-                    .query_map(params![fp], |row| row.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(!keys.iter().any(|k| kept.contains(k)))
-            };
-
-            let gone_tokens: Vec<String> = tx
-                .prepare("SELECT fingerprint FROM tokens WHERE present = 0 AND last_seen < ?1")
-                .and_then(|mut s| {
-                    s.query_map(params![cutoff], |row| row.get(0))?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(err())?;
-            for fp in gone_tokens {
-                if present.contains(&fp) || !unreferenced(&fp).map_err(err())? {
-                    continue;
-                }
-                out.ledger_rows += forget_rows.execute(params![fp]).map_err(err())?;
-                forget_verdict.execute(params![fp]).map_err(err())?;
-                out.tokens += forget_token.execute(params![fp]).map_err(err())?;
-            }
-
-            let gone_files: Vec<String> = tx
-                .prepare(
-                    "SELECT fingerprint FROM ledger
-                     WHERE fingerprint IS NOT NULL
-                       AND fingerprint NOT IN (SELECT fingerprint FROM tokens)
-                     GROUP BY fingerprint HAVING max(recorded_at) < ?1",
-                )
-                .and_then(|mut s| {
-                    s.query_map(params![cutoff], |row| row.get(0))?
-                        .collect::<Result<Vec<_>, _>>()
-                })
-                .map_err(err())?;
-            for fp in gone_files {
-                if present.contains(&fp) || !unreferenced(&fp).map_err(err())? {
-                    continue;
-                }
-                out.ledger_rows += forget_rows.execute(params![fp]).map_err(err())?;
-                forget_verdict.execute(params![fp]).map_err(err())?;
-                out.files += 1;
+            tx.commit().map_err(err())?;
+            progress();
+            out.mails += n;
+            if n < batch {
+                break;
             }
         }
 
-        let hostwide: Vec<(String, DateTime<Utc>)> = tx
-            .prepare("SELECT key, recorded_at FROM ledger WHERE fingerprint IS NULL")
+        let gone_tokens: Vec<String> = self
+            .conn
+            .prepare("SELECT fingerprint FROM tokens WHERE present = 0 AND last_seen < ?1")
             .and_then(|mut s| {
-                s.query_map([], |row| Ok((row.get(0)?, get_ts(row, 1)?)))?
+                s.query_map(params![cutoff], |row| row.get(0))?
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(err())?;
-        let old = |at: &DateTime<Utc>| ts(*at) < cutoff;
-        let mut doomed: Vec<&str> = Vec::new();
-        // Folder path → (problems, recoveries, all old, none kept, keys).
-        let mut episodes: BTreeMap<&str, (usize, usize, bool, Vec<&str>)> = BTreeMap::new();
-        for (key, at) in &hostwide {
-            if key.starts_with("digest:") || key.starts_with("apple_unreachable:") {
-                if old(at) && !kept.contains(key) {
-                    doomed.push(key);
-                }
-            } else if let Some(rest) = key.strip_prefix("folder:") {
-                // PATH may hold ':'; the episode kind and number never do.
-                let mut parts = rest.rsplitn(3, ':');
-                let (_, kind, path) = (parts.next(), parts.next(), parts.next());
-                let Some(path) = path else { continue };
-                let e = episodes.entry(path).or_insert((0, 0, true, Vec::new()));
-                match kind {
-                    Some("problem") => e.0 += 1,
-                    Some("recovered") => e.1 += 1,
-                    _ => {}
-                }
-                e.2 &= old(at) && !kept.contains(key);
-                e.3.push(key);
-            }
-        }
-        for (problems, recoveries, all_old, keys) in episodes.into_values() {
-            if problems == recoveries && all_old {
-                doomed.extend(keys);
-            }
-        }
-        {
-            let mut forget = tx
-                .prepare_cached("DELETE FROM ledger WHERE key = ?1")
+        for chunk in gone_tokens.chunks(batch) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(err())?;
-            for key in doomed {
-                out.ledger_rows += forget.execute(params![key]).map_err(err())?;
+            let kept = outbox_keys(&tx).map_err(err())?;
+            for fp in chunk {
+                progress();
+                let still_gone: bool = tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM tokens
+                         WHERE fingerprint = ?1 AND present = 0 AND last_seen < ?2)",
+                    )
+                    .and_then(|mut s| s.query_row(params![fp, cutoff], |row| row.get(0)))
+                    .map_err(err())?;
+                if !still_gone
+                    || present.contains(fp)
+                    || !unreferenced(&tx, &kept, fp).map_err(err())?
+                {
+                    continue;
+                }
+                out.ledger_rows += forget_subject(&tx, fp).map_err(err())?;
+                out.tokens += tx
+                    .prepare_cached("DELETE FROM tokens WHERE fingerprint = ?1")
+                    .and_then(|mut s| s.execute(params![fp]))
+                    .map_err(err())?;
+            }
+            tx.commit().map_err(err())?;
+            progress();
+        }
+
+        let gone_files: Vec<String> = self
+            .conn
+            .prepare(
+                "SELECT fingerprint FROM ledger
+                 WHERE fingerprint IS NOT NULL
+                   AND fingerprint NOT IN (SELECT fingerprint FROM tokens)
+                 GROUP BY fingerprint HAVING max(recorded_at) < ?1",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![cutoff], |row| row.get(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(err())?;
+        for chunk in gone_files.chunks(batch) {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err())?;
+            let kept = outbox_keys(&tx).map_err(err())?;
+            for fp in chunk {
+                progress();
+                let still_gone: bool = tx
+                    .prepare_cached(
+                        "SELECT NOT EXISTS (SELECT 1 FROM tokens WHERE fingerprint = ?1)
+                            AND (SELECT max(recorded_at) FROM ledger WHERE fingerprint = ?1) < ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![fp, cutoff], |row| {
+                            Ok(row.get::<_, Option<bool>>(0)?.unwrap_or(false))
+                        })
+                    })
+                    .map_err(err())?;
+                if !still_gone
+                    || present.contains(fp)
+                    || !unreferenced(&tx, &kept, fp).map_err(err())?
+                {
+                    continue;
+                }
+                out.ledger_rows += forget_subject(&tx, fp).map_err(err())?;
+                out.files += 1;
+            }
+            tx.commit().map_err(err())?;
+            progress();
+        }
+
+        // Rows of no token: each transaction works out again which may go
+        // (a folder's episodes only all together), and deletes whole
+        // groups until it has deleted about `batch` rows.
+        loop {
+            let tx = self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err())?;
+            let kept = outbox_keys(&tx).map_err(err())?;
+            let groups = doomed_hostwide(&tx, &kept, &cutoff, progress).map_err(err())?;
+            let mut deleted = 0;
+            let mut more = false;
+            {
+                let mut forget = tx
+                    .prepare_cached("DELETE FROM ledger WHERE key = ?1")
+                    .map_err(err())?;
+                for group in &groups {
+                    if deleted >= batch {
+                        more = true;
+                        break;
+                    }
+                    for key in group {
+                        progress();
+                        deleted += forget.execute(params![key]).map_err(err())?;
+                    }
+                }
+            }
+            tx.commit().map_err(err())?;
+            progress();
+            out.ledger_rows += deleted;
+            if !more {
+                break;
             }
         }
-        tx.commit().map_err(err())?;
         Ok(out)
     }
 
@@ -224,6 +278,81 @@ impl StateStore {
         };
         read().map_err(self.err("read the alert ledger"))
     }
+}
+
+/// Every ledger key a mail in the outbox names: their rows are kept.
+fn outbox_keys(tx: &Transaction<'_>) -> rusqlite::Result<HashSet<String>> {
+    let mut stmt = tx.prepare_cached("SELECT alert_keys FROM outbox")?;
+    let lists = stmt
+        .query_map([], |row| get_string_list(row, 0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(lists.into_iter().flatten().collect())
+}
+
+/// Whether a subject's rows may go: none of its keys is in a mail still in
+/// the outbox.
+fn unreferenced(tx: &Transaction<'_>, kept: &HashSet<String>, fp: &str) -> rusqlite::Result<bool> {
+    let mut stmt = tx.prepare_cached("SELECT key FROM ledger WHERE fingerprint = ?1")?;
+    let keys = stmt
+        .query_map(params![fp], |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(!keys.iter().any(|k| kept.contains(k)))
+}
+
+/// Deletes a token's or unreadable file's ledger rows and verdict; returns
+/// the number of ledger rows.
+fn forget_subject(tx: &Transaction<'_>, fp: &str) -> rusqlite::Result<usize> {
+    let rows = tx
+        .prepare_cached("DELETE FROM ledger WHERE fingerprint = ?1")?
+        .execute(params![fp])?;
+    tx.prepare_cached("DELETE FROM verdicts WHERE fingerprint = ?1")?
+        .execute(params![fp])?;
+    Ok(rows)
+}
+
+/// The rows of no token that may go, in groups that go together: one key
+/// for a digest or an Apple outage, all of a folder's episodes.
+fn doomed_hostwide(
+    tx: &Transaction<'_>,
+    kept: &HashSet<String>,
+    cutoff: &str,
+    progress: &dyn Fn(),
+) -> rusqlite::Result<Vec<Vec<String>>> {
+    let hostwide: Vec<(String, DateTime<Utc>)> = tx
+        .prepare_cached("SELECT key, recorded_at FROM ledger WHERE fingerprint IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, get_ts(row, 1)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let old = |at: &DateTime<Utc>| ts(*at).as_str() < cutoff;
+    let mut doomed: Vec<Vec<String>> = Vec::new();
+    // Folder path → (problems, recoveries, all old and none kept, keys).
+    let mut episodes: BTreeMap<&str, (usize, usize, bool, Vec<String>)> = BTreeMap::new();
+    for (key, at) in &hostwide {
+        progress();
+        if key.starts_with("digest:") || key.starts_with("apple_unreachable:") {
+            if old(at) && !kept.contains(key) {
+                doomed.push(vec![key.clone()]);
+            }
+        } else if let Some(rest) = key.strip_prefix("folder:") {
+            // PATH may hold ':'; the episode kind and number never do.
+            let mut parts = rest.rsplitn(3, ':');
+            let (_, kind, path) = (parts.next(), parts.next(), parts.next());
+            let Some(path) = path else { continue };
+            let e = episodes.entry(path).or_insert((0, 0, true, Vec::new()));
+            match kind {
+                Some("problem") => e.0 += 1,
+                Some("recovered") => e.1 += 1,
+                _ => {}
+            }
+            e.2 &= old(at) && !kept.contains(key);
+            e.3.push(key.clone());
+        }
+    }
+    for (problems, recoveries, all_old, keys) in episodes.into_values() {
+        if problems == recoveries && all_old {
+            doomed.push(keys);
+        }
+    }
+    Ok(doomed)
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! It holds what scans saw (public facts per token fingerprint, never token
 //! content), the daemon's latest status report, the alert ledger and the mail
-//! outbox (issue 4), and Apple's verdicts (issue 5). This module only stores:
+//! outbox that make each alert go out exactly once, and Apple's verdicts per
+//! token. This module only stores:
 //! the daemon and the pure planners decide what to write.
 //!
 //! Who opens it how:
@@ -97,6 +98,13 @@ pub enum StateError {
     #[error("state database {}: cannot record token {fingerprint:?}: not a 64-hex-digit (lower-case) fingerprint", path.display())]
     BadFingerprint { path: PathBuf, fingerprint: String },
 
+    #[error("state database {}: token {fingerprint}: unknown Apple verdict {text:?}; a newer tokenwatch may have written it", path.display())]
+    UnknownVerdict {
+        path: PathBuf,
+        fingerprint: String,
+        text: String,
+    },
+
     // `cause` rather than `source`: the cause is already in the message, and
     // `{:#}` in the binary would print it twice.
     #[error("cannot {action} {}: {cause}", path.display())]
@@ -148,7 +156,8 @@ impl StateError {
             StateError::NotFound { .. }
             | StateError::OlderSchema { .. }
             | StateError::Uninitialised { .. }
-            | StateError::BadFingerprint { .. } => false,
+            | StateError::BadFingerprint { .. }
+            | StateError::UnknownVerdict { .. } => false,
         }
     }
 

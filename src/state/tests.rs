@@ -640,7 +640,7 @@ fn verdicts_are_upserted_by_fingerprint() {
     let failing = StoredVerdict {
         fingerprint: "cd".repeat(32),
         verified_at: t("2026-12-01T00:00:00Z"),
-        verdict: "error".to_owned(),
+        verdict: crate::evaluate::Verdict::Error,
         location_name: None,
         uid: None,
         mdm_name: None,
@@ -652,7 +652,7 @@ fn verdicts_are_upserted_by_fingerprint() {
     assert_eq!(store.verdicts().unwrap(), std::slice::from_ref(&failing));
     let valid = StoredVerdict {
         verified_at: t("2026-12-01T06:00:00Z"),
-        verdict: "valid".to_owned(),
+        verdict: crate::evaluate::Verdict::Valid,
         location_name: Some("Berlin".to_owned()),
         uid: Some("123".to_owned()),
         mdm_name: Some("Jamf".to_owned()),
@@ -724,4 +724,33 @@ fn integrity_check_of_a_fresh_database_is_ok() {
     assert_eq!(store.integrity_check().unwrap(), "ok");
     let reader = StateStore::open_read_only(tmp.path()).unwrap();
     assert_eq!(reader.integrity_check().unwrap(), "ok");
+}
+
+#[test]
+fn an_unknown_verdict_in_the_database_is_an_error_naming_the_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = StateStore::open(tmp.path()).unwrap();
+    let fingerprint = "cd".repeat(32);
+    store
+        .conn
+        .execute(
+            "INSERT INTO verdicts (fingerprint, verified_at, verdict) VALUES (?1, ?2, 'suspended')",
+            rusqlite::params![fingerprint, ts(t("2026-12-01T00:00:00Z"))],
+        )
+        .unwrap();
+    for e in [
+        store.verdicts().unwrap_err(),
+        store.verdict(&fingerprint).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, StateError::UnknownVerdict { fingerprint: f, text, .. }
+                if *f == fingerprint && text == "suspended"),
+            "{e:?}"
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&fingerprint) && msg.contains("\"suspended\""),
+            "{msg}"
+        );
+    }
 }

@@ -1,30 +1,18 @@
-//! Apple's verdicts per token fingerprint (issue 5).
+//! Apple's verdicts per token fingerprint: what the prober last learnt, kept
+//! so `check`, the daemon and its mails agree on a revoked token.
 
-use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, Row};
-use serde::Serialize;
 
 use super::{get_opt_ts, get_ts, sqlite, ts, StateError, StateStore};
+use crate::evaluate::Verdict;
 
-/// The latest answer from Apple about one token (or the failure to get one).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StoredVerdict {
-    pub fingerprint: String,
-    pub verified_at: DateTime<Utc>,
-    /// `valid`, `revoked`, `expired`, `invalid`, `unverifiable` or `error`.
-    pub verdict: String,
-    pub location_name: Option<String>,
-    pub uid: Option<String>,
-    pub mdm_name: Option<String>,
-    pub apple_expires_at: Option<DateTime<Utc>>,
-    pub error: Option<String>,
-    /// Start of a run of transient failures; None after a success.
-    pub first_failure_at: Option<DateTime<Utc>>,
-}
+use crate::assess::{AppleRecord, Verdicts};
+// The record is a core type; the old name stays for existing callers.
+pub use crate::assess::AppleRecord as StoredVerdict;
 
 impl StateStore {
     /// Stores the verdict, replacing the token's previous one.
-    pub fn put_verdict(&mut self, v: &StoredVerdict) -> Result<(), StateError> {
+    pub fn put_verdict(&mut self, v: &AppleRecord) -> Result<(), StateError> {
         self.conn
             .execute(
                 "INSERT INTO verdicts (fingerprint, verified_at, verdict, location_name, uid,
@@ -38,7 +26,7 @@ impl StateStore {
                 params![
                     v.fingerprint,
                     ts(v.verified_at),
-                    v.verdict,
+                    v.verdict.as_str(),
                     v.location_name,
                     v.uid,
                     v.mdm_name,
@@ -52,7 +40,7 @@ impl StateStore {
     }
 
     /// The stored verdict of one token, if any.
-    pub fn verdict(&self, fingerprint: &str) -> Result<Option<StoredVerdict>, StateError> {
+    pub fn verdict(&self, fingerprint: &str) -> Result<Option<AppleRecord>, StateError> {
         self.conn
             .query_row(
                 "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
@@ -62,11 +50,13 @@ impl StateStore {
                 verdict_from_row,
             )
             .optional()
-            .map_err(self.err("read an Apple verdict"))
+            .map_err(self.err("read an Apple verdict"))?
+            .map(|row| self.known(row))
+            .transpose()
     }
 
     /// Every stored verdict, sorted by fingerprint.
-    pub fn verdicts(&self) -> Result<Vec<StoredVerdict>, StateError> {
+    pub fn verdicts(&self) -> Result<Vec<AppleRecord>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
             let mut stmt = self.conn.prepare_cached(
                 "SELECT fingerprint, verified_at, verdict, location_name, uid, mdm_name,
@@ -76,20 +66,51 @@ impl StateStore {
             let rows = stmt.query_map([], verdict_from_row)?;
             rows.collect()
         };
-        read().map_err(self.err("read Apple verdicts"))
+        read()
+            .map_err(self.err("read Apple verdicts"))?
+            .into_iter()
+            .map(|row| self.known(row))
+            .collect()
+    }
+
+    /// Every stored verdict, keyed by full fingerprint.
+    pub fn verdicts_by_fingerprint(&self) -> Result<Verdicts, StateError> {
+        Ok(self
+            .verdicts()?
+            .into_iter()
+            .map(|v| (v.fingerprint.clone(), v))
+            .collect())
+    }
+
+    fn known(&self, row: RowVerdict) -> Result<AppleRecord, StateError> {
+        row.map_err(|(fingerprint, text)| StateError::UnknownVerdict {
+            path: self.path.clone(),
+            fingerprint,
+            text,
+        })
     }
 }
 
-fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<StoredVerdict> {
-    Ok(StoredVerdict {
-        fingerprint: row.get(0)?,
+/// A row, or its fingerprint and verdict text when that text is no
+/// [`Verdict`]: a newer tokenwatch may have written a word this one lacks,
+/// and the error must say which token it is.
+type RowVerdict = Result<AppleRecord, (String, String)>;
+
+fn verdict_from_row(row: &Row<'_>) -> rusqlite::Result<RowVerdict> {
+    let fingerprint: String = row.get(0)?;
+    let text: String = row.get(2)?;
+    let Ok(verdict) = text.parse::<Verdict>() else {
+        return Ok(Err((fingerprint, text)));
+    };
+    Ok(Ok(AppleRecord {
+        fingerprint,
         verified_at: get_ts(row, 1)?,
-        verdict: row.get(2)?,
+        verdict,
         location_name: row.get(3)?,
         uid: row.get(4)?,
         mdm_name: row.get(5)?,
         apple_expires_at: get_opt_ts(row, 6)?,
         error: row.get(7)?,
         first_failure_at: get_opt_ts(row, 8)?,
-    })
+    }))
 }

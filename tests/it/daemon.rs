@@ -184,6 +184,37 @@ fn a_config_edit_adds_a_folder_and_a_bad_edit_is_rejected_while_running() {
 }
 
 #[test]
+fn a_reload_to_a_bad_apple_ca_file_is_rejected_and_shown_in_status() {
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan", 20, |s| names(s) == ["a.vpptoken"]);
+
+    let ca = env.write("apple-ca.pem", "not a certificate\n");
+    env.config(&format!(
+        "[apple]\nverify = true\nca_file = \"{}\"\n",
+        ca.display()
+    ));
+    let s = d.wait_for("config error recorded", 10, |s| {
+        s["config_error"].is_array()
+    });
+    let errors = s["config_error"].to_string();
+    assert!(
+        errors.contains("tokenwatch.toml: [apple]:")
+            && errors.contains(&format!("CA file {}", ca.display())),
+        "{errors}"
+    );
+    // Refused as a whole, like a bad [mail]: still on the previous config.
+    let log = d.log();
+    assert!(log.contains("new Apple settings rejected"), "{log}");
+    assert!(!log.contains("config reloaded"), "{log}");
+
+    env.config("");
+    d.wait_for("config error cleared", 10, |s| s["config_error"].is_null());
+}
+
+#[test]
 fn sighup_reloads_the_config() {
     let env = Env::new();
     let real = env.config("");

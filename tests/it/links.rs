@@ -361,3 +361,35 @@ fn a_token_replaced_in_another_folder_is_seen_through_a_link_into_it() {
     .unwrap();
     d.wait_for("one token, the new one", 10, |s| days(s) == [49]);
 }
+
+/// A link from `tokens` into `more-link` while that folder is missing
+/// leads out of every folder that exists; once the folder appears, the
+/// link leads into it and must be followed, not left reported until the
+/// hourly scan (nothing in `tokens` changed, so no event says so).
+#[test]
+fn a_link_into_a_folder_that_appears_later_is_followed_once_it_does() {
+    let env = Env::new();
+    env.sample("tokens/good.vpptoken", "Good Org", 200);
+    env.sample("more/x/t.vpptoken", "Linked Org", 200);
+    link(&env, "more/x", "tokens/to-more");
+    let cfg = config(&env, false);
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("the link reported while the folder is missing", 30, |s| {
+        named(s, "tokens/to-more").is_some_and(|t| t["detail"] == "link_outside_folder")
+    });
+    // Once this is listed, `tokens` has been scanned after start-up and
+    // nothing of its own is pending: only the folder appearing can make
+    // it look again.
+    env.sample("tokens/marker.vpptoken", "Marker Org", 100);
+    d.wait_for("the marker", 10, |s| {
+        named(s, "tokens/marker.vpptoken").is_some()
+    });
+
+    symlink(env.path().join("more"), env.path().join("more-link")).unwrap();
+    d.wait_for("the link followed once the folder is there", 20, |s| {
+        named(s, "tokens/to-more").is_none()
+            && tokens(s)
+                .iter()
+                .any(|t| t["org_name"] == "Linked Org" && t["status"] != "unreadable")
+    });
+}

@@ -96,6 +96,10 @@ fn backoff_doubles_from_5_seconds_and_caps_at_an_hour() {
 
 #[test]
 fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
+    let backoff_from = |first_secs: f64, attempts, jitter| {
+        let first = StdDuration::from_secs_f64(first_secs);
+        millis(SEND_RETRY.scaled(first).nth_jittered(attempts, jitter))
+    };
     assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
     assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
     assert_eq!(backoff_from(0.1, 30, 0.0), Duration::seconds(72));
@@ -192,7 +196,7 @@ fn queued(dir: &std::path::Path, channel: &str) -> (StateStore, i64, NewRow) {
 async fn run_until(dir: &std::path::Path, channels: Arc<Channels>, done: fn(Counters) -> bool) {
     let cancel = CancellationToken::new();
     let (mut sender, handle) = sender(StateStore::open(dir).unwrap(), channels, cancel.clone());
-    sender.retry_first_secs = 0.001;
+    sender.send_retry = SEND_RETRY.scaled(StdDuration::from_millis(1));
     let task = tokio::spawn(sender.run());
     let store = StateStore::open(dir).unwrap();
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);

@@ -1,6 +1,6 @@
 use super::*;
 use crate::evaluate::Status;
-use chrono::TimeZone;
+use chrono::{TimeZone, Utc};
 
 fn subject() -> Subject {
     Subject {

@@ -56,7 +56,7 @@ fn verdict(c: char) -> StoredVerdict {
     StoredVerdict {
         fingerprint: fp(c),
         verified_at: days_ago(402),
-        verdict: "valid".to_owned(),
+        verdict: crate::evaluate::Verdict::Valid,
         location_name: None,
         uid: None,
         mdm_name: None,
@@ -369,4 +369,143 @@ fn a_version_1_database_is_migrated_in_place_keeping_its_rows() {
         2
     );
     assert_eq!(keys(&store), ["expired:x"]);
+}
+
+/// Years of history: `n` tokens gone 401 days with two ledger rows and a
+/// verdict each (every seventh named by a parked mail, every fifth
+/// present again), `n` old sent mails, `n` unreadable files gone, old
+/// digests and closed folder episodes.
+fn years_of_rows(store: &mut StateStore, n: usize) -> HashSet<String> {
+    let fps: Vec<String> = (0..n).map(|i| format!("{i:064x}")).collect();
+    let tokens: Vec<SeenToken> = fps
+        .iter()
+        .map(|f| SeenToken {
+            fingerprint: f.clone(),
+            path: format!("/t/{f}.vpptoken"),
+            ..seen('a')
+        })
+        .collect();
+    store.record_scan(days_ago(401), &tokens, "{}").unwrap();
+    let mut rows = Vec::new();
+    for f in &fps {
+        rows.push(row(&format!("expired:{f}"), Some(f)));
+        rows.push(row(&format!("expiring:{f}:30"), Some(f)));
+        rows.push(row(
+            &format!("unreadable:file{f}"),
+            Some(&format!("file{f}")),
+        ));
+    }
+    for d in 0..n {
+        rows.push(row(&format!("digest:{d}:ops@example.com"), None));
+        rows.push(row(&format!("folder:/srv/{d}:problem:1"), None));
+        rows.push(row(&format!("folder:/srv/{d}:recovered:1"), None));
+    }
+    store.commit_alerts(days_ago(401), &rows, &[]).unwrap();
+    for f in &fps {
+        store
+            .put_verdict(&StoredVerdict {
+                fingerprint: f.clone(),
+                ..verdict('a')
+            })
+            .unwrap();
+    }
+    let mut named: Vec<String> = fps
+        .iter()
+        .step_by(7)
+        .map(|f| format!("expired:{f}"))
+        .collect();
+    // Not in the ledger yet, so the mail is queued.
+    named.push("other".to_owned());
+    let mut mails: Vec<NewRow> = (0..n).map(|i| mail(&format!("sent-{i}"), &[])).collect();
+    mails.push(NewRow {
+        alert_keys: named,
+        ..mail("parked", &[])
+    });
+    let ids = store.commit_alerts(days_ago(500), &[], &mails).unwrap();
+    for id in &ids[..n] {
+        store.mark_sent(*id, days_ago(450), "250 ok").unwrap();
+    }
+    store
+        .mark_failed(ids[n], days_ago(450), "554", None)
+        .unwrap();
+    store.record_scan(days_ago(1), &[], "{}").unwrap();
+    fps.iter().step_by(5).cloned().collect()
+}
+
+/// Every row of every table housekeeping touches, to compare two stores.
+fn everything(store: &StateStore) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT key || ' ' || coalesce(fingerprint, '') FROM ledger ORDER BY key",
+        "SELECT fingerprint FROM verdicts ORDER BY fingerprint",
+        "SELECT fingerprint FROM tokens ORDER BY fingerprint",
+        "SELECT message_id || ' ' || state FROM outbox ORDER BY id",
+    ] {
+        let rows: Vec<String> = store
+            .conn
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        out.push(format!("{sql}: {rows:?}"));
+    }
+    out
+}
+
+#[test]
+fn housekeeping_in_small_batches_forgets_exactly_what_one_transaction_does() {
+    let (one, many) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut whole = StateStore::open(one.path()).unwrap();
+    let mut batched = StateStore::open(many.path()).unwrap();
+    let present = years_of_rows(&mut whole, 60);
+    years_of_rows(&mut batched, 60);
+
+    let a = whole
+        .housekeep_in_batches(now(), Duration::days(WINDOW), &present, usize::MAX, &|| {})
+        .unwrap();
+    let b = batched
+        .housekeep_in_batches(now(), Duration::days(WINDOW), &present, 7, &|| {})
+        .unwrap();
+
+    assert_eq!(a, b);
+    // Something of every kind went, and something of every kind stayed.
+    assert_eq!((a.mails, a.files), (60, 60));
+    assert!(a.tokens > 0 && a.tokens < 60, "{a:?}");
+    assert_eq!(everything(&whole), everything(&batched));
+}
+
+#[test]
+fn housekeeping_of_many_rows_reports_progress_and_lets_other_writers_in_between_batches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let present = years_of_rows(&mut store, 200);
+    // Another writer (the sender, the prober) with no patience at all: it
+    // gets the write lock only between two transactions.
+    let other = rusqlite::Connection::open(tmp.path().join(DB_FILE_NAME)).unwrap();
+    other.busy_timeout(std::time::Duration::ZERO).unwrap();
+    let calls = std::cell::Cell::new(0usize);
+    let turns = std::cell::Cell::new(0usize);
+    let progress = || {
+        calls.set(calls.get() + 1);
+        if other.execute_batch("BEGIN IMMEDIATE; ROLLBACK").is_ok() {
+            turns.set(turns.get() + 1);
+        }
+    };
+
+    let f = store
+        .housekeep_in_batches(now(), Duration::days(WINDOW), &present, 50, &progress)
+        .unwrap();
+
+    // 200 gone tokens and 200 gone files looked at one by one, 600 rows
+    // of no token read, each batch of 50 committed.
+    assert!(calls.get() >= 1000, "{} progress calls", calls.get());
+    let batches = 200 / 50 + 200 / 50 + 200 / 50;
+    assert!(
+        turns.get() >= batches,
+        "{} turns for other writers",
+        turns.get()
+    );
+    assert_eq!((f.mails, f.files), (200, 200));
 }

@@ -139,6 +139,40 @@ fn inotify_watches(pid: u32) -> usize {
         .sum()
 }
 
+/// The watcher fails while running (new empty subfolders beyond the watch
+/// limit): the folder is polled from then on. Its files are the same, so
+/// only the watch mode changed, and that happened outside a rescan; the
+/// next rescan must still run a pass so `status` says it is polled.
+#[test]
+fn a_watcher_failure_that_changes_no_file_still_shows_the_folder_polled() {
+    const TEST: &str = "watcher failure without changes";
+    let env = Env::new();
+    let cfg = env.write(
+        "tokenwatch.toml",
+        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n\
+         [[folder]]\npath = \"small\"\n",
+    );
+    let mut model: Model = BTreeMap::new();
+    let p = env.write("small/a.vpptoken", token_text("Quiet", 300));
+    model.insert(p, 300);
+    // Watches: the config folder 1, `small` 1; two more subfolders fit.
+    let mut d = match start_with_watch_limit(&env, &cfg, 4, &[]) {
+        Ok(d) => d,
+        Err(e) => return unavailable(TEST, &e),
+    };
+    let s = d.wait_for("first scan", 20, |s| matches_model(s, &model));
+    assert_eq!(folder_watch(&s)[0].1, "inotify", "{s}");
+
+    for i in 0..5 {
+        std::fs::create_dir(env.path().join(format!("small/s{i}"))).unwrap();
+    }
+    d.wait_for("the folder shown as polled", 20, |s| {
+        matches_model(s, &model) && folder_watch(s)[0].1 == "poll (watcher failed)"
+    });
+    assert!(alive(&mut d));
+    d.stop();
+}
+
 #[test]
 fn a_failed_watch_is_retried_and_the_folder_goes_back_to_inotify() {
     const TEST: &str = "watch retry";

@@ -1,0 +1,156 @@
+//! What a scan found, as plain data: folders, files, and each file's token
+//! or the reason it could not be read. The scan fills it; everything after
+//! the scan only reads it (pure).
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Fingerprint, TokenContent, TokenError};
+
+/// The `detail` of an unreadable entry that is a symlink leading out of
+/// every configured folder (not followed).
+pub const REASON_LINK_OUTSIDE_FOLDER: &str = "link_outside_folder";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FolderState {
+    Ok,
+    Missing,
+    Unreadable,
+    Empty,
+}
+
+#[derive(Debug, Clone)]
+pub struct FolderScan {
+    pub path: PathBuf,
+    pub state: FolderState,
+    /// Readable tokens found in this folder (before de-duplication).
+    pub tokens: usize,
+    /// Why the folder is missing or unreadable.
+    pub error: Option<String>,
+    /// A symlink to a folder was found below it: the walk may reach files
+    /// by more than one path, so only a full scan knows which it lists.
+    pub folder_links: bool,
+}
+
+/// Why a file with a token name could not be read as a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    /// Not a regular file: "a FIFO", "a socket", "a directory", ...
+    NotRegular(&'static str),
+    BrokenLink,
+    LinkLoop,
+    /// A symlink leading out of every configured folder, not followed.
+    LinkOutsideFolder,
+    /// Replaced between the look at the entry and the read (a file became
+    /// a link, a link now leads elsewhere): not read, looked at again by
+    /// the next scan.
+    Changed,
+    Io(String),
+    Token(TokenError),
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FileError::NotRegular(kind) => write!(f, "is {kind}, not a regular file"),
+            FileError::BrokenLink => f.write_str("is a symbolic link to nothing"),
+            FileError::LinkLoop => f.write_str("is a symbolic link loop"),
+            // A reason code, as in `check --json`'s `detail`; mails and
+            // `check` explain it.
+            FileError::LinkOutsideFolder => f.write_str(REASON_LINK_OUTSIDE_FOLDER),
+            FileError::Changed => f.write_str("changed while being read"),
+            FileError::Io(e) => write!(f, "cannot be read: {e}"),
+            FileError::Token(e) => e.fmt(f),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FoundFile {
+    /// Absolute, as reached from the configured folder (not canonicalised).
+    pub path: PathBuf,
+    /// Index of the configured folder it was found in.
+    pub folder: usize,
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    /// Device and inode of the file itself, for telling links apart.
+    pub file_id: Option<(u64, u64)>,
+    /// Some directory or the file itself on the way here was a symlink.
+    pub via_link: bool,
+    /// Readable by every user on the host: a credential lying open.
+    pub world_readable: bool,
+    /// Of the bytes read, for readable and unreadable files alike; None when
+    /// nothing could be read.
+    pub fingerprint: Option<Fingerprint>,
+    pub content: Result<TokenContent, FileError>,
+    /// Set when this result may be reused by the next scan as long as the
+    /// file's stamp is the same; None for files that were not read, or were
+    /// changed too recently to trust their timestamps (see [`SETTLED`]).
+    pub stamp: Option<FileStamp>,
+}
+
+/// One version of a file, told apart without reading it: any write moves
+/// the modification and change times, a chmod the change time, a rename
+/// over the file the inode; the change time cannot be set by users, so a
+/// rewrite that keeps size and modification time still shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl FileStamp {
+    /// `mtime` and `ctime` are (seconds, nanoseconds) since the epoch, as
+    /// `stat` gives them.
+    pub fn new(dev: u64, ino: u64, size: u64, mtime: (i64, i64), ctime: (i64, i64)) -> FileStamp {
+        FileStamp {
+            dev,
+            ino,
+            size,
+            mtime,
+            ctime,
+        }
+    }
+
+    /// The later of the modification and change times.
+    pub fn newest(&self) -> Option<SystemTime> {
+        let at = |(secs, nanos): (i64, i64)| {
+            let secs = u64::try_from(secs).ok()?;
+            let nanos = u32::try_from(nanos).ok()?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+        };
+        Some(at(self.mtime)?.max(at(self.ctime)?))
+    }
+}
+
+impl FoundFile {
+    pub fn token(&self) -> Option<&TokenContent> {
+        self.content.as_ref().ok()
+    }
+
+    /// Reached through a symlink that was followed (or, broken, would be):
+    /// what it shows changes with writes elsewhere. A link out of every
+    /// folder is not followed, so no write elsewhere changes it.
+    pub fn followed_a_link(&self) -> bool {
+        self.via_link && !self.is_link_outside()
+    }
+
+    /// A symlink out of every configured folder, not followed.
+    pub fn is_link_outside(&self) -> bool {
+        matches!(self.content, Err(FileError::LinkOutsideFolder))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Scan {
+    pub folders: Vec<FolderScan>,
+    /// Sorted by path; each token once.
+    pub files: Vec<FoundFile>,
+}
