@@ -10,12 +10,14 @@
 
 mod folders;
 mod housekeeping;
+mod job;
 mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
 mod stamp;
 pub use folders::REARM_ENV;
+pub use job::Job;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -196,7 +198,7 @@ struct Daemon {
     /// valid or not).
     config_stamp: Option<FileStamp>,
     sender: SenderHandle,
-    tick_tx: mpsc::Sender<Tick>,
+    tick_tx: mpsc::Sender<Tick<Job>>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
     /// An unreadable file is settling, or the state could not be written;
@@ -220,19 +222,19 @@ impl Daemon {
     fn start_schedules(&mut self) {
         self.schedules.cancel();
         self.schedules = CancellationToken::new();
-        let mut list = vec![("check", self.cfg.schedule.check.clone())];
+        let mut list = vec![(Job::Check, self.cfg.schedule.check.clone())];
         if let Some(d) = &self.cfg.schedule.digest {
-            list.push(("digest", d.clone()));
+            list.push((Job::Digest, d.clone()));
         }
         if self.cfg.apple.verify {
-            list.push(("verify", self.cfg.schedule.verify.clone()));
+            list.push((Job::Verify, self.cfg.schedule.verify.clone()));
         }
         if let Some(s) = self.housekeeping_schedule() {
-            list.push(("housekeeping", s));
+            list.push((Job::Housekeeping, s));
         }
-        for (name, s) in list {
+        for (job, s) in list {
             tokio::spawn(run_schedule(
-                name,
+                job,
                 s,
                 self.tick_tx.clone(),
                 self.schedules.clone(),
@@ -305,16 +307,15 @@ impl Daemon {
         }
     }
 
-    fn on_tick(&mut self, tick: Tick) {
-        match tick.name {
-            "check" => self.full_pass("schedule"),
-            "digest" => self.send_digest(),
-            "housekeeping" => self.housekeep(),
-            "verify" => {
+    fn on_tick(&mut self, tick: Tick<Job>) {
+        match tick.job {
+            Job::Check => self.full_pass("schedule"),
+            Job::Digest => self.send_digest(),
+            Job::Housekeeping => self.housekeep(),
+            Job::Verify => {
                 let verdicts = self.verdicts();
                 self.request_verification(true, &verdicts);
             }
-            other => tracing::debug!(schedule = other, "tick"),
         }
     }
 
