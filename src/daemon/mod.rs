@@ -16,8 +16,9 @@ mod pass;
 mod prober;
 pub mod sender;
 mod stamp;
-pub use folders::REARM_ENV;
+mod timing;
 pub use job::Job;
+pub use timing::{Timing, REARM_ENV, RETRY_BASE_ENV};
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -58,15 +59,10 @@ pub enum DaemonError {
     Fatal(anyhow::Error),
 }
 
-/// How long the config file must be quiet before it is re-read (editors
-/// write in several steps).
-const CONFIG_QUIET: Duration = Duration::from_millis(300);
-/// How long shutdown waits for the mail in flight.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
 pub async fn run(
     config_path: PathBuf,
     mut orders: mpsc::Receiver<Order>,
+    timing: Timing,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     // Taken before reading: a write during the read then counts as a change.
@@ -88,7 +84,8 @@ pub async fn run(
         }
     };
     let sender_cancel = CancellationToken::new();
-    let (sender, sender_handle) = sender::sender(sender_store, mailer, sender_cancel.clone());
+    let (sender, sender_handle) =
+        sender::sender(sender_store, mailer, timing, sender_cancel.clone());
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -111,6 +108,7 @@ pub async fn run(
         verdict_tx,
         requested: Requested::default(),
         keepalive: Keepalive::from_env(),
+        timing,
     };
     d.keepalive.starting();
     d.start_prober()?;
@@ -144,11 +142,14 @@ pub async fn run(
     d.schedules.cancel();
     d.prober = None;
     sender_cancel.cancel();
-    if tokio::time::timeout(DRAIN_LIMIT, sender_task)
+    if tokio::time::timeout(timing.drain_limit, sender_task)
         .await
         .is_err()
     {
-        tracing::warn!("the mail in flight did not finish within 10 s; it stays in the outbox");
+        tracing::warn!(
+            "the mail in flight did not finish within {} s; it stays in the outbox",
+            timing.drain_limit.as_secs()
+        );
     }
     tracing::info!("stopped");
     Ok(())
@@ -216,6 +217,8 @@ struct Daemon {
     /// systemd's watchdog and start timeout; long scans and passes report
     /// their progress to it.
     keepalive: Keepalive,
+    /// Debounces, poll intervals, retries and limits.
+    timing: Timing,
 }
 
 impl Daemon {
@@ -266,7 +269,12 @@ impl Daemon {
 
     fn start_prober_with(&mut self, probe: crate::probe::Probe) -> Result<(), DaemonError> {
         let store = open_store(&self.cfg)?;
-        let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
+        let (prober, handle) = prober::prober(
+            probe,
+            store,
+            self.verdict_tx.clone(),
+            self.timing.probe_retry,
+        );
         tokio::spawn(prober.run());
         self.prober = Some(handle);
         Ok(())
@@ -386,10 +394,10 @@ impl Daemon {
             next = next.min(t);
         }
         if let Some((t, _)) = self.config_dirty {
-            next = next.min(t + CONFIG_QUIET);
+            next = next.min(t + self.timing.config_quiet);
         }
         for slot in &self.slots {
-            if let Some(t) = slot.next_due() {
+            if let Some(t) = slot.next_due(&self.timing) {
                 next = next.min(t);
             }
         }
@@ -412,14 +420,14 @@ impl Daemon {
     fn due_work(&mut self) {
         let now = Instant::now();
         if let Some((t, why)) = self.config_dirty {
-            if now >= t + CONFIG_QUIET {
+            if now >= t + self.timing.config_quiet {
                 self.config_dirty = None;
                 self.reload(why);
             }
         }
         let mut changed = false;
         for i in 0..self.slots.len() {
-            if self.slots[i].is_due(now) {
+            if self.slots[i].is_due(now, &self.timing) {
                 changed |= self.rescan_slot(i);
             }
         }

@@ -3,23 +3,17 @@
 //! transaction with their ledger rows.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::Utc;
 
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
-use crate::backoff::Backoff;
 use crate::evaluate::Status;
 use crate::mail::payload::{self, MailPayload};
 use crate::mail::render::{self, Context, Rendered};
 use crate::report::{self, Report};
 use crate::scan::{self, FolderState};
 use crate::state::{NewLedgerRow, NewRow, SeenToken};
-
-/// A pass that could not write the state runs again after 5 s, doubling
-/// up to a minute.
-const STATE_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
@@ -148,7 +142,7 @@ impl Daemon {
             return;
         }
         self.state_failures = self.state_failures.saturating_add(1);
-        let wait = STATE_RETRY.nth(self.state_failures).as_secs() as i64;
+        let wait = self.timing.state_retry.nth(self.state_failures).as_secs() as i64;
         let at = Utc::now() + chrono::Duration::seconds(wait);
         tracing::warn!(
             retry_in_secs = wait,

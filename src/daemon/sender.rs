@@ -12,7 +12,7 @@
 //! recorded, so a full disk does not turn into the same mail sent over and
 //! over (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -21,13 +21,12 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::Timing;
 use crate::backoff::Backoff;
 use crate::mail::payload::{self, MailPayload};
 use crate::mail::transport::{MailError, Mailer, OutgoingMail};
 use crate::state::{OutboxRow, StateStore};
 
-/// A failed send is retried after about 5 s, doubling up to an hour.
-const SEND_RETRY: Backoff = Backoff::new(StdDuration::from_secs(5), StdDuration::from_secs(3600));
 /// Permanent failures (5xx) get this many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Mails sent at once. Each SMTP session spends most of its time waiting
@@ -35,47 +34,11 @@ pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// server's delayed ACK; a remote relay adds round trips): 1,000 alerts one
 /// by one took 45 s. Outcomes are still recorded one at a time.
 pub const PARALLEL_SENDS: usize = 4;
-/// Upper bound of one send, beyond the transport's own timeouts.
-const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
-/// `tokenwatch outbox retry` writes to the database from another process;
-/// the sender looks at the outbox at least this often to notice.
-const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
-/// A delivery outcome the state database refused (disk full, read-only)
-/// is written again after 1 s, doubling up to 30 s.
-const RECORD_RETRY: Backoff = Backoff::new(StdDuration::from_secs(1), StdDuration::from_secs(30));
-
-/// For tests and benchmarks only, never a config key: the environment
-/// variable `TOKENWATCH_RETRY_BASE_MS` replaces the 5 s first retry (the
-/// one-hour cap scales with it), so a test can show many retry rounds of a
-/// mail server outage in seconds. Read once, when the sender starts.
-pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
-static SEND_RETRY_USED: OnceLock<Backoff> = OnceLock::new();
-
-/// [`SEND_RETRY`], or its test-knob variant.
-fn send_retry() -> Backoff {
-    *SEND_RETRY_USED.get_or_init(|| {
-        let ms = std::env::var(RETRY_BASE_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&ms| ms > 0);
-        match ms {
-            Some(ms) => {
-                tracing::warn!(
-                    env = RETRY_BASE_ENV,
-                    ms,
-                    "test knob set: mail retries start after {ms} ms instead of 5 s"
-                );
-                SEND_RETRY.scaled(StdDuration::from_millis(ms))
-            }
-            None => SEND_RETRY,
-        }
-    })
-}
 
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    millis(SEND_RETRY.nth_jittered(attempts, jitter))
+    millis(Timing::default().send_retry.nth_jittered(attempts, jitter))
 }
 
 fn millis(d: StdDuration) -> Duration {
@@ -123,6 +86,7 @@ impl SenderHandle {
 pub fn sender(
     store: StateStore,
     mailer: Mailer,
+    timing: Timing,
     cancel: CancellationToken,
 ) -> (Sender, SenderHandle) {
     let wake = Arc::new(Notify::new());
@@ -132,6 +96,7 @@ pub fn sender(
             store,
             mailer: mailer_rx,
             wake: wake.clone(),
+            timing,
             cancel,
         },
         SenderHandle {
@@ -145,6 +110,8 @@ pub struct Sender {
     store: StateStore,
     mailer: watch::Receiver<Arc<Mailer>>,
     wake: Arc<Notify>,
+    /// Retries, the send limit and the outbox poll.
+    timing: Timing,
     cancel: CancellationToken,
 }
 
@@ -171,7 +138,6 @@ struct Attempt {
 
 impl Sender {
     pub async fn run(mut self) {
-        send_retry();
         // Outcomes the database refused. Until they are written nothing
         // else is sent: those mails are still "pending" in the outbox, and
         // sending on would deliver them again and again while the disk is
@@ -183,7 +149,7 @@ impl Sender {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let record_retry = RECORD_RETRY.nth(refused_rounds + 1);
+            let record_retry = self.timing.record_retry.nth(refused_rounds + 1);
             unrecorded = self.record_all(unrecorded, record_retry);
             let wait = if !unrecorded.is_empty() {
                 refused_rounds = refused_rounds.saturating_add(1);
@@ -192,7 +158,7 @@ impl Sender {
                 refused_rounds = 0;
                 unrecorded = self.deliver_due().await;
                 if !unrecorded.is_empty() {
-                    RECORD_RETRY.first
+                    self.timing.record_retry.first
                 } else {
                     let next = tokio::task::block_in_place(|| self.store.next_due_at())
                         .unwrap_or_else(|e| {
@@ -200,8 +166,8 @@ impl Sender {
                             Some(Utc::now() + Duration::seconds(30))
                         });
                     next.map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
-                        .unwrap_or(OUTBOX_POLL)
-                        .min(OUTBOX_POLL)
+                        .unwrap_or(self.timing.outbox_poll)
+                        .min(self.timing.outbox_poll)
                 }
             };
             tokio::select! {
@@ -257,8 +223,8 @@ impl Sender {
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (mailer, cancel, store, halt) =
-                    (&*mailer, &self.cancel, &mut self.store, &halt);
+                let (mailer, cancel, store, halt, timing) =
+                    (&*mailer, &self.cancel, &mut self.store, &halt, self.timing);
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
                         // Finish the mails in flight, start no new one after
@@ -267,8 +233,8 @@ impl Sender {
                         {
                             return None;
                         }
-                        let result = send(mailer, &mail).await;
-                        Some(attempt_of(&mail, result))
+                        let result = send(mailer, &mail, timing.send_limit).await;
+                        Some(attempt_of(&mail, result, timing.send_retry))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
                 // Each outcome is written as soon as it is known, so a crash
@@ -307,13 +273,14 @@ fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::St
     })
 }
 
-async fn send(mailer: &Mailer, mail: &OutboxRow) -> Result<String, Failure> {
+async fn send(mailer: &Mailer, mail: &OutboxRow, limit: StdDuration) -> Result<String, Failure> {
     match to_outgoing(mail) {
-        Ok(out) => match tokio::time::timeout(SEND_LIMIT, mailer.send(&out)).await {
+        Ok(out) => match tokio::time::timeout(limit, mailer.send(&out)).await {
             Ok(r) => r.map_err(Failure::Mail),
-            Err(_) => Err(Failure::Other(
-                "the send did not finish within 120 s".into(),
-            )),
+            Err(_) => Err(Failure::Other(format!(
+                "the send did not finish within {} s",
+                limit.as_secs()
+            ))),
         },
         Err(e) => Err(Failure::Other(e)),
     }
@@ -321,7 +288,7 @@ async fn send(mailer: &Mailer, mail: &OutboxRow) -> Result<String, Failure> {
 
 /// The outcome of one send as it is to be recorded: sent, retry at a
 /// backed-off time, or parked.
-fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>) -> Attempt {
+fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>, retry: Backoff) -> Attempt {
     let now = Utc::now();
     let outcome = match result {
         Ok(answer) => {
@@ -338,7 +305,7 @@ fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>) -> Attempt {
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + millis(send_retry().nth_jittered(attempts, jitter)))
+                Some(now + millis(retry.nth_jittered(attempts, jitter)))
             };
             match next {
                 Some(at) => {
@@ -416,6 +383,7 @@ mod tests {
         let (sender, handle) = sender(
             StateStore::open(&state).unwrap(),
             file_mailer(&old_dir),
+            Timing::default(),
             cancel.clone(),
         );
         // The sender is not running yet: every order waits for it.
@@ -455,7 +423,12 @@ mod tests {
     fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
         let backoff_from = |first_secs: f64, attempts, jitter| {
             let first = StdDuration::from_secs_f64(first_secs);
-            millis(SEND_RETRY.scaled(first).nth_jittered(attempts, jitter))
+            millis(
+                Timing::default()
+                    .send_retry
+                    .scaled(first)
+                    .nth_jittered(attempts, jitter),
+            )
         };
         assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
         assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
