@@ -370,3 +370,53 @@ impl Daemon {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn new_slot() -> Slot {
+        Slot::new(Folder {
+            path: "/t".into(),
+            account: None,
+            recipients: Vec::new(),
+            allow_empty: false,
+            poll: false,
+            follow_links: false,
+        })
+    }
+
+    /// The debounce and the poll interval come from the `Timing` the slot
+    /// is asked with, not from built-in values.
+    #[test]
+    fn an_injected_timing_sets_the_debounce_and_the_poll() {
+        let ms = Duration::from_millis;
+        let short = Timing {
+            debounce_quiet: ms(10),
+            debounce_max: ms(25),
+            poll_every: ms(40),
+            ..Timing::default()
+        };
+        let mut slot = new_slot();
+        slot.mode = Mode::Inotify;
+        let t0 = Instant::now();
+        slot.mark_dirty(t0);
+        assert_eq!(slot.next_due(&short), Some(t0 + ms(10)));
+        assert_eq!(slot.next_due(&Timing::default()), Some(t0 + ms(300)));
+        assert!(!slot.is_due(t0 + ms(9), &short));
+        assert!(slot.is_due(t0 + ms(10), &short));
+        // Events keep coming: the wait since the first is capped.
+        slot.mark_dirty(t0 + ms(20));
+        assert_eq!(slot.next_due(&short), Some(t0 + ms(25)));
+
+        let mut polled = new_slot();
+        polled.mode = Mode::Poll;
+        assert_eq!(polled.next_due(&short), Some(polled.last_scan + ms(40)));
+        assert_eq!(
+            polled.next_due(&Timing::default()),
+            Some(polled.last_scan + Duration::from_secs(5))
+        );
+    }
+}

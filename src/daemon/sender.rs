@@ -409,6 +409,73 @@ mod tests {
         );
     }
 
+    fn queue_one_mail(store: &mut StateStore) {
+        let now = Utc::now();
+        store
+            .commit_alerts(
+                now,
+                &[],
+                &[NewRow {
+                    message_id: "<m1@tokenwatch>".into(),
+                    alert_keys: vec![],
+                    channel: payload::CHANNEL.into(),
+                    recipients: vec!["ops@example.com".into()],
+                    title: "s".into(),
+                    payload: MailPayload {
+                        from: "tokenwatch <tw@example.com>".into(),
+                        subject: "s".into(),
+                        text: "t".into(),
+                        html: "h".into(),
+                    }
+                    .to_json(),
+                    date: now,
+                }],
+            )
+            .unwrap();
+    }
+
+    /// The sender retries after the injected `Timing::send_retry`, not the
+    /// built-in 5 s: with a 20 ms retry a mail that cannot be written is
+    /// tried several times within a second.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_injected_send_retry_is_the_one_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        // A regular file where the mail folder should be: every send fails,
+        // and not permanently (the disk may be fixed).
+        let not_a_dir = tmp.path().join("not-a-dir");
+        std::fs::write(&not_a_dir, "").unwrap();
+        let state = tmp.path().join("state");
+        let mut store = StateStore::open(&state).unwrap();
+        queue_one_mail(&mut store);
+        let retry = StdDuration::from_millis(20);
+        let timing = Timing {
+            send_retry: Backoff::new(retry, retry),
+            ..Timing::default()
+        };
+        let cancel = CancellationToken::new();
+        let (sender, _handle) = sender(
+            StateStore::open(&state).unwrap(),
+            file_mailer(&not_a_dir),
+            timing,
+            cancel.clone(),
+        );
+        let task = tokio::spawn(sender.run());
+        let started = std::time::Instant::now();
+        let attempts = loop {
+            let attempts = store.outbox().unwrap()[0].attempts;
+            if attempts >= 3 || started.elapsed() > StdDuration::from_secs(30) {
+                break attempts;
+            }
+            tokio::time::sleep(StdDuration::from_millis(10)).await;
+        };
+        let took = started.elapsed();
+        cancel.cancel();
+        task.await.unwrap();
+        assert!(attempts >= 3, "only {attempts} attempts");
+        // Two retries at the default timing would take 5 s + 10 s.
+        assert!(took < StdDuration::from_secs(5), "3 attempts took {took:?}");
+    }
+
     #[test]
     fn backoff_doubles_from_5_seconds_and_caps_at_an_hour() {
         assert_eq!(backoff(1, 0.0), Duration::seconds(5));
