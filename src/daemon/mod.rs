@@ -8,6 +8,7 @@
 //! dates, so a lost event only delays, and the scheduled full scan is the
 //! safety net.
 
+mod deps;
 mod folders;
 mod housekeeping;
 mod job;
@@ -17,10 +18,12 @@ mod prober;
 pub mod sender;
 mod stamp;
 mod timing;
+pub use deps::{Clock, SystemClock};
 pub use job::Job;
 pub use timing::{Timing, REARM_ENV, RETRY_BASE_ENV};
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -63,6 +66,7 @@ pub async fn run(
     config_path: PathBuf,
     mut orders: mpsc::Receiver<Order>,
     timing: Timing,
+    clock: Arc<dyn Clock>,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     // Taken before reading: a write during the read then counts as a change.
@@ -109,6 +113,7 @@ pub async fn run(
         requested: Requested::default(),
         keepalive: Keepalive::from_env(),
         timing,
+        clock,
     };
     d.keepalive.starting();
     d.start_prober()?;
@@ -219,6 +224,8 @@ struct Daemon {
     keepalive: Keepalive,
     /// Debounces, poll intervals, retries and limits.
     timing: Timing,
+    /// Where a pass, the digest and housekeeping get `now`.
+    clock: Arc<dyn Clock>,
 }
 
 impl Daemon {
@@ -283,11 +290,15 @@ impl Daemon {
     /// Hands tokens to the prober: every verifiable one on the schedule
     /// (`all`), else those not asked about yet and not verified within the
     /// last schedule interval.
-    pub(super) fn request_verification(&mut self, all: bool, verdicts: &crate::report::Verdicts) {
+    pub(super) fn request_verification(
+        &mut self,
+        now: chrono::DateTime<Utc>,
+        all: bool,
+        verdicts: &crate::report::Verdicts,
+    ) {
         let Some(prober) = &self.prober else {
             return;
         };
-        let now = Utc::now();
         let fresh_for = self
             .cfg
             .schedule
@@ -322,7 +333,7 @@ impl Daemon {
             Job::Housekeeping => self.housekeep(),
             Job::Verify => {
                 let verdicts = self.verdicts();
-                self.request_verification(true, &verdicts);
+                self.request_verification(self.clock.now(), true, &verdicts);
             }
         }
     }
@@ -402,7 +413,7 @@ impl Daemon {
             }
         }
         if let Some(at) = self.recheck_at {
-            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
             next = next.min(now + wait);
         }
         next
@@ -431,7 +442,7 @@ impl Daemon {
                 changed |= self.rescan_slot(i);
             }
         }
-        let settle_due = self.recheck_at.is_some_and(|t| Utc::now() >= t);
+        let settle_due = self.recheck_at.is_some_and(|t| self.clock.now() >= t);
         if changed || settle_due {
             self.recheck_at = None;
             self.pass();
