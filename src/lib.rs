@@ -23,7 +23,10 @@
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
 //! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts,
 //!   and the housekeeping that forgets what is long gone.
-//! - [`mail`]: rendering and sending mail (SMTP or file).
+//! - [`channel`]: the seam every alert channel implements: deliver one
+//!   message, say whether a failure is transient or permanent; the
+//!   registry of configured channels by name.
+//! - [`mail`]: rendering and sending mail (SMTP or file); the mail channel.
 //! - [`probe`]: the read-only Apple API check of a token.
 //! - [`watch`]: filesystem events turned into "rescan this folder" (a bounded
 //!   queue; a burst beyond it means "rescan everything").
@@ -34,6 +37,7 @@
 pub mod alerts;
 pub mod assess;
 pub mod backoff;
+pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod daemon;

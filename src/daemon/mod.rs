@@ -8,6 +8,7 @@
 //! dates, so a lost event only delays, and the scheduled full scan is the
 //! safety net.
 
+mod channels;
 mod deps;
 mod folders;
 mod housekeeping;
@@ -18,6 +19,7 @@ mod prober;
 pub mod sender;
 mod stamp;
 mod timing;
+pub use channels::{channels_from, ChannelSetupError};
 pub use deps::{Clock, SystemClock};
 pub use job::Job;
 pub use timing::{Timing, REARM_ENV, RETRY_BASE_ENV};
@@ -31,7 +33,6 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
-use crate::mail::transport::Mailer;
 use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
 use crate::watch::{WatchEvent, Watcher};
@@ -72,10 +73,10 @@ pub async fn run(
     // Taken before reading: a write during the read then counts as a change.
     let config_stamp = FileStamp::of(&config_path);
     let cfg = config::load(&config_path)?;
-    // Every error Mailer::new returns is in the settings or the files they
-    // name (password, CA): none passes by itself.
-    let mailer = Mailer::new(&cfg.mail)
-        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: [mail]: {e}", cfg.file.display())))?;
+    // Every channel error is in the settings or the files they name
+    // (password, CA): none passes by itself.
+    let channels = channels_from(&cfg)
+        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: {e}", cfg.file.display())))?;
     let store = open_store(&cfg)?;
     let sender_store = open_store(&cfg)?;
 
@@ -88,8 +89,12 @@ pub async fn run(
         }
     };
     let sender_cancel = CancellationToken::new();
-    let (sender, sender_handle) =
-        sender::sender(sender_store, mailer, timing, sender_cancel.clone());
+    let (sender, sender_handle) = sender::sender(
+        sender_store,
+        Arc::new(channels),
+        timing,
+        sender_cancel.clone(),
+    );
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -265,7 +270,7 @@ impl Daemon {
         if !cfg.apple.verify {
             return Ok(None);
         }
-        // Like the mailer's, every error here is in the settings or the CA
+        // Like the channels', every error here is in the settings or the CA
         // file they name.
         crate::probe::Probe::new(&cfg.apple.probe)
             .map(Some)
@@ -499,12 +504,12 @@ impl Daemon {
         // Every part that can be refused is checked before anything is
         // applied: a refused config leaves the daemon wholly on the previous
         // one, and `status` says why.
-        let mailer = if cfg.mail != self.cfg.mail {
-            match Mailer::new(&cfg.mail) {
-                Ok(m) => Some(m),
+        let channels = if channels::settings_changed(&self.cfg, &cfg) {
+            match channels_from(&cfg) {
+                Ok(c) => Some(c),
                 Err(e) => {
-                    tracing::error!(error = %e, "new mail settings rejected; still running on the previous config");
-                    self.record_rejection(format!("{}: [mail]: {e}", cfg.file.display()));
+                    tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
+                    self.record_rejection(format!("{}: {e}", cfg.file.display()));
                     return;
                 }
             }
@@ -524,8 +529,8 @@ impl Daemon {
         } else {
             None
         };
-        if let Some(m) = mailer {
-            self.sender.use_mailer(m);
+        if let Some(c) = channels {
+            self.sender.use_channels(Arc::new(c));
         }
         if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");

@@ -1,7 +1,9 @@
 //! The outbox sender: a task that owns its own state connection and the
-//! mailer, delivers due mails, and records each outcome. It is woken when
-//! mail is queued and handed new mail settings on reload (see
-//! [`SenderHandle`]); it never decides what to send, only when to try again.
+//! configured channels, delivers due messages through the channel each row
+//! names, and records each outcome. It is woken when mail is queued and
+//! handed new channels on reload (see [`SenderHandle`]); it never decides
+//! what to send, only when to try again. It never learns how a channel
+//! delivers: a [`DeliveryError`]'s class decides between retry and park.
 //!
 //! Guarantee: a mail is in the outbox (written with its ledger rows in one
 //! transaction) before the first attempt, and marked sent only after the
@@ -23,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::Timing;
 use crate::backoff::Backoff;
-use crate::mail::payload::{self, MailPayload};
-use crate::mail::transport::{MailError, Mailer, OutgoingMail};
+use crate::channel::{Channels, Delivery, DeliveryError};
 use crate::state::{OutboxRow, StateStore};
 
-/// Permanent failures (5xx) get this many attempts, then are parked.
+/// Permanent failures (5xx, a channel that is not configured) get this
+/// many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// Mails sent at once. Each SMTP session spends most of its time waiting
 /// (lettre 0.11.23 leaves Nagle on, so every message waits ~40 ms for the
@@ -45,28 +47,13 @@ fn millis(d: StdDuration) -> Duration {
     Duration::milliseconds(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The mail an outbox row holds. Only mail is sent today: a row of another
-/// channel stays in the outbox, retried, until a tokenwatch that has that
-/// channel sends it.
-pub fn to_outgoing(m: &OutboxRow) -> Result<OutgoingMail, String> {
-    if m.row.channel != payload::CHANNEL {
-        return Err(format!("channel {:?} is not configured", m.row.channel));
-    }
-    MailPayload::outgoing(
-        &m.row.payload,
-        &m.row.message_id,
-        &m.row.recipients,
-        m.row.date,
-    )
-}
-
 /// The loop's side of the sender. Neither order can be lost: a wake-up is
 /// a permit that waits until the sender looks (many become one), and the
-/// mailer is a value the sender reads before each round of sends, so the
-/// latest settings win however busy the sender is.
+/// channels are a value the sender reads before each round of sends, so
+/// the latest settings win however busy the sender is.
 pub struct SenderHandle {
     wake: Arc<Notify>,
-    mailer: watch::Sender<Arc<Mailer>>,
+    channels: watch::Sender<Arc<Channels>>,
 }
 
 impl SenderHandle {
@@ -75,44 +62,44 @@ impl SenderHandle {
         self.wake.notify_one();
     }
 
-    /// Deliver with this mailer from now on (mails already being sent
-    /// finish with the previous one).
-    pub fn use_mailer(&self, mailer: Mailer) {
-        self.mailer.send_replace(Arc::new(mailer));
+    /// Deliver through these channels from now on (messages already being
+    /// sent finish with the previous ones).
+    pub fn use_channels(&self, channels: Arc<Channels>) {
+        self.channels.send_replace(channels);
     }
 }
 
 /// A sender and its handle; the sender does nothing until `run`.
 pub fn sender(
     store: StateStore,
-    mailer: Mailer,
+    channels: Arc<Channels>,
     timing: Timing,
     cancel: CancellationToken,
 ) -> (Sender, SenderHandle) {
     let wake = Arc::new(Notify::new());
-    let (mailer_tx, mailer_rx) = watch::channel(Arc::new(mailer));
+    let (channels_tx, channels_rx) = watch::channel(channels);
     (
         Sender {
             store,
-            mailer: mailer_rx,
+            channels: channels_rx,
             wake: wake.clone(),
-            timing,
             cancel,
+            timing,
         },
         SenderHandle {
             wake,
-            mailer: mailer_tx,
+            channels: channels_tx,
         },
     )
 }
 
 pub struct Sender {
     store: StateStore,
-    mailer: watch::Receiver<Arc<Mailer>>,
+    channels: watch::Receiver<Arc<Channels>>,
     wake: Arc<Notify>,
+    cancel: CancellationToken,
     /// Retries, the send limit and the outbox poll.
     timing: Timing,
-    cancel: CancellationToken,
 }
 
 /// What happened to one attempt, to be written to the outbox.
@@ -173,7 +160,7 @@ impl Sender {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 () = self.wake.notified() => {}
-                changed = self.mailer.changed() => {
+                changed = self.channels.changed() => {
                     // The handle is gone only when the daemon stops.
                     if changed.is_err() {
                         break;
@@ -217,14 +204,19 @@ impl Sender {
                 return Vec::new();
             }
             // Read per round: a reload's settings apply to the next mail.
-            let mailer = self.mailer.borrow_and_update().clone();
+            let channels = self.channels.borrow_and_update().clone();
             let mut refused = Vec::new();
             let mut stop = false;
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (mailer, cancel, store, halt, timing) =
-                    (&*mailer, &self.cancel, &mut self.store, &halt, self.timing);
+                let (channels, cancel, store, halt, timing) = (
+                    &*channels,
+                    &self.cancel,
+                    &mut self.store,
+                    &halt,
+                    self.timing,
+                );
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
                         // Finish the mails in flight, start no new one after
@@ -233,7 +225,7 @@ impl Sender {
                         {
                             return None;
                         }
-                        let result = send(mailer, &mail, timing.send_limit).await;
+                        let result = send(channels, &mail, timing.send_limit).await;
                         Some(attempt_of(&mail, result, timing.send_retry))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
@@ -273,22 +265,43 @@ fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::St
     })
 }
 
-async fn send(mailer: &Mailer, mail: &OutboxRow, limit: StdDuration) -> Result<String, Failure> {
-    match to_outgoing(mail) {
-        Ok(out) => match tokio::time::timeout(limit, mailer.send(&out)).await {
-            Ok(r) => r.map_err(Failure::Mail),
-            Err(_) => Err(Failure::Other(format!(
-                "the send did not finish within {} s",
-                limit.as_secs()
-            ))),
-        },
-        Err(e) => Err(Failure::Other(e)),
+/// One attempt through the row's channel. A row whose channel is not
+/// configured fails permanently: it parks after the usual attempts, and
+/// `outbox retry` sends it once the config names that channel again.
+async fn send(
+    channels: &Channels,
+    mail: &OutboxRow,
+    limit: StdDuration,
+) -> Result<String, DeliveryError> {
+    let Some(channel) = channels.get(&mail.row.channel) else {
+        return Err(DeliveryError::permanent(format!(
+            "channel {:?} is not configured",
+            mail.row.channel
+        )));
+    };
+    let delivery = Delivery {
+        id: mail.id,
+        message_id: &mail.row.message_id,
+        recipients: &mail.row.recipients,
+        payload: &mail.row.payload,
+        date: mail.row.date,
+    };
+    match tokio::time::timeout(limit, channel.deliver(delivery)).await {
+        Ok(r) => r,
+        Err(_) => Err(DeliveryError::transient(format!(
+            "the send did not finish within {} s",
+            limit.as_secs()
+        ))),
     }
 }
 
 /// The outcome of one send as it is to be recorded: sent, retry at a
-/// backed-off time, or parked.
-fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>, retry: Backoff) -> Attempt {
+/// backed-off time (after `send_retry`), or parked.
+fn attempt_of(
+    mail: &OutboxRow,
+    result: Result<String, DeliveryError>,
+    send_retry: Backoff,
+) -> Attempt {
     let now = Utc::now();
     let outcome = match result {
         Ok(answer) => {
@@ -297,15 +310,12 @@ fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>, retry: Backoff)
         }
         Err(failure) => {
             let attempts = mail.attempts + 1;
-            let (permanent, error) = match &failure {
-                Failure::Mail(e) => (e.is_permanent(), e.to_string()),
-                Failure::Other(e) => (false, e.clone()),
-            };
+            let (permanent, error) = (failure.is_permanent(), failure.message);
             let next = if permanent && attempts >= PERMANENT_ATTEMPTS {
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + millis(retry.nth_jittered(attempts, jitter)))
+                Some(now + millis(send_retry.nth_jittered(attempts, jitter)))
             };
             match next {
                 Some(at) => {
@@ -325,180 +335,5 @@ fn attempt_of(mail: &OutboxRow, result: Result<String, Failure>, retry: Backoff)
     }
 }
 
-enum Failure {
-    Mail(MailError),
-    Other(String),
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mail::transport::TransportSettings;
-    use crate::state::NewRow;
-
-    fn file_mailer(dir: &std::path::Path) -> Mailer {
-        Mailer::new(&TransportSettings::File {
-            dir: dir.to_path_buf(),
-        })
-        .unwrap()
-    }
-
-    fn eml_count(dir: &std::path::Path) -> usize {
-        std::fs::read_dir(dir).map_or(0, |d| d.count())
-    }
-
-    /// Regression: a reload that changed the mail settings while the
-    /// sender's order queue was full lost the new settings silently.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (old_dir, new_dir) = (tmp.path().join("old"), tmp.path().join("new"));
-        std::fs::create_dir_all(&old_dir).unwrap();
-        std::fs::create_dir_all(&new_dir).unwrap();
-        let state = tmp.path().join("state");
-        let mut store = StateStore::open(&state).unwrap();
-        let now = Utc::now();
-        store
-            .commit_alerts(
-                now,
-                &[],
-                &[NewRow {
-                    message_id: "<m1@tokenwatch>".into(),
-                    alert_keys: vec![],
-                    channel: payload::CHANNEL.into(),
-                    recipients: vec!["ops@example.com".into()],
-                    title: "s".into(),
-                    payload: MailPayload {
-                        from: "tokenwatch <tw@example.com>".into(),
-                        subject: "s".into(),
-                        text: "t".into(),
-                        html: "h".into(),
-                    }
-                    .to_json(),
-                    date: now,
-                }],
-            )
-            .unwrap();
-        let cancel = CancellationToken::new();
-        let (sender, handle) = sender(
-            StateStore::open(&state).unwrap(),
-            file_mailer(&old_dir),
-            Timing::default(),
-            cancel.clone(),
-        );
-        // The sender is not running yet: every order waits for it.
-        for _ in 0..1000 {
-            handle.wake();
-        }
-        handle.use_mailer(file_mailer(&new_dir));
-        let task = tokio::spawn(sender.run());
-        let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
-        while store.counters().unwrap().sent == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the mail was never sent"
-            );
-            tokio::time::sleep(StdDuration::from_millis(20)).await;
-        }
-        cancel.cancel();
-        task.await.unwrap();
-        assert_eq!(
-            (eml_count(&old_dir), eml_count(&new_dir)),
-            (0, 1),
-            "the mail must go out with the new settings"
-        );
-    }
-
-    fn queue_one_mail(store: &mut StateStore) {
-        let now = Utc::now();
-        store
-            .commit_alerts(
-                now,
-                &[],
-                &[NewRow {
-                    message_id: "<m1@tokenwatch>".into(),
-                    alert_keys: vec![],
-                    channel: payload::CHANNEL.into(),
-                    recipients: vec!["ops@example.com".into()],
-                    title: "s".into(),
-                    payload: MailPayload {
-                        from: "tokenwatch <tw@example.com>".into(),
-                        subject: "s".into(),
-                        text: "t".into(),
-                        html: "h".into(),
-                    }
-                    .to_json(),
-                    date: now,
-                }],
-            )
-            .unwrap();
-    }
-
-    /// The sender retries after the injected `Timing::send_retry`, not the
-    /// built-in 5 s: with a 20 ms retry a mail that cannot be written is
-    /// tried several times within a second.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_injected_send_retry_is_the_one_used() {
-        let tmp = tempfile::tempdir().unwrap();
-        // A regular file where the mail folder should be: every send fails,
-        // and not permanently (the disk may be fixed).
-        let not_a_dir = tmp.path().join("not-a-dir");
-        std::fs::write(&not_a_dir, "").unwrap();
-        let state = tmp.path().join("state");
-        let mut store = StateStore::open(&state).unwrap();
-        queue_one_mail(&mut store);
-        let retry = StdDuration::from_millis(20);
-        let timing = Timing {
-            send_retry: Backoff::new(retry, retry),
-            ..Timing::default()
-        };
-        let cancel = CancellationToken::new();
-        let (sender, _handle) = sender(
-            StateStore::open(&state).unwrap(),
-            file_mailer(&not_a_dir),
-            timing,
-            cancel.clone(),
-        );
-        let task = tokio::spawn(sender.run());
-        let started = std::time::Instant::now();
-        let attempts = loop {
-            let attempts = store.outbox().unwrap()[0].attempts;
-            if attempts >= 3 || started.elapsed() > StdDuration::from_secs(30) {
-                break attempts;
-            }
-            tokio::time::sleep(StdDuration::from_millis(10)).await;
-        };
-        let took = started.elapsed();
-        cancel.cancel();
-        task.await.unwrap();
-        assert!(attempts >= 3, "only {attempts} attempts");
-        // Two retries at the default timing would take 5 s + 10 s.
-        assert!(took < StdDuration::from_secs(5), "3 attempts took {took:?}");
-    }
-
-    #[test]
-    fn backoff_doubles_from_5_seconds_and_caps_at_an_hour() {
-        assert_eq!(backoff(1, 0.0), Duration::seconds(5));
-        assert_eq!(backoff(2, 0.0), Duration::seconds(10));
-        assert_eq!(backoff(3, 0.0), Duration::seconds(20));
-        assert_eq!(backoff(20, 0.0), Duration::seconds(3600));
-        assert_eq!(backoff(1, 0.2), Duration::seconds(6));
-        assert_eq!(backoff(1, -0.9), Duration::seconds(4));
-    }
-
-    #[test]
-    fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
-        let backoff_from = |first_secs: f64, attempts, jitter| {
-            let first = StdDuration::from_secs_f64(first_secs);
-            millis(
-                Timing::default()
-                    .send_retry
-                    .scaled(first)
-                    .nth_jittered(attempts, jitter),
-            )
-        };
-        assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
-        assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
-        assert_eq!(backoff_from(0.1, 30, 0.0), Duration::seconds(72));
-    }
-}
+mod tests;
