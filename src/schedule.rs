@@ -24,6 +24,7 @@
 //! across DST changes (#87, #107). A tokio timer shortly after each instant
 //! backs the job up (upstream #113: jobs that never fire).
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -40,10 +41,11 @@ pub use cron::{CronField, CronSchedule, ScheduleError};
 /// scheduler job has not fired. The scheduler checks its jobs every 500 ms.
 const FALLBACK_GRACE: StdDuration = StdDuration::from_secs(3);
 
-/// Sent when a schedule comes due.
+/// Sent when a schedule comes due. `J` says which job the schedule is for
+/// (the daemon's `Job`); its `Display` names the schedule in log lines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Tick {
-    pub name: &'static str,
+pub struct Tick<J> {
+    pub job: J,
     /// The fire instant the tick stands for (not when it was delivered).
     pub at: DateTime<Utc>,
 }
@@ -74,12 +76,16 @@ enum Alarm {
 /// (tests run many); the cost is that the scheduler's idle actor tasks stay
 /// parked until the runtime ends (upstream has no way to stop them), so
 /// restart a schedule on reload only when it changed.
-pub async fn run_schedule(
-    name: &'static str,
+pub async fn run_schedule<J>(
+    job: J,
     schedule: CronSchedule,
-    tx: mpsc::Sender<Tick>,
+    tx: mpsc::Sender<Tick<J>>,
     cancel: CancellationToken,
-) {
+) where
+    J: Copy + Send + fmt::Display + 'static,
+{
+    let name = job.to_string();
+    let name = name.as_str();
     let alarm = match start_scheduler().await {
         Ok(scheduler) => Alarm::Scheduler {
             scheduler,
@@ -90,7 +96,7 @@ pub async fn run_schedule(
             Alarm::TimerOnly
         }
     };
-    run_with(name, &schedule, &tx, &cancel, &alarm).await;
+    run_with(job, &schedule, &tx, &cancel, &alarm).await;
     if let Alarm::Scheduler { mut scheduler, .. } = alarm {
         if let Err(error) = scheduler.shutdown().await {
             tracing::warn!(schedule = name, %error, "cannot shut the cron scheduler down");
@@ -104,13 +110,15 @@ async fn start_scheduler() -> Result<JobScheduler, tokio_cron_scheduler::JobSche
     Ok(scheduler)
 }
 
-async fn run_with(
-    name: &'static str,
+async fn run_with<J: Copy + fmt::Display>(
+    job: J,
     schedule: &CronSchedule,
-    tx: &mpsc::Sender<Tick>,
+    tx: &mpsc::Sender<Tick<J>>,
     cancel: &CancellationToken,
     alarm: &Alarm,
 ) {
+    let name = job.to_string();
+    let name = name.as_str();
     let mut last_fire: Option<DateTime<Utc>> = None;
     loop {
         // Counting from the last fire as well as from now keeps a clock set
@@ -133,7 +141,7 @@ async fn run_with(
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
-            sent = tx.send(Tick { name, at }) => {
+            sent = tx.send(Tick { job, at }) => {
                 if sent.is_err() {
                     tracing::debug!(schedule = name, "tick receiver closed; schedule stops");
                     return;
@@ -147,7 +155,7 @@ async fn run_with(
 /// Waits until `at` has passed on the wall clock, woken by the scheduler job
 /// or the fallback timer, whichever comes first. False when cancelled.
 async fn wait_for_fire(
-    name: &'static str,
+    name: &str,
     alarm: &Alarm,
     at: DateTime<Utc>,
     cancel: &CancellationToken,
@@ -210,7 +218,7 @@ async fn wait_for_fire(
 
 /// A one-shot job at `at` that wakes `fired`; `None` (logged) if it cannot
 /// be made, leaving the fallback timer to deliver the tick.
-fn one_shot_job(name: &'static str, at: DateTime<Utc>, fired: Arc<Notify>) -> Option<Job> {
+fn one_shot_job(name: &str, at: DateTime<Utc>, fired: Arc<Notify>) -> Option<Job> {
     let Some(instant) = std::time::Instant::now().checked_add(until(at)) else {
         tracing::warn!(schedule = name, %at, "fire time too far ahead for the cron scheduler");
         return None;

@@ -32,7 +32,13 @@ pub fn run(flag: Option<&Path>) -> anyhow::Result<i32> {
                 }
             }
         });
-        match daemon::run(path, orders_rx, cancel).await {
+        match daemon::run(
+            path,
+            orders_rx,
+            daemon::Timing::with_test_env(),
+            std::sync::Arc::new(daemon::SystemClock),
+            cancel,
+        ).await {
             Ok(()) => Ok(EXIT_OK),
             Err(DaemonError::Config(e)) => {
                 for line in e.lines() {

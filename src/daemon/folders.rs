@@ -3,50 +3,11 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::Daemon;
+use super::{Daemon, Timing};
 use crate::config::Folder;
 use crate::scan::{self, FolderScan, FolderState, FoundFile};
-
-/// Events for a folder are gathered until it has been quiet this long...
-const QUIET: Duration = Duration::from_millis(300);
-/// ...but never for longer than this after the first one.
-const MAX_WAIT: Duration = Duration::from_millis(1000);
-/// Polled folders (`poll = true`, or the watcher failed) are rescanned this often.
-const POLL_EVERY: Duration = Duration::from_secs(5);
-/// A missing or unreadable folder is looked for this often.
-const RETRY_MISSING_EVERY: Duration = Duration::from_secs(2);
-/// A folder polled because its watch failed tries inotify again this
-/// often: the watch limit may have been raised, or other folders' watches
-/// freed.
-const REARM_EVERY: Duration = Duration::from_secs(300);
-
-/// For tests only, never a config key: seconds instead of [`REARM_EVERY`],
-/// so a test can show a folder going back to inotify. Read once.
-pub const REARM_ENV: &str = "TOKENWATCH_REARM_SECS";
-
-fn rearm_every() -> Duration {
-    static EVERY: OnceLock<Duration> = OnceLock::new();
-    *EVERY.get_or_init(|| {
-        match std::env::var(REARM_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&s| s > 0)
-        {
-            Some(secs) => {
-                tracing::warn!(
-                    env = REARM_ENV,
-                    secs,
-                    "test knob set: failed watches are retried after {secs} s instead of 300 s"
-                );
-                Duration::from_secs(secs)
-            }
-            None => REARM_EVERY,
-        }
-    })
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
@@ -54,7 +15,7 @@ pub enum Mode {
     /// `poll = true` in the config.
     Poll,
     /// inotify could not be used for this folder: why, and since when
-    /// (it is tried again every [`REARM_EVERY`]).
+    /// (it is tried again every [`Timing::rearm_every`]).
     Fallback {
         why: String,
         since: Instant,
@@ -175,14 +136,14 @@ impl Slot {
         }
     }
 
-    pub fn next_due(&self) -> Option<Instant> {
+    pub fn next_due(&self, timing: &Timing) -> Option<Instant> {
         let dirty = self
             .dirty
-            .map(|(first, last)| (last + QUIET).min(first + MAX_WAIT));
+            .map(|(first, last)| (last + timing.debounce_quiet).min(first + timing.debounce_max));
         let periodic = match self.mode {
             Mode::Inotify => None,
-            Mode::Poll | Mode::Fallback { .. } => Some(self.last_scan + POLL_EVERY),
-            Mode::Waiting => Some(self.last_scan + RETRY_MISSING_EVERY),
+            Mode::Poll | Mode::Fallback { .. } => Some(self.last_scan + timing.poll_every),
+            Mode::Waiting => Some(self.last_scan + timing.retry_missing_every),
         };
         match (dirty, periodic) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -190,8 +151,8 @@ impl Slot {
         }
     }
 
-    pub fn is_due(&self, now: Instant) -> bool {
-        self.next_due().is_some_and(|t| now >= t)
+    pub fn is_due(&self, now: Instant, timing: &Timing) -> bool {
+        self.next_due(timing).is_some_and(|t| now >= t)
     }
 
     /// A pass is reading this slot as it is now.
@@ -373,7 +334,7 @@ impl Daemon {
             Mode::Inotify => slot.armed_on != id,
             Mode::Waiting => true,
             Mode::Poll => true,
-            Mode::Fallback { since, .. } => since.elapsed() >= rearm_every(),
+            Mode::Fallback { since, .. } => since.elapsed() >= self.timing.rearm_every,
         };
         if !needs_arming {
             return;
@@ -408,5 +369,55 @@ impl Daemon {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn new_slot() -> Slot {
+        Slot::new(Folder {
+            path: "/t".into(),
+            account: None,
+            recipients: Vec::new(),
+            allow_empty: false,
+            poll: false,
+            follow_links: false,
+        })
+    }
+
+    /// The debounce and the poll interval come from the `Timing` the slot
+    /// is asked with, not from built-in values.
+    #[test]
+    fn an_injected_timing_sets_the_debounce_and_the_poll() {
+        let ms = Duration::from_millis;
+        let short = Timing {
+            debounce_quiet: ms(10),
+            debounce_max: ms(25),
+            poll_every: ms(40),
+            ..Timing::default()
+        };
+        let mut slot = new_slot();
+        slot.mode = Mode::Inotify;
+        let t0 = Instant::now();
+        slot.mark_dirty(t0);
+        assert_eq!(slot.next_due(&short), Some(t0 + ms(10)));
+        assert_eq!(slot.next_due(&Timing::default()), Some(t0 + ms(300)));
+        assert!(!slot.is_due(t0 + ms(9), &short));
+        assert!(slot.is_due(t0 + ms(10), &short));
+        // Events keep coming: the wait since the first is capped.
+        slot.mark_dirty(t0 + ms(20));
+        assert_eq!(slot.next_due(&short), Some(t0 + ms(25)));
+
+        let mut polled = new_slot();
+        polled.mode = Mode::Poll;
+        assert_eq!(polled.next_due(&short), Some(polled.last_scan + ms(40)));
+        assert_eq!(
+            polled.next_due(&Timing::default()),
+            Some(polled.last_scan + Duration::from_secs(5))
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{Duration, Utc};
+use chrono::Duration;
 
 use super::Daemon;
 use crate::schedule::CronSchedule;
@@ -28,11 +28,11 @@ impl Daemon {
     }
 
     pub(super) fn housekeep(&mut self) {
-        let now = Utc::now();
+        let now = self.clock.now();
         let days = self.cfg.alerts.forget_after_days;
         // Whatever the latest scan holds is never forgotten, however old.
         let present: HashSet<String> = self
-            .report(&self.verdicts())
+            .report(now, &self.verdicts())
             .tokens
             .into_iter()
             .map(|t| t.identity)

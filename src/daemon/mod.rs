@@ -9,15 +9,20 @@
 //! safety net.
 
 mod channels;
+mod deps;
 mod folders;
 mod housekeeping;
+mod job;
 mod keepalive;
 mod pass;
 mod prober;
 pub mod sender;
 mod stamp;
+mod timing;
 pub use channels::{channels_from, ChannelSetupError};
-pub use folders::REARM_ENV;
+pub use deps::{Clock, SystemClock};
+pub use job::Job;
+pub use timing::{Timing, REARM_ENV, RETRY_BASE_ENV};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,15 +63,11 @@ pub enum DaemonError {
     Fatal(anyhow::Error),
 }
 
-/// How long the config file must be quiet before it is re-read (editors
-/// write in several steps).
-const CONFIG_QUIET: Duration = Duration::from_millis(300);
-/// How long shutdown waits for the mail in flight.
-const DRAIN_LIMIT: Duration = Duration::from_secs(10);
-
 pub async fn run(
     config_path: PathBuf,
     mut orders: mpsc::Receiver<Order>,
+    timing: Timing,
+    clock: Arc<dyn Clock>,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     // Taken before reading: a write during the read then counts as a change.
@@ -88,8 +89,12 @@ pub async fn run(
         }
     };
     let sender_cancel = CancellationToken::new();
-    let (sender, sender_handle) =
-        sender::sender(sender_store, Arc::new(channels), sender_cancel.clone());
+    let (sender, sender_handle) = sender::sender(
+        sender_store,
+        Arc::new(channels),
+        timing,
+        sender_cancel.clone(),
+    );
     let sender_task = tokio::spawn(sender.run());
     let (tick_tx, mut tick_rx) = mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
@@ -112,6 +117,8 @@ pub async fn run(
         verdict_tx,
         requested: Requested::default(),
         keepalive: Keepalive::from_env(),
+        timing,
+        clock,
     };
     d.keepalive.starting();
     d.start_prober()?;
@@ -145,11 +152,14 @@ pub async fn run(
     d.schedules.cancel();
     d.prober = None;
     sender_cancel.cancel();
-    if tokio::time::timeout(DRAIN_LIMIT, sender_task)
+    if tokio::time::timeout(timing.drain_limit, sender_task)
         .await
         .is_err()
     {
-        tracing::warn!("the mail in flight did not finish within 10 s; it stays in the outbox");
+        tracing::warn!(
+            "the mail in flight did not finish within {} s; it stays in the outbox",
+            timing.drain_limit.as_secs()
+        );
     }
     tracing::info!("stopped");
     Ok(())
@@ -199,7 +209,7 @@ struct Daemon {
     /// valid or not).
     config_stamp: Option<FileStamp>,
     sender: SenderHandle,
-    tick_tx: mpsc::Sender<Tick>,
+    tick_tx: mpsc::Sender<Tick<Job>>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
     /// An unreadable file is settling, or the state could not be written;
@@ -217,25 +227,29 @@ struct Daemon {
     /// systemd's watchdog and start timeout; long scans and passes report
     /// their progress to it.
     keepalive: Keepalive,
+    /// Debounces, poll intervals, retries and limits.
+    timing: Timing,
+    /// Where a pass, the digest and housekeeping get `now`.
+    clock: Arc<dyn Clock>,
 }
 
 impl Daemon {
     fn start_schedules(&mut self) {
         self.schedules.cancel();
         self.schedules = CancellationToken::new();
-        let mut list = vec![("check", self.cfg.schedule.check.clone())];
+        let mut list = vec![(Job::Check, self.cfg.schedule.check.clone())];
         if let Some(d) = &self.cfg.schedule.digest {
-            list.push(("digest", d.clone()));
+            list.push((Job::Digest, d.clone()));
         }
         if self.cfg.apple.verify {
-            list.push(("verify", self.cfg.schedule.verify.clone()));
+            list.push((Job::Verify, self.cfg.schedule.verify.clone()));
         }
         if let Some(s) = self.housekeeping_schedule() {
-            list.push(("housekeeping", s));
+            list.push((Job::Housekeeping, s));
         }
-        for (name, s) in list {
+        for (job, s) in list {
             tokio::spawn(run_schedule(
-                name,
+                job,
                 s,
                 self.tick_tx.clone(),
                 self.schedules.clone(),
@@ -267,7 +281,12 @@ impl Daemon {
 
     fn start_prober_with(&mut self, probe: crate::probe::Probe) -> Result<(), DaemonError> {
         let store = open_store(&self.cfg)?;
-        let (prober, handle) = prober::prober(probe, store, self.verdict_tx.clone());
+        let (prober, handle) = prober::prober(
+            probe,
+            store,
+            self.verdict_tx.clone(),
+            self.timing.probe_retry,
+        );
         tokio::spawn(prober.run());
         self.prober = Some(handle);
         Ok(())
@@ -276,11 +295,15 @@ impl Daemon {
     /// Hands tokens to the prober: every verifiable one on the schedule
     /// (`all`), else those not asked about yet and not verified within the
     /// last schedule interval.
-    pub(super) fn request_verification(&mut self, all: bool, verdicts: &crate::report::Verdicts) {
+    pub(super) fn request_verification(
+        &mut self,
+        now: chrono::DateTime<Utc>,
+        all: bool,
+        verdicts: &crate::report::Verdicts,
+    ) {
         let Some(prober) = &self.prober else {
             return;
         };
-        let now = Utc::now();
         let fresh_for = self
             .cfg
             .schedule
@@ -311,16 +334,15 @@ impl Daemon {
         }
     }
 
-    fn on_tick(&mut self, tick: Tick) {
-        match tick.name {
-            "check" => self.full_pass("schedule"),
-            "digest" => self.send_digest(),
-            "housekeeping" => self.housekeep(),
-            "verify" => {
+    fn on_tick(&mut self, tick: Tick<Job>) {
+        match tick.job {
+            Job::Check => self.full_pass("schedule"),
+            Job::Digest => self.send_digest(),
+            Job::Housekeeping => self.housekeep(),
+            Job::Verify => {
                 let verdicts = self.verdicts();
-                self.request_verification(true, &verdicts);
+                self.request_verification(self.clock.now(), true, &verdicts);
             }
-            other => tracing::debug!(schedule = other, "tick"),
         }
     }
 
@@ -391,15 +413,15 @@ impl Daemon {
             next = next.min(t);
         }
         if let Some((t, _)) = self.config_dirty {
-            next = next.min(t + CONFIG_QUIET);
+            next = next.min(t + self.timing.config_quiet);
         }
         for slot in &self.slots {
-            if let Some(t) = slot.next_due() {
+            if let Some(t) = slot.next_due(&self.timing) {
                 next = next.min(t);
             }
         }
         if let Some(at) = self.recheck_at {
-            let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+            let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
             next = next.min(now + wait);
         }
         next
@@ -417,18 +439,18 @@ impl Daemon {
     fn due_work(&mut self) {
         let now = Instant::now();
         if let Some((t, why)) = self.config_dirty {
-            if now >= t + CONFIG_QUIET {
+            if now >= t + self.timing.config_quiet {
                 self.config_dirty = None;
                 self.reload(why);
             }
         }
         let mut changed = false;
         for i in 0..self.slots.len() {
-            if self.slots[i].is_due(now) {
+            if self.slots[i].is_due(now, &self.timing) {
                 changed |= self.rescan_slot(i);
             }
         }
-        let settle_due = self.recheck_at.is_some_and(|t| Utc::now() >= t);
+        let settle_due = self.recheck_at.is_some_and(|t| self.clock.now() >= t);
         if changed || settle_due {
             self.recheck_at = None;
             self.pass();

@@ -3,23 +3,17 @@
 //! transaction with their ledger rows.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::Daemon;
 use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
-use crate::backoff::Backoff;
 use crate::evaluate::Status;
 use crate::mail::payload::{self, MailPayload};
 use crate::mail::render::{self, Context, Rendered};
 use crate::report::{self, Report};
 use crate::scan::{self, FolderState};
 use crate::state::{NewLedgerRow, NewRow, SeenToken};
-
-/// A pass that could not write the state runs again after 5 s, doubling
-/// up to a minute.
-const STATE_RETRY: Backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(60));
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
@@ -46,29 +40,26 @@ impl Daemon {
         }
     }
 
-    pub(super) fn report(&self, verdicts: &report::Verdicts) -> Report {
+    pub(super) fn report(&self, now: DateTime<Utc>, verdicts: &report::Verdicts) -> Report {
         // Borrowed, not cloned: a copy of every file doubled the memory.
         let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
         let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let mut report = report::build_from(
-            Utc::now(),
-            &self.cfg.assess_policy(),
-            &folders,
-            &files,
-            verdicts,
-        );
+        let mut report =
+            report::build_from(now, &self.cfg.assess_policy(), &folders, &files, verdicts);
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
         }
         report
     }
 
+    /// Reads the clock once: the report, the alerts and the Apple requests
+    /// all see the same `now`.
     pub(super) fn pass(&mut self) {
-        let now = Utc::now();
+        let now = self.clock.now();
         let started = std::time::Instant::now();
         let verdicts = self.verdicts();
         self.keepalive.progress();
-        let report = self.report(&verdicts);
+        let report = self.report(now, &verdicts);
         for slot in &mut self.slots {
             slot.mark_passed();
         }
@@ -116,7 +107,7 @@ impl Daemon {
         };
         let recorded = started.elapsed();
         self.keepalive.progress();
-        stored &= self.plan_and_enqueue(&report);
+        stored &= self.plan_and_enqueue(now, &report);
         self.keepalive.progress();
         // Where a pass spends its time, for whoever profiles a slow one.
         tracing::debug!(
@@ -130,7 +121,7 @@ impl Daemon {
         );
         drop((report, seen, snapshot));
         release_freed_memory();
-        self.request_verification(false, &verdicts);
+        self.request_verification(now, false, &verdicts);
         self.retry_if_unstored(stored);
     }
 
@@ -148,8 +139,10 @@ impl Daemon {
             return;
         }
         self.state_failures = self.state_failures.saturating_add(1);
-        let wait = STATE_RETRY.nth(self.state_failures).as_secs() as i64;
-        let at = Utc::now() + chrono::Duration::seconds(wait);
+        let wait = self.timing.state_retry.nth(self.state_failures).as_secs() as i64;
+        // After the pass, not from its `now`: a long pass must not eat
+        // into the wait.
+        let at = self.clock.now() + chrono::Duration::seconds(wait);
         tracing::warn!(
             retry_in_secs = wait,
             "state not written; the pass runs again then"
@@ -246,8 +239,7 @@ impl Daemon {
 
     /// Queues the alerts due; false when the state database could not be
     /// read or written, so the pass must be retried.
-    fn plan_and_enqueue(&mut self, report: &Report) -> bool {
-        let now = Utc::now();
+    fn plan_and_enqueue(&mut self, now: DateTime<Utc>, report: &Report) -> bool {
         let Some(ledger) = self.ledger(report) else {
             return false;
         };
@@ -362,8 +354,8 @@ impl Daemon {
     /// The scheduled digest: one mail per recipient listing every token
     /// they hear about, soonest expiry first.
     pub(super) fn send_digest(&mut self) {
-        let now = Utc::now();
-        let report = self.report(&self.verdicts());
+        let now = self.clock.now();
+        let report = self.report(now, &self.verdicts());
         let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> =
             BTreeMap::new();
         for (fi, folder) in self.cfg.folders.iter().enumerate() {

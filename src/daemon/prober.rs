@@ -28,10 +28,6 @@ use queue::ProbeQueue;
 
 /// State meta key: since when every request to Apple has failed.
 pub const APPLE_UNREACHABLE_SINCE: &str = "apple_unreachable_since";
-/// Transient failures are retried after this long, doubling, capped.
-const FIRST_RETRY: Duration = Duration::from_secs(30);
-const MAX_RETRY: Duration = Duration::from_secs(3600);
-const PROBE_RETRY: Backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
 /// A token file the prober cannot read is tried this many times.
 const MAX_UNREADABLE_TRIES: u32 = 3;
 /// Requests are spread out by up to this much on top of the rate limit.
@@ -82,6 +78,7 @@ pub fn prober(
     probe: Probe,
     store: StateStore,
     changed: mpsc::Sender<()>,
+    retry: Backoff,
 ) -> (Prober, ProberHandle) {
     let queue = Arc::new(Mutex::new(ProbeQueue::default()));
     let wake = Arc::new(Notify::new());
@@ -93,6 +90,7 @@ pub fn prober(
             queue: queue.clone(),
             wake: wake.clone(),
             changed,
+            retry,
             cancel: cancel.clone(),
         },
         ProberHandle {
@@ -117,6 +115,8 @@ pub struct Prober {
     /// A verdict changed: the loop should evaluate again. A full channel
     /// already holds that news, so a failed `try_send` loses nothing.
     changed: mpsc::Sender<()>,
+    /// Transient failures are retried after this long, doubling, capped.
+    retry: Backoff,
     cancel: CancellationToken,
 }
 
@@ -202,7 +202,7 @@ impl Prober {
                         let n = attempts + 1;
                         if n < MAX_UNREADABLE_TRIES {
                             tracing::debug!(file = %req.path.display(), error = %e, "token file unreadable; asking Apple later");
-                            lock(&self.queue).retry_at(req, Instant::now() + PROBE_RETRY.nth(n), n);
+                            lock(&self.queue).retry_at(req, Instant::now() + self.retry.nth(n), n);
                         } else {
                             tracing::warn!(file = %req.path.display(), error = %e, "token file unreadable; not asking Apple until the next verification");
                         }
@@ -224,7 +224,7 @@ impl Prober {
                     // Apple asks everyone to slow down: pause the whole queue.
                     let wait = retry_after
                         .unwrap_or(Duration::from_secs(60))
-                        .min(MAX_RETRY);
+                        .min(self.retry.max);
                     tracing::warn!(
                         wait_secs = wait.as_secs(),
                         "Apple rate-limits us; pausing checks"
@@ -239,7 +239,7 @@ impl Prober {
                 let n = attempts + 1;
                 let changed = self.record(&req.fingerprint, &outcome);
                 if outcome.is_retryable() {
-                    lock(&self.queue).retry_at(req, Instant::now() + PROBE_RETRY.nth(n), n);
+                    lock(&self.queue).retry_at(req, Instant::now() + self.retry.nth(n), n);
                 }
                 if changed {
                     let _ = self.changed.try_send(());
@@ -437,8 +437,10 @@ mod tests {
 
     #[test]
     fn retries_double_up_to_the_cap() {
-        assert_eq!(PROBE_RETRY.nth(1), FIRST_RETRY);
-        assert_eq!(PROBE_RETRY.nth(2), FIRST_RETRY * 2);
-        assert_eq!(PROBE_RETRY.nth(40), MAX_RETRY);
+        let retry = super::super::Timing::default().probe_retry;
+        let first = Duration::from_secs(30);
+        assert_eq!(retry.nth(1), first);
+        assert_eq!(retry.nth(2), first * 2);
+        assert_eq!(retry.nth(40), Duration::from_secs(3600));
     }
 }

@@ -14,7 +14,7 @@
 //! recorded, so a full disk does not turn into the same mail sent over and
 //! over (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
@@ -23,12 +23,11 @@ use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+use super::Timing;
 use crate::backoff::Backoff;
 use crate::channel::{Channels, Delivery, DeliveryError};
 use crate::state::{OutboxRow, StateStore};
 
-/// A failed send is retried after about 5 s, doubling up to an hour.
-const SEND_RETRY: Backoff = Backoff::new(StdDuration::from_secs(5), StdDuration::from_secs(3600));
 /// Permanent failures (5xx, a channel that is not configured) get this
 /// many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
@@ -37,47 +36,11 @@ pub const PERMANENT_ATTEMPTS: u32 = 3;
 /// server's delayed ACK; a remote relay adds round trips): 1,000 alerts one
 /// by one took 45 s. Outcomes are still recorded one at a time.
 pub const PARALLEL_SENDS: usize = 4;
-/// Upper bound of one send, beyond the transport's own timeouts.
-const SEND_LIMIT: StdDuration = StdDuration::from_secs(120);
-/// `tokenwatch outbox retry` writes to the database from another process;
-/// the sender looks at the outbox at least this often to notice.
-const OUTBOX_POLL: StdDuration = StdDuration::from_secs(15);
-/// A delivery outcome the state database refused (disk full, read-only)
-/// is written again after 1 s, doubling up to 30 s.
-const RECORD_RETRY: Backoff = Backoff::new(StdDuration::from_secs(1), StdDuration::from_secs(30));
-
-/// For tests and benchmarks only, never a config key: the environment
-/// variable `TOKENWATCH_RETRY_BASE_MS` replaces the 5 s first retry (the
-/// one-hour cap scales with it), so a test can show many retry rounds of a
-/// mail server outage in seconds. Read once, when the sender starts.
-pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
-static SEND_RETRY_USED: OnceLock<Backoff> = OnceLock::new();
-
-/// [`SEND_RETRY`], or its test-knob variant.
-fn send_retry() -> Backoff {
-    *SEND_RETRY_USED.get_or_init(|| {
-        let ms = std::env::var(RETRY_BASE_ENV)
-            .ok()
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&ms| ms > 0);
-        match ms {
-            Some(ms) => {
-                tracing::warn!(
-                    env = RETRY_BASE_ENV,
-                    ms,
-                    "test knob set: mail retries start after {ms} ms instead of 5 s"
-                );
-                SEND_RETRY.scaled(StdDuration::from_millis(ms))
-            }
-            None => SEND_RETRY,
-        }
-    })
-}
 
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
 pub fn backoff(attempts: u32, jitter: f64) -> Duration {
-    millis(SEND_RETRY.nth_jittered(attempts, jitter))
+    millis(Timing::default().send_retry.nth_jittered(attempts, jitter))
 }
 
 fn millis(d: StdDuration) -> Duration {
@@ -110,6 +73,7 @@ impl SenderHandle {
 pub fn sender(
     store: StateStore,
     channels: Arc<Channels>,
+    timing: Timing,
     cancel: CancellationToken,
 ) -> (Sender, SenderHandle) {
     let wake = Arc::new(Notify::new());
@@ -120,7 +84,7 @@ pub fn sender(
             channels: channels_rx,
             wake: wake.clone(),
             cancel,
-            send_retry: send_retry(),
+            timing,
         },
         SenderHandle {
             wake,
@@ -134,9 +98,8 @@ pub struct Sender {
     channels: watch::Receiver<Arc<Channels>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
-    /// [`SEND_RETRY`] unless the test knob [`RETRY_BASE_ENV`] (or a unit
-    /// test) shortens it.
-    send_retry: Backoff,
+    /// Retries, the send limit and the outbox poll.
+    timing: Timing,
 }
 
 /// What happened to one attempt, to be written to the outbox.
@@ -173,7 +136,7 @@ impl Sender {
             if self.cancel.is_cancelled() {
                 break;
             }
-            let record_retry = RECORD_RETRY.nth(refused_rounds + 1);
+            let record_retry = self.timing.record_retry.nth(refused_rounds + 1);
             unrecorded = self.record_all(unrecorded, record_retry);
             let wait = if !unrecorded.is_empty() {
                 refused_rounds = refused_rounds.saturating_add(1);
@@ -182,7 +145,7 @@ impl Sender {
                 refused_rounds = 0;
                 unrecorded = self.deliver_due().await;
                 if !unrecorded.is_empty() {
-                    RECORD_RETRY.first
+                    self.timing.record_retry.first
                 } else {
                     let next = tokio::task::block_in_place(|| self.store.next_due_at())
                         .unwrap_or_else(|e| {
@@ -190,8 +153,8 @@ impl Sender {
                             Some(Utc::now() + Duration::seconds(30))
                         });
                     next.map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
-                        .unwrap_or(OUTBOX_POLL)
-                        .min(OUTBOX_POLL)
+                        .unwrap_or(self.timing.outbox_poll)
+                        .min(self.timing.outbox_poll)
                 }
             };
             tokio::select! {
@@ -247,12 +210,12 @@ impl Sender {
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (channels, cancel, store, halt, send_retry) = (
+                let (channels, cancel, store, halt, timing) = (
                     &*channels,
                     &self.cancel,
                     &mut self.store,
                     &halt,
-                    self.send_retry,
+                    self.timing,
                 );
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
@@ -262,8 +225,8 @@ impl Sender {
                         {
                             return None;
                         }
-                        let result = send(channels, &mail).await;
-                        Some(attempt_of(&mail, result, send_retry))
+                        let result = send(channels, &mail, timing.send_limit).await;
+                        Some(attempt_of(&mail, result, timing.send_retry))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
                 // Each outcome is written as soon as it is known, so a crash
@@ -305,7 +268,11 @@ fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::St
 /// One attempt through the row's channel. A row whose channel is not
 /// configured fails permanently: it parks after the usual attempts, and
 /// `outbox retry` sends it once the config names that channel again.
-async fn send(channels: &Channels, mail: &OutboxRow) -> Result<String, DeliveryError> {
+async fn send(
+    channels: &Channels,
+    mail: &OutboxRow,
+    limit: StdDuration,
+) -> Result<String, DeliveryError> {
     let Some(channel) = channels.get(&mail.row.channel) else {
         return Err(DeliveryError::permanent(format!(
             "channel {:?} is not configured",
@@ -319,11 +286,12 @@ async fn send(channels: &Channels, mail: &OutboxRow) -> Result<String, DeliveryE
         payload: &mail.row.payload,
         date: mail.row.date,
     };
-    match tokio::time::timeout(SEND_LIMIT, channel.deliver(delivery)).await {
+    match tokio::time::timeout(limit, channel.deliver(delivery)).await {
         Ok(r) => r,
-        Err(_) => Err(DeliveryError::transient(
-            "the send did not finish within 120 s",
-        )),
+        Err(_) => Err(DeliveryError::transient(format!(
+            "the send did not finish within {} s",
+            limit.as_secs()
+        ))),
     }
 }
 

@@ -10,6 +10,7 @@ use std::fmt::Write;
 use chrono_tz::Tz;
 
 use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
+use crate::show::html_escape;
 pub use crate::show::{clean, local};
 use crate::token::{self, KindId};
 
@@ -328,21 +329,6 @@ fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
         AlertKind::AppleExpiryMismatch => vec!["The expiry date in the file and the one Apple reports differ by more than a day. tokenwatch warns by the file's date; check the token in Apple Business and replace the file if it is outdated."],
         AlertKind::AppleUnreachable { .. } => vec!["Every request to Apple from this host has failed for more than a day (connection, TLS or server errors), so revoked tokens cannot be detected. Check the network path, proxy (HTTPS_PROXY) and firewall to vpp.itunes.apple.com. Expiry warnings continue from the files' dates."],
     }
-}
-
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 pub fn render_alert(

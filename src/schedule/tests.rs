@@ -374,14 +374,14 @@ fn every_parse_error_says_what_is_wrong() {
 
 const DEADLINE: StdDuration = StdDuration::from_secs(30);
 
-async fn next_tick(rx: &mut mpsc::Receiver<Tick>) -> Tick {
+async fn next_tick(rx: &mut mpsc::Receiver<Tick<&'static str>>) -> Tick<&'static str> {
     tokio::time::timeout(DEADLINE, rx.recv())
         .await
         .expect("a tick before the deadline")
         .expect("the schedule task is still running")
 }
 
-fn assert_ticks_in_order(name: &str, ticks: &[Tick]) {
+fn assert_ticks_in_order(name: &str, ticks: &[Tick<&'static str>]) {
     for pair in ticks.windows(2) {
         assert!(
             pair[1].at > pair[0].at,
@@ -389,7 +389,7 @@ fn assert_ticks_in_order(name: &str, ticks: &[Tick]) {
         );
     }
     for tick in ticks {
-        assert_eq!(tick.name, name);
+        assert_eq!(tick.job, name);
         assert_eq!(
             tick.at.timestamp_subsec_nanos(),
             0,

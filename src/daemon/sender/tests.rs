@@ -59,6 +59,7 @@ async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
     let (sender, handle) = sender(
         StateStore::open(&state).unwrap(),
         file_channels(&old_dir),
+        Timing::default(),
         cancel.clone(),
     );
     // The sender is not running yet: every order waits for it.
@@ -98,7 +99,12 @@ fn backoff_doubles_from_5_seconds_and_caps_at_an_hour() {
 fn a_shorter_test_base_scales_the_doubling_and_the_cap() {
     let backoff_from = |first_secs: f64, attempts, jitter| {
         let first = StdDuration::from_secs_f64(first_secs);
-        millis(SEND_RETRY.scaled(first).nth_jittered(attempts, jitter))
+        millis(
+            Timing::default()
+                .send_retry
+                .scaled(first)
+                .nth_jittered(attempts, jitter),
+        )
     };
     assert_eq!(backoff_from(0.1, 1, 0.0), Duration::milliseconds(100));
     assert_eq!(backoff_from(0.1, 3, 0.0), Duration::milliseconds(400));
@@ -195,8 +201,18 @@ fn queued(dir: &std::path::Path, channel: &str) -> (StateStore, i64, NewRow) {
 /// until `done` holds for the outbox counters, then stops it.
 async fn run_until(dir: &std::path::Path, channels: Arc<Channels>, done: fn(Counters) -> bool) {
     let cancel = CancellationToken::new();
-    let (mut sender, handle) = sender(StateStore::open(dir).unwrap(), channels, cancel.clone());
-    sender.send_retry = SEND_RETRY.scaled(StdDuration::from_millis(1));
+    let timing = Timing {
+        send_retry: Timing::default()
+            .send_retry
+            .scaled(StdDuration::from_millis(1)),
+        ..Timing::default()
+    };
+    let (sender, handle) = sender(
+        StateStore::open(dir).unwrap(),
+        channels,
+        timing,
+        cancel.clone(),
+    );
     let task = tokio::spawn(sender.run());
     let store = StateStore::open(dir).unwrap();
     let deadline = std::time::Instant::now() + StdDuration::from_secs(30);
@@ -257,7 +273,12 @@ async fn a_transient_failure_is_retried_later_with_backoff() {
         Err(DeliveryError::transient("pager service: 503 busy")),
     );
     let cancel = CancellationToken::new();
-    let (mut sender, _handle) = sender(StateStore::open(tmp.path()).unwrap(), only(&fake), cancel);
+    let (mut sender, _handle) = sender(
+        StateStore::open(tmp.path()).unwrap(),
+        only(&fake),
+        Timing::default(),
+        cancel,
+    );
     let before = Utc::now();
     assert!(sender.deliver_due().await.is_empty());
 
@@ -270,6 +291,35 @@ async fn a_transient_failure_is_retried_later_with_backoff() {
     assert!(
         wait >= Duration::seconds(4) && wait <= Duration::seconds(7),
         "the first retry waits about 5 s, not {wait}"
+    );
+}
+
+/// The retry comes from the `Timing` the sender was built with, not from
+/// a built-in 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_injected_send_retry_is_the_one_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _, _) = queued(tmp.path(), "pager");
+    let fake = Fake::new("pager", [], Err(DeliveryError::transient("busy")));
+    let first = StdDuration::from_secs(60);
+    let timing = Timing {
+        send_retry: crate::backoff::Backoff::new(first, first * 4),
+        ..Timing::default()
+    };
+    let (mut sender, _handle) = sender(
+        StateStore::open(tmp.path()).unwrap(),
+        only(&fake),
+        timing,
+        CancellationToken::new(),
+    );
+    let before = Utc::now();
+    assert!(sender.deliver_due().await.is_empty());
+
+    let row = store.outbox().unwrap().remove(0);
+    let wait = row.next_try_at.expect("still pending") - before;
+    assert!(
+        wait >= Duration::seconds(47) && wait <= Duration::seconds(73),
+        "the first retry waits about the injected 60 s, not {wait}"
     );
 }
 

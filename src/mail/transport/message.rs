@@ -79,7 +79,7 @@ pub fn test_mail(
         "<!DOCTYPE html>\n<html><body><p>This is a test mail from tokenwatch on \
          <b>{}</b>, sent at {stamp}.</p><p>If you can read it, alert mail reaches you.</p>\
          </body></html>\n",
-        crate::mail::render::html_escape(sender_host)
+        crate::show::html_escape(sender_host)
     );
     OutgoingMail {
         message_id: format!(
