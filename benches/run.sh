@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark scenario of issues 6 and 11 on this machine, each next to its
+# Runs every benchmark scenario on this machine, each next to its
 # baseline in the same run, and prints a table of medians with the ratio to
 # the baseline. See BENCHMARKS.md for what each row means.
 #
