@@ -95,7 +95,6 @@ pub struct Policy {
     /// Largest first.
     pub lead_days: Vec<u32>,
     pub repeat_days: u32,
-    pub max_mails_per_pass: u32,
     pub require_account: bool,
 }
 

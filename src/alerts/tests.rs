@@ -9,7 +9,6 @@ fn policy() -> Policy {
     Policy {
         lead_days: vec![60, 30, 14, 7, 3, 1],
         repeat_days: 7,
-        max_mails_per_pass: 20,
         require_account: false,
     }
 }

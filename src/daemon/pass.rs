@@ -247,7 +247,6 @@ impl Daemon {
         let policy = alerts::Policy {
             lead_days: self.cfg.alerts.lead_days.clone(),
             repeat_days: self.cfg.alerts.repeat_days,
-            max_mails_per_pass: self.cfg.alerts.max_mails_per_pass,
             require_account: self.cfg.alerts.require_account,
         };
         let host = self.host_subject();
