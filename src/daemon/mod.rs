@@ -35,12 +35,12 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{self, Config};
 use crate::schedule::{run_schedule, Tick};
 use crate::state::StateStore;
+use crate::token::found::FileStamp;
 use crate::watch::{WatchEvent, Watcher};
 use folders::Slot;
 use keepalive::Keepalive;
 use prober::{ProberHandle, Requested};
 use sender::SenderHandle;
-use stamp::FileStamp;
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +71,7 @@ pub async fn run(
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
     // Taken before reading: a write during the read then counts as a change.
-    let config_stamp = FileStamp::of(&config_path);
+    let config_stamp = stamp::stamp(&config_path);
     let cfg = config::load(&config_path)?;
     // Every channel error is in the settings or the files they name
     // (password, CA): none passes by itself.
@@ -392,7 +392,7 @@ impl Daemon {
                 // The lost events may have named the config file. Only
                 // re-read it if it changed: a reload rescans every folder
                 // again and tells systemd RELOADING, for nothing.
-                if FileStamp::changed_since(&self.config_path, self.config_stamp) {
+                if stamp::changed_since(&self.config_path, self.config_stamp) {
                     self.config_dirty = Some((now, "events were lost and the config file changed"));
                 }
             }
@@ -480,7 +480,7 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self, why: &str) {
-        self.config_stamp = FileStamp::of(&self.config_path);
+        self.config_stamp = stamp::stamp(&self.config_path);
         let mut cfg = match config::load(&self.config_path) {
             Ok(c) => c,
             Err(e) => {
