@@ -128,36 +128,24 @@ impl StateStore {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(err())?;
-        for chunk in gone_tokens.chunks(batch) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err())?;
-            let kept = outbox_keys(&tx).map_err(err())?;
-            for fp in chunk {
-                progress();
-                let still_gone: bool = tx
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM tokens
-                         WHERE fingerprint = ?1 AND present = 0 AND last_seen < ?2)",
-                    )
-                    .and_then(|mut s| s.query_row(params![fp, cutoff], |row| row.get(0)))
-                    .map_err(err())?;
-                if !still_gone
-                    || present.contains(fp)
-                    || !unreferenced(&tx, &kept, fp).map_err(err())?
-                {
-                    continue;
-                }
-                out.ledger_rows += forget_subject(&tx, fp).map_err(err())?;
-                out.tokens += tx
-                    .prepare_cached("DELETE FROM tokens WHERE fingerprint = ?1")
-                    .and_then(|mut s| s.execute(params![fp]))
-                    .map_err(err())?;
-            }
-            tx.commit().map_err(err())?;
-            progress();
-        }
+        let (n, rows) = forget_gone(
+            &mut self.conn,
+            &gone_tokens,
+            batch,
+            &cutoff,
+            present,
+            "SELECT EXISTS (SELECT 1 FROM tokens
+             WHERE fingerprint = ?1 AND present = 0 AND last_seen < ?2)",
+            progress,
+            |tx, fp| {
+                tx.prepare_cached("DELETE FROM tokens WHERE fingerprint = ?1")?
+                    .execute(params![fp])
+                    .map(drop)
+            },
+        )
+        .map_err(err())?;
+        out.tokens += n;
+        out.ledger_rows += rows;
 
         let gone_files: Vec<String> = self
             .conn
@@ -172,37 +160,20 @@ impl StateStore {
                     .collect::<Result<Vec<_>, _>>()
             })
             .map_err(err())?;
-        for chunk in gone_files.chunks(batch) {
-            let tx = self
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err())?;
-            let kept = outbox_keys(&tx).map_err(err())?;
-            for fp in chunk {
-                progress();
-                let still_gone: bool = tx
-                    .prepare_cached(
-                        "SELECT NOT EXISTS (SELECT 1 FROM tokens WHERE fingerprint = ?1)
-                            AND (SELECT max(recorded_at) FROM ledger WHERE fingerprint = ?1) < ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![fp, cutoff], |row| {
-                            Ok(row.get::<_, Option<bool>>(0)?.unwrap_or(false))
-                        })
-                    })
-                    .map_err(err())?;
-                if !still_gone
-                    || present.contains(fp)
-                    || !unreferenced(&tx, &kept, fp).map_err(err())?
-                {
-                    continue;
-                }
-                out.ledger_rows += forget_subject(&tx, fp).map_err(err())?;
-                out.files += 1;
-            }
-            tx.commit().map_err(err())?;
-            progress();
-        }
+        let (n, rows) = forget_gone(
+            &mut self.conn,
+            &gone_files,
+            batch,
+            &cutoff,
+            present,
+            "SELECT NOT EXISTS (SELECT 1 FROM tokens WHERE fingerprint = ?1)
+                AND (SELECT max(recorded_at) FROM ledger WHERE fingerprint = ?1) < ?2",
+            progress,
+            |_, _| Ok(()),
+        )
+        .map_err(err())?;
+        out.files += n;
+        out.ledger_rows += rows;
 
         // Rows of no token: each transaction works out again which may go
         // (a folder's episodes only all together), and deletes whole
@@ -278,6 +249,47 @@ impl StateStore {
         };
         read().map_err(self.err("read the alert ledger"))
     }
+}
+
+/// Forgets, in transactions of at most `batch`, each of `candidates` that
+/// is not present, whose ledger rows no mail in the outbox names, and that
+/// `still_gone` (`?1` the fingerprint, `?2` the cutoff; NULL counts as no)
+/// still confirms under the write lock: its ledger rows and verdict, and
+/// whatever `also` deletes. Returns how many were forgotten and the ledger
+/// rows that went with them.
+#[allow(clippy::too_many_arguments)]
+fn forget_gone(
+    conn: &mut rusqlite::Connection,
+    candidates: &[String],
+    batch: usize,
+    cutoff: &str,
+    present: &HashSet<String>,
+    still_gone: &str,
+    progress: &dyn Fn(),
+    mut also: impl FnMut(&Transaction<'_>, &str) -> rusqlite::Result<()>,
+) -> rusqlite::Result<(usize, usize)> {
+    let (mut forgotten, mut ledger_rows) = (0, 0);
+    for chunk in candidates.chunks(batch) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let kept = outbox_keys(&tx)?;
+        for fp in chunk {
+            progress();
+            let gone = tx
+                .prepare_cached(still_gone)?
+                .query_row(params![fp, cutoff], |row| {
+                    Ok(row.get::<_, Option<bool>>(0)?.unwrap_or(false))
+                })?;
+            if !gone || present.contains(fp) || !unreferenced(&tx, &kept, fp)? {
+                continue;
+            }
+            ledger_rows += forget_subject(&tx, fp)?;
+            also(&tx, fp)?;
+            forgotten += 1;
+        }
+        tx.commit()?;
+        progress();
+    }
+    Ok((forgotten, ledger_rows))
 }
 
 /// Every ledger key a mail in the outbox names: their rows are kept.
