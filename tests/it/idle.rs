@@ -73,11 +73,14 @@ fn polls_that_find_nothing_new_leave_the_state_files_byte_identical() {
         )],
     );
     // Two alerts: the missing folder at once, the broken file once settled.
-    d.wait_for("both alerts mailed", 60, |s| {
+    // The mail files first, then a status read after them that shows the
+    // outbox empty: a status read before the second file appeared would
+    // not yet include the sender marking it sent, a write still to come.
+    d.wait_for("both alerts written", 60, |_| mails(&env) == 2);
+    d.wait_for("both alerts marked sent", 60, |s| {
         token_states(s).len() == 4
             && s["folders"][1]["state"] == "missing"
             && s["outbox"].as_array().is_some_and(Vec::is_empty)
-            && mails(&env) == 2
     });
 
     let from = [
