@@ -82,7 +82,11 @@ fn within_critical_days_or_expired_exits_2() {
     let (code, json, run) = check_json(&env);
     assert_eq!(code, 2, "{}", run.describe());
     assert_eq!(json["tokens"][0]["status"], "expired");
-    assert_eq!(json["tokens"][0]["days_left"], -3);
+    // Expired 3 days before `sample-token` ran, to the second; `check` runs
+    // a moment later, and once a second boundary passes in between the
+    // floor of the days left is -4 (a loaded machine made that happen).
+    let days_left = json["tokens"][0]["days_left"].as_i64().unwrap();
+    assert!((-4..=-3).contains(&days_left), "days_left {days_left}");
 }
 
 #[test]
