@@ -120,17 +120,9 @@ impl StateStore {
             }
         }
 
-        let gone_tokens: Vec<String> = self
-            .conn
-            .prepare("SELECT fingerprint FROM tokens WHERE present = 0 AND last_seen < ?1")
-            .and_then(|mut s| {
-                s.query_map(params![cutoff], |row| row.get(0))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(err())?;
         let (n, rows) = forget_gone(
             &mut self.conn,
-            &gone_tokens,
+            "SELECT fingerprint FROM tokens WHERE present = 0 AND last_seen < ?1",
             batch,
             &cutoff,
             present,
@@ -147,22 +139,12 @@ impl StateStore {
         out.tokens += n;
         out.ledger_rows += rows;
 
-        let gone_files: Vec<String> = self
-            .conn
-            .prepare(
-                "SELECT fingerprint FROM ledger
-                 WHERE fingerprint IS NOT NULL
-                   AND fingerprint NOT IN (SELECT fingerprint FROM tokens)
-                 GROUP BY fingerprint HAVING max(recorded_at) < ?1",
-            )
-            .and_then(|mut s| {
-                s.query_map(params![cutoff], |row| row.get(0))?
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(err())?;
         let (n, rows) = forget_gone(
             &mut self.conn,
-            &gone_files,
+            "SELECT fingerprint FROM ledger
+             WHERE fingerprint IS NOT NULL
+               AND fingerprint NOT IN (SELECT fingerprint FROM tokens)
+             GROUP BY fingerprint HAVING max(recorded_at) < ?1",
             batch,
             &cutoff,
             present,
@@ -251,8 +233,8 @@ impl StateStore {
     }
 }
 
-/// Forgets, in transactions of at most `batch`, each of `candidates` that
-/// is not present, whose ledger rows no mail in the outbox names, and that
+/// Forgets, in transactions of at most `batch`, each fingerprint the
+/// `candidates` query (`?1` the cutoff) lists that is not present, whose ledger rows no mail in the outbox names, and that
 /// `still_gone` (`?1` the fingerprint, `?2` the cutoff; NULL counts as no)
 /// still confirms under the write lock: its ledger rows and verdict, and
 /// whatever `also` deletes. Returns how many were forgotten and the ledger
@@ -260,7 +242,7 @@ impl StateStore {
 #[allow(clippy::too_many_arguments)]
 fn forget_gone(
     conn: &mut rusqlite::Connection,
-    candidates: &[String],
+    candidates: &str,
     batch: usize,
     cutoff: &str,
     present: &HashSet<String>,
@@ -268,6 +250,10 @@ fn forget_gone(
     progress: &dyn Fn(),
     mut also: impl FnMut(&Transaction<'_>, &str) -> rusqlite::Result<()>,
 ) -> rusqlite::Result<(usize, usize)> {
+    let candidates: Vec<String> = conn
+        .prepare(candidates)?
+        .query_map(params![cutoff], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
     let (mut forgotten, mut ledger_rows) = (0, 0);
     for chunk in candidates.chunks(batch) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
