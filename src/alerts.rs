@@ -6,11 +6,17 @@
 //! reminder number counted from a fixed date), so a restart, a missed tick
 //! or a replayed pass plans nothing that the ledger already holds.
 
+mod audience;
+mod digest;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use lettre::message::Mailbox;
 
+pub use audience::{Audience, AudienceId, Audiences, Member};
+pub use digest::{digest_groups, DigestGroup};
+
+use crate::assess::{Assessment, FolderAssessment};
 use crate::evaluate::Status;
 
 /// A file must sit unchanged this long before it is called unreadable, so a
@@ -56,40 +62,6 @@ pub enum AlertKind {
 /// After this long, a failing Apple check is worth a mail.
 pub const APPLE_FAILURE_GRACE: Duration = Duration::days(1);
 
-/// One token or file, as the planner needs it.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    /// Full fingerprint of the content (tokens and unreadable files); the
-    /// path for files with no content (FIFOs, broken links).
-    pub identity: String,
-    pub path: String,
-    /// The credential kind: mails name it and give its advice.
-    pub kind: crate::token::KindId,
-    pub org_name: Option<String>,
-    pub status: Status,
-    pub days_left: Option<i64>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub account: Option<String>,
-    pub detail: Option<String>,
-    /// Last modification of the file, for the settle rule.
-    pub modified_at: Option<DateTime<Utc>>,
-    pub recipients: Vec<Mailbox>,
-    pub folder: String,
-    /// What Apple said, when asked.
-    pub apple: Option<crate::assess::AppleAssessment>,
-    /// The file that replaced this token.
-    pub superseded_by: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FolderSubject {
-    pub path: String,
-    /// `None` when fine (or empty and allowed).
-    pub problem: Option<(String, Option<String>)>,
-    pub recipients: Vec<Mailbox>,
-}
-
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Largest first.
@@ -110,11 +82,13 @@ pub type Ledger = HashMap<String, Recorded>;
 pub struct Alert {
     pub key: String,
     pub kind: AlertKind,
-    /// Index into the subjects given to [`plan`] (None for folder alerts).
+    /// Index into the assessments given to [`plan`] (None for folder and
+    /// host alerts).
     pub subject: Option<usize>,
     /// Index into the folders given to [`plan`] (folder alerts).
     pub folder: Option<usize>,
-    pub recipients: Vec<Mailbox>,
+    /// Who hears about it.
+    pub audience: AudienceId,
     /// Ledger keys recorded as done without a mail of their own: thresholds
     /// crossed at once with a more urgent one, skipped reminders.
     pub also_done: Vec<String>,
@@ -129,19 +103,21 @@ pub struct Plan {
 
 /// Facts about this host rather than one token.
 #[derive(Debug, Clone, Default)]
-pub struct HostSubject {
+pub struct HostFacts {
     /// Since when no request to Apple got through.
     pub apple_unreachable_since: Option<DateTime<Utc>>,
-    pub recipients: Vec<Mailbox>,
 }
 
+/// `folders` are in config order (their index is the one `audiences`
+/// and the assessments' `folder` use).
 pub fn plan(
     now: DateTime<Utc>,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
-    host: &HostSubject,
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
+    host: &HostFacts,
     ledger: &Ledger,
     policy: &Policy,
+    audiences: &Audiences,
 ) -> Plan {
     let mut out = Plan::default();
     let apple_down = host.apple_unreachable_since;
@@ -153,7 +129,7 @@ pub fn plan(
                 kind: AlertKind::AppleUnreachable { since },
                 subject: None,
                 folder: None,
-                recipients: host.recipients.clone(),
+                audience: audiences.host,
                 also_done: Vec::new(),
             });
         }
@@ -161,13 +137,14 @@ pub fn plan(
     let repeat = Duration::days(policy.repeat_days.max(1) as i64);
     for (i, s) in subjects.iter().enumerate() {
         let fp = &s.identity;
+        let audience = audiences.of_folder(s.folder);
         let mut push = |key: String, kind: AlertKind, also_done: Vec<String>| {
             out.alerts.push(Alert {
                 key,
                 kind,
                 subject: Some(i),
                 folder: None,
-                recipients: s.recipients.clone(),
+                audience,
                 also_done,
             })
         };
@@ -264,7 +241,7 @@ pub fn plan(
                     kind,
                     subject: Some(i),
                     folder: None,
-                    recipients: s.recipients.clone(),
+                    audience,
                     also_done: Vec::new(),
                 });
             }
@@ -293,7 +270,7 @@ pub fn plan(
                     kind: AlertKind::NoAccount,
                     subject: Some(i),
                     folder: None,
-                    recipients: s.recipients.clone(),
+                    audience,
                     also_done: Vec::new(),
                 });
             }
@@ -310,12 +287,12 @@ pub fn plan(
             .keys()
             .filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("recovered:"))
             .count();
-        let (key, kind) = match (&f.problem, problems > recoveries) {
+        let (key, kind) = match (f.problem(), problems > recoveries) {
             (Some((state, error)), false) => (
                 format!("{prefix}problem:{}", problems + 1),
                 AlertKind::FolderProblem {
-                    state: state.clone(),
-                    error: error.clone(),
+                    state: state.to_owned(),
+                    error: error.map(str::to_owned),
                 },
             ),
             (None, true) => (
@@ -329,7 +306,7 @@ pub fn plan(
             kind,
             subject: None,
             folder: Some(i),
-            recipients: f.recipients.clone(),
+            audience: audiences.of_folder(i),
             also_done: Vec::new(),
         });
     }
@@ -353,17 +330,16 @@ fn reminder(first: &str, n: u32, ledger: &Ledger) -> Option<(String, Vec<String>
     Some((key, done))
 }
 
-/// Groups alerts by recipient list; a group with more than the limit
-/// becomes one summary. Returned in a stable order.
-pub fn group_for_storm_guard(alerts: Vec<Alert>, max_per_pass: u32) -> Vec<Vec<Alert>> {
-    let mut groups: BTreeMap<Vec<String>, Vec<Alert>> = BTreeMap::new();
+/// Groups alerts by who hears about them; a group with more than the
+/// limit becomes one summary. Returned in a stable order.
+pub fn group_for_storm_guard(
+    alerts: Vec<Alert>,
+    audiences: &Audiences,
+    max_per_pass: u32,
+) -> Vec<Vec<Alert>> {
+    let mut groups: BTreeMap<Vec<(&str, &str)>, Vec<Alert>> = BTreeMap::new();
     for a in alerts {
-        let mut key: Vec<String> = a
-            .recipients
-            .iter()
-            .map(|m| m.email.to_string().to_lowercase())
-            .collect();
-        key.sort();
+        let key = audiences.get(a.audience).identity();
         groups.entry(key).or_default().push(a);
     }
     let mut out = Vec::new();

@@ -45,6 +45,7 @@ pub mod evaluate;
 pub mod hardening;
 pub mod mail;
 pub mod probe;
+pub mod render;
 pub mod report;
 pub mod scan;
 pub mod schedule;

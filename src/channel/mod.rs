@@ -20,6 +20,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
+use crate::alerts::Member;
+use crate::render;
+
 /// Whether another attempt with the same settings can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureClass {
@@ -78,16 +81,36 @@ pub struct Delivery<'a> {
     pub date: DateTime<Utc>,
 }
 
-/// A way to reach people. Implementations are thin: build the message from
-/// the row, make one attempt, classify the failure.
-///
-/// Rendering an alert into this channel's payload joins the trait once
-/// alerts are planned for audiences (a recipient set per channel); until
-/// then the daemon renders mail itself and only delivery goes through here.
+/// What a channel made of one message, ready for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// What `status` shows of it (a mail's subject).
+    pub title: String,
+    /// The channel's own JSON, read back by its `deliver`. Public facts
+    /// only: it is stored in the state database.
+    pub payload: String,
+}
+
+/// A way to reach people. Implementations are thin: render the payload
+/// from the words [`render`] gives, build the message from the row, make
+/// one attempt, classify the failure.
 pub trait Channel: Send + Sync + fmt::Debug {
     /// The name stored in an outbox row's `channel` column ("mail"). It
     /// never changes once rows carry it.
     fn name(&self) -> &'static str;
+
+    /// This channel's payload of one message to `to` (its own members).
+    /// Pure: the same input renders the same draft.
+    fn render(&self, input: &render::Input<'_>, to: &[&Member], ctx: &render::Context<'_>)
+        -> Draft;
+
+    /// The stable id of the message about these alert keys: the outbox
+    /// refuses a second row with it, so it differs between channels.
+    fn message_id(&self, keys: &[String]) -> String {
+        let mut keys = keys.to_vec();
+        keys.push(format!("channel:{}", self.name()));
+        render::message_id(&keys)
+    }
 
     /// One attempt. `Ok` is the receiver's answer (an SMTP server's
     /// `250 …`, the file written), kept with the sent row. The caller
@@ -145,6 +168,13 @@ mod tests {
             self.0
         }
 
+        fn render(&self, _: &render::Input<'_>, to: &[&Member], _: &render::Context<'_>) -> Draft {
+            Draft {
+                title: self.0.to_owned(),
+                payload: to.len().to_string(),
+            }
+        }
+
         fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
             Box::pin(async move { Ok(format!("{} took {}", self.0, d.message_id)) })
         }
@@ -172,6 +202,15 @@ mod tests {
             })
             .await;
         assert_eq!(answer, Ok("mail took <m@tokenwatch>".to_owned()));
+    }
+
+    #[test]
+    fn a_channel_s_message_ids_differ_from_another_channel_s() {
+        let keys = ["expiring:abc:30".to_owned()];
+        let chat = Named("chat").message_id(&keys);
+        assert_ne!(chat, Named("webhook").message_id(&keys));
+        assert_ne!(chat, render::message_id(&keys));
+        assert_eq!(chat, Named("chat").message_id(&keys));
     }
 
     #[test]

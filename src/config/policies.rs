@@ -2,8 +2,10 @@
 //! none of them has to know the config's shape.
 
 use chrono::Duration;
+use lettre::message::Mailbox;
 
 use super::{AlertPolicy, Config};
+use crate::alerts::{self, Audience, Audiences, Member};
 use crate::assess::{self, AccountBook};
 use crate::evaluate;
 use crate::scan::FolderSpec;
@@ -27,6 +29,32 @@ impl AlertPolicy {
             grace: Duration::hours(self.password_change_grace_hours as i64),
         }
     }
+
+    /// What planning alerts needs: the lead days, reminders and whether
+    /// every token must name its account.
+    pub fn planner(&self) -> alerts::Policy {
+        alerts::Policy {
+            lead_days: self.lead_days.clone(),
+            repeat_days: self.repeat_days,
+            require_account: self.require_account,
+        }
+    }
+}
+
+/// A configured mail recipient as alerts address it: the storm guard and
+/// the digest tell people apart by the address in lower case.
+fn mail_member(m: &Mailbox) -> Member {
+    Member {
+        channel: crate::mail::payload::CHANNEL,
+        address: m.to_string(),
+        key: m.email.to_string().to_lowercase(),
+    }
+}
+
+fn mail_audience<'a>(list: impl IntoIterator<Item = &'a Mailbox>) -> Audience {
+    Audience {
+        members: list.into_iter().map(mail_member).collect(),
+    }
 }
 
 impl Config {
@@ -45,6 +73,32 @@ impl Config {
             self.folders.iter().map(|f| f.account.clone()).collect(),
             self.accounts.iter().cloned(),
         )
+    }
+
+    /// Who hears about what: each folder's recipients (`[alerts]` ones
+    /// first), and for the host `[alerts] recipients`, else everyone any
+    /// folder names.
+    pub fn audiences(&self) -> Audiences {
+        let mut out = Audiences::default();
+        let per_folder: Vec<Vec<Mailbox>> = self
+            .folders
+            .iter()
+            .map(|f| self.recipients_for(Some(f)))
+            .collect();
+        out.folder = per_folder
+            .iter()
+            .map(|list| out.add(mail_audience(list)))
+            .collect();
+        let mut host = self.alerts.recipients.clone();
+        if host.is_empty() {
+            for m in per_folder.into_iter().flatten() {
+                if !host.iter().any(|r| r.email == m.email) {
+                    host.push(m);
+                }
+            }
+        }
+        out.host = out.add(mail_audience(&host));
+        out
     }
 
     /// What assessing a token needs from the config.

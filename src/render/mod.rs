@@ -1,18 +1,58 @@
-//! Alerts into mails: subject, plain text and HTML. Pure: the same alert
-//! renders the same mail, so a re-sent mail matches the first one.
+//! Alerts, storm summaries and digests into words: a subject line, plain
+//! text and HTML, which every channel builds its payload from. Pure: the
+//! same alert renders the same message, so a re-sent one matches the first.
 //!
-//! Only public facts reach a mail (org, path, dates, account, the 12-digit
-//! fingerprint); the token content never does, because it is never given
-//! to this module.
+//! Only public facts reach a message (org, path, dates, account, the
+//! 12-digit fingerprint); the token content never does, because it is never
+//! given to this module.
 
 use std::fmt::Write;
 
 use chrono_tz::Tz;
 
-use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
+use crate::alerts::{Alert, AlertKind};
+use crate::assess::{Assessment, FolderAssessment};
 use crate::show::html_escape;
 pub use crate::show::{clean, local};
 use crate::token::{self, KindId};
+
+/// What is to be said: one alert, many at once (storm guard), or a digest.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    Alert {
+        alert: &'a Alert,
+        tokens: &'a [Assessment],
+        folders: &'a [FolderAssessment],
+    },
+    Summary {
+        alerts: &'a [Alert],
+        tokens: &'a [Assessment],
+        folders: &'a [FolderAssessment],
+    },
+    Digest {
+        /// Every token the recipient hears about.
+        tokens: &'a [&'a Assessment],
+        /// How many folders they hear about.
+        folders: usize,
+    },
+}
+
+/// Renders any [`Input`].
+pub fn render(input: &Input<'_>, ctx: &Context) -> Rendered {
+    match *input {
+        Input::Alert {
+            alert,
+            tokens,
+            folders,
+        } => render_alert(alert, tokens, folders, ctx),
+        Input::Summary {
+            alerts,
+            tokens,
+            folders,
+        } => render_summary(alerts, tokens, folders, ctx),
+        Input::Digest { tokens, folders } => render_digest(tokens, folders, ctx),
+    }
+}
 
 pub struct Context<'a> {
     pub tz: Tz,
@@ -134,9 +174,9 @@ fn describe_unreadable(error: &str) -> String {
 }
 
 /// The one-line headline of an alert, without the `[tokenwatch]` prefix.
-fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> String {
+fn headline(alert: &Alert, subjects: &[Assessment], folders: &[FolderAssessment]) -> String {
     let s = alert.subject.and_then(|i| subjects.get(i));
-    let token = |s: &Subject| {
+    let token = |s: &Assessment| {
         format!(
             "{} for {} ({})",
             token::kind(s.kind).noun(),
@@ -221,8 +261,8 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
 /// Label/value rows describing the alert's token or folder.
 fn facts(
     alert: &Alert,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
     ctx: &Context,
 ) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();
@@ -284,8 +324,8 @@ fn facts(
     }
     if let Some(f) = alert.folder.and_then(|i| folders.get(i)) {
         rows.push(("Folder", clean(&f.path, 400)));
-        if let Some((state, error)) = &f.problem {
-            rows.push(("State", state.clone()));
+        if let Some((state, error)) = f.problem() {
+            rows.push(("State", state.to_owned()));
             if let Some(e) = error {
                 rows.push(("Error", clean(e, 400)));
             }
@@ -308,14 +348,14 @@ fn facts(
 
 /// The kind of the alert's file; alerts about no file (folders, Apple)
 /// get the content token's texts, as before kinds.
-fn kind_of(alert: &Alert, subjects: &[Subject]) -> KindId {
+fn kind_of(alert: &Alert, subjects: &[Assessment]) -> KindId {
     alert
         .subject
         .and_then(|i| subjects.get(i))
         .map_or(KindId::default(), |s| s.kind)
 }
 
-fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
+fn advice(alert: &Alert, subjects: &[Assessment]) -> Vec<&'static str> {
     let of_kind = token::kind(kind_of(alert, subjects));
     match &alert.kind {
         AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => of_kind.renewal_advice().to_vec(),
@@ -333,8 +373,8 @@ fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
 
 pub fn render_alert(
     alert: &Alert,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
     ctx: &Context,
 ) -> Rendered {
     let head = headline(alert, subjects, folders);
@@ -372,8 +412,8 @@ pub fn render_alert(
 /// listed, the rest counted.
 pub fn render_summary(
     alerts: &[Alert],
-    subjects: &[Subject],
-    folders: &[FolderSubject],
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
     ctx: &Context,
 ) -> Rendered {
     let subject = format!(
@@ -439,7 +479,7 @@ pub fn render_summary(
 /// The renewal advice of every kind the alerts are about, each paragraph
 /// once, in the order the kinds first appear; a summary about folders alone
 /// ends with the content token's, as before kinds.
-fn summary_advice(alerts: &[Alert], subjects: &[Subject]) -> Vec<&'static str> {
+fn summary_advice(alerts: &[Alert], subjects: &[Assessment]) -> Vec<&'static str> {
     let mut kinds: Vec<KindId> = Vec::new();
     for a in alerts {
         if let Some(s) = a.subject.and_then(|i| subjects.get(i)) {
@@ -465,12 +505,8 @@ fn summary_advice(alerts: &[Alert], subjects: &[Subject]) -> Vec<&'static str> {
 /// The scheduled digest for one recipient: every token they hear about
 /// counted, the first [`MAX_LISTED`] by soonest expiry listed, so silence
 /// is never ambiguous.
-pub fn render_digest(
-    tokens: &[&crate::report::TokenReport],
-    folders: usize,
-    ctx: &Context,
-) -> Rendered {
-    let mut sorted: Vec<&&crate::report::TokenReport> = tokens.iter().collect();
+pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> Rendered {
+    let mut sorted: Vec<&&Assessment> = tokens.iter().collect();
     sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
     let attention = sorted
         .iter()
@@ -545,5 +581,7 @@ pub fn render_digest(
     }
 }
 
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
