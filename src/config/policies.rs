@@ -110,3 +110,64 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn audiences_of(text: &str) -> (alerts::Audiences, Vec<Vec<String>>) {
+        let cfg = super::super::parse(text, Path::new("/etc/tokenwatch.toml")).unwrap();
+        let a = cfg.audiences();
+        let addresses = |id| {
+            a.get(id)
+                .members
+                .iter()
+                .map(|m| format!("{} {} {}", m.channel, m.address, m.key))
+                .collect::<Vec<_>>()
+        };
+        let mut lists: Vec<Vec<String>> = a.folder.iter().map(|&id| addresses(id)).collect();
+        lists.push(addresses(a.host));
+        (a, lists)
+    }
+
+    #[test]
+    fn each_folder_hears_the_common_recipients_first_and_the_host_hears_them_alone() {
+        let (a, lists) = audiences_of(
+            "[alerts]\nrecipients = [\"Ops <Ops@Example.com>\"]\n\
+             [[folder]]\npath = \"/a\"\nrecipients = [\"acme@example.com\", \"Ops@Example.com\"]\n\
+             [[folder]]\npath = \"/b\"\n",
+        );
+        assert_eq!(
+            lists,
+            [
+                vec![
+                    "mail Ops <Ops@Example.com> ops@example.com",
+                    "mail acme@example.com acme@example.com"
+                ],
+                vec!["mail Ops <Ops@Example.com> ops@example.com"],
+                vec!["mail Ops <Ops@Example.com> ops@example.com"],
+            ]
+        );
+        // Folder /b and the host share one audience.
+        assert_eq!(a.folder[1], a.host);
+        assert_eq!(a.sets.len(), 2);
+    }
+
+    #[test]
+    fn without_common_recipients_the_host_tells_everyone_any_folder_names() {
+        let (_, lists) = audiences_of(
+            "[[folder]]\npath = \"/a\"\nrecipients = [\"a@example.com\", \"b@example.com\"]\n\
+             [[folder]]\npath = \"/b\"\nrecipients = [\"b@example.com\", \"c@example.com\"]\n",
+        );
+        assert_eq!(
+            lists[2],
+            [
+                "mail a@example.com a@example.com",
+                "mail b@example.com b@example.com",
+                "mail c@example.com c@example.com"
+            ]
+        );
+    }
+}

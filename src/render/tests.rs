@@ -1,5 +1,6 @@
 use super::testing::{alert, ctx, storm, subject, token_report};
 use super::*;
+use crate::alerts::AlertKind;
 use crate::evaluate::Status;
 
 #[test]

@@ -93,6 +93,9 @@ impl Layer {
 struct Findings {
     /// Modules in `lib.rs` with no layer, or with more than one.
     unassigned: Vec<String>,
+    /// Listed modules that `lib.rs` does not declare: a rule about them
+    /// would check nothing.
+    undeclared: Vec<String>,
     /// Imports across layers the wrong way, not in the ratchet.
     violations: Vec<String>,
     /// Ratchet entries that no longer occur.
@@ -107,6 +110,7 @@ impl Findings {
     fn problems(&self) -> Vec<String> {
         [
             &self.unassigned,
+            &self.undeclared,
             &self.violations,
             &self.stale,
             &self.forbidden,
@@ -147,6 +151,19 @@ fn analyse(lib_rs: &str, files: &[(String, String)], lists: &Lists) -> Findings 
             _ => out
                 .unassigned
                 .push(format!("module {m} is in more than one layer list")),
+        }
+    }
+
+    for (list, names) in [
+        ("LEAF", lists.leaf),
+        ("CORE", lists.core),
+        ("VIEW", lists.view),
+        ("EDGE", lists.edge),
+    ] {
+        for name in names.iter().filter(|n| !modules.contains(**n)) {
+            out.undeclared.push(format!(
+                "{list} lists {name}, which src/lib.rs does not declare as a top-level module"
+            ));
         }
     }
 
@@ -686,6 +703,18 @@ fn the_checker_catches_a_core_to_edge_import_and_a_cycle() {
     assert_eq!(
         f.unassigned,
         ["module c is in no layer list: add it to one"]
+    );
+
+    // A listed module that is not top-level (say, still nested under an
+    // edge) is reported, so a layer list cannot silently cover nothing.
+    let nested = Lists {
+        core: &["alerts", "render"],
+        ..lists
+    };
+    let f = analyse(lib, &files, &nested);
+    assert_eq!(
+        f.undeclared,
+        ["CORE lists render, which src/lib.rs does not declare as a top-level module"]
     );
 }
 
