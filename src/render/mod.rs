@@ -232,12 +232,7 @@ pub fn render_summary(
         let _ = write!(text, "\n{a}\n");
         let _ = writeln!(html, "<p>{}</p>", html_escape(a));
     }
-    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(
-        html,
-        "<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(&clean(ctx.host, 200))
-    );
+    sign(&mut text, &mut html, "", ctx);
     Rendered {
         subject,
         text,
@@ -311,17 +306,24 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
     if !more_html.is_empty() {
         let _ = writeln!(html, "<tr><td colspan=\"6\">{more_html}</td></tr>");
     }
-    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(
-        html,
-        "</table>\n<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(&clean(ctx.host, 200))
-    );
+    sign(&mut text, &mut html, "</table>\n", ctx);
     Rendered {
         subject: format!("[tokenwatch] Digest: {summary}"),
         text,
         html,
     }
+}
+
+/// The closing "Sent by" line of a summary or digest; `html_before` closes
+/// what the HTML body still has open.
+fn sign(text: &mut String, html: &mut String, html_before: &str, ctx: &Context) {
+    let host = clean(ctx.host, 200);
+    let _ = write!(text, "\nSent by: {host}\n");
+    let _ = write!(
+        html,
+        "{html_before}<p>Sent by: {}</p>\n</body></html>\n",
+        html_escape(&host)
+    );
 }
 
 #[cfg(test)]
