@@ -28,12 +28,12 @@ pub(super) fn release_freed_memory() {
 
 impl Daemon {
     /// Apple's stored verdicts by fingerprint; none when they cannot be read.
-    pub(super) fn verdicts(&self) -> report::Verdicts {
+    pub(super) fn verdicts(&self) -> assess::Verdicts {
         match tokio::task::block_in_place(|| self.store.verdicts_by_fingerprint()) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read Apple's verdicts");
-                report::Verdicts::new()
+                assess::Verdicts::new()
             }
         }
     }
