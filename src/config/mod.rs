@@ -95,6 +95,9 @@ pub struct Folder {
     pub follow_links: bool,
     /// The credential kinds looked for; content tokens by default.
     pub kinds: Vec<KindId>,
+    /// The MDM (Apple's `mdmInfo.name`) its content tokens should be used
+    /// by; another one is reported.
+    pub expected_mdm: Option<String>,
 }
 
 // The rules own what an account is; the config only names them.

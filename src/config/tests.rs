@@ -267,6 +267,18 @@ fn a_folder_watches_content_tokens_unless_it_names_its_kinds() {
 }
 
 #[test]
+fn expected_mdm_is_optional_and_never_blank() {
+    let cfg = parse_at(&format!("{MINIMAL}expected_mdm = \"Fleet\"\n")).unwrap();
+    assert_eq!(cfg.folders[0].expected_mdm.as_deref(), Some("Fleet"));
+    assert_eq!(parse_at(MINIMAL).unwrap().folders[0].expected_mdm, None);
+    let err = parse_at(&format!("{MINIMAL}expected_mdm = \" \"\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains(".expected_mdm: must be the MDM's name"),
+        "{err}"
+    );
+}
+
+#[test]
 fn forget_after_days_is_read_and_bounded() {
     let with = |v: &str| {
         parse_at(&format!(

@@ -385,6 +385,7 @@ mod tests {
             poll: false,
             follow_links: false,
             kinds: vec![crate::token::KindId::Vpp],
+            expected_mdm: None,
         })
     }
 
