@@ -1,4 +1,4 @@
-//! Reading one `.vpptoken` file's bytes into a [`TokenContent`] or a specific
+//! Reading one `.vpptoken` file's bytes into a [`Credential`] or a specific
 //! [`TokenError`]; fingerprints; the `sample-token` writer. The reader
 //! itself is the content-token kind's ([`vpp`]); [`mod@kind`] is the seam.
 //!
@@ -6,7 +6,7 @@
 //! [`MAX_TOKEN_FILE_BYTES`] + 1 bytes.
 //!
 //! The file content (the Base64 text, the inner `token`) is a credential. It
-//! goes into [`TokenContent::bearer`] as a [`Secret`] and nowhere else: errors
+//! goes into [`Credential::bearer`] as a [`Secret`] and nowhere else: errors
 //! describe the *shape* of what is wrong, never quote the content. The one
 //! exception is a malformed `expDate`, quoted when it can be nothing but a
 //! date (see [`DateText`]), because that value is what ops need to see.
@@ -41,7 +41,7 @@ pub mod vpp;
 use vpp::find;
 
 pub use error::{Base64Problem, DateText, JsonKind, JsonProblem, PemKind, TokenError};
-pub use kind::{kind, kind_for_name, Kind, KindId, Rules, KINDS};
+pub use kind::{kind, kind_for_name, Kind, KindId, Rules, Source, KINDS};
 
 /// Largest file the reader accepts. A real content token is about 1 KiB.
 pub const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;
@@ -142,7 +142,7 @@ impl fmt::Display for Fingerprint {
 }
 
 /// A reader rule that applied to a file (shown by `tokenwatch inspect`).
-/// Listed in a [`TokenContent`] in declaration order.
+/// Listed in a [`Credential`] in declaration order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
@@ -215,30 +215,66 @@ impl Variant {
     }
 }
 
-/// What a readable token file says.
+/// What a readable credential file says: the facts every kind has, and
+/// those only some kinds have in [`Credential::details`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenContent {
-    /// `orgName`, JSON escapes resolved; empty when missing (see [`Variant::NoOrgName`]).
+pub struct Credential {
+    pub kind: KindId,
+    /// `orgName` of a content token, JSON escapes resolved; empty when
+    /// missing (see [`Variant::NoOrgName`]). Other kinds say what stands in
+    /// for it.
     pub org_name: String,
     pub expires_at: DateTime<Utc>,
-    /// Derived, not in the file: see [`created_from_expiry`].
+    /// Derived for content tokens: see [`created_from_expiry`].
     pub created_at: DateTime<Utc>,
     pub fingerprint: Fingerprint,
     pub variants: Vec<Variant>,
-    /// The decoded inner token starts with [`SAMPLE_MARKER`]: made by [`sample_token`].
+    /// Made by `tokenwatch sample-token`, never a real credential.
     pub sample: bool,
+    /// Boxed: content tokens, by far the most numerous, have none, and a
+    /// daemon holds one `Credential` per watched file.
+    pub details: Option<Box<Details>>,
 }
 
-impl TokenContent {
+/// Facts some kinds have and others do not; a key that does not apply is
+/// None (shown as null).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Details {
+    /// When the issuer says the credential was made (a certificate's
+    /// notBefore), as opposed to a `created_at` derived from the expiry.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// A push certificate's topic (its subject UID).
+    pub topic: Option<String>,
+    /// A certificate's serial number, hex.
+    pub serial: Option<String>,
+    /// A certificate's subject and issuer common names.
+    pub subject_cn: Option<String>,
+    pub issuer_cn: Option<String>,
+    /// The file holds a private key as well: keys belong elsewhere.
+    pub has_private_key: bool,
+    /// The expiry is inferred (from the file name), not read.
+    pub expiry_estimated: bool,
+    /// The server an enrollment token is for (from its file name).
+    pub server: Option<String>,
+    /// The first characters of an identity that is otherwise a secret
+    /// (an enrollment token's consumer key).
+    pub identity_prefix: Option<String>,
+}
+
+impl Credential {
     /// Apple's API takes the file's Base64 text; a file saved as raw JSON
-    /// has lost it.
+    /// has lost it, and only some kinds can be asked about at all.
     pub fn verifiable_with_apple(&self) -> bool {
-        !self.variants.contains(&Variant::RawJson)
+        kind(self.kind).rules().apple_verification && !self.variants.contains(&Variant::RawJson)
+    }
+
+    pub fn details(&self) -> Option<&Details> {
+        self.details.as_deref()
     }
 }
 
 /// Reads a token file's bytes.
-pub fn parse(bytes: &[u8]) -> Result<TokenContent, TokenError> {
+pub fn parse(bytes: &[u8]) -> Result<Credential, TokenError> {
     parse_with_fingerprint(bytes).1
 }
 
@@ -246,7 +282,7 @@ pub fn parse(bytes: &[u8]) -> Result<TokenContent, TokenError> {
 /// removed) that Apple's API takes as `Authorization: Bearer`; None when the
 /// file is raw JSON. Only for asking Apple: what scans keep in memory for
 /// every token never holds it.
-pub fn parse_with_bearer(bytes: &[u8]) -> Result<(TokenContent, Option<Secret>), TokenError> {
+pub fn parse_with_bearer(bytes: &[u8]) -> Result<(Credential, Option<Secret>), TokenError> {
     vpp::parse_full(bytes).1
 }
 
@@ -306,13 +342,13 @@ pub fn secret_forms(bearer: &Secret) -> Vec<Secret> {
 
 /// [`parse`], also returning the fingerprint for files that do not parse
 /// (equal to [`Fingerprint::of`]), so a scanner hashes each file once.
-pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>) {
+pub fn parse_with_fingerprint(bytes: &[u8]) -> (Fingerprint, Result<Credential, TokenError>) {
     let (fingerprint, result) = vpp::parse_full(bytes);
     (fingerprint, result.map(|(content, _bearer)| content))
 }
 
 /// True when the file was made by [`sample_token`]; same as `content.sample`.
-pub fn is_sample(content: &TokenContent) -> bool {
+pub fn is_sample(content: &Credential) -> bool {
     content.sample
 }
 

@@ -2,6 +2,7 @@
 //! shape that reports, alerts and mails are built from (pure).
 
 mod apple;
+pub mod silence;
 mod superseded;
 
 use std::collections::HashMap;
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use apple::{AppleAssessment, AppleRecord};
+pub use silence::{Silence, Silences};
 
 use crate::evaluate::{self, Account, Facts, Status};
 use crate::show::show_path;

@@ -81,9 +81,13 @@ pub struct Delivery<'a> {
     pub date: DateTime<Utc>,
 }
 
-/// What a channel made of one message, ready for the outbox.
+/// One message a channel made for some of its members, ready for the
+/// outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
+    /// The members' addresses as this channel writes them: the row's
+    /// recipients, handed back to [`Channel::deliver`].
+    pub recipients: Vec<String>,
     /// What `status` shows of it (a mail's subject).
     pub title: String,
     /// The channel's own JSON, read back by its `deliver`. Public facts
@@ -99,16 +103,23 @@ pub trait Channel: Send + Sync + fmt::Debug {
     /// never changes once rows carry it.
     fn name(&self) -> &'static str;
 
-    /// This channel's payload of one message to `to` (its own members).
-    /// Pure: the same input renders the same draft.
-    fn render(&self, input: &render::Input<'_>, to: &[&Member], ctx: &render::Context<'_>)
-        -> Draft;
+    /// This channel's messages to `to` (its own members): one for all of
+    /// them (a mail), or one each (a webhook posts to one URL). Pure: the
+    /// same input renders the same drafts.
+    fn render(
+        &self,
+        input: &render::Input<'_>,
+        to: &[&Member],
+        ctx: &render::Context<'_>,
+    ) -> Vec<Draft>;
 
-    /// The stable id of the message about these alert keys: the outbox
-    /// refuses a second row with it, so it differs between channels.
-    fn message_id(&self, keys: &[String]) -> String {
+    /// The stable id of one drafted message about these alert keys. The
+    /// outbox refuses a second row with it, so it differs between channels
+    /// and between the messages of one channel.
+    fn message_id(&self, keys: &[String], draft: &Draft) -> String {
         let mut keys = keys.to_vec();
         keys.push(format!("channel:{}", self.name()));
+        keys.extend(draft.recipients.iter().map(|r| format!("to:{r}")));
         render::message_id(&keys)
     }
 
@@ -168,11 +179,19 @@ mod tests {
             self.0
         }
 
-        fn render(&self, _: &render::Input<'_>, to: &[&Member], _: &render::Context<'_>) -> Draft {
-            Draft {
-                title: self.0.to_owned(),
-                payload: to.len().to_string(),
-            }
+        fn render(
+            &self,
+            _: &render::Input<'_>,
+            to: &[&Member],
+            _: &render::Context<'_>,
+        ) -> Vec<Draft> {
+            to.iter()
+                .map(|m| Draft {
+                    recipients: vec![m.address.clone()],
+                    title: self.0.to_owned(),
+                    payload: "{}".to_owned(),
+                })
+                .collect()
         }
 
         fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
@@ -205,12 +224,18 @@ mod tests {
     }
 
     #[test]
-    fn a_channel_s_message_ids_differ_from_another_channel_s() {
+    fn message_ids_differ_between_channels_and_between_one_channel_s_messages() {
         let keys = ["expiring:abc:30".to_owned()];
-        let chat = Named("chat").message_id(&keys);
-        assert_ne!(chat, Named("webhook").message_id(&keys));
+        let draft = |to: &str| Draft {
+            recipients: vec![to.to_owned()],
+            title: String::new(),
+            payload: String::new(),
+        };
+        let chat = Named("chat").message_id(&keys, &draft("ops"));
+        assert_ne!(chat, Named("webhook").message_id(&keys, &draft("ops")));
+        assert_ne!(chat, Named("chat").message_id(&keys, &draft("dev")));
         assert_ne!(chat, render::message_id(&keys));
-        assert_eq!(chat, Named("chat").message_id(&keys));
+        assert_eq!(chat, Named("chat").message_id(&keys, &draft("ops")));
     }
 
     #[test]

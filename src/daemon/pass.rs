@@ -276,8 +276,9 @@ impl Daemon {
         }
     }
 
-    /// One outbox row per channel the audience is reached on, rendered by
-    /// that channel; the Message-ID comes from the alert keys.
+    /// The outbox rows of one alert (or summary, or digest): what each
+    /// channel the audience is reached on renders for its members; the
+    /// Message-IDs come from the alert keys.
     fn drafts(
         &self,
         audience: &Audience,
@@ -293,16 +294,17 @@ impl Daemon {
                 continue;
             };
             let to: Vec<&Member> = audience.on(name).collect();
-            let draft = channel.render(input, &to, ctx);
-            out.push(NewRow {
-                message_id: channel.message_id(keys),
-                alert_keys: keys.to_vec(),
-                channel: name.to_owned(),
-                recipients: to.iter().map(|m| m.address.clone()).collect(),
-                title: draft.title,
-                payload: draft.payload,
-                date: now,
-            });
+            for draft in channel.render(input, &to, ctx) {
+                out.push(NewRow {
+                    message_id: channel.message_id(keys, &draft),
+                    alert_keys: keys.to_vec(),
+                    channel: name.to_owned(),
+                    recipients: draft.recipients,
+                    title: draft.title,
+                    payload: draft.payload,
+                    date: now,
+                });
+            }
         }
         out
     }

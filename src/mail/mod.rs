@@ -40,15 +40,17 @@ impl Channel for MailChannel {
         payload::CHANNEL
     }
 
-    /// The recipients are the row's; the payload holds the rest of the mail.
+    /// One mail to every member; the recipients are the row's, the payload
+    /// holds the rest of the mail.
     fn render(
         &self,
         input: &render::Input<'_>,
-        _to: &[&Member],
+        to: &[&Member],
         ctx: &render::Context<'_>,
-    ) -> Draft {
+    ) -> Vec<Draft> {
         let r = render::render(input, ctx);
-        Draft {
+        vec![Draft {
+            recipients: to.iter().map(|m| m.address.clone()).collect(),
             title: r.subject.clone(),
             payload: MailPayload {
                 from: self.from.to_string(),
@@ -57,12 +59,12 @@ impl Channel for MailChannel {
                 html: r.html,
             }
             .to_json(),
-        }
+        }]
     }
 
     /// Mail had its Message-IDs before there were other channels: they stay
     /// what they were, so a mail queued by an older release is recognised.
-    fn message_id(&self, keys: &[String]) -> String {
+    fn message_id(&self, keys: &[String], _: &Draft) -> String {
         render::message_id(keys)
     }
 
@@ -179,7 +181,9 @@ mod tests {
             },
         )
         .unwrap();
-        let draft = channel.render(input, &[], &render::testing::ctx());
+        let [draft] = &channel.render(input, &[], &render::testing::ctx())[..] else {
+            panic!("one mail")
+        };
         let to = ["ops@example.com".to_owned()];
         let date = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
         let mail = MailPayload::outgoing(&draft.payload, "<size@tokenwatch>", &to, date).unwrap();
@@ -258,7 +262,24 @@ mod tests {
         )
         .unwrap();
         let ctx = render::testing::ctx();
-        let draft = channel.render(&input, &[], &ctx);
+        let ops = Member {
+            channel: "mail",
+            address: "Ops <ops@example.com>".into(),
+            key: "ops@example.com".into(),
+        };
+        let dev = Member {
+            address: "dev@example.com".into(),
+            key: "dev@example.com".into(),
+            ..ops.clone()
+        };
+        let drafts = channel.render(&input, &[&ops, &dev], &ctx);
+        let [draft] = &drafts[..] else {
+            panic!("one mail to both: {drafts:?}")
+        };
+        assert_eq!(
+            draft.recipients,
+            ["Ops <ops@example.com>", "dev@example.com"]
+        );
         let r = render::render(&input, &ctx);
         assert_eq!(draft.title, r.subject);
         let p: MailPayload = serde_json::from_str(&draft.payload).unwrap();
@@ -273,7 +294,7 @@ mod tests {
         );
         let keys = ["invalidated:abc".to_owned(), "expiring:abc:30".to_owned()];
         assert_eq!(
-            channel.message_id(&keys),
+            channel.message_id(&keys, draft),
             "<37d3eae9dc1dddd3a0ef5581198bbe0e@tokenwatch>"
         );
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::walk::{problem, special_kind};
 use super::{stamp_of, Expect, FileError, FoundFile, SETTLED};
 use crate::secret::Secret;
-use crate::token::{self, Kind, KindId, MAX_TOKEN_FILE_BYTES};
+use crate::token::{self, Kind, KindId, Source, MAX_TOKEN_FILE_BYTES};
 
 /// [`read_found_as`] the kind its name says.
 #[cfg(test)]
@@ -61,7 +61,8 @@ pub(crate) fn read_found_as(
             found.mtime = meta.modified().ok();
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
-            let (fingerprint, content) = kind.read(buf);
+            let name = found.path.file_name().unwrap_or_default().as_bytes();
+            let (fingerprint, content) = kind.read(Source { name, bytes: buf });
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
@@ -142,7 +143,13 @@ fn io_cause(e: &io::Error) -> String {
 pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, NoBearer> {
     let kind = kind_by_path(path);
     let (bytes, _) = read_limited(path).map_err(NoBearer::Unreadable)?;
-    let (content, bearer) = kind.bearer(&bytes).map_err(|_| NoBearer::Changed)?;
+    let name = path.file_name().unwrap_or_default().as_bytes();
+    let (content, bearer) = kind
+        .bearer(Source {
+            name,
+            bytes: &bytes,
+        })
+        .map_err(|_| NoBearer::Changed)?;
     if content.fingerprint.as_str() != fingerprint {
         return Err(NoBearer::Changed);
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fingerprint, KindId, TokenContent, TokenError};
+use super::{Credential, Fingerprint, KindId, TokenError};
 
 /// The `detail` of an unreadable entry that is a symlink leading out of
 /// every configured folder (not followed).
@@ -89,7 +89,7 @@ pub struct FoundFile {
     /// Of the bytes read, for readable and unreadable files alike; None when
     /// nothing could be read.
     pub fingerprint: Option<Fingerprint>,
-    pub content: Result<TokenContent, FileError>,
+    pub content: Result<Credential, FileError>,
     /// Set when this result may be reused by the next scan as long as the
     /// file's stamp is the same; None for files that were not read, or were
     /// changed too recently to trust their timestamps (see [`SETTLED`]).
@@ -134,7 +134,7 @@ impl FileStamp {
 }
 
 impl FoundFile {
-    pub fn token(&self) -> Option<&TokenContent> {
+    pub fn token(&self) -> Option<&Credential> {
         self.content.as_ref().ok()
     }
 

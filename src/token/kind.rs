@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Fingerprint, TokenContent, TokenError};
+use super::{Credential, Fingerprint, TokenError};
 use crate::secret::Secret;
 
 /// Which kind a file is; stored in and shown by the JSON output (`kind`).
@@ -42,6 +42,16 @@ pub struct Rules {
     pub apple_verification: bool,
 }
 
+/// One file as a kind reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// The final path component: some kinds read facts from Apple's file
+    /// names.
+    pub name: &'a [u8],
+    /// At most [`Kind::max_bytes`] + 1 bytes of the file.
+    pub bytes: &'a [u8],
+}
+
 /// One kind of credential file. Implementations are pure: bytes in, facts
 /// or a specific error out.
 pub trait Kind: Sync + Send + 'static {
@@ -58,11 +68,14 @@ pub trait Kind: Sync + Send + 'static {
 
     /// The file's fingerprint (also for files that do not read) and its
     /// facts or why they cannot be had.
-    fn read(&self, bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>);
+    fn read(&self, src: Source<'_>) -> (Fingerprint, Result<Credential, TokenError>);
 
     /// [`Kind::read`] plus the secret that Apple takes, read only when
-    /// Apple is asked; None when the file no longer holds it.
-    fn bearer(&self, bytes: &[u8]) -> Result<(TokenContent, Option<Secret>), TokenError>;
+    /// Apple is asked; None when the file does not hold it (kinds Apple
+    /// cannot be asked about never do).
+    fn bearer(&self, src: Source<'_>) -> Result<(Credential, Option<Secret>), TokenError> {
+        self.read(src).1.map(|c| (c, None))
+    }
 
     fn rules(&self) -> Rules;
 

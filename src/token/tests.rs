@@ -856,7 +856,7 @@ fn canary_never_reaches_errors_or_debug() {
         &secrets,
         "Debug of the bearer",
     );
-    assert_no_leak(&format!("{content:?}"), &secrets, "Debug of TokenContent");
+    assert_no_leak(&format!("{content:?}"), &secrets, "Debug of Credential");
 
     // One input per rejection class, each carrying the canary.
     let doc = |rest: &str| format!(r#"{{"token":"{CANARY}"{rest}}}"#);

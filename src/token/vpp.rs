@@ -7,9 +7,9 @@ use base64::Engine as _;
 use chrono::Utc;
 
 use super::json::{parse_json, Field, Fields};
-use super::kind::{Kind, KindId, Rules};
+use super::kind::{Kind, KindId, Rules, Source};
 use super::{
-    created_from_expiry, date, Base64Problem, Fingerprint, PemKind, TokenContent, TokenError,
+    created_from_expiry, date, Base64Problem, Credential, Fingerprint, PemKind, TokenError,
     Variant, DECODER, MAX_TOKEN_FILE_BYTES, SAMPLE_MARKER, UTF8_BOM,
 };
 use crate::secret::Secret;
@@ -40,12 +40,12 @@ impl Kind for Vpp {
         MAX_TOKEN_FILE_BYTES
     }
 
-    fn read(&self, bytes: &[u8]) -> (Fingerprint, Result<TokenContent, TokenError>) {
-        super::parse_with_fingerprint(bytes)
+    fn read(&self, src: Source<'_>) -> (Fingerprint, Result<Credential, TokenError>) {
+        super::parse_with_fingerprint(src.bytes)
     }
 
-    fn bearer(&self, bytes: &[u8]) -> Result<(TokenContent, Option<Secret>), TokenError> {
-        super::parse_with_bearer(bytes)
+    fn bearer(&self, src: Source<'_>) -> Result<(Credential, Option<Secret>), TokenError> {
+        super::parse_with_bearer(src.bytes)
     }
 
     fn rules(&self) -> Rules {
@@ -68,7 +68,7 @@ impl Kind for Vpp {
     }
 }
 
-type Parsed = Result<(TokenContent, Option<Secret>), TokenError>;
+type Parsed = Result<(Credential, Option<Secret>), TokenError>;
 
 pub(super) fn parse_full(bytes: &[u8]) -> (Fingerprint, Parsed) {
     let (body, bom) = match bytes.strip_prefix(UTF8_BOM) {
@@ -182,7 +182,7 @@ fn finish(
     fingerprint: Fingerprint,
     mut variants: Vec<Variant>,
     raw: bool,
-) -> Result<TokenContent, TokenError> {
+) -> Result<Credential, TokenError> {
     let exp_date = match fields.exp_date {
         None => return Err(TokenError::MissingExpDate),
         Some(Field::Str(s)) => s,
@@ -214,13 +214,15 @@ fn finish(
             String::new()
         }
     };
-    Ok(TokenContent {
+    Ok(Credential {
+        kind: KindId::Vpp,
         org_name,
         expires_at: parsed.at.with_timezone(&Utc),
         created_at: created_from_expiry(parsed.at),
         fingerprint,
         variants,
         sample: inner_is_sample(&inner),
+        details: None,
     })
 }
 

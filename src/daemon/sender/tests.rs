@@ -164,7 +164,7 @@ impl Channel for Fake {
         _: &crate::render::Input<'_>,
         _: &[&crate::alerts::Member],
         _: &crate::render::Context<'_>,
-    ) -> crate::channel::Draft {
+    ) -> Vec<crate::channel::Draft> {
         unreachable!("the sender only delivers")
     }
 
