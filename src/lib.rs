@@ -35,6 +35,8 @@
 //!   permanent; the registry of configured channels by name.
 //! - [`mail`]: the mail channel: its outbox payload and sending (SMTP or
 //!   file).
+//! - [`webhook`]: the webhook channel: one HTTPS post per webhook, in its
+//!   format, signed.
 //! - [`probe`]: the read-only Apple API check of a token.
 //! - [`watch`]: filesystem events turned into "rescan this folder" (a bounded
 //!   queue; a burst beyond it means "rescan everything").
