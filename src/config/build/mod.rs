@@ -145,9 +145,11 @@ impl Builder<'_, '_> {
                     format!("folder {} is configured twice", f.path.display()),
                 );
             }
-            let told = !(alerts.recipients.is_empty() && f.recipients.is_empty())
-                || !(alerts.webhooks.is_empty() && f.webhooks.is_empty());
-            if addresses_ok && !told {
+            let nobody = alerts.recipients.is_empty()
+                && f.recipients.is_empty()
+                && alerts.webhooks.is_empty()
+                && f.webhooks.is_empty();
+            if addresses_ok && nobody {
                 self.d.report(
                     span.clone(),
                     &format!("folder[{}].recipients", i + 1),
