@@ -59,6 +59,25 @@ pub enum AlertKind {
     },
 }
 
+impl AlertKind {
+    /// The kind's name, as channels that name events spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertKind::Expiring { .. } => "expiring",
+            AlertKind::Expired { .. } => "expired",
+            AlertKind::Invalidated { .. } => "invalidated",
+            AlertKind::Unreadable { .. } => "unreadable",
+            AlertKind::FolderProblem { .. } => "folder_problem",
+            AlertKind::FolderRecovered => "folder_recovered",
+            AlertKind::Superseded => "superseded",
+            AlertKind::NoAccount => "no_account",
+            AlertKind::CannotVerify { .. } => "cannot_verify",
+            AlertKind::AppleExpiryMismatch => "apple_expiry_mismatch",
+            AlertKind::AppleUnreachable { .. } => "apple_unreachable",
+        }
+    }
+}
+
 /// After this long, a failing Apple check is worth a mail.
 pub const APPLE_FAILURE_GRACE: Duration = Duration::days(1);
 

@@ -386,6 +386,7 @@ mod tests {
             follow_links: false,
             kinds: vec![crate::token::KindId::Vpp],
             expected_mdm: None,
+            webhooks: Vec::new(),
         })
     }
 

@@ -217,12 +217,12 @@ impl Daemon {
         let ctx = Context {
             tz: self.cfg.timezone,
             host: &self.host,
+            now,
         };
         let mut rows = Vec::new();
         let mut outbox = Vec::new();
         let max = self.cfg.alerts.max_mails_per_pass;
         for group in alerts::group_for_storm_guard(plan.alerts, &audiences, max) {
-            let keys: Vec<String> = group.iter().map(|a| a.key.clone()).collect();
             for a in &group {
                 let fingerprint = a
                     .subject
@@ -261,7 +261,7 @@ impl Daemon {
                 tracing::warn!(alert = %group[0].key, "nobody to tell about this alert");
                 continue;
             }
-            outbox.extend(self.drafts(audience, &keys, &input, &ctx, now));
+            outbox.extend(self.drafts(audience, &input, &ctx));
         }
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &outbox)) {
             Ok(ids) => {
@@ -277,16 +277,9 @@ impl Daemon {
     }
 
     /// The outbox rows of one alert (or summary, or digest): what each
-    /// channel the audience is reached on renders for its members; the
-    /// Message-IDs come from the alert keys.
-    fn drafts(
-        &self,
-        audience: &Audience,
-        keys: &[String],
-        input: &Input<'_>,
-        ctx: &Context<'_>,
-        now: DateTime<Utc>,
-    ) -> Vec<NewRow> {
+    /// channel the audience is reached on renders for its members.
+    fn drafts(&self, audience: &Audience, input: &Input<'_>, ctx: &Context<'_>) -> Vec<NewRow> {
+        let keys = input.keys();
         let mut out = Vec::new();
         for name in audience.channels() {
             let Some(channel) = self.channels.get(name) else {
@@ -296,13 +289,13 @@ impl Daemon {
             let to: Vec<&Member> = audience.on(name).collect();
             for draft in channel.render(input, &to, ctx) {
                 out.push(NewRow {
-                    message_id: channel.message_id(keys, &draft),
-                    alert_keys: keys.to_vec(),
+                    message_id: draft.message_id,
+                    alert_keys: keys.clone(),
                     channel: name.to_owned(),
                     recipients: draft.recipients,
                     title: draft.title,
                     payload: draft.payload,
-                    date: now,
+                    date: ctx.now,
                 });
             }
         }
@@ -317,6 +310,7 @@ impl Daemon {
         let ctx = Context {
             tz: self.cfg.timezone,
             host: &self.host,
+            now,
         };
         let day = now
             .with_timezone(&self.cfg.timezone)
@@ -334,13 +328,14 @@ impl Daemon {
                 mailed: true,
             });
             let input = Input::Digest {
+                key: &key,
                 tokens: &tokens,
                 folders: group.folders,
             };
             let audience = Audience {
                 members: vec![group.member],
             };
-            outbox.extend(self.drafts(&audience, &[key], &input, &ctx, now));
+            outbox.extend(self.drafts(&audience, &input, &ctx));
         }
         match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &outbox)) {
             Ok(ids) => {

@@ -50,6 +50,10 @@ impl Channel for MailChannel {
     ) -> Vec<Draft> {
         let r = render::render(input, ctx);
         vec![Draft {
+            // Mail had its Message-IDs before there were other channels:
+            // they stay what they were, so a mail queued by an older
+            // release is recognised.
+            message_id: render::message_id(&input.keys()),
             recipients: to.iter().map(|m| m.address.clone()).collect(),
             title: r.subject.clone(),
             payload: MailPayload {
@@ -60,12 +64,6 @@ impl Channel for MailChannel {
             }
             .to_json(),
         }]
-    }
-
-    /// Mail had its Message-IDs before there were other channels: they stay
-    /// what they were, so a mail queued by an older release is recognised.
-    fn message_id(&self, keys: &[String], _: &Draft) -> String {
-        render::message_id(keys)
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
@@ -228,6 +226,7 @@ mod tests {
             .collect();
         let refs: Vec<_> = tokens.iter().collect();
         let input = render::Input::Digest {
+            key: "digest:2027-01-01:ops@example.com",
             tokens: &refs,
             folders: 3,
         };
@@ -238,6 +237,7 @@ mod tests {
             .collect();
         let refs: Vec<_> = long.iter().collect();
         let input = render::Input::Digest {
+            key: "digest:2027-01-01:ops@example.com",
             tokens: &refs,
             folders: 1,
         };
@@ -292,9 +292,19 @@ mod tests {
                 html: r.html,
             }
         );
-        let keys = ["invalidated:abc".to_owned(), "expiring:abc:30".to_owned()];
+        assert_eq!(draft.message_id, render::message_id(std::slice::from_ref(&alert.key)));
+        let a = |key: &str| crate::alerts::Alert {
+            key: key.into(),
+            ..alert.clone()
+        };
+        let alerts = [a("invalidated:abc"), a("expiring:abc:30")];
+        let summary = render::Input::Summary {
+            alerts: &alerts,
+            tokens: std::slice::from_ref(&subject),
+            folders: &[],
+        };
         assert_eq!(
-            channel.message_id(&keys, draft),
+            channel.render(&summary, &[&ops], &ctx)[0].message_id,
             "<37d3eae9dc1dddd3a0ef5581198bbe0e@tokenwatch>"
         );
     }

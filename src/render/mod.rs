@@ -8,6 +8,7 @@
 
 use std::fmt::Write;
 
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 mod parts;
@@ -32,6 +33,8 @@ pub enum Input<'a> {
         folders: &'a [FolderAssessment],
     },
     Digest {
+        /// The digest's ledger key.
+        key: &'a str,
         /// Every token the recipient hears about.
         tokens: &'a [&'a Assessment],
         /// How many folders they hear about.
@@ -52,7 +55,81 @@ pub fn render(input: &Input<'_>, ctx: &Context) -> Rendered {
             tokens,
             folders,
         } => render_summary(alerts, tokens, folders, ctx),
-        Input::Digest { tokens, folders } => render_digest(tokens, folders, ctx),
+        Input::Digest {
+            tokens, folders, ..
+        } => render_digest(tokens, folders, ctx),
+    }
+}
+
+impl Input<'_> {
+    /// The ledger keys the message stands for: what its Message-ID is
+    /// made of.
+    pub fn keys(&self) -> Vec<String> {
+        match *self {
+            Input::Alert { alert, .. } => vec![alert.key.clone()],
+            Input::Summary { alerts, .. } => alerts.iter().map(|a| a.key.clone()).collect(),
+            Input::Digest { key, .. } => vec![key.to_owned()],
+        }
+    }
+}
+
+/// What a message says, in parts, for channels that lay it out themselves
+/// (chat cards) rather than take the finished text.
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    /// What it is about: the alert kind's name (`expiring`, `expired`,
+    /// ...), `summary` or `digest`.
+    pub event: &'static str,
+    /// The subject without its `[tokenwatch]` prefix.
+    pub summary: String,
+    /// The credential it is about, when one.
+    pub token: Option<&'a Assessment>,
+    /// The folder it is about, when one.
+    pub folder: Option<&'a str>,
+    pub facts: Vec<(&'static str, String)>,
+    pub advice: Vec<&'static str>,
+}
+
+/// [`render`] in parts: the same headline, facts and advice.
+pub fn words<'a>(input: &Input<'a>, ctx: &Context) -> Words<'a> {
+    match *input {
+        Input::Alert {
+            alert,
+            tokens,
+            folders,
+        } => {
+            let token = alert.subject.and_then(|i| tokens.get(i));
+            Words {
+                event: alert.kind.name(),
+                summary: headline(alert, tokens, folders),
+                token,
+                folder: alert
+                    .folder
+                    .and_then(|i| folders.get(i))
+                    .map(|f| f.path.as_str()),
+                facts: facts(alert, tokens, folders, ctx),
+                advice: advice(alert, tokens),
+            }
+        }
+        Input::Summary { .. } | Input::Digest { .. } => {
+            let r = render(input, ctx);
+            let advice = match *input {
+                Input::Summary { alerts, tokens, .. } => summary_advice(alerts, tokens),
+                _ => Vec::new(),
+            };
+            Words {
+                event: if matches!(input, Input::Summary { .. }) {
+                    "summary"
+                } else {
+                    "digest"
+                },
+                summary: r.subject.trim_start_matches("[tokenwatch] ").to_owned(),
+                token: None,
+                folder: None,
+                facts: vec![("Sent by", clean(ctx.host, 200))],
+                advice,
+            }
+        }
     }
 }
 
@@ -60,6 +137,8 @@ pub struct Context<'a> {
     pub tz: Tz,
     /// The host that sends, named in every mail.
     pub host: &'a str,
+    /// When the message is queued (the pass's `now`); a retry keeps it.
+    pub now: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

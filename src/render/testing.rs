@@ -44,6 +44,7 @@ pub(crate) fn ctx() -> Context<'static> {
     Context {
         tz: chrono_tz::Europe::Berlin,
         host: "mdm-host-1",
+        now: Utc.with_ymd_and_hms(2026, 12, 27, 8, 0, 0).unwrap(),
     }
 }
 

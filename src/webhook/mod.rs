@@ -9,7 +9,7 @@
 //! a mail. Requests never follow redirects: a redirect would carry the
 //! secret path to another host.
 
-mod body;
+pub mod body;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -311,6 +311,15 @@ pub fn client() -> Result<reqwest::Client, String> {
         })
 }
 
+/// How urgent an event is for a receiver that colours it.
+fn severity(event: &str) -> body::Severity {
+    match event {
+        "expired" | "invalidated" | "apple_unreachable" => body::Severity::Critical,
+        "folder_recovered" | "digest" => body::Severity::Info,
+        _ => body::Severity::Warning,
+    }
+}
+
 /// The idempotency key of a message: its Message-ID without brackets,
 /// the same on every attempt.
 pub fn message_key(message_id: &str) -> &str {
@@ -331,18 +340,33 @@ impl Channel for WebhookChannel {
         to: &[&Member],
         ctx: &render::Context<'_>,
     ) -> Vec<Draft> {
-        let r = render::render(input, ctx);
+        let words = render::words(input, ctx);
+        let keys = input.keys();
         to.iter()
             .map(|m| {
+                let recipients = vec![m.address.clone()];
+                let message_id = crate::channel::message_id(CHANNEL, &keys, &recipients);
                 let format = self
                     .hooks
                     .get(&m.address)
                     .map(|h| h.format)
                     .unwrap_or_default();
+                let message = body::Message {
+                    id: message_key(&message_id),
+                    event: words.event,
+                    severity: severity(words.event),
+                    summary: &words.summary,
+                    token: words.token.and_then(|t| serde_json::to_value(t).ok()),
+                    folder: words.folder,
+                    sent_at: ctx.now,
+                    facts: words.facts.clone(),
+                    advice: words.advice.iter().map(|a| a.to_string()).collect(),
+                };
                 Draft {
-                    recipients: vec![m.address.clone()],
-                    title: r.subject.clone(),
-                    payload: body::body(format, &r),
+                    payload: body::render(format, &message),
+                    message_id,
+                    recipients,
+                    title: format!("[tokenwatch] {}", words.summary),
                 }
             })
             .collect()
