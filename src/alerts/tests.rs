@@ -32,6 +32,12 @@ fn token(fp: &str, status: Status, days_left: i64) -> Assessment {
         folder: 0,
         apple: None,
         superseded_by: None,
+        topic: None,
+        serial: None,
+        issued_at: None,
+        has_private_key: None,
+        expiry_estimated: None,
+        server: None,
     }
 }
 

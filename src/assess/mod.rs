@@ -17,7 +17,7 @@ pub use silence::{Silence, Silences};
 use crate::evaluate::{self, Account, Facts, Status};
 use crate::show::show_path;
 use crate::token::found::{FolderScan, FolderState, FoundFile};
-use crate::token::KindId;
+use crate::token::{Credential, JsonKey, KindId};
 
 /// Apple's verdicts by full fingerprint.
 pub type Verdicts = HashMap<String, AppleRecord>;
@@ -106,6 +106,27 @@ pub struct Assessment {
     /// Path of the token that replaced this one (status `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
+    /// The facts only some kinds have: each key is present for every
+    /// credential and null where it does not apply (or could not be read).
+    /// A push certificate's topic (its subject UID).
+    #[serde(default)]
+    pub topic: Option<String>,
+    /// A certificate's serial number, hex.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// When the issuer made it (a certificate's notBefore), where the file
+    /// says so rather than `created_at` being derived.
+    #[serde(default, with = "crate::show::serde_rfc3339_opt")]
+    pub issued_at: Option<DateTime<Utc>>,
+    /// A push certificate file holds its private key too.
+    #[serde(default)]
+    pub has_private_key: Option<bool>,
+    /// An enrollment token's expiry was estimated from its file name.
+    #[serde(default)]
+    pub expiry_estimated: Option<bool>,
+    /// The MDM server an enrollment token is for (from its file name).
+    #[serde(default)]
+    pub server: Option<String>,
     /// Full fingerprint of the content, or `path:<path>` when nothing could
     /// be read: what alert history follows.
     #[serde(skip)]
@@ -211,6 +232,12 @@ fn assess_one(
         world_readable: f.world_readable,
         apple: None,
         superseded_by: None,
+        topic: None,
+        serial: None,
+        issued_at: None,
+        has_private_key: None,
+        expiry_estimated: None,
+        server: None,
         identity,
         modified_at: f.mtime.map(DateTime::<Utc>::from),
         folder: f.folder,
@@ -250,12 +277,27 @@ fn assess_one(
     };
     let e = evaluate::evaluate(now, &facts, &policy.rules);
     a.org_name = Some(t.org_name.clone());
+    kind_facts(&mut a, t);
     a.created_at = Some(t.created_at);
     a.expires_at = Some(t.expires_at);
     a.days_left = Some(e.days_left);
     a.status = e.status;
     a.detail = e.detail;
     a
+}
+
+/// The per-kind keys: the ones that apply to the credential's kind are
+/// set (a flag false rather than null), the others stay null.
+fn kind_facts(a: &mut Assessment, t: &Credential) {
+    let keys = crate::token::kind(t.kind).json_keys();
+    let d = t.details().cloned().unwrap_or_default();
+    let has = |k: JsonKey| keys.contains(&k);
+    a.topic = d.topic.filter(|_| has(JsonKey::Topic));
+    a.serial = d.serial.filter(|_| has(JsonKey::Serial));
+    a.issued_at = d.issued_at.filter(|_| has(JsonKey::IssuedAt));
+    a.has_private_key = has(JsonKey::HasPrivateKey).then_some(d.has_private_key);
+    a.expiry_estimated = has(JsonKey::ExpiryEstimated).then_some(d.expiry_estimated);
+    a.server = d.server.filter(|_| has(JsonKey::Server));
 }
 
 #[cfg(test)]

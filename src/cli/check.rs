@@ -75,20 +75,24 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
     if readable.is_empty() {
         out.push_str("no readable tokens found\n");
     } else {
-        let rows: Vec<[String; 6]> = readable
+        let rows: Vec<[String; 7]> = readable
             .iter()
             .map(|t| {
                 [
                     t.status.as_str().to_uppercase(),
                     t.days_left.map(|d| d.to_string()).unwrap_or_default(),
                     t.expires_at.map(|e| show::local(e, tz)).unwrap_or_default(),
+                    t.kind.as_str().to_string(),
                     t.org_name.clone().unwrap_or_default(),
                     t.account.clone().unwrap_or_else(|| "(unknown)".into()),
                     t.path.clone(),
                 ]
             })
             .collect();
-        let header = ["STATUS", "DAYS", "EXPIRES", "ORG", "ACCOUNT", "FILE"].map(String::from);
+        let header = [
+            "STATUS", "DAYS", "EXPIRES", "KIND", "ORG", "ACCOUNT", "FILE",
+        ]
+        .map(String::from);
         let mut widths = header.clone().map(|h| h.chars().count());
         for r in &rows {
             for (w, c) in widths.iter_mut().zip(r) {

@@ -292,7 +292,10 @@ mod tests {
                 html: r.html,
             }
         );
-        assert_eq!(draft.message_id, render::message_id(std::slice::from_ref(&alert.key)));
+        assert_eq!(
+            draft.message_id,
+            render::message_id(std::slice::from_ref(&alert.key))
+        );
         let a = |key: &str| crate::alerts::Alert {
             key: key.into(),
             ..alert.clone()

@@ -26,6 +26,12 @@ pub(crate) fn subject() -> Assessment {
         folder: 0,
         apple: None,
         superseded_by: None,
+        topic: None,
+        serial: None,
+        issued_at: None,
+        has_private_key: None,
+        expiry_estimated: None,
+        server: None,
     }
 }
 
@@ -84,6 +90,12 @@ pub(crate) fn token_report(i: usize, path: String) -> Assessment {
         world_readable: false,
         apple: None,
         superseded_by: None,
+        topic: None,
+        serial: None,
+        issued_at: None,
+        has_private_key: None,
+        expiry_estimated: None,
+        server: None,
         identity: String::new(),
         modified_at: None,
         folder: 0,

@@ -42,6 +42,18 @@ pub struct Rules {
     pub apple_verification: bool,
 }
 
+/// The keys of the JSON views that only some kinds fill; each kind lists
+/// its own, and the views show the others as null.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKey {
+    Topic,
+    Serial,
+    IssuedAt,
+    HasPrivateKey,
+    ExpiryEstimated,
+    Server,
+}
+
 /// One file as a kind reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -78,6 +90,11 @@ pub trait Kind: Sync + Send + 'static {
     }
 
     fn rules(&self) -> Rules;
+
+    /// Which per-kind keys of the JSON views apply to this kind.
+    fn json_keys(&self) -> &'static [JsonKey] {
+        &[]
+    }
 
     /// How mails name one file of this kind: "Content token".
     fn noun(&self) -> &'static str;
