@@ -41,7 +41,7 @@ pub mod vpp;
 use vpp::find;
 
 pub use error::{Base64Problem, DateText, JsonKind, JsonProblem, PemKind, TokenError};
-pub use kind::{kind, kind_for_name, JsonKey, Kind, KindId, Rules, Source, KINDS};
+pub use kind::{kind, kind_for_name, JsonKey, Kind, KindId, Named, Rules, Source, KINDS};
 
 /// Largest file the reader accepts. A real content token is about 1 KiB.
 pub const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;

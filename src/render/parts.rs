@@ -5,18 +5,28 @@ use super::Context;
 use crate::alerts::{Alert, AlertKind};
 use crate::assess::{Assessment, FolderAssessment};
 use crate::show::{clean, local};
-use crate::token::{self, KindId};
+use crate::token::{self, KindId, Named};
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn file_stem(path: &str) -> &str {
-    let name = file_name(path);
-    match name.rfind('.') {
-        Some(i) if i > 0 => &name[..i],
-        _ => name,
-    }
+/// How subjects name a credential: as its kind titles it, then its file
+/// name with the extension (which tells the kinds' files apart).
+fn title(s: &Assessment) -> String {
+    let org = s.org_name.as_deref().map(|o| clean(o, 60));
+    let topic = s.topic.as_deref().map(|t| clean(t, 100));
+    let server = s.server.as_deref().map(|t| clean(t, 60));
+    let named = Named {
+        org: org.as_deref(),
+        topic: topic.as_deref(),
+        server: server.as_deref(),
+    };
+    format!(
+        "{} ({})",
+        token::kind(s.kind).title(&named),
+        clean(file_name(&s.path), 80)
+    )
 }
 
 fn describe_reason(reason: &str, account: Option<&str>) -> String {
@@ -49,14 +59,7 @@ pub(super) fn headline(
     folders: &[FolderAssessment],
 ) -> String {
     let s = alert.subject.and_then(|i| subjects.get(i));
-    let token = |s: &Assessment| {
-        format!(
-            "{} for {} ({})",
-            token::kind(s.kind).noun(),
-            clean(s.org_name.as_deref().unwrap_or("unknown organisation"), 60),
-            clean(file_stem(&s.path), 60)
-        )
-    };
+    let token = title;
     match (&alert.kind, s) {
         (AlertKind::Expiring { .. }, Some(s)) => {
             let days = s.days_left.unwrap_or(0);
@@ -87,7 +90,11 @@ pub(super) fn headline(
             if *reminder > 0 { " (reminder)" } else { "" }
         ),
         (AlertKind::Unreadable { .. }, Some(s)) => {
-            format!("Unreadable token file {}", clean(file_name(&s.path), 80))
+            format!(
+                "{} {}",
+                token::kind(s.kind).unreadable_title(),
+                clean(file_name(&s.path), 80)
+            )
         }
         (AlertKind::Superseded, Some(s)) => format!("{} was replaced by a newer token", token(s)),
         (AlertKind::NoAccount, Some(s)) => {

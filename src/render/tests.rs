@@ -11,7 +11,7 @@ fn expiring_subject_names_org_file_days_and_date() {
         &[],
         &ctx(),
     );
-    assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) expires in 14 days (2027-01-10)");
+    assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) expires in 14 days (2027-01-10)");
     for body in [&r.text, &r.html] {
         for needle in [
             "Acme Corp",
@@ -48,7 +48,7 @@ fn invalidated_and_expired_subjects() {
         &[],
         &ctx(),
     );
-    assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) is INVALID: password of apps@acme.appleaccount.com changed");
+    assert_eq!(r.subject, "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) is INVALID: password of apps@acme.appleaccount.com changed");
     let r = render_alert(
         &alert(AlertKind::Expired { reminder: 0 }),
         &[s],
@@ -57,7 +57,7 @@ fn invalidated_and_expired_subjects() {
     );
     assert_eq!(
         r.subject,
-        "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) has EXPIRED"
+        "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) has EXPIRED"
     );
 }
 

@@ -54,6 +54,15 @@ pub enum JsonKey {
     Server,
 }
 
+/// What subjects may name a credential by, as the views show it (already
+/// made safe to print); None where unknown.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Named<'a> {
+    pub org: Option<&'a str>,
+    pub topic: Option<&'a str>,
+    pub server: Option<&'a str>,
+}
+
 /// One file as a kind reads it.
 #[derive(Debug, Clone, Copy)]
 pub struct Source<'a> {
@@ -98,6 +107,21 @@ pub trait Kind: Sync + Send + 'static {
 
     /// How mails name one file of this kind: "Content token".
     fn noun(&self) -> &'static str;
+
+    /// How subjects name one credential of this kind, before its file
+    /// name: "Content token for ORG".
+    fn title(&self, named: &Named<'_>) -> String {
+        format!(
+            "{} for {}",
+            self.noun(),
+            named.org.unwrap_or("unknown organisation")
+        )
+    }
+
+    /// How subjects name an unreadable file of this kind, before its name.
+    fn unreadable_title(&self) -> String {
+        format!("Unreadable {} file", self.noun())
+    }
 
     /// The paragraphs a mail about an expiring, expired or dead file ends with.
     fn renewal_advice(&self) -> &'static [&'static str];

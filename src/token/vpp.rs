@@ -59,6 +59,11 @@ impl Kind for Vpp {
         "Content token"
     }
 
+    /// The wording from before there were other kinds.
+    fn unreadable_title(&self) -> String {
+        "Unreadable token file".into()
+    }
+
     fn renewal_advice(&self) -> &'static [&'static str] {
         &[RENEWAL, PASSWORD_WARNING]
     }

@@ -70,7 +70,7 @@ fn first_sight_at_20_days_sends_exactly_one_mail_and_a_restart_sends_none() {
     let subject = header(&raw, "Subject").unwrap();
     assert!(
         subject.starts_with(
-            "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) expires in 19 days ("
+            "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) expires in 19 days ("
         ),
         "{subject}"
     );

@@ -24,7 +24,7 @@ fn mail(id: &str, to: &[&str]) -> OutgoingMail {
         message_id: id.to_owned(),
         from: "tokenwatch <tokenwatch@example.com>".parse().unwrap(),
         to: to.iter().map(|a| a.parse().unwrap()).collect(),
-        subject: "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin) expires in 14 days"
+        subject: "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) expires in 14 days"
             .to_owned(),
         text: "Plain part: renew the token for Acme Corp.\n".to_owned(),
         html: "<p>HTML part: renew the token for <b>Acme Corp</b>.</p>\n".to_owned(),
