@@ -57,6 +57,16 @@ pub enum AlertKind {
     AppleUnreachable {
         since: DateTime<Utc>,
     },
+    /// Apple says another MDM uses the token than its folder expects.
+    MdmConflict {
+        expected: String,
+        actual: String,
+    },
+    /// The folder's newest push certificate has another topic than the one
+    /// it replaced (`old`).
+    TopicChanged {
+        old: String,
+    },
 }
 
 impl AlertKind {
@@ -74,6 +84,8 @@ impl AlertKind {
             AlertKind::CannotVerify { .. } => "cannot_verify",
             AlertKind::AppleExpiryMismatch => "apple_expiry_mismatch",
             AlertKind::AppleUnreachable { .. } => "apple_unreachable",
+            AlertKind::MdmConflict { .. } => "mdm_conflict",
+            AlertKind::TopicChanged { .. } => "topic_changed",
         }
     }
 }
@@ -280,6 +292,22 @@ pub fn plan(
             {
                 extra(format!("apple_expiry:{fp}"), AlertKind::AppleExpiryMismatch);
             }
+        }
+        // Once per MDM: if Apple later names yet another one, that is news.
+        if let Some(c) = &s.mdm_conflict {
+            extra(
+                format!("mdm_conflict:{fp}:{}", c.actual),
+                AlertKind::MdmConflict {
+                    expected: c.expected.clone(),
+                    actual: c.actual.clone(),
+                },
+            );
+        }
+        if let Some(old) = &s.replaces_topic {
+            extra(
+                format!("topic_changed:{fp}:{old}"),
+                AlertKind::TopicChanged { old: old.clone() },
+            );
         }
         if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {
             let key = format!("noaccount:{fp}");

@@ -32,6 +32,8 @@ fn token(fp: &str, status: Status, days_left: i64) -> Assessment {
         folder: 0,
         apple: None,
         superseded_by: None,
+        mdm_conflict: None,
+        replaces_topic: None,
         topic: None,
         serial: None,
         issued_at: None,
@@ -486,4 +488,37 @@ fn a_digest_goes_once_to_each_recipient_however_often_the_config_names_them() {
             ("ops@example.com", &[0, 1, 2][..], 2)
         ]
     );
+}
+
+#[test]
+fn an_mdm_conflict_mails_once_per_mdm_apple_names() {
+    let mut t = token("c", Status::Ok, 200);
+    t.mdm_conflict = Some(crate::assess::MdmConflict {
+        expected: "Jamf Pro".into(),
+        actual: "Fleet".into(),
+    });
+    let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
+    assert_eq!(keys(&p), ["mdm_conflict:c:Fleet"]);
+    assert_eq!(p.alerts[0].kind.name(), "mdm_conflict");
+    let mut ledger = Ledger::new();
+    record(&mut ledger, &p, now());
+    assert!(quick(now(), std::slice::from_ref(&t), &[], &ledger)
+        .alerts
+        .is_empty());
+    t.mdm_conflict.as_mut().unwrap().actual = "Mosyle".into();
+    let p = quick(now(), &[t], &[], &ledger);
+    assert_eq!(keys(&p), ["mdm_conflict:c:Mosyle"]);
+}
+
+#[test]
+fn a_changed_push_topic_mails_once() {
+    let mut t = token("n", Status::Ok, 300);
+    t.topic = Some("com.apple.mgmt.External.new".into());
+    t.replaces_topic = Some("com.apple.mgmt.External.old".into());
+    let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
+    assert_eq!(keys(&p), ["topic_changed:n:com.apple.mgmt.External.old"]);
+    assert_eq!(p.alerts[0].subject, Some(0));
+    let mut ledger = Ledger::new();
+    record(&mut ledger, &p, now());
+    assert!(quick(now(), &[t], &[], &ledger).alerts.is_empty());
 }

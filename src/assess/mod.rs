@@ -73,6 +73,9 @@ pub struct Policy {
     pub accounts: AccountBook,
     /// Apple verification is on: a token Apple cannot be asked about says so.
     pub apple_verify: bool,
+    /// By configured folder index: the MDM its content tokens are meant
+    /// for (`expected_mdm`), when one is named.
+    pub expected_mdm: Vec<Option<String>>,
 }
 
 /// One credential assessed: its facts, its status by the rules, and what
@@ -127,6 +130,14 @@ pub struct Assessment {
     /// The MDM server an enrollment token is for (from its file name).
     #[serde(default)]
     pub server: Option<String>,
+    /// The topic of the push certificate this one replaced in its folder,
+    /// when it differs from this one's: it was made with another Apple
+    /// Account.
+    #[serde(skip)]
+    pub replaces_topic: Option<String>,
+    /// Apple says another MDM uses this token than its folder expects.
+    #[serde(skip)]
+    pub mdm_conflict: Option<MdmConflict>,
     /// Full fingerprint of the content, or `path:<path>` when nothing could
     /// be read: what alert history follows.
     #[serde(skip)]
@@ -137,6 +148,27 @@ pub struct Assessment {
     /// Index of the configured folder.
     #[serde(skip)]
     pub folder: usize,
+}
+
+/// The MDM Apple says uses a token, and the one its folder expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdmConflict {
+    pub expected: String,
+    pub actual: String,
+}
+
+impl MdmConflict {
+    /// A conflict when Apple names an MDM and it is not the expected one.
+    /// Names are compared ignoring case and surrounding spaces: how an
+    /// admin types "Jamf Pro" in the config is not a conflict.
+    fn of(expected: Option<&str>, actual: Option<&str>) -> Option<MdmConflict> {
+        let (expected, actual) = (expected?.trim(), actual?.trim());
+        let same = expected.to_lowercase() == actual.to_lowercase();
+        (!same && !actual.is_empty()).then(|| MdmConflict {
+            expected: expected.to_owned(),
+            actual: actual.to_owned(),
+        })
+    }
 }
 
 /// One configured folder as alerts see it.
@@ -232,6 +264,8 @@ fn assess_one(
         world_readable: f.world_readable,
         apple: None,
         superseded_by: None,
+        mdm_conflict: None,
+        replaces_topic: None,
         topic: None,
         serial: None,
         issued_at: None,
@@ -263,6 +297,10 @@ fn assess_one(
         .and_then(|uid| current.get(uid))
         .filter(|(_, fp, _)| *fp != t.fingerprint.as_str())
         .map(|(_, _, path)| show_path(path));
+    a.mdm_conflict = MdmConflict::of(
+        policy.expected_mdm.get(f.folder).and_then(Option::as_deref),
+        verdict.and_then(|v| v.mdm_name.as_deref()),
+    );
     let facts = Facts {
         expires_at: t.expires_at,
         created_at: t.created_at,
@@ -335,5 +373,21 @@ mod tests {
         assert_eq!(book.account_for(Path::new("/t/b.vpptoken"), 7), None);
         assert_eq!(book.get("linked").unwrap().password_changed, None);
         assert!(book.get("folder").is_none());
+    }
+
+    #[test]
+    fn an_mdm_is_in_conflict_only_when_apple_names_another_one() {
+        let c = MdmConflict::of(Some("Jamf Pro"), Some("Apple Business Essentials"));
+        assert_eq!(
+            c,
+            Some(MdmConflict {
+                expected: "Jamf Pro".into(),
+                actual: "Apple Business Essentials".into(),
+            })
+        );
+        assert_eq!(MdmConflict::of(Some("Jamf Pro"), Some(" jamf pro ")), None);
+        assert_eq!(MdmConflict::of(Some("Jamf Pro"), None), None);
+        assert_eq!(MdmConflict::of(Some("Jamf Pro"), Some("")), None);
+        assert_eq!(MdmConflict::of(None, Some("Fleet")), None);
     }
 }

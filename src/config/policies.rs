@@ -108,6 +108,11 @@ impl Config {
             rules: self.alerts.rules(),
             accounts: self.account_book(),
             apple_verify: self.apple.verify,
+            expected_mdm: self
+                .folders
+                .iter()
+                .map(|f| f.expected_mdm.clone())
+                .collect(),
         }
     }
 }

@@ -130,6 +130,19 @@ pub(super) fn headline(
         (AlertKind::AppleExpiryMismatch, Some(s)) => {
             format!("{}: Apple reports a different expiry date", token(s))
         }
+        (AlertKind::MdmConflict { expected, actual }, Some(s)) => format!(
+            "{} is used by MDM \"{}\", expected \"{}\"",
+            token(s),
+            clean(actual, 60),
+            clean(expected, 60)
+        ),
+        (AlertKind::TopicChanged { old }, Some(s)) => format!(
+            "{} topic changed in {}: {} → {}",
+            token::kind(s.kind).noun(),
+            clean(folders.get(s.folder).map_or("?", |f| f.path.as_str()), 80),
+            clean(old, 100),
+            clean(s.topic.as_deref().unwrap_or("?"), 100)
+        ),
         (AlertKind::AppleUnreachable { since }, _) => format!(
             "Apple's Apps and Books API cannot be reached since {}",
             since.format("%Y-%m-%d %H:%M UTC")
@@ -220,10 +233,40 @@ pub(super) fn facts(
             ));
         }
         AlertKind::Unreadable { error } => rows.push(("Error", describe_unreadable(error))),
+        AlertKind::MdmConflict { expected, actual } => {
+            // Apple's answer, when the alert outlives it, still names it.
+            if s_apple_mdm(alert, subjects).is_none() {
+                rows.push(("MDM using it", clean(actual, 200)));
+            }
+            rows.push(("Expected MDM", clean(expected, 200)));
+        }
+        AlertKind::TopicChanged { old } => {
+            let s = alert.subject.and_then(|i| subjects.get(i));
+            rows.push(("Previous topic", clean(old, 200)));
+            rows.push((
+                "New topic",
+                clean(s.and_then(|s| s.topic.as_deref()).unwrap_or("?"), 200),
+            ));
+        }
         _ => {}
     }
     rows.push(("Sent by", clean(ctx.host, 200)));
     rows
+}
+
+const MDM_CONFLICT: &str = "Apple reports that another MDM than the one this folder's tokens are meant for \
+uses this token. A built-in MDM (such as Apple Business's own) and an external MDM must not share a \
+content token: each takes over the apps and licences the other assigned. Download a separate token \
+for each MDM in Apple Business, or correct expected_mdm if the MDM Apple names is the right one.";
+
+const TOPIC_CHANGED: &str = "Its topic differs from the certificate it replaces: the new push certificate \
+was made with another Apple Account: every device would have to enrol again; renew the old one instead \
+(Apple Push Certificates Portal, signed in with the Apple Account that created it) and upload the \
+renewed certificate to the MDM.";
+
+fn s_apple_mdm<'a>(alert: &Alert, subjects: &'a [Assessment]) -> Option<&'a str> {
+    let s = alert.subject.and_then(|i| subjects.get(i))?;
+    s.apple.as_ref()?.mdm_name.as_deref()
 }
 
 /// The kind of the alert's file; alerts about no file (folders, Apple)
@@ -247,6 +290,8 @@ pub(super) fn advice(alert: &Alert, subjects: &[Assessment]) -> Vec<&'static str
         AlertKind::FolderRecovered => vec!["The folder is readable again and is watched."],
         AlertKind::CannotVerify { .. } => vec!["Apple answers other requests from this host, but checks of this token keep failing. `tokenwatch probe FILE` shows Apple's answer."],
         AlertKind::AppleExpiryMismatch => vec!["The expiry date in the file and the one Apple reports differ by more than a day. tokenwatch warns by the file's date; check the token in Apple Business and replace the file if it is outdated."],
+        AlertKind::MdmConflict { .. } => vec![MDM_CONFLICT],
+        AlertKind::TopicChanged { .. } => vec![TOPIC_CHANGED],
         AlertKind::AppleUnreachable { .. } => vec!["Every request to Apple from this host has failed for more than a day (connection, TLS or server errors), so revoked tokens cannot be detected. Check the network path, proxy (HTTPS_PROXY) and firewall to vpp.itunes.apple.com. Expiry warnings continue from the files' dates."],
     }
 }

@@ -217,3 +217,59 @@ fn a_digest_of_10000_tokens_lists_the_200_soonest() {
     let r = render_digest(&refs, 1, &ctx());
     assert!(r.text.contains(" more (see `tokenwatch status`)"));
 }
+
+#[test]
+fn an_mdm_conflict_names_both_mdms_and_warns_against_sharing() {
+    let r = render_alert(
+        &alert(AlertKind::MdmConflict {
+            expected: "Jamf Pro".into(),
+            actual: "Apple Business Essentials".into(),
+        }),
+        &[subject()],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Content token for Acme Corp (sToken_for_Berlin.vpptoken) is used by MDM \"Apple Business Essentials\", expected \"Jamf Pro\""
+    );
+    for body in [&r.text, &r.html] {
+        for needle in ["Jamf Pro", "Apple Business Essentials", "must not share"] {
+            assert!(body.contains(needle), "{needle:?} missing in\n{body}");
+        }
+    }
+}
+
+#[test]
+fn a_topic_change_names_the_folder_and_both_topics() {
+    let mut s = subject();
+    s.path = "/srv/push/new.pem".into();
+    s.topic = Some("com.apple.mgmt.External.new".into());
+    let folder = FolderAssessment {
+        path: "/srv/push".into(),
+        state: crate::token::found::FolderState::Ok,
+        tokens: 1,
+        error: None,
+    };
+    let r = render_alert(
+        &alert(AlertKind::TopicChanged {
+            old: "com.apple.mgmt.External.old".into(),
+        }),
+        &[s],
+        &[folder],
+        &ctx(),
+    );
+    assert!(
+        r.subject.ends_with(
+            "topic changed in /srv/push: com.apple.mgmt.External.old → com.apple.mgmt.External.new"
+        ),
+        "{}",
+        r.subject
+    );
+    for body in [&r.text, &r.html] {
+        assert!(
+            body.contains("the new push certificate was made with another Apple Account: every device would have to enrol again; renew the old one instead"),
+            "{body}"
+        );
+    }
+}
