@@ -4,6 +4,7 @@
 mod apple;
 pub mod silence;
 mod superseded;
+pub mod topic;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apple::{AppleAssessment, AppleRecord};
 pub use silence::{Silence, Silences};
+pub use topic::{mark_topic_changes, GoneCert};
 
 use crate::evaluate::{self, Account, Facts, Status};
 use crate::show::show_path;

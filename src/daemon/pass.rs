@@ -38,6 +38,19 @@ impl Daemon {
         }
     }
 
+    /// The push certificates removed recently enough that a new one may
+    /// replace them; none when they cannot be read.
+    fn gone_certificates(&self, now: DateTime<Utc>) -> Vec<assess::GoneCert> {
+        let since = now - assess::topic::REPLACED_WITHIN;
+        match tokio::task::block_in_place(|| self.store.gone_certificates(since)) {
+            Ok(gone) => gone,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the push certificates gone");
+                Vec::new()
+            }
+        }
+    }
+
     pub(super) fn report(&self, now: DateTime<Utc>, verdicts: &assess::Verdicts) -> Report {
         self.assessed(now, verdicts).1
     }
@@ -51,8 +64,9 @@ impl Daemon {
         let scans: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
         // Borrowed, not cloned: a copy of every file doubled the memory.
         let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
+        let mut tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
         let folders = assess::assess_folders(&scans);
+        assess::mark_topic_changes(now, &mut tokens, &folders, &self.gone_certificates(now));
         let mut report = report::project(now, &folders, tokens);
         for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
             f.watch = Some(slot.mode_name().to_string());
@@ -87,6 +101,7 @@ impl Daemon {
                     account: t.account.clone(),
                     status: t.status.as_str().to_string(),
                     detail: t.detail.clone(),
+                    topic: t.topic.clone(),
                 })
             })
             .collect();

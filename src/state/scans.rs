@@ -9,6 +9,7 @@ use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
 use serde::Serialize;
 
 use super::{get_ts, sqlite, ts, StateError, StateStore};
+use crate::assess::GoneCert;
 
 /// What one scan saw of one readable token (keyed by the 64-hex
 /// fingerprint). Public facts only: never the token content.
@@ -22,6 +23,8 @@ pub struct SeenToken {
     pub account: Option<String>,
     pub status: String,
     pub detail: Option<String>,
+    /// A push certificate's topic; None for other kinds.
+    pub topic: Option<String>,
 }
 
 /// What the store last wrote of each present token: a hash of its row by
@@ -145,14 +148,15 @@ impl StateStore {
             let mut upsert = tx
                 .prepare_cached(
                     "INSERT INTO tokens (fingerprint, path, org_name, created_at, expires_at, account,
-                                         status, detail, first_seen, last_seen, present, seen_in)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10)
+                                         status, detail, first_seen, last_seen, present, seen_in,
+                                         topic)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11)
                      ON CONFLICT (fingerprint) DO UPDATE SET
                          path = excluded.path, org_name = excluded.org_name,
                          created_at = excluded.created_at, expires_at = excluded.expires_at,
                          account = excluded.account, status = excluded.status,
                          detail = excluded.detail, last_seen = excluded.last_seen,
-                         present = 1, seen_in = excluded.seen_in",
+                         present = 1, seen_in = excluded.seen_in, topic = excluded.topic",
                 )
                 .map_err(err())?;
             for t in &changed {
@@ -169,6 +173,7 @@ impl StateStore {
                         t.detail,
                         now,
                         seq,
+                        t.topic,
                     ])
                     .map_err(err())?;
             }
@@ -196,7 +201,8 @@ impl StateStore {
     fn load_recorded(&self) -> Result<Recorded, StateError> {
         let read = || -> rusqlite::Result<Recorded> {
             let mut stmt = self.conn.prepare_cached(
-                "SELECT fingerprint, path, org_name, created_at, expires_at, account, status, detail
+                "SELECT fingerprint, path, org_name, created_at, expires_at, account, status, detail,
+                        topic
                  FROM tokens WHERE present = 1",
             )?;
             let mut rows = stmt.query([])?;
@@ -239,7 +245,7 @@ impl StateStore {
             // token was last seen by the latest one.
             let mut stmt = self.conn.prepare_cached(
                 "SELECT fingerprint, path, org_name, created_at, expires_at, account, status,
-                        detail, first_seen,
+                        detail, topic, first_seen,
                         CASE WHEN present = 1
                              THEN coalesce((SELECT last_scan_at FROM daemon_status WHERE id = 1),
                                            last_seen)
@@ -250,14 +256,36 @@ impl StateStore {
             let rows = stmt.query_map([], |row| {
                 Ok((
                     seen_token(row)?,
-                    get_ts(row, 8)?,
                     get_ts(row, 9)?,
-                    row.get(10)?,
+                    get_ts(row, 10)?,
+                    row.get(11)?,
                 ))
             })?;
             rows.collect()
         };
         read().map_err(self.err("read known tokens"))
+    }
+
+    /// The push certificates no longer present that a scan saw at `since`
+    /// or later, by path.
+    pub fn gone_certificates(&self, since: DateTime<Utc>) -> Result<Vec<GoneCert>, StateError> {
+        let read = || -> rusqlite::Result<Vec<_>> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT path, topic, created_at, last_seen FROM tokens
+                 WHERE present = 0 AND last_seen >= ?1 AND topic IS NOT NULL
+                 ORDER BY path, fingerprint",
+            )?;
+            let rows = stmt.query_map(params![ts(since)], |row| {
+                Ok(GoneCert {
+                    path: row.get(0)?,
+                    topic: row.get(1)?,
+                    created_at: get_ts(row, 2)?,
+                    last_seen: get_ts(row, 3)?,
+                })
+            })?;
+            rows.collect()
+        };
+        read().map_err(self.err("read the certificates gone"))
     }
 
     /// Records the errors of the config the daemon rejected last (one per
@@ -328,7 +356,7 @@ impl StateStore {
     }
 }
 
-/// A [`SeenToken`] from the first eight columns of a `tokens` row.
+/// A [`SeenToken`] from the first nine columns of a `tokens` row.
 fn seen_token(row: &Row<'_>) -> rusqlite::Result<SeenToken> {
     Ok(SeenToken {
         fingerprint: row.get(0)?,
@@ -339,5 +367,6 @@ fn seen_token(row: &Row<'_>) -> rusqlite::Result<SeenToken> {
         account: row.get(5)?,
         status: row.get(6)?,
         detail: row.get(7)?,
+        topic: row.get(8)?,
     })
 }

@@ -121,7 +121,14 @@ CREATE TABLE silences (
 );
 "#;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+/// Version 5: the topic of a push certificate, so that once its file is
+/// gone the topic of the certificate that replaces it can still be
+/// compared with it. NULL for every other kind.
+const V5: &str = r#"
+ALTER TABLE tokens ADD COLUMN topic TEXT;
+"#;
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -21,6 +21,7 @@ fn seen(fp: &str, path: &str) -> SeenToken {
         account: Some("apps@acme.appleaccount.com".to_owned()),
         status: "ok".to_owned(),
         detail: None,
+        topic: None,
     }
 }
 
@@ -822,4 +823,46 @@ fn credentials_are_found_by_a_fingerprint_prefix_only() {
     assert_eq!(found("ab").len(), 2);
     assert!(found("ab%").is_empty(), "no pattern matching");
     assert!(found("ff").is_empty());
+}
+
+#[test]
+fn a_push_certificate_gone_is_remembered_with_its_topic_and_when_last_seen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let cert = SeenToken {
+        topic: Some("com.apple.mgmt.External.old".to_owned()),
+        ..seen("c", "/push/old.pem")
+    };
+    let token = seen("d", "/tokens/a.vpptoken");
+    let kept = SeenToken {
+        topic: Some("com.apple.mgmt.External.kept".to_owned()),
+        ..seen("e", "/push/kept.pem")
+    };
+    let all = [cert.clone(), token.clone(), kept.clone()];
+    store
+        .record_scan(t("2026-12-01T10:00:00Z"), &all, "{}")
+        .unwrap();
+    // Nothing gone yet.
+    assert!(store
+        .gone_certificates(t("2026-11-01T00:00:00Z"))
+        .unwrap()
+        .is_empty());
+    store
+        .record_scan(t("2026-12-02T10:00:00Z"), &[kept], "{}")
+        .unwrap();
+    let gone = store.gone_certificates(t("2026-11-01T00:00:00Z")).unwrap();
+    assert_eq!(
+        gone,
+        [crate::assess::GoneCert {
+            path: "/push/old.pem".into(),
+            topic: "com.apple.mgmt.External.old".into(),
+            created_at: cert.created_at,
+            last_seen: t("2026-12-01T10:00:00Z"),
+        }]
+    );
+    // Last seen before `since`: too long ago.
+    assert!(store
+        .gone_certificates(t("2026-12-01T10:00:01Z"))
+        .unwrap()
+        .is_empty());
 }

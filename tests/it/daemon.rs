@@ -387,6 +387,7 @@ fn start_up_housekeeping_forgets_a_token_gone_longer_than_forget_after_days() {
             account: None,
             status: "expired".into(),
             detail: None,
+            topic: None,
         };
         let now = Utc::now();
         let scan = |store: &mut StateStore, days: i64, seen: &[SeenToken]| {

@@ -29,6 +29,7 @@ fn seen(c: char) -> SeenToken {
         account: None,
         status: "expired".to_owned(),
         detail: None,
+        topic: None,
     }
 }
 
