@@ -271,6 +271,19 @@ impl Credential {
     pub fn details(&self) -> Option<&Details> {
         self.details.as_deref()
     }
+
+    /// What ops should fix about the file that is worth no alert: said by
+    /// `check` on stderr and once in the daemon's log, never mailed.
+    pub fn warnings(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.details().is_some_and(|d| d.has_private_key) {
+            out.push(
+                "the file holds a private key as well; keys belong elsewhere: \
+                 keep only the certificate in the watched folder",
+            );
+        }
+        out
+    }
 }
 
 /// Reads a token file's bytes.

@@ -20,6 +20,7 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let verdicts = stored_verdicts(&cfg);
     let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);
+    warn_credentials(&scan);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -60,6 +61,21 @@ pub(crate) fn warn_world_readable(report: &Report) {
             "tokenwatch: warning: token file {} is readable by every user of this host; restrict it (chmod o-r)",
             t.path
         );
+    }
+}
+
+/// What a credential file holds that ops should fix, though no alert is
+/// sent for it and the exit code stays.
+fn warn_credentials(scan: &crate::token::found::Scan) {
+    for f in &scan.files {
+        let Ok(c) = &f.content else { continue };
+        for w in c.warnings() {
+            eprintln!(
+                "tokenwatch: warning: {} {}: {w}",
+                crate::token::kind(c.kind).noun(),
+                crate::show::show_path(&f.path)
+            );
+        }
     }
 }
 

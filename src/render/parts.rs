@@ -174,11 +174,32 @@ pub(super) fn facts(
         if let Some(d) = s.days_left {
             rows.push(("Days left", d.to_string()));
         }
-        if let Some(c) = s.created_at {
+        if s.expiry_estimated == Some(true) {
             rows.push((
+                "Expiry",
+                "estimated: the file name's download time plus one year".into(),
+            ));
+        }
+        match (s.issued_at, s.created_at) {
+            (Some(i), _) => rows.push(("Issued", local(i, ctx.tz))),
+            // An enrollment token's is its file name's download time.
+            (None, Some(c)) if s.expiry_estimated.is_some() => {
+                rows.push(("Created", local(c, ctx.tz)));
+            }
+            (None, Some(c)) => rows.push((
                 "Created",
                 format!("{} (derived: expiry minus one year)", local(c, ctx.tz)),
-            ));
+            )),
+            (None, None) => {}
+        }
+        for (label, value) in [
+            ("Topic", &s.topic),
+            ("Serial", &s.serial),
+            ("MDM server", &s.server),
+        ] {
+            if let Some(v) = value {
+                rows.push((label, clean(v, 200)));
+            }
         }
         rows.push((
             "Managed Apple Account",
