@@ -183,7 +183,8 @@ impl std::fmt::Display for DateProblem {
 }
 
 /// A certificate subject as an error shows it: one line of at most
-/// [`SUBJECT_SHOWN_CHARS`] characters, control characters escaped.
+/// [`SUBJECT_SHOWN_CHARS`] characters, control characters and bidirectional
+/// overrides escaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject(String);
 
@@ -196,7 +197,7 @@ impl Subject {
                 shown.push('…');
                 break;
             }
-            if c.is_control() {
+            if escaped(c) {
                 shown.extend(c.escape_default());
             } else {
                 shown.push(c);
@@ -208,6 +209,12 @@ impl Subject {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Control characters, and bidirectional overrides, which could make the
+/// line read otherwise than it is.
+fn escaped(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl std::fmt::Display for Subject {

@@ -50,7 +50,10 @@ pub fn sample_apns(now: DateTime<Utc>, days: i64, org: &str) -> Result<ApnsSampl
     let not_after = TimeDelta::try_days(days)
         .and_then(|d| now.checked_add_signed(d))
         .ok_or(SampleError::OutOfRange)?;
-    let not_before = now.min(not_after) - Duration::days(1);
+    let not_before = now
+        .min(not_after)
+        .checked_sub_signed(Duration::days(1))
+        .ok_or(SampleError::OutOfRange)?;
 
     let uuid = random_uuid();
     let topic = format!("{}.External.{uuid}", super::TOPIC_PREFIX);

@@ -285,6 +285,21 @@ fn a_subject_is_shown_on_one_short_line() {
 }
 
 #[test]
+fn a_subject_with_a_bidi_override_is_escaped() {
+    let mut params = rcgen::CertificateParams::default();
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, "evil\u{202E}gpj.exe");
+    params.distinguished_name = dn;
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let message = read(cert.der()).unwrap_err().to_string();
+    assert!(
+        message.starts_with("certificate \"CN=evil\\u{202e}gpj.exe\""),
+        "{message}"
+    );
+}
+
+#[test]
 fn the_kind_claims_certificate_names_in_any_case() {
     for name in ["push.pem", "PUSH.PEM", "a.crt", "MDM Push.Cer"] {
         assert!(Apns.claims(name.as_bytes()), "{name}");
