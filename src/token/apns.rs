@@ -316,7 +316,10 @@ fn certificate(
 ) -> Result<(X509Certificate<'_>, &[u8]), ApnsError> {
     match x509_parser::parse_x509_certificate(der) {
         Ok((rest, cert)) => {
-            let raw = der.get(..der.len() - rest.len()).unwrap_or(der);
+            // `rest` is what follows the certificate in `der`.
+            let raw = der
+                .get(..der.len().saturating_sub(rest.len()))
+                .unwrap_or(der);
             Ok((cert, raw))
         }
         Err(nom::Err::Error(e) | nom::Err::Failure(e)) if e == X509Error::InvalidDate => {
