@@ -21,6 +21,8 @@ const EDGE: &[&str] = &[
     "daemon",
     "cli",
     "hardening",
+    "webhook",
+    "metrics",
 ];
 /// Known violations being removed. Each entry must still occur, so the list
 /// can only shrink; a new violation is never added here.

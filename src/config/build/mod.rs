@@ -7,6 +7,7 @@ mod apple;
 mod folders;
 mod mail;
 mod schedule;
+mod webhook;
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -95,10 +96,20 @@ impl Builder<'_, '_> {
             Some(s) => self.apple(s),
             None => self.apple_default(),
         };
+        let metrics_listen = match root.table(self.d, "metrics") {
+            Some(s) => self.metrics(s),
+            None => Some(None),
+        };
+        let webhooks: Vec<_> = root
+            .tables(self.d, "webhook")
+            .into_iter()
+            .filter_map(|s| self.webhook(s))
+            .collect();
         root.finish(self.d);
 
         let alerts = alerts?;
         self.cross_checks(&alerts, &folders, &accounts);
+        self.webhook_checks(&webhooks, &alerts.webhooks, &folders);
         if folders.is_empty() {
             return None;
         }
@@ -115,7 +126,29 @@ impl Builder<'_, '_> {
             schedule: schedule?,
             mail: mail?,
             apple: apple?,
+            webhooks: webhooks.into_iter().map(|(w, _)| w).collect(),
+            metrics_listen: metrics_listen?,
         })
+    }
+
+    /// `[metrics]`: an address and port to listen on, no default.
+    fn metrics(&mut self, mut s: Section) -> Option<Option<std::net::SocketAddr>> {
+        let listen = s.string(self.d, "listen");
+        s.finish(self.d);
+        match listen {
+            Some((text, span)) => match text.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    self.d.report(
+                        span,
+                        "metrics.listen",
+                        format!("{text:?} is not an address and port, such as \"127.0.0.1:9817\" or \"[::1]:9817\""),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        }
     }
 
     /// Rules that span sections: duplicates, and mail that would go nowhere.
@@ -137,7 +170,11 @@ impl Builder<'_, '_> {
                     format!("folder {} is configured twice", f.path.display()),
                 );
             }
-            if addresses_ok && alerts.recipients.is_empty() && f.recipients.is_empty() {
+            let nobody = alerts.recipients.is_empty()
+                && f.recipients.is_empty()
+                && alerts.webhooks.is_empty()
+                && f.webhooks.is_empty();
+            if addresses_ok && nobody {
                 self.d.report(
                     span.clone(),
                     &format!("folder[{}].recipients", i + 1),
