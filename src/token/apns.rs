@@ -21,7 +21,7 @@ use x509_parser::nom;
 use x509_parser::oid_registry::OID_USERID;
 use x509_parser::x509::X509Name;
 
-use super::kind::{Kind, KindId, Rules, Source};
+use super::kind::{JsonKey, Kind, KindId, Named, Rules, Source};
 use super::{Credential, Details, Fingerprint, TokenError, UTF8_BOM};
 
 pub mod sample;
@@ -89,8 +89,22 @@ impl Kind for Apns {
         }
     }
 
+    fn json_keys(&self) -> &'static [JsonKey] {
+        &[
+            JsonKey::Topic,
+            JsonKey::Serial,
+            JsonKey::IssuedAt,
+            JsonKey::HasPrivateKey,
+        ]
+    }
+
     fn noun(&self) -> &'static str {
         "APNs push certificate"
+    }
+
+    /// By topic: that is what the MDM and every device know it by.
+    fn title(&self, named: &Named<'_>) -> String {
+        format!("{} {}", self.noun(), named.topic.unwrap_or("(no topic)"))
     }
 
     fn renewal_advice(&self) -> &'static [&'static str] {

@@ -185,4 +185,43 @@ mod tests {
         assert_eq!(serde_json::to_string(&KindId::Apns).unwrap(), "\"apns\"");
         assert_eq!(KindId::Apns.as_str(), "apns");
     }
+
+    #[test]
+    fn each_kind_titles_a_credential_by_what_identifies_it() {
+        let named = Named {
+            org: Some("Acme"),
+            topic: Some("com.apple.mgmt.External.x"),
+            server: Some("Berlin MDM"),
+        };
+        assert_eq!(kind(KindId::Vpp).title(&named), "Content token for Acme");
+        assert_eq!(
+            kind(KindId::Apns).title(&named),
+            "APNs push certificate com.apple.mgmt.External.x"
+        );
+        assert_eq!(
+            kind(KindId::Vpp).unreadable_title(),
+            "Unreadable token file"
+        );
+        assert_eq!(
+            kind(KindId::Apns).unreadable_title(),
+            "Unreadable APNs push certificate file"
+        );
+    }
+
+    #[test]
+    fn a_push_certificate_holding_its_key_warns_and_one_without_does_not() {
+        let read = |name: &str| {
+            let path = format!("{}/tests/fixtures/apns/{name}", env!("CARGO_MANIFEST_DIR"));
+            let bytes = std::fs::read(path).unwrap();
+            let src = Source {
+                name: name.as_bytes(),
+                bytes: &bytes,
+            };
+            kind(KindId::Apns).read(src).1.unwrap()
+        };
+        let with_key = read("push_with_key.pem");
+        assert_eq!(with_key.warnings().len(), 1);
+        assert!(with_key.warnings()[0].contains("private key"));
+        assert!(read("push.pem").warnings().is_empty());
+    }
 }
