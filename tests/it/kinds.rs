@@ -8,6 +8,7 @@ use crate::apple_stub::{AppleStub, Reply};
 use crate::smtp_stub::SmtpStub;
 use crate::util::mail::{decoded, header, smtp_config_with};
 use crate::util::{Daemon, Env};
+use tokenwatch::token::apns::sample_apns;
 
 /// The keys only some kinds fill; every token has all of them.
 const PER_KIND_KEYS: [&str; 6] = [
@@ -136,4 +137,149 @@ fn apple_naming_another_mdm_than_expected_mdm_mails_once_naming_both() {
         "{sent:?}"
     );
     drop(rt);
+}
+
+/// A config watching `tokens` for every kind, mailing through `port`.
+fn all_kinds_config(env: &Env, port: u16) -> std::path::PathBuf {
+    smtp_config_with(
+        env,
+        "",
+        port,
+        "",
+        "[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nkinds = [\"vpp\", \"apns\"]\nallow_empty = true\n",
+    )
+}
+
+/// A sample push certificate expiring in `days`, written to `tokens/NAME`
+/// as PEM; returns its topic.
+fn push_cert(env: &Env, name: &str, days: i64) -> String {
+    let s = sample_apns(chrono::Utc::now(), days, "Acme Corp").unwrap();
+    env.write(&format!("tokens/{name}"), &s.pem);
+    s.topic
+}
+
+fn by_name<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    json["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"].as_str().unwrap().ends_with(name))
+        .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+#[test]
+fn a_push_certificate_with_its_private_key_is_a_warning_on_stderr_only() {
+    let env = Env::new();
+    all_kinds_config(&env, 25);
+    let s = sample_apns(chrono::Utc::now(), 200, "Acme Corp").unwrap();
+    env.write("tokens/push.pem", &s.pem);
+    let without = env.run(&["-c", "tokenwatch.toml", "check"]);
+    assert!(
+        !without.stderr().contains("private key"),
+        "{}",
+        without.describe()
+    );
+    let key = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
+    )
+    .unwrap();
+    env.write("tokens/push.pem", format!("{}{key}", s.pem));
+    let with = env.run(&["-c", "tokenwatch.toml", "check"]);
+    assert_eq!(with.code(), without.code(), "{}", with.describe());
+    let warning = with
+        .stderr()
+        .lines()
+        .find(|l| l.contains("private key"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no warning\n{}", with.describe()));
+    assert!(
+        warning.starts_with("tokenwatch: warning: APNs push certificate ")
+            && warning.contains("tokens/push.pem"),
+        "{warning}"
+    );
+    let json = env
+        .run(&["-c", "tokenwatch.toml", "check", "--json"])
+        .json();
+    assert_eq!(by_name(&json, "push.pem")["has_private_key"], true);
+}
+
+/// The subjects of topic-change mails, decoded.
+fn topic_changes(smtp: &SmtpStub) -> Vec<String> {
+    subjects(smtp)
+        .into_iter()
+        .filter(|s| s.contains("topic changed"))
+        .collect()
+}
+
+#[test]
+fn a_new_push_certificate_with_another_topic_than_the_expired_one_mails_at_once() {
+    let smtp = SmtpStub::start();
+    let env = Env::new();
+    let cfg = all_kinds_config(&env, smtp.port);
+    let old = push_cert(&env, "old.pem", -3);
+    let new = push_cert(&env, "new.pem", 365);
+    let d = Daemon::start(&env, &cfg);
+    // The expired mail of the old one, and the topic change.
+    smtp.wait_for(2, Duration::from_secs(30));
+    let status = d.wait_for("outbox drained", 30, |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+    drop(d);
+    let folder = status["folders"][0]["path"].as_str().unwrap().to_owned();
+    assert_eq!(
+        topic_changes(&smtp),
+        [format!(
+            "[tokenwatch] APNs push certificate topic changed in {folder}: {old} → {new}"
+        )],
+        "{:?}",
+        subjects(&smtp)
+    );
+    let mail = smtp
+        .messages()
+        .iter()
+        .map(|m| decoded(&m.text()))
+        .find(|t| t.contains("topic changed"))
+        .unwrap();
+    assert!(
+        mail.contains("the new push certificate was made with another Apple Account: every device would have to enrol again; renew the old one instead"),
+        "{mail}"
+    );
+    // Sent once: a restart plans it no more.
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("a pass after the restart", 30, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
+            && s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+    drop(d);
+    assert_eq!(topic_changes(&smtp).len(), 1, "{:?}", subjects(&smtp));
+}
+
+#[test]
+fn a_push_certificate_replaced_by_one_with_another_topic_mails_once_the_old_file_is_gone() {
+    let smtp = SmtpStub::start();
+    let env = Env::new();
+    let cfg = all_kinds_config(&env, smtp.port);
+    let old = push_cert(&env, "push.pem", 200);
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("the old certificate seen", 30, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
+    });
+    // Replaced by a certificate made with another Apple Account.
+    std::fs::remove_file(env.path().join("tokens/push.pem")).unwrap();
+    d.wait_for("the old certificate gone", 30, |s| {
+        s["tokens"].as_array().is_some_and(Vec::is_empty)
+    });
+    let new = push_cert(&env, "push-renewed.pem", 365);
+    let msgs = smtp.wait_for(1, Duration::from_secs(30));
+    let subject = header(&decoded(&msgs[0].text()), "Subject").unwrap();
+    assert!(
+        subject.starts_with("[tokenwatch] APNs push certificate topic changed in ")
+            && subject.ends_with(&format!(": {old} → {new}")),
+        "{subject}"
+    );
+    d.wait_for("outbox drained", 30, |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+    drop(d);
+    assert_eq!(subjects(&smtp).len(), 1, "{:?}", subjects(&smtp));
 }
