@@ -393,6 +393,15 @@ fn read_inside(
     })
 }
 
+/// [`read_inside`] for the fuzz target, which cannot make valid
+/// ciphertext out of mutated plaintext: what a file named `name` would
+/// read as if it decrypted to `plain`.
+#[doc(hidden)]
+pub fn read_decrypted(name: &[u8], plain: &[u8]) -> Result<Credential, TokenError> {
+    let fingerprint = Fingerprint::of(plain);
+    read_inside(plain, parse_file_name(name), &fingerprint).map_err(TokenError::Ade)
+}
+
 /// The text between Apple's `-----BEGIN MESSAGE-----` and
 /// `-----END MESSAGE-----` lines (the MIME headers before it are skipped);
 /// the whole content when it is bare JSON.
