@@ -171,9 +171,12 @@ pub(super) fn indefinite(der: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// The DER values in `der`, one after another: (tag, the whole encoding,
-/// the content). Single-byte tags and definite lengths only.
-fn tlvs(mut der: &[u8]) -> Option<Vec<(u8, &[u8], &[u8])>> {
+/// One DER value: its tag, its whole encoding and its content.
+type Tlv<'a> = (u8, &'a [u8], &'a [u8]);
+
+/// The DER values in `der`, one after another. Single-byte tags and
+/// definite lengths only.
+fn tlvs(mut der: &[u8]) -> Option<Vec<Tlv<'_>>> {
     let mut out = Vec::new();
     while let Some((&tag, rest)) = der.split_first() {
         if tag & 0x1f == 0x1f {
