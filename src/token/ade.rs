@@ -76,7 +76,9 @@ impl Kind for Ade {
 
     fn read(&self, src: Source<'_>) -> (Fingerprint, Result<Credential, TokenError>) {
         let fingerprint = Fingerprint::of(src.bytes);
-        let result = if src.bytes.trim_ascii().is_empty() {
+        let result = if src.bytes.len() > MAX_ADE_FILE_BYTES {
+            Err(TokenError::Ade(AdeProblem::TooLarge))
+        } else if src.bytes.trim_ascii().is_empty() {
             Err(TokenError::Empty)
         } else {
             read(src, &fingerprint).map_err(TokenError::Ade)
@@ -176,7 +178,8 @@ pub enum AdeKeyError {
 impl AdeKey {
     /// Reads the MDM's private key and certificate from PEM text (one file,
     /// in any order; further certificates are ignored). The private key
-    /// must not be encrypted.
+    /// must not be encrypted. `pem` is not wiped here: the caller owns it
+    /// (and should wipe it, e.g. read it into a `Zeroizing` buffer).
     pub fn from_pem(pem: &[u8]) -> Result<AdeKey, AdeKeyError> {
         if find(pem, b"ENCRYPTED PRIVATE KEY").is_some()
             || find(pem, b"Proc-Type: 4,ENCRYPTED").is_some()
@@ -261,9 +264,6 @@ fn one_year_after(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
 }
 
 fn read(src: Source<'_>, fingerprint: &Fingerprint) -> Result<Credential, AdeProblem> {
-    if src.bytes.len() > MAX_ADE_FILE_BYTES {
-        return Err(AdeProblem::TooLarge);
-    }
     let name = parse_file_name(src.name);
     let envelope = parse_envelope(src.bytes).ok_or(AdeProblem::NotEnvelopedData)?;
     let mut variants = Vec::new();
