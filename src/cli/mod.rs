@@ -8,8 +8,10 @@ mod inspect;
 mod probe;
 mod run;
 mod sample;
+mod silence;
 mod status;
 mod test_mail;
+mod test_webhook;
 
 use std::path::PathBuf;
 
@@ -120,6 +122,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
     },
+    /// Post a test message to a configured webhook; exit 0 delivered, 2 failed, 3 not configured
+    TestWebhook {
+        /// The [[webhook]]'s name
+        name: String,
+    },
     /// Record facts about a Managed Apple Account in the config file
     Account {
         #[command(subcommand)]
@@ -129,6 +136,40 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Send nothing about a credential until a date (one left to expire on purpose)
+    ///
+    /// `silence CREDENTIAL --until DATE [--reason TEXT]`; CREDENTIAL is a
+    /// file or a fingerprint prefix of at least 8 hex digits. New content
+    /// (a replacement) is a new credential and is never silenced by this.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Silence {
+        #[command(subcommand)]
+        action: Option<SilenceAction>,
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        #[arg(required = true)]
+        credential: Option<String>,
+        /// Until the start of this day in the configured timezone
+        /// (YYYY-MM-DD), or a time (RFC 3339, or YYYY-MM-DD HH:MM)
+        #[arg(long, value_name = "DATE", required = true)]
+        until: Option<String>,
+        /// Why, shown by `silence list`, `status` and `check --json`
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceAction {
+    /// List the silences (also those whose date has passed)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the silence of a credential
+    Clear {
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        credential: String,
     },
 }
 
@@ -196,6 +237,7 @@ pub fn run(cli: Cli) -> i32 {
             OutboxAction::Drop { id } => status::outbox_drop(config_flag, id),
         },
         Command::TestMail { to } => test_mail::run(config_flag, to.as_deref()),
+        Command::TestWebhook { name } => test_webhook::run(config_flag, &name),
         Command::Account { action } => match action {
             AccountAction::PasswordChanged { account, at, add } => {
                 account::password_changed(config_flag, &account, at.as_deref(), add)
@@ -204,6 +246,22 @@ pub fn run(cli: Cli) -> i32 {
         Command::Config { action } => match action {
             ConfigAction::Check => config_cmd::check(config_flag),
             ConfigAction::Example => config_cmd::example(),
+        },
+        Command::Silence {
+            action,
+            credential,
+            until,
+            reason,
+        } => match (action, credential, until) {
+            (Some(SilenceAction::List { json }), ..) => silence::list(config_flag, json),
+            (Some(SilenceAction::Clear { credential }), ..) => {
+                silence::clear(config_flag, &credential)
+            }
+            (None, Some(credential), Some(until)) => {
+                silence::set(config_flag, &credential, &until, reason.as_deref())
+            }
+            // clap requires both without a subcommand.
+            (None, _, _) => Ok(EXIT_UNKNOWN),
         },
     };
     match result {

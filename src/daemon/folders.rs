@@ -229,6 +229,11 @@ impl Daemon {
                         s.mode = Mode::Waiting;
                         s.armed_on = None;
                     }
+                    if s.folder.kinds != folder.kinds {
+                        // Files of an added kind were never named by an
+                        // event: only a full scan finds them.
+                        s.named = None;
+                    }
                     s.folder = folder;
                     s
                 }
@@ -296,14 +301,7 @@ impl Daemon {
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
             let links = scan::Links::for_folder(&spec, &self.cfg.folder_specs());
-            scan::scan_folder_cached(
-                i,
-                &folder.path,
-                folder.allow_empty,
-                &links,
-                previous,
-                &|| keepalive.progress(),
-            )
+            scan::scan_folder_cached(i, &spec, &links, previous, &|| keepalive.progress())
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
@@ -386,6 +384,9 @@ mod tests {
             allow_empty: false,
             poll: false,
             follow_links: false,
+            kinds: vec![crate::token::KindId::Vpp],
+            expected_mdm: None,
+            webhooks: Vec::new(),
         })
     }
 
