@@ -186,6 +186,17 @@ impl AdeKey {
         {
             return Err(AdeKeyError::EncryptedKey);
         }
+        // PEM blocks are ASCII; other lines (a PKCS#12 export's bag
+        // attributes) may not be, and OpenSSL quoting one that is not
+        // UTF-8 in an error would make the openssl crate panic.
+        let ascii: Zeroizing<Vec<u8>> = Zeroizing::new(
+            pem.split_inclusive(|&b| b == b'\n')
+                .filter(|line| line.is_ascii())
+                .flatten()
+                .copied()
+                .collect(),
+        );
+        let pem = ascii.as_slice();
         // An empty passphrase: OpenSSL's default would prompt on the
         // terminal for an encrypted key that slipped past the check above.
         let pkey = PKey::private_key_from_pem_callback(pem, |_| Ok(0))
@@ -311,6 +322,10 @@ fn parse_envelope(bytes: &[u8]) -> Option<CmsContentInfo> {
     let body = bytes.trim_ascii_start();
     let cms = if body.first() == Some(&0x30) {
         CmsContentInfo::from_der(body).ok()?
+    } else if !body.is_ascii() {
+        // Text forms are ASCII. OpenSSL quotes a bad MIME header in its
+        // error, and the openssl crate panics on one that is not UTF-8.
+        return None;
     } else if body.starts_with(b"-----BEGIN") {
         CmsContentInfo::from_pem(body).ok()?
     } else {

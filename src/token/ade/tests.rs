@@ -207,6 +207,28 @@ fn garbage_under_apples_name_is_not_enveloped_data() {
     }
 }
 
+/// Found by fuzzing: OpenSSL quotes a bad MIME header in its error text,
+/// and the openssl crate panicked turning text that is not UTF-8 into a
+/// Rust string.
+#[test]
+fn a_mime_header_that_is_not_utf8_is_an_error_not_a_panic() {
+    let bytes = b"Content-Type: tex\x95\xd0\x8f\x93;charset=UTF-8\r\n\r\nMIAGCSqGSIb3DQEHA6CA\n";
+    for k in [None, Some(&key(MDM_KEY))] {
+        assert_eq!(
+            read_as(TOKEN_NAME, bytes, k).unwrap_err(),
+            TokenError::Ade(AdeProblem::NotEnvelopedData)
+        );
+    }
+    let mut pem = b"Bag Attributes\n    friendlyName: \xff\xfe MDM\n".to_vec();
+    pem.extend_from_slice(MDM_KEY);
+    let c = read_as(TOKEN_NAME, TOKEN, Some(&key(&pem))).unwrap();
+    assert!(!details(&c).expiry_estimated);
+    assert_eq!(
+        AdeKey::from_pem(b"-----BEGIN \xff\xfe-----\n").unwrap_err(),
+        AdeKeyError::NoPrivateKey
+    );
+}
+
 #[test]
 fn the_bare_ber_body_reads_as_well_as_the_smime_message() {
     let text = std::str::from_utf8(TOKEN).unwrap();
