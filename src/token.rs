@@ -299,6 +299,11 @@ impl Credential {
                  keep only the certificate in the watched folder",
             );
         }
+        // Decryption failing is a fact of the folder's key, not the file's,
+        // so it gets no alert of its own; its estimated expiry still does.
+        if self.variants.contains(&Variant::AdeKeyMismatch) {
+            out.push(Variant::AdeKeyMismatch.describe());
+        }
         out
     }
 }

@@ -30,7 +30,7 @@ use openssl::symm::Cipher;
 use openssl::x509::X509;
 use zeroize::{Zeroize, Zeroizing};
 
-use super::kind::{Kind, KindId, Rules, Source};
+use super::kind::{JsonKey, Kind, KindId, Named, Rules, Source};
 use super::vpp::find;
 use super::{created_from_expiry, Credential, Details, Fingerprint, TokenError, Variant};
 
@@ -93,8 +93,21 @@ impl Kind for Ade {
         }
     }
 
+    fn json_keys(&self) -> &'static [JsonKey] {
+        &[JsonKey::ExpiryEstimated, JsonKey::Server]
+    }
+
     fn noun(&self) -> &'static str {
         "ADE server token"
+    }
+
+    /// By server, the name Apple Business shows; a file renamed away from
+    /// Apple's name has none, and its file name must do.
+    fn title(&self, named: &Named<'_>) -> String {
+        match named.server {
+            Some(server) => format!("{} {server}", self.noun()),
+            None => self.noun().to_owned(),
+        }
     }
 
     fn renewal_advice(&self) -> &'static [&'static str] {

@@ -160,6 +160,7 @@ pub fn kind_for_name(file_name: &[u8]) -> Option<&'static dyn Kind> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::Variant;
 
     #[test]
     fn every_id_has_its_kind_and_every_registered_kind_its_id() {
@@ -232,6 +233,7 @@ mod tests {
             let src = Source {
                 name: name.as_bytes(),
                 bytes: &bytes,
+                key: None,
             };
             kind(KindId::Apns).read(src).1.unwrap()
         };
@@ -239,5 +241,41 @@ mod tests {
         assert_eq!(with_key.warnings().len(), 1);
         assert!(with_key.warnings()[0].contains("private key"));
         assert!(read("push.pem").warnings().is_empty());
+    }
+
+    #[test]
+    fn an_enrollment_token_the_folder_key_does_not_decrypt_warns() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/ade/");
+        let name = "Example MDM_Token_2026-03-14T09-26-53Z_smime.p7m";
+        let bytes = std::fs::read(format!("{dir}{name}")).unwrap();
+        let read = |key: &str| {
+            let pem = std::fs::read(format!("{dir}{key}")).unwrap();
+            let key = crate::token::ade::AdeKey::from_pem(&pem).unwrap();
+            let src = Source {
+                name: name.as_bytes(),
+                bytes: &bytes,
+                key: Some(&key),
+            };
+            kind(KindId::Ade).read(src).1.unwrap()
+        };
+        let wrong = read("other-key.pem");
+        assert_eq!(wrong.warnings(), [Variant::AdeKeyMismatch.describe()]);
+        assert!(read("mdm-key.pem").warnings().is_empty());
+    }
+
+    #[test]
+    fn an_enrollment_token_is_titled_by_its_server_when_its_name_says() {
+        let named = Named {
+            server: Some("Berlin MDM"),
+            ..Named::default()
+        };
+        assert_eq!(
+            kind(KindId::Ade).title(&named),
+            "ADE server token Berlin MDM"
+        );
+        assert_eq!(
+            kind(KindId::Ade).title(&Named::default()),
+            "ADE server token"
+        );
     }
 }

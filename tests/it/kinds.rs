@@ -8,6 +8,7 @@ use crate::apple_stub::{AppleStub, Reply};
 use crate::smtp_stub::SmtpStub;
 use crate::util::mail::{decoded, header, smtp_config_with};
 use crate::util::{Daemon, Env};
+use tokenwatch::token::ade::sample_ade;
 use tokenwatch::token::apns::sample_apns;
 
 /// The keys only some kinds fill; every token has all of them.
@@ -146,7 +147,7 @@ fn all_kinds_config(env: &Env, port: u16) -> std::path::PathBuf {
         "",
         port,
         "",
-        "[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nkinds = [\"vpp\", \"apns\"]\nallow_empty = true\n",
+        "[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nkinds = [\"vpp\", \"apns\", \"ade\"]\nallow_empty = true\n",
     )
 }
 
@@ -158,6 +159,14 @@ fn push_cert(env: &Env, name: &str, days: i64) -> String {
     s.topic
 }
 
+/// A sample enrollment token expiring in `days`, under Apple's file name
+/// in `tokens`; returns that name.
+fn server_token(env: &Env, days: i64) -> String {
+    let s = sample_ade(chrono::Utc::now(), days).unwrap();
+    env.write(&format!("tokens/{}", s.file_name), &s.p7m);
+    s.file_name
+}
+
 fn by_name<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     json["tokens"]
         .as_array()
@@ -165,6 +174,63 @@ fn by_name<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
         .iter()
         .find(|t| t["path"].as_str().unwrap().ends_with(name))
         .unwrap_or_else(|| panic!("no {name} in {json}"))
+}
+
+#[test]
+fn push_certificates_and_server_tokens_show_their_own_keys_and_null_for_the_others() {
+    let env = Env::new();
+    all_kinds_config(&env, 25);
+    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
+    let topic = push_cert(&env, "push.pem", 200);
+    let ade = server_token(&env, 200);
+    let run = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
+    let json = run.json();
+    assert_eq!(
+        json["tokens"].as_array().unwrap().len(),
+        3,
+        "{}",
+        run.describe()
+    );
+
+    let p = by_name(&json, "push.pem");
+    assert_eq!(p["kind"], "apns");
+    assert_eq!(p["topic"], topic.as_str());
+    assert!(p["serial"].as_str().is_some_and(|s| !s.is_empty()), "{p}");
+    assert!(p["issued_at"].is_string(), "{p}");
+    assert_eq!(p["issued_at"], p["created_at"]);
+    assert_eq!(p["has_private_key"], false);
+    assert!(
+        p["expiry_estimated"].is_null() && p["server"].is_null(),
+        "{p}"
+    );
+
+    let a = by_name(&json, &ade);
+    assert_eq!(a["kind"], "ade");
+    assert_eq!(a["server"], "SAMPLE-tokenwatch-MDM");
+    // No key configured: the expiry comes from the file name.
+    assert_eq!(a["expiry_estimated"], true);
+    for key in ["topic", "serial", "issued_at", "has_private_key"] {
+        assert!(a[key].is_null(), "{key} in {a}");
+    }
+
+    let v = by_name(&json, "a.vpptoken");
+    assert_eq!(v["kind"], "vpp");
+    for key in PER_KIND_KEYS {
+        assert!(v[key].is_null(), "{key} in {v}");
+    }
+
+    // The table names each row's kind.
+    let run = env.run(&["-c", "tokenwatch.toml", "check"]);
+    let out = run.stdout();
+    let kind_at = out.lines().next().unwrap().find("KIND").unwrap();
+    let mut kinds: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .take(3)
+        .map(|l| l[kind_at..].split_whitespace().next().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["ade", "apns", "vpp"], "{}", run.describe());
 }
 
 #[test]
@@ -201,6 +267,48 @@ fn a_push_certificate_with_its_private_key_is_a_warning_on_stderr_only() {
         .run(&["-c", "tokenwatch.toml", "check", "--json"])
         .json();
     assert_eq!(by_name(&json, "push.pem")["has_private_key"], true);
+}
+
+#[test]
+fn the_daemon_mails_each_kind_under_its_own_subject() {
+    let smtp = SmtpStub::start();
+    let env = Env::new();
+    let cfg = all_kinds_config(&env, smtp.port);
+    env.sample("tokens/berlin.vpptoken", "Acme Corp", 20);
+    let topic = push_cert(&env, "push.pem", 20);
+    let ade = server_token(&env, 20);
+    let d = Daemon::start(&env, &cfg);
+    smtp.wait_for(3, Duration::from_secs(30));
+    d.wait_for("outbox drained", 30, |s| {
+        s["outbox"].as_array().is_some_and(Vec::is_empty)
+    });
+    drop(d);
+    let mut sent = subjects(&smtp);
+    sent.sort();
+    let date = (chrono::Utc::now() + chrono::Duration::days(20))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert_eq!(
+        sent,
+        [
+            format!("[tokenwatch] ADE server token SAMPLE-tokenwatch-MDM ({ade}) expires in 19 days ({date})"),
+            format!("[tokenwatch] APNs push certificate {topic} (push.pem) expires in 19 days ({date})"),
+            format!("[tokenwatch] Content token for Acme Corp (berlin.vpptoken) expires in 19 days ({date})"),
+        ]
+    );
+    // Each mail ends with its own kind's renewal advice.
+    for m in smtp.messages() {
+        let text = decoded(&m.text());
+        let subject = header(&text, "Subject").unwrap();
+        let advice = if subject.contains("APNs") {
+            "Apple Push Certificates Portal"
+        } else if subject.contains("ADE") {
+            "Download Token"
+        } else {
+            "Payments & Billing"
+        };
+        assert!(text.contains(advice), "{advice:?} missing in {text}");
+    }
 }
 
 /// The subjects of topic-change mails, decoded.
