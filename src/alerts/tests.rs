@@ -34,12 +34,7 @@ fn token(fp: &str, status: Status, days_left: i64) -> Assessment {
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,
-        topic: None,
-        serial: None,
-        issued_at: None,
-        has_private_key: None,
-        expiry_estimated: None,
-        server: None,
+        kind_facts: Default::default(),
     }
 }
 
@@ -513,7 +508,7 @@ fn an_mdm_conflict_mails_once_per_mdm_apple_names() {
 #[test]
 fn a_changed_push_topic_mails_once() {
     let mut t = token("n", Status::Ok, 300);
-    t.topic = Some("com.apple.mgmt.External.new".into());
+    t.kind_facts.topic = Some("com.apple.mgmt.External.new".into());
     t.replaces_topic = Some("com.apple.mgmt.External.old".into());
     let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["topic_changed:n:com.apple.mgmt.External.old"]);

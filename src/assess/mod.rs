@@ -111,8 +111,34 @@ pub struct Assessment {
     /// Path of the token that replaced this one (status `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
-    /// The facts only some kinds have: each key is present for every
-    /// credential and null where it does not apply (or could not be read).
+    /// The keys only some kinds fill.
+    #[serde(flatten)]
+    pub kind_facts: KindFacts,
+    /// The topic of the push certificate this one replaced in its folder,
+    /// when it differs from this one's: it was made with another Apple
+    /// Account.
+    #[serde(skip)]
+    pub replaces_topic: Option<String>,
+    /// Apple says another MDM uses this token than its folder expects.
+    #[serde(skip)]
+    pub mdm_conflict: Option<MdmConflict>,
+    /// Full fingerprint of the content, or `path:<path>` when nothing could
+    /// be read: what alert history follows.
+    #[serde(skip)]
+    pub identity: String,
+    /// Last modification of the file, for the settle rule of alerts.
+    #[serde(skip)]
+    pub modified_at: Option<DateTime<Utc>>,
+    /// Index of the configured folder.
+    #[serde(skip)]
+    pub folder: usize,
+}
+
+/// The keys of the views that only some kinds fill: each is present for
+/// every credential and null where it does not apply (or could not be
+/// read); which apply is the kind's say ([`crate::token::Kind::json_keys`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindFacts {
     /// A push certificate's topic (its subject UID).
     #[serde(default)]
     pub topic: Option<String>,
@@ -132,24 +158,6 @@ pub struct Assessment {
     /// The MDM server an enrollment token is for (from its file name).
     #[serde(default)]
     pub server: Option<String>,
-    /// The topic of the push certificate this one replaced in its folder,
-    /// when it differs from this one's: it was made with another Apple
-    /// Account.
-    #[serde(skip)]
-    pub replaces_topic: Option<String>,
-    /// Apple says another MDM uses this token than its folder expects.
-    #[serde(skip)]
-    pub mdm_conflict: Option<MdmConflict>,
-    /// Full fingerprint of the content, or `path:<path>` when nothing could
-    /// be read: what alert history follows.
-    #[serde(skip)]
-    pub identity: String,
-    /// Last modification of the file, for the settle rule of alerts.
-    #[serde(skip)]
-    pub modified_at: Option<DateTime<Utc>>,
-    /// Index of the configured folder.
-    #[serde(skip)]
-    pub folder: usize,
 }
 
 /// The MDM Apple says uses a token, and the one its folder expects.
@@ -268,12 +276,7 @@ fn assess_one(
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,
-        topic: None,
-        serial: None,
-        issued_at: None,
-        has_private_key: None,
-        expiry_estimated: None,
-        server: None,
+        kind_facts: KindFacts::default(),
         identity,
         modified_at: f.mtime.map(DateTime::<Utc>::from),
         folder: f.folder,
@@ -317,7 +320,7 @@ fn assess_one(
     };
     let e = evaluate::evaluate(now, &facts, &policy.rules);
     a.org_name = Some(t.org_name.clone());
-    kind_facts(&mut a, t);
+    a.kind_facts = kind_facts(t);
     a.created_at = Some(t.created_at);
     a.expires_at = Some(t.expires_at);
     a.days_left = Some(e.days_left);
@@ -328,16 +331,18 @@ fn assess_one(
 
 /// The per-kind keys: the ones that apply to the credential's kind are
 /// set (a flag false rather than null), the others stay null.
-fn kind_facts(a: &mut Assessment, t: &Credential) {
+fn kind_facts(t: &Credential) -> KindFacts {
     let keys = crate::token::kind(t.kind).json_keys();
     let d = t.details().cloned().unwrap_or_default();
     let has = |k: JsonKey| keys.contains(&k);
-    a.topic = d.topic.filter(|_| has(JsonKey::Topic));
-    a.serial = d.serial.filter(|_| has(JsonKey::Serial));
-    a.issued_at = d.issued_at.filter(|_| has(JsonKey::IssuedAt));
-    a.has_private_key = has(JsonKey::HasPrivateKey).then_some(d.has_private_key);
-    a.expiry_estimated = has(JsonKey::ExpiryEstimated).then_some(d.expiry_estimated);
-    a.server = d.server.filter(|_| has(JsonKey::Server));
+    KindFacts {
+        topic: d.topic.filter(|_| has(JsonKey::Topic)),
+        serial: d.serial.filter(|_| has(JsonKey::Serial)),
+        issued_at: d.issued_at.filter(|_| has(JsonKey::IssuedAt)),
+        has_private_key: has(JsonKey::HasPrivateKey).then_some(d.has_private_key),
+        expiry_estimated: has(JsonKey::ExpiryEstimated).then_some(d.expiry_estimated),
+        server: d.server.filter(|_| has(JsonKey::Server)),
+    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub fn mark_topic_changes(
         let certs: Vec<usize> = (0..tokens.len())
             .filter(|&i| {
                 let t = &tokens[i];
-                t.folder == folder && t.topic.is_some() && t.status != Status::Unreadable
+                t.folder == folder && t.kind_facts.topic.is_some() && t.status != Status::Unreadable
             })
             .collect();
         let Some(&newest) = certs.iter().max_by_key(|&&i| {
@@ -72,7 +72,7 @@ pub fn mark_topic_changes(
             .filter_map(|t| {
                 let ended = t.expires_at.filter(|e| *e >= since && *e <= now)?;
                 Some(Predecessor {
-                    topic: t.topic.as_deref()?,
+                    topic: t.kind_facts.topic.as_deref()?,
                     ended,
                 })
             })
@@ -86,11 +86,11 @@ pub fn mark_topic_changes(
                     ended: g.last_seen,
                 }),
         );
-        let new_topic = new.topic.as_deref();
+        let new_topic = new.kind_facts.topic.as_deref();
         let renewed = before.iter().any(|p| Some(p.topic) == new_topic)
             || certs
                 .iter()
-                .any(|&i| i != newest && tokens[i].topic.as_deref() == new_topic);
+                .any(|&i| i != newest && tokens[i].kind_facts.topic.as_deref() == new_topic);
         if renewed {
             continue;
         }

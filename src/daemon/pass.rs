@@ -101,7 +101,7 @@ impl Daemon {
                     account: t.account.clone(),
                     status: t.status.as_str().to_string(),
                     detail: t.detail.clone(),
-                    topic: t.topic.clone(),
+                    topic: t.kind_facts.topic.clone(),
                 })
             })
             .collect();

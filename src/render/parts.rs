@@ -15,8 +15,8 @@ fn file_name(path: &str) -> &str {
 /// name with the extension (which tells the kinds' files apart).
 fn title(s: &Assessment) -> String {
     let org = s.org_name.as_deref().map(|o| clean(o, 60));
-    let topic = s.topic.as_deref().map(|t| clean(t, 100));
-    let server = s.server.as_deref().map(|t| clean(t, 60));
+    let topic = s.kind_facts.topic.as_deref().map(|t| clean(t, 100));
+    let server = s.kind_facts.server.as_deref().map(|t| clean(t, 60));
     let named = Named {
         org: org.as_deref(),
         topic: topic.as_deref(),
@@ -141,7 +141,7 @@ pub(super) fn headline(
             token::kind(s.kind).noun(),
             clean(folders.get(s.folder).map_or("?", |f| f.path.as_str()), 80),
             clean(old, 100),
-            clean(s.topic.as_deref().unwrap_or("?"), 100)
+            clean(s.kind_facts.topic.as_deref().unwrap_or("?"), 100)
         ),
         (AlertKind::AppleUnreachable { since }, _) => format!(
             "Apple's Apps and Books API cannot be reached since {}",
@@ -174,16 +174,16 @@ pub(super) fn facts(
         if let Some(d) = s.days_left {
             rows.push(("Days left", d.to_string()));
         }
-        if s.expiry_estimated == Some(true) {
+        if s.kind_facts.expiry_estimated == Some(true) {
             rows.push((
                 "Expiry",
                 "estimated: the file name's download time plus one year".into(),
             ));
         }
-        match (s.issued_at, s.created_at) {
+        match (s.kind_facts.issued_at, s.created_at) {
             (Some(i), _) => rows.push(("Issued", local(i, ctx.tz))),
             // An enrollment token's is its file name's download time.
-            (None, Some(c)) if s.expiry_estimated.is_some() => {
+            (None, Some(c)) if s.kind_facts.expiry_estimated.is_some() => {
                 rows.push(("Created", local(c, ctx.tz)));
             }
             (None, Some(c)) => rows.push((
@@ -193,9 +193,9 @@ pub(super) fn facts(
             (None, None) => {}
         }
         for (label, value) in [
-            ("Topic", &s.topic),
-            ("Serial", &s.serial),
-            ("MDM server", &s.server),
+            ("Topic", &s.kind_facts.topic),
+            ("Serial", &s.kind_facts.serial),
+            ("MDM server", &s.kind_facts.server),
         ] {
             if let Some(v) = value {
                 rows.push((label, clean(v, 200)));
@@ -266,7 +266,10 @@ pub(super) fn facts(
             rows.push(("Previous topic", clean(old, 200)));
             rows.push((
                 "New topic",
-                clean(s.and_then(|s| s.topic.as_deref()).unwrap_or("?"), 200),
+                clean(
+                    s.and_then(|s| s.kind_facts.topic.as_deref()).unwrap_or("?"),
+                    200,
+                ),
             ));
         }
         _ => {}

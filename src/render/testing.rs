@@ -28,12 +28,7 @@ pub(crate) fn subject() -> Assessment {
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,
-        topic: None,
-        serial: None,
-        issued_at: None,
-        has_private_key: None,
-        expiry_estimated: None,
-        server: None,
+        kind_facts: Default::default(),
     }
 }
 
@@ -94,12 +89,7 @@ pub(crate) fn token_report(i: usize, path: String) -> Assessment {
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,
-        topic: None,
-        serial: None,
-        issued_at: None,
-        has_private_key: None,
-        expiry_estimated: None,
-        server: None,
+        kind_facts: Default::default(),
         identity: String::new(),
         modified_at: None,
         folder: 0,

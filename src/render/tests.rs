@@ -244,7 +244,7 @@ fn an_mdm_conflict_names_both_mdms_and_warns_against_sharing() {
 fn a_topic_change_names_the_folder_and_both_topics() {
     let mut s = subject();
     s.path = "/srv/push/new.pem".into();
-    s.topic = Some("com.apple.mgmt.External.new".into());
+    s.kind_facts.topic = Some("com.apple.mgmt.External.new".into());
     let folder = FolderAssessment {
         path: "/srv/push".into(),
         state: crate::token::found::FolderState::Ok,

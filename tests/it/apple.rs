@@ -18,7 +18,7 @@ fn apple() -> Apple {
 }
 
 /// The bearer Apple sees for a token file: its text without whitespace.
-fn bearer(env: &Env, rel: &str) -> String {
+pub(crate) fn bearer(env: &Env, rel: &str) -> String {
     std::fs::read_to_string(env.path().join(rel))
         .unwrap()
         .split_whitespace()

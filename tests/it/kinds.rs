@@ -95,10 +95,7 @@ fn apple_naming_another_mdm_than_expected_mdm_mails_once_naming_both() {
         "tokens/berlin.vpptoken",
     ])
     .expect_code(0);
-    let bearer: String = std::fs::read_to_string(env.path().join("tokens/berlin.vpptoken"))
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let bearer = crate::apple::bearer(&env, "tokens/berlin.vpptoken");
     // Apple's stand-in names "Example MDM" as the MDM using the token.
     apple.respond(
         &bearer,
@@ -279,10 +276,16 @@ fn the_daemon_mails_each_kind_under_its_own_subject() {
     let ade = server_token(&env, 20);
     let d = Daemon::start(&env, &cfg);
     smtp.wait_for(3, Duration::from_secs(30));
-    d.wait_for("outbox drained", 30, |s| {
+    let status = d.wait_for("outbox drained", 30, |s| {
         s["outbox"].as_array().is_some_and(Vec::is_empty)
     });
     drop(d);
+    // `status --json` has the per-kind keys as `check --json` does.
+    assert_eq!(by_name(&status, "push.pem")["topic"], topic.as_str());
+    assert_eq!(by_name(&status, "push.pem")["has_private_key"], false);
+    assert_eq!(by_name(&status, &ade)["server"], "SAMPLE-tokenwatch-MDM");
+    assert_eq!(by_name(&status, &ade)["expiry_estimated"], true);
+    assert!(by_name(&status, "berlin.vpptoken")["topic"].is_null());
     let mut sent = subjects(&smtp);
     sent.sort();
     let date = (chrono::Utc::now() + chrono::Duration::days(20))

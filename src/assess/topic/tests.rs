@@ -1,6 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use crate::assess::KindFacts;
 use crate::token::found::FolderState;
 
 fn now() -> DateTime<Utc> {
@@ -23,12 +24,7 @@ fn subject() -> Assessment {
         world_readable: false,
         apple: None,
         superseded_by: None,
-        topic: None,
-        serial: None,
-        issued_at: None,
-        has_private_key: None,
-        expiry_estimated: None,
-        server: None,
+        kind_facts: Default::default(),
         replaces_topic: None,
         mdm_conflict: None,
         identity: "f".repeat(64),
@@ -55,7 +51,10 @@ fn cert(name: &str, topic: &str, created_days_ago: i64, expires_in_days: i64) ->
     Assessment {
         path: format!("/srv/push/{name}.pem"),
         identity: name.repeat(64 / name.len()),
-        topic: Some(format!("com.apple.mgmt.External.{topic}")),
+        kind_facts: KindFacts {
+            topic: Some(format!("com.apple.mgmt.External.{topic}")),
+            ..KindFacts::default()
+        },
         created_at: Some(now() - Duration::days(created_days_ago)),
         expires_at: Some(expires),
         status: if expires <= now() {
