@@ -273,3 +273,67 @@ fn a_topic_change_names_the_folder_and_both_topics() {
         );
     }
 }
+
+#[test]
+fn subjects_name_push_certificates_by_topic_and_server_tokens_by_server() {
+    use crate::token::KindId;
+    let mut push = subject();
+    push.kind = KindId::Apns;
+    push.path = "/srv/push/mdm push.pem".into();
+    push.kind_facts.topic = Some("com.apple.mgmt.External.1f2e".into());
+    let r = render_alert(
+        &alert(AlertKind::Expiring { days: 14 }),
+        &[push.clone()],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] APNs push certificate com.apple.mgmt.External.1f2e (mdm push.pem) expires in 14 days (2027-01-10)"
+    );
+    assert!(
+        r.text.contains("Apple Push Certificates Portal"),
+        "{}",
+        r.text
+    );
+    push.status = Status::Unreadable;
+    let r = render_alert(
+        &alert(AlertKind::Unreadable {
+            error: "not a certificate".into(),
+        }),
+        &[push],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Unreadable APNs push certificate file mdm push.pem"
+    );
+
+    let mut ade = subject();
+    ade.kind = KindId::Ade;
+    ade.path = "/srv/ade/Berlin MDM_Token_2026-01-10T08-30-00Z_smime.p7m".into();
+    ade.kind_facts.server = Some("Berlin MDM".into());
+    let r = render_alert(
+        &alert(AlertKind::Expired { reminder: 0 }),
+        &[ade.clone()],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] ADE server token Berlin MDM (Berlin MDM_Token_2026-01-10T08-30-00Z_smime.p7m) has EXPIRED"
+    );
+    ade.path = "/srv/ade/renamed.p7m".into();
+    ade.kind_facts.server = None;
+    let r = render_alert(
+        &alert(AlertKind::Expired { reminder: 0 }),
+        &[ade],
+        &[],
+        &ctx(),
+    );
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] ADE server token (renamed.p7m) has EXPIRED"
+    );
+}
