@@ -19,6 +19,7 @@ mod prober;
 pub mod sender;
 mod stamp;
 mod timing;
+mod warned;
 pub use channels::{channels_from, ChannelSetupError};
 pub use deps::{Clock, SystemClock};
 pub use job::Job;
@@ -114,6 +115,7 @@ pub async fn run(
         schedules: CancellationToken::new(),
         recheck_at: None,
         state_failures: 0,
+        warned: warned::Warned::default(),
         host: hostname(),
         prober: None,
         verdict_tx,
@@ -222,6 +224,8 @@ struct Daemon {
     recheck_at: Option<chrono::DateTime<Utc>>,
     /// Passes in a row whose state could not be written (backs off retries).
     state_failures: u32,
+    /// Files whose warnings are logged already.
+    warned: warned::Warned,
     host: String,
     /// Orders to the Apple prober, when `[apple] verify` is on; dropping
     /// the sender stops it.

@@ -82,6 +82,8 @@ impl Daemon {
         let verdicts = self.verdicts();
         self.keepalive.progress();
         let (folders, report) = self.assessed(now, &verdicts);
+        self.warned
+            .log_new(self.slots.iter().flat_map(|s| &s.files));
         for slot in &mut self.slots {
             slot.mark_passed();
         }

@@ -394,3 +394,34 @@ fn a_push_certificate_replaced_by_one_with_another_topic_mails_once_the_old_file
     drop(d);
     assert_eq!(subjects(&smtp).len(), 1, "{:?}", subjects(&smtp));
 }
+
+#[test]
+fn the_daemon_logs_a_push_certificate_with_its_private_key_once_and_mails_nothing() {
+    let smtp = SmtpStub::start();
+    let env = Env::new();
+    let cfg = all_kinds_config(&env, smtp.port);
+    let s = sample_apns(chrono::Utc::now(), 200, "Acme Corp").unwrap();
+    let key = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
+    )
+    .unwrap();
+    env.write("tokens/push.pem", format!("{}{key}", s.pem));
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("the certificate seen", 30, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
+    });
+    // More passes: another file comes.
+    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
+    d.wait_for("the content token seen", 30, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
+    });
+    let log = d.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("private key")).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("push.pem"),
+        "{log}"
+    );
+    drop(d);
+    assert!(smtp.messages().is_empty(), "{:?}", subjects(&smtp));
+}
