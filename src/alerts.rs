@@ -157,15 +157,16 @@ pub fn plan(
     for (i, s) in subjects.iter().enumerate() {
         let fp = &s.identity;
         let audience = audiences.of_folder(s.folder);
+        let about = |key: String, kind: AlertKind, also_done: Vec<String>| Alert {
+            key,
+            kind,
+            subject: Some(i),
+            folder: None,
+            audience,
+            also_done,
+        };
         let mut push = |key: String, kind: AlertKind, also_done: Vec<String>| {
-            out.alerts.push(Alert {
-                key,
-                kind,
-                subject: Some(i),
-                folder: None,
-                audience,
-                also_done,
-            })
+            out.alerts.push(about(key, kind, also_done))
         };
         match s.status {
             Status::Unreadable => {
@@ -253,16 +254,10 @@ pub fn plan(
                 }
             }
         }
+        // Alerts beside the status's own, each once.
         let mut extra = |key: String, kind: AlertKind| {
             if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind,
-                    subject: Some(i),
-                    folder: None,
-                    audience,
-                    also_done: Vec::new(),
-                });
+                out.alerts.push(about(key, kind, Vec::new()));
             }
         };
         if let Some(apple) = &s.apple {
@@ -282,17 +277,7 @@ pub fn plan(
             }
         }
         if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {
-            let key = format!("noaccount:{fp}");
-            if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind: AlertKind::NoAccount,
-                    subject: Some(i),
-                    folder: None,
-                    audience,
-                    also_done: Vec::new(),
-                });
-            }
+            extra(format!("noaccount:{fp}"), AlertKind::NoAccount);
         }
     }
     for (i, f) in folders.iter().enumerate() {
