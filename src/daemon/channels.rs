@@ -30,9 +30,11 @@ impl std::error::Error for ChannelSetupError {}
 
 /// Every configured channel, ready to deliver.
 pub fn channels_from(cfg: &Config) -> Result<Channels, ChannelSetupError> {
-    let mail = MailChannel::from_settings(&cfg.mail).map_err(|e| ChannelSetupError {
-        section: "mail",
-        cause: e.to_string(),
+    let mail = MailChannel::from_settings(cfg.alerts.from.clone(), &cfg.mail).map_err(|e| {
+        ChannelSetupError {
+            section: "mail",
+            cause: e.to_string(),
+        }
     })?;
     let mut channels = Channels::new();
     channels.add(Arc::new(mail));
@@ -41,7 +43,7 @@ pub fn channels_from(cfg: &Config) -> Result<Channels, ChannelSetupError> {
 
 /// Whether a reload must build the channels again. Unchanged settings keep
 /// the running channels, so a reload does not re-read the SMTP password
-/// file unless `[mail]` changed.
+/// file unless `[mail]` or the sender it writes as changed.
 pub fn settings_changed(old: &Config, new: &Config) -> bool {
-    old.mail != new.mail
+    old.mail != new.mail || old.alerts.from != new.alerts.from
 }

@@ -89,9 +89,10 @@ pub async fn run(
         }
     };
     let sender_cancel = CancellationToken::new();
+    let channels = Arc::new(channels);
     let (sender, sender_handle) = sender::sender(
         sender_store,
-        Arc::new(channels),
+        channels.clone(),
         timing,
         sender_cancel.clone(),
     );
@@ -108,6 +109,7 @@ pub async fn run(
         config_dirty: None,
         config_stamp,
         sender: sender_handle,
+        channels,
         tick_tx,
         schedules: CancellationToken::new(),
         recheck_at: None,
@@ -209,6 +211,9 @@ struct Daemon {
     /// valid or not).
     config_stamp: Option<FileStamp>,
     sender: SenderHandle,
+    /// The channels a pass renders its outbox rows with: the ones the
+    /// sender delivers through.
+    channels: Arc<crate::channel::Channels>,
     tick_tx: mpsc::Sender<Tick<Job>>,
     /// Cancels the running schedule tasks (replaced on reload).
     schedules: CancellationToken,
@@ -299,7 +304,7 @@ impl Daemon {
         &mut self,
         now: chrono::DateTime<Utc>,
         all: bool,
-        verdicts: &crate::report::Verdicts,
+        verdicts: &crate::assess::Verdicts,
     ) {
         let Some(prober) = &self.prober else {
             return;
@@ -533,7 +538,8 @@ impl Daemon {
             None
         };
         if let Some(c) = channels {
-            self.sender.use_channels(Arc::new(c));
+            self.channels = Arc::new(c);
+            self.sender.use_channels(self.channels.clone());
         }
         if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");

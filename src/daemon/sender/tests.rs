@@ -12,9 +12,13 @@ use crate::mail::MailChannel;
 use crate::state::{Counters, NewRow};
 
 fn file_channels(dir: &std::path::Path) -> Arc<Channels> {
-    let mail = MailChannel::from_settings(&TransportSettings::File {
-        dir: dir.to_path_buf(),
-    })
+    let from = "tokenwatch <tw@example.com>".parse().unwrap();
+    let mail = MailChannel::from_settings(
+        from,
+        &TransportSettings::File {
+            dir: dir.to_path_buf(),
+        },
+    )
     .unwrap();
     Arc::new([Arc::new(mail) as Arc<dyn Channel>].into_iter().collect())
 }
@@ -153,6 +157,15 @@ impl Fake {
 impl Channel for Fake {
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn render(
+        &self,
+        _: &crate::render::Input<'_>,
+        _: &[&crate::alerts::Member],
+        _: &crate::render::Context<'_>,
+    ) -> Vec<crate::channel::Draft> {
+        unreachable!("the sender only delivers")
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
