@@ -1,5 +1,8 @@
-//! Which mails are due: a pure function of the clock, the evaluated tokens
-//! and folders, and the ledger of what was already recorded.
+//! Which alerts are due, and who hears about them: a pure function of the
+//! clock, the assessed tokens and folders, the ledger of what was already
+//! recorded and the audiences the config names. An alert points at an
+//! [`Audience`] (recipients per channel); how a channel addresses them is
+//! the channel's business.
 //!
 //! Every alert has a ledger key. A key is derived from facts that do not
 //! change across restarts (the token's fingerprint, the threshold, the
@@ -169,15 +172,16 @@ pub fn plan(
     for (i, s) in subjects.iter().enumerate() {
         let fp = &s.identity;
         let audience = audiences.of_folder(s.folder);
+        let about = |key: String, kind: AlertKind, also_done: Vec<String>| Alert {
+            key,
+            kind,
+            subject: Some(i),
+            folder: None,
+            audience,
+            also_done,
+        };
         let mut push = |key: String, kind: AlertKind, also_done: Vec<String>| {
-            out.alerts.push(Alert {
-                key,
-                kind,
-                subject: Some(i),
-                folder: None,
-                audience,
-                also_done,
-            })
+            out.alerts.push(about(key, kind, also_done))
         };
         match s.status {
             Status::Unreadable => {
@@ -265,16 +269,10 @@ pub fn plan(
                 }
             }
         }
+        // Alerts beside the status's own, each once.
         let mut extra = |key: String, kind: AlertKind| {
             if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind,
-                    subject: Some(i),
-                    folder: None,
-                    audience,
-                    also_done: Vec::new(),
-                });
+                out.alerts.push(about(key, kind, Vec::new()));
             }
         };
         if let Some(apple) = &s.apple {
@@ -310,17 +308,7 @@ pub fn plan(
             );
         }
         if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {
-            let key = format!("noaccount:{fp}");
-            if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind: AlertKind::NoAccount,
-                    subject: Some(i),
-                    folder: None,
-                    audience,
-                    also_done: Vec::new(),
-                });
-            }
+            extra(format!("noaccount:{fp}"), AlertKind::NoAccount);
         }
     }
     for (i, f) in folders.iter().enumerate() {

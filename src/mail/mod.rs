@@ -98,6 +98,11 @@ mod tests {
         "tokenwatch <tw@example.com>".parse().unwrap()
     }
 
+    /// A mail channel writing into `dir`.
+    fn file_channel(dir: std::path::PathBuf) -> MailChannel {
+        MailChannel::from_settings(from(), &TransportSettings::File { dir }).unwrap()
+    }
+
     fn payload() -> String {
         MailPayload {
             from: "tokenwatch <tw@example.com>".into(),
@@ -111,13 +116,7 @@ mod tests {
     #[tokio::test]
     async fn the_mail_channel_writes_the_stored_mail_through_the_transport() {
         let dir = tempfile::tempdir().unwrap();
-        let channel = MailChannel::from_settings(
-            from(),
-            &TransportSettings::File {
-                dir: dir.path().to_path_buf(),
-            },
-        )
-        .unwrap();
+        let channel = file_channel(dir.path().to_path_buf());
         assert_eq!(channel.name(), "mail");
         let date = Utc.with_ymd_and_hms(2026, 3, 1, 8, 0, 0).unwrap();
         let answer = channel
@@ -147,13 +146,7 @@ mod tests {
     #[tokio::test]
     async fn an_unreadable_stored_mail_is_transient_as_before() {
         let dir = tempfile::tempdir().unwrap();
-        let channel = MailChannel::from_settings(
-            from(),
-            &TransportSettings::File {
-                dir: dir.path().to_path_buf(),
-            },
-        )
-        .unwrap();
+        let channel = file_channel(dir.path().to_path_buf());
         let err = channel
             .deliver(Delivery {
                 id: 7,
@@ -172,13 +165,7 @@ mod tests {
     /// The whole message as a relay receives it: headers and both parts,
     /// encoded, rendered by the mail channel.
     fn message_bytes(input: &render::Input<'_>) -> usize {
-        let channel = MailChannel::from_settings(
-            from(),
-            &TransportSettings::File {
-                dir: std::env::temp_dir(),
-            },
-        )
-        .unwrap();
+        let channel = file_channel(std::env::temp_dir());
         let [draft] = &channel.render(input, &[], &render::testing::ctx())[..] else {
             panic!("one mail")
         };
@@ -254,13 +241,7 @@ mod tests {
             tokens: std::slice::from_ref(&subject),
             folders: &[],
         };
-        let channel = MailChannel::from_settings(
-            from(),
-            &TransportSettings::File {
-                dir: std::env::temp_dir(),
-            },
-        )
-        .unwrap();
+        let channel = file_channel(std::env::temp_dir());
         let ctx = render::testing::ctx();
         let ops = Member {
             channel: "mail",
