@@ -425,3 +425,45 @@ fn the_daemon_logs_a_push_certificate_with_its_private_key_once_and_mails_nothin
     drop(d);
     assert!(smtp.messages().is_empty(), "{:?}", subjects(&smtp));
 }
+
+#[test]
+fn a_server_token_the_folder_key_does_not_decrypt_is_a_warning_on_stderr_only() {
+    let env = Env::new();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ade");
+    let name = "Example MDM_Token_2026-03-14T09-26-53Z_smime.p7m";
+    env.write(
+        &format!("tokens/{name}"),
+        std::fs::read(fixtures.join(name)).unwrap(),
+    );
+    let config = |key: &str| {
+        let path = env.write("key.pem", std::fs::read(fixtures.join(key)).unwrap());
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        smtp_config_with(
+            &env,
+            "",
+            25,
+            "",
+            "[[folder]]\npath = \"tokens\"\nkinds = [\"ade\"]\nade_key = \"key.pem\"\n",
+        );
+    };
+    config("mdm-key.pem");
+    let right = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
+    assert!(!right.stderr().contains("decrypt"), "{}", right.describe());
+    assert_eq!(right.json()["tokens"][0]["expiry_estimated"], false);
+
+    config("other-key.pem");
+    let wrong = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
+    assert_eq!(wrong.code(), right.code(), "{}", wrong.describe());
+    assert_eq!(wrong.json()["tokens"][0]["expiry_estimated"], true);
+    let warning = wrong
+        .stderr()
+        .lines()
+        .find(|l| l.contains("does not decrypt"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no warning\n{}", wrong.describe()));
+    assert!(
+        warning.starts_with("tokenwatch: warning: ADE server token ") && warning.contains(name),
+        "{warning}"
+    );
+}
