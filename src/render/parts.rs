@@ -59,7 +59,6 @@ pub(super) fn headline(
     folders: &[FolderAssessment],
 ) -> String {
     let s = alert.subject.and_then(|i| subjects.get(i));
-    let token = title;
     match (&alert.kind, s) {
         (AlertKind::Expiring { .. }, Some(s)) => {
             let days = s.days_left.unwrap_or(0);
@@ -74,18 +73,18 @@ pub(super) fn headline(
             } else {
                 format!("expires in {days} days")
             };
-            format!("{} {when} ({date})", token(s))
+            format!("{} {when} ({date})", title(s))
         }
         (AlertKind::Expired { reminder }, Some(s)) => {
             format!(
                 "{} has EXPIRED{}",
-                token(s),
+                title(s),
                 if *reminder > 0 { " (reminder)" } else { "" }
             )
         }
         (AlertKind::Invalidated { reason, reminder }, Some(s)) => format!(
             "{} is INVALID: {}{}",
-            token(s),
+            title(s),
             describe_reason(reason, s.account.as_deref()),
             if *reminder > 0 { " (reminder)" } else { "" }
         ),
@@ -96,9 +95,9 @@ pub(super) fn headline(
                 clean(file_name(&s.path), 80)
             )
         }
-        (AlertKind::Superseded, Some(s)) => format!("{} was replaced by a newer token", token(s)),
+        (AlertKind::Superseded, Some(s)) => format!("{} was replaced by a newer token", title(s)),
         (AlertKind::NoAccount, Some(s)) => {
-            format!("{} has no known Managed Apple Account", token(s))
+            format!("{} has no known Managed Apple Account", title(s))
         }
         (AlertKind::FolderProblem { state, .. }, _) => {
             let f = alert
@@ -124,15 +123,15 @@ pub(super) fn headline(
         }
         (AlertKind::CannotVerify { since }, Some(s)) => format!(
             "{} cannot be verified with Apple since {}",
-            token(s),
+            title(s),
             since.format("%Y-%m-%d")
         ),
         (AlertKind::AppleExpiryMismatch, Some(s)) => {
-            format!("{}: Apple reports a different expiry date", token(s))
+            format!("{}: Apple reports a different expiry date", title(s))
         }
         (AlertKind::MdmConflict { expected, actual }, Some(s)) => format!(
             "{} is used by MDM \"{}\", expected \"{}\"",
-            token(s),
+            title(s),
             clean(actual, 60),
             clean(expected, 60)
         ),
@@ -255,23 +254,15 @@ pub(super) fn facts(
         }
         AlertKind::Unreadable { error } => rows.push(("Error", describe_unreadable(error))),
         AlertKind::MdmConflict { expected, actual } => {
-            // Apple's answer, when the alert outlives it, still names it.
-            if s_apple_mdm(alert, subjects).is_none() {
+            // Apple's answer is in the rows above while the assessment
+            // still holds it.
+            if apple_mdm_name(alert, subjects).is_none() {
                 rows.push(("MDM using it", clean(actual, 200)));
             }
             rows.push(("Expected MDM", clean(expected, 200)));
         }
-        AlertKind::TopicChanged { old } => {
-            let s = alert.subject.and_then(|i| subjects.get(i));
-            rows.push(("Previous topic", clean(old, 200)));
-            rows.push((
-                "New topic",
-                clean(
-                    s.and_then(|s| s.kind_facts.topic.as_deref()).unwrap_or("?"),
-                    200,
-                ),
-            ));
-        }
+        // The new topic is the certificate's own, in the rows above.
+        AlertKind::TopicChanged { old } => rows.push(("Previous topic", clean(old, 200))),
         _ => {}
     }
     rows.push(("Sent by", clean(ctx.host, 200)));
@@ -288,7 +279,7 @@ was made with another Apple Account: every device would have to enrol again; ren
 (Apple Push Certificates Portal, signed in with the Apple Account that created it) and upload the \
 renewed certificate to the MDM.";
 
-fn s_apple_mdm<'a>(alert: &Alert, subjects: &'a [Assessment]) -> Option<&'a str> {
+fn apple_mdm_name<'a>(alert: &Alert, subjects: &'a [Assessment]) -> Option<&'a str> {
     let s = alert.subject.and_then(|i| subjects.get(i))?;
     s.apple.as_ref()?.mdm_name.as_deref()
 }

@@ -370,7 +370,15 @@ fn a_push_certificate_replaced_by_one_with_another_topic_mails_once_the_old_file
     let smtp = SmtpStub::start();
     let env = Env::new();
     let cfg = all_kinds_config(&env, smtp.port);
-    let old = push_cert(&env, "push.pem", 200);
+    // Issued ten days ago: the new one below is later by its notBefore.
+    let s = sample_apns(
+        chrono::Utc::now() - chrono::Duration::days(10),
+        210,
+        "Acme Corp",
+    )
+    .unwrap();
+    env.write("tokens/push.pem", &s.pem);
+    let old = s.topic;
     let d = Daemon::start(&env, &cfg);
     d.wait_for("the old certificate seen", 30, |s| {
         s["tokens"].as_array().is_some_and(|t| t.len() == 1)
