@@ -42,11 +42,16 @@ impl Daemon {
 
     pub(super) fn report(&self, now: DateTime<Utc>, verdicts: &report::Verdicts) -> Report {
         // Borrowed, not cloned: a copy of every file doubled the memory.
-        let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
-        let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
+        let folders: Vec<_> = self
+            .folders
+            .slots()
+            .iter()
+            .map(|s| s.scan.clone())
+            .collect();
+        let files = scan::dedup_refs(self.folders.slots().iter().flat_map(|s| &s.files));
         let mut report =
             report::build_from(now, &self.cfg.assess_policy(), &folders, &files, verdicts);
-        for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
+        for (f, slot) in report.folders.iter_mut().zip(self.folders.slots()) {
             f.watch = Some(slot.mode_name().to_string());
         }
         report
@@ -60,9 +65,7 @@ impl Daemon {
         let verdicts = self.verdicts();
         self.keepalive.progress();
         let report = self.report(now, &verdicts);
-        for slot in &mut self.slots {
-            slot.mark_passed();
-        }
+        self.folders.mark_passed();
         self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
@@ -132,14 +135,14 @@ impl Daemon {
     /// (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
     fn retry_if_unstored(&mut self, stored: bool) {
         if stored {
-            if self.state_failures > 0 {
+            if self.due.state_failures > 0 {
                 tracing::info!("the state database accepts writes again");
             }
-            self.state_failures = 0;
+            self.due.state_failures = 0;
             return;
         }
-        self.state_failures = self.state_failures.saturating_add(1);
-        let wait = self.timing.state_retry.nth(self.state_failures).as_secs() as i64;
+        self.due.state_failures = self.due.state_failures.saturating_add(1);
+        let wait = self.due.state_retry.nth(self.due.state_failures).as_secs() as i64;
         // After the pass, not from its `now`: a long pass must not eat
         // into the wait.
         let at = self.clock.now() + chrono::Duration::seconds(wait);
@@ -147,7 +150,7 @@ impl Daemon {
             retry_in_secs = wait,
             "state not written; the pass runs again then"
         );
-        self.recheck_at = Some(self.recheck_at.map_or(at, |t| t.min(at)));
+        self.due.recheck_at = Some(self.due.recheck_at.map_or(at, |t| t.min(at)));
     }
 
     fn subjects(&self, report: &Report) -> (Vec<Subject>, Vec<FolderSubject>) {
@@ -251,7 +254,7 @@ impl Daemon {
         };
         let host = self.host_subject();
         let plan = alerts::plan(now, &subjects, &folders, &host, &ledger, &policy);
-        self.recheck_at = plan.recheck_at;
+        self.due.recheck_at = plan.recheck_at;
         if plan.alerts.is_empty() {
             return true;
         }

@@ -59,6 +59,7 @@ async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
     let (sender, handle) = sender(
         StateStore::open(&state).unwrap(),
         file_channels(&old_dir),
+        Arc::new(crate::daemon::SystemClock),
         Timing::default(),
         cancel.clone(),
     );
@@ -210,6 +211,7 @@ async fn run_until(dir: &std::path::Path, channels: Arc<Channels>, done: fn(Coun
     let (sender, handle) = sender(
         StateStore::open(dir).unwrap(),
         channels,
+        Arc::new(crate::daemon::SystemClock),
         timing,
         cancel.clone(),
     );
@@ -276,6 +278,7 @@ async fn a_transient_failure_is_retried_later_with_backoff() {
     let (mut sender, _handle) = sender(
         StateStore::open(tmp.path()).unwrap(),
         only(&fake),
+        Arc::new(crate::daemon::SystemClock),
         Timing::default(),
         cancel,
     );
@@ -309,6 +312,7 @@ async fn an_injected_send_retry_is_the_one_used() {
     let (mut sender, _handle) = sender(
         StateStore::open(tmp.path()).unwrap(),
         only(&fake),
+        Arc::new(crate::daemon::SystemClock),
         timing,
         CancellationToken::new(),
     );
