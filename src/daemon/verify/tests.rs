@@ -130,60 +130,30 @@ fn a_pass_asks_about_new_stale_and_failed_tokens_once_and_the_schedule_about_all
     ]
     .into_iter()
     .collect();
-    let names = |batch: Vec<ProbeRequest>| -> Vec<String> {
+    // What `request` hands the prober at the clock's `now`, by file stem.
+    let ask = |v: &mut Verifier, all: bool| -> Vec<String> {
+        let now = clock.now();
+        let fresh_for = v.fresh_for(&every_6h, now);
+        let batch = select(&mut v.requested, now, all, &verdicts, fresh_for, &files);
         batch
             .iter()
             .map(|r| r.path.file_stem().unwrap().to_string_lossy().into_owned())
             .collect()
     };
 
-    let fresh_for = v.fresh_for(&every_6h, clock.now());
-    assert_eq!(fresh_for, hours(6));
-    let batch = select(
-        &mut v.requested,
-        clock.now(),
-        false,
-        &verdicts,
-        fresh_for,
-        &files,
-    );
-    assert_eq!(names(batch), ["stale", "failed", "new"]);
+    assert_eq!(v.fresh_for(&every_6h, clock.now()), hours(6));
+    assert_eq!(ask(&mut v, false), ["stale", "failed", "new"]);
 
     // Two hours on, "fresh" is 7 h old, but a pass asks about a token once:
     // the schedule asks again.
     clock.advance(hours(2));
-    let fresh_for = v.fresh_for(&every_6h, clock.now());
-    let batch = select(
-        &mut v.requested,
-        clock.now(),
-        false,
-        &verdicts,
-        fresh_for,
-        &files,
-    );
-    assert!(batch.is_empty());
-    let batch = select(
-        &mut v.requested,
-        clock.now(),
-        true,
-        &verdicts,
-        fresh_for,
-        &files,
-    );
-    assert_eq!(names(batch), ["fresh", "stale", "failed", "new"]);
+    assert!(ask(&mut v, false).is_empty());
+    assert_eq!(ask(&mut v, true), ["fresh", "stale", "failed", "new"]);
 
     // The Apple settings changed: everything is forgotten, and a pass asks
     // about what is not fresh now.
     v.stop();
-    let batch = select(
-        &mut v.requested,
-        clock.now(),
-        false,
-        &verdicts,
-        fresh_for,
-        &files,
-    );
-    assert_eq!(names(batch), ["fresh", "stale", "failed", "new"]);
+    assert_eq!(ask(&mut v, false), ["fresh", "stale", "failed", "new"]);
 }
 
 #[test]
