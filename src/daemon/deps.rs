@@ -81,7 +81,7 @@ impl Settings {
 /// Everything `daemon::run` uses that it does not build itself.
 pub struct Deps {
     /// Opened and migrated; the sender and the prober get connections of
-    /// their own to the same database ([`reopen`]).
+    /// their own to the same database (`reopen`).
     pub store: StateStore,
     /// The channels built from the start-up config, before the state was
     /// touched, so a config that cannot start leaves no database behind.

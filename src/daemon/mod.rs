@@ -10,9 +10,10 @@
 //!
 //! The loop is built from parts it is handed ([`Deps`], wired in
 //! `cli/run.rs`) and parts that own one concern each: the folders and
-//! their watches ([`folders::FolderSet`]), the Apple checks
-//! ([`verify::Verifier`] and its prober), the outbox sender, the
-//! schedules ([`job::Jobs`]).
+//! their watches (`FolderSet`, folders.rs), the Apple checks (`Verifier`,
+//! verify.rs, and its prober task, prober.rs), the outbox sender
+//! (sender.rs), the schedules (`Jobs`, job.rs). A pass (pass.rs) reads the
+//! clock once and hands that `now` to everything it calls.
 
 mod channels;
 mod deps;
