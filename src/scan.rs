@@ -20,10 +20,10 @@
 
 use std::fs::Metadata;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::token::{self, Kind};
+use crate::token::{self, Kind, KindId};
 #[cfg(test)]
 use read::read_found;
 use read::read_found_as;
@@ -66,30 +66,43 @@ pub fn stamp_of(meta: &Metadata) -> FileStamp {
     )
 }
 
-/// Does this file name look like a token file?
-pub fn is_token_name(name: &[u8]) -> bool {
-    kind_of(name).is_some()
-}
-
-/// The kind whose files have names like this one; None for names no kind
-/// claims and for hidden files.
-pub fn kind_of(name: &[u8]) -> Option<&'static dyn Kind> {
-    if name.first() == Some(&b'.') {
-        return None;
-    }
-    token::kind_for_name(name)
-}
-
 /// What a scan needs to know of one configured folder (the config builds
 /// them: `Config::folder_specs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderSpec {
     /// Absolute, not canonicalised.
     pub path: PathBuf,
-    /// A folder with no token file is fine, not `empty`.
+    /// A folder with no credential file is fine, not `empty`.
     pub allow_empty: bool,
     /// Follow symlinks below it wherever they lead (see [`Links`]).
     pub follow_links: bool,
+    /// The kinds of credential looked for; files of other kinds are
+    /// ignored like any other file.
+    pub kinds: Vec<KindId>,
+}
+
+impl FolderSpec {
+    /// A folder watched for content tokens only, as one is by default.
+    pub fn new(path: impl Into<PathBuf>) -> FolderSpec {
+        FolderSpec {
+            path: path.into(),
+            allow_empty: false,
+            follow_links: false,
+            kinds: vec![KindId::default()],
+        }
+    }
+
+    /// The kind, among this folder's, whose files have names like this
+    /// one; None for names none of them claims and for hidden files.
+    pub fn kind_of(&self, name: &[u8]) -> Option<&'static dyn Kind> {
+        if name.first() == Some(&b'.') {
+            return None;
+        }
+        self.kinds
+            .iter()
+            .map(|&id| token::kind(id))
+            .find(|k| k.claims(name))
+    }
 }
 
 /// Scans every folder and de-duplicates across them.
@@ -102,7 +115,7 @@ pub fn scan(folders: &[FolderSpec]) -> Scan {
         } else {
             &within
         };
-        let (state, files) = scan_folder(i, &folder.path, folder.allow_empty, links);
+        let (state, files) = scan_folder(i, folder, links);
         out.folders.push(state);
         out.files.extend(files);
     }
@@ -113,11 +126,10 @@ pub fn scan(folders: &[FolderSpec]) -> Scan {
 /// Scans one folder recursively, reading every file.
 pub fn scan_folder(
     index: usize,
-    root: &Path,
-    allow_empty: bool,
+    folder: &FolderSpec,
     links: &Links,
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_cached(index, root, allow_empty, links, Vec::new(), &|| {})
+    scan_folder_cached(index, folder, links, Vec::new(), &|| {})
 }
 
 /// [`scan_folder`], reusing from `previous` (this folder's last scan) every
@@ -126,13 +138,12 @@ pub fn scan_folder(
 /// millions of files can show it is advancing (the daemon's watchdog).
 pub fn scan_folder_cached(
     index: usize,
-    root: &Path,
-    allow_empty: bool,
+    folder: &FolderSpec,
     links: &Links,
     previous: Vec<FoundFile>,
     progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
-    scan_folder_inner(index, root, allow_empty, links, previous, SETTLED, progress)
+    scan_folder_inner(index, folder, links, previous, SETTLED, progress)
 }
 
 mod dedup;
@@ -147,3 +158,12 @@ pub use targeted::{rescan_paths, MAX_PATHS};
 
 #[cfg(test)]
 mod tests;
+
+/// A folder spec for tests: content tokens, links within it only.
+#[cfg(test)]
+fn spec(root: &std::path::Path, allow_empty: bool) -> FolderSpec {
+    FolderSpec {
+        allow_empty,
+        ..FolderSpec::new(root)
+    }
+}

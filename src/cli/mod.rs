@@ -8,6 +8,7 @@ mod inspect;
 mod probe;
 mod run;
 mod sample;
+mod silence;
 mod status;
 mod test_mail;
 
@@ -130,6 +131,40 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Send nothing about a credential until a date (one left to expire on purpose)
+    ///
+    /// `silence CREDENTIAL --until DATE [--reason TEXT]`; CREDENTIAL is a
+    /// file or a fingerprint prefix of at least 8 hex digits. New content
+    /// (a replacement) is a new credential and is never silenced by this.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Silence {
+        #[command(subcommand)]
+        action: Option<SilenceAction>,
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        #[arg(required = true)]
+        credential: Option<String>,
+        /// Until the start of this day in the configured timezone
+        /// (YYYY-MM-DD), or a time (RFC 3339, or YYYY-MM-DD HH:MM)
+        #[arg(long, value_name = "DATE", required = true)]
+        until: Option<String>,
+        /// Why, shown by `silence list`, `status` and `check --json`
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceAction {
+    /// List the silences (also those whose date has passed)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the silence of a credential
+    Clear {
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        credential: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +239,22 @@ pub fn run(cli: Cli) -> i32 {
         Command::Config { action } => match action {
             ConfigAction::Check => config_cmd::check(config_flag),
             ConfigAction::Example => config_cmd::example(),
+        },
+        Command::Silence {
+            action,
+            credential,
+            until,
+            reason,
+        } => match (action, credential, until) {
+            (Some(SilenceAction::List { json }), ..) => silence::list(config_flag, json),
+            (Some(SilenceAction::Clear { credential }), ..) => {
+                silence::clear(config_flag, &credential)
+            }
+            (None, Some(credential), Some(until)) => {
+                silence::set(config_flag, &credential, &until, reason.as_deref())
+            }
+            // clap requires both without a subcommand.
+            (None, _, _) => Ok(EXIT_UNKNOWN),
         },
     };
     match result {

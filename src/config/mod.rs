@@ -21,6 +21,7 @@ use lettre::message::Mailbox;
 use crate::mail::transport::TransportSettings;
 use crate::probe::ProbeSettings;
 use crate::schedule::CronSchedule;
+use crate::token::KindId;
 use build::Builder;
 pub use doc::Problem;
 use doc::{Diagnostics, Section};
@@ -92,6 +93,11 @@ pub struct Folder {
     /// Follow symlinks below it wherever they lead; otherwise a link whose
     /// target is outside every configured folder is reported, not followed.
     pub follow_links: bool,
+    /// The credential kinds looked for; content tokens by default.
+    pub kinds: Vec<KindId>,
+    /// The MDM (Apple's `mdmInfo.name`) its content tokens should be used
+    /// by; another one is reported.
+    pub expected_mdm: Option<String>,
 }
 
 // The rules own what an account is; the config only names them.

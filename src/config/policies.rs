@@ -14,6 +14,7 @@ impl From<&super::Folder> for FolderSpec {
             path: f.path.clone(),
             allow_empty: f.allow_empty,
             follow_links: f.follow_links,
+            kinds: f.kinds.clone(),
         }
     }
 }

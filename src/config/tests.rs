@@ -237,6 +237,48 @@ fn follow_links_is_off_unless_a_folder_sets_it() {
 }
 
 #[test]
+fn a_folder_watches_content_tokens_unless_it_names_its_kinds() {
+    let text = format!("{MINIMAL}\n[[folder]]\npath = \"two\"\nkinds = [\"vpp\", \"vpp\"]\n");
+    let cfg = parse_at(&text).unwrap();
+    assert_eq!(cfg.folders[0].kinds, [KindId::Vpp]);
+    assert_eq!(
+        cfg.folders[1].kinds,
+        [KindId::Vpp],
+        "named twice, kept once"
+    );
+    assert_eq!(cfg.folder_specs()[1].kinds, [KindId::Vpp]);
+
+    let err = parse_at(&format!("{MINIMAL}kinds = [\"vpp\", \"p12\"]\n")).unwrap_err();
+    let line = &err.lines()[0];
+    assert!(
+        line.contains(".kinds[1]: \"p12\" is not a credential kind; known: vpp"),
+        "{err}"
+    );
+    let err = parse_at(&format!("{MINIMAL}kinds = []\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains("must name at least one kind"),
+        "{err}"
+    );
+    let err = parse_at(&format!("{MINIMAL}kinds = \"vpp\"\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains(".kinds: expected an array of strings"),
+        "{err}"
+    );
+}
+
+#[test]
+fn expected_mdm_is_optional_and_never_blank() {
+    let cfg = parse_at(&format!("{MINIMAL}expected_mdm = \"Fleet\"\n")).unwrap();
+    assert_eq!(cfg.folders[0].expected_mdm.as_deref(), Some("Fleet"));
+    assert_eq!(parse_at(MINIMAL).unwrap().folders[0].expected_mdm, None);
+    let err = parse_at(&format!("{MINIMAL}expected_mdm = \" \"\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains(".expected_mdm: must be the MDM's name"),
+        "{err}"
+    );
+}
+
+#[test]
 fn forget_after_days_is_read_and_bounded() {
     let with = |v: &str| {
         parse_at(&format!(

@@ -101,6 +101,11 @@ impl FolderSet {
                         s.mode = Mode::Waiting;
                         s.armed_on = None;
                     }
+                    if s.folder.kinds != folder.kinds {
+                        // Files of an added kind were never named by an
+                        // event: only a full scan finds them.
+                        s.named = None;
+                    }
                     s.folder = folder;
                     s
                 }
@@ -250,14 +255,7 @@ impl FolderSet {
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
             let links = scan::Links::for_folder(spec, &self.specs);
-            scan::scan_folder_cached(
-                i,
-                &folder.path,
-                folder.allow_empty,
-                &links,
-                previous,
-                progress,
-            )
+            scan::scan_folder_cached(i, spec, &links, previous, progress)
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;

@@ -19,8 +19,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 
 use super::{
-    is_skipped, kind_of, read_found_as, Expect, FolderScan, FolderSpec, FolderState, FoundFile,
-    SETTLED,
+    is_skipped, read_found_as, Expect, FolderScan, FolderSpec, FolderState, FoundFile, SETTLED,
 };
 
 /// More named paths than this in one batch are cheaper to take as a full
@@ -63,7 +62,7 @@ pub fn rescan_paths(
         .collect();
     let mut buf = Vec::new();
     for path in paths.iter().chain(&unsettled) {
-        if update_one(index, root, &mut files, path, &mut buf).is_err() {
+        if update_one(index, folder, &mut files, path, &mut buf).is_err() {
             return Err(files);
         }
     }
@@ -84,11 +83,12 @@ pub fn rescan_paths(
 
 fn update_one(
     index: usize,
-    root: &Path,
+    folder: &FolderSpec,
     files: &mut Vec<FoundFile>,
     path: &Path,
     buf: &mut Vec<u8>,
 ) -> Result<(), FullScan> {
+    let root = folder.path.as_path();
     let Ok(rel) = path.strip_prefix(root) else {
         return Err(FullScan);
     };
@@ -126,7 +126,7 @@ fn update_one(
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(_) => return Err(FullScan),
     };
-    let kind = kind_of(name);
+    let kind = folder.kind_of(name);
     match meta {
         None => {
             // Gone: a file, or a folder whose tokens the scan listed.

@@ -3,6 +3,7 @@ use crate::token::Fingerprint;
 use chrono::{TimeZone, Utc};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::SystemTime;
 
 // Also used by the tests of `targeted`.
@@ -30,6 +31,8 @@ fn names(files: &[FoundFile], root: &Path) -> Vec<String> {
 
 #[test]
 fn token_names_match_any_case_and_skip_hidden() {
+    let folder = FolderSpec::new("/t");
+    let is_token_name = |name: &[u8]| folder.kind_of(name).is_some();
     assert!(is_token_name(b"sToken_for_Berlin.vpptoken"));
     assert!(is_token_name(b"A.VPPTOKEN"));
     assert!(!is_token_name(b".hidden.vpptoken"));
@@ -50,7 +53,7 @@ fn walks_recursively_and_skips_leftovers() {
     write(&root.join(".d.vpptoken"), &sample("D"));
     write(&root.join("e.vpptoken~"), &sample("E"));
     write(&root.join("notes.txt"), "hello");
-    let (state, files) = scan_folder(0, root, false, &Links::within([root]));
+    let (state, files) = scan_folder(0, &spec(root, false), &Links::within([root]));
     assert_eq!(state.state, FolderState::Ok);
     assert_eq!(state.tokens, 2);
     assert_eq!(names(&files, root), ["a.vpptoken", "sub/deeper/b.VppToken"]);
@@ -61,20 +64,18 @@ fn missing_empty_and_not_a_directory_folders() {
     let dir = tempfile::tempdir().unwrap();
     let (s, _) = scan_folder(
         0,
-        &dir.path().join("nope"),
-        false,
+        &spec(&dir.path().join("nope"), false),
         &Links::within([&dir.path().join("nope")]),
     );
     assert_eq!(s.state, FolderState::Missing);
-    let (s, _) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
+    let (s, _) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     assert_eq!(s.state, FolderState::Empty);
-    let (s, _) = scan_folder(0, dir.path(), true, &Links::within([dir.path()]));
+    let (s, _) = scan_folder(0, &spec(dir.path(), true), &Links::within([dir.path()]));
     assert_eq!(s.state, FolderState::Ok);
     write(&dir.path().join("file"), "x");
     let (s, _) = scan_folder(
         0,
-        &dir.path().join("file"),
-        false,
+        &spec(&dir.path().join("file"), false),
         &Links::within([&dir.path().join("file")]),
     );
     assert_eq!(s.state, FolderState::Unreadable);
@@ -86,7 +87,7 @@ fn fifo_with_a_token_name_is_reported_without_blocking() {
     let fifo = dir.path().join("pipe.vpptoken");
     let c = std::ffi::CString::new(fifo.as_os_str().as_bytes()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
+    let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     assert_eq!(files.len(), 1);
     assert_eq!(
         files[0].content.as_ref().unwrap_err(),
@@ -108,7 +109,7 @@ fn symlink_loops_and_broken_links_are_reported_and_never_loop() {
     symlink(root.join("loop.vpptoken"), root.join("loop.vpptoken")).unwrap();
     symlink(root.join("gone"), root.join("broken.vpptoken")).unwrap();
     write(&root.join("a.vpptoken"), &sample("A"));
-    let (_, files) = scan_folder(0, root, false, &Links::within([root]));
+    let (_, files) = scan_folder(0, &spec(root, false), &Links::within([root]));
     let files = dedup(files);
     assert_eq!(
         names(&files, root),
@@ -130,7 +131,7 @@ fn a_token_reached_twice_is_one_token_under_its_real_path() {
     symlink(root.join("z-real.vpptoken"), root.join("a-link.vpptoken")).unwrap();
     // The same bytes re-wrapped under another name: same fingerprint.
     write(&root.join("y-copy.vpptoken"), &text.replace('\n', "\r\n"));
-    let (_, files) = scan_folder(0, root, false, &Links::within([root]));
+    let (_, files) = scan_folder(0, &spec(root, false), &Links::within([root]));
     let files = dedup(files);
     assert_eq!(names(&files, root), ["y-copy.vpptoken"]);
 }
@@ -139,7 +140,7 @@ fn a_token_reached_twice_is_one_token_under_its_real_path() {
 fn an_unreadable_file_is_reported_with_the_cause() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("empty.vpptoken"), "");
-    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
+    let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     assert!(matches!(files[0].content, Err(FileError::Token(_))));
     assert!(files[0].fingerprint.is_some());
 }
@@ -148,7 +149,7 @@ fn an_unreadable_file_is_reported_with_the_cause() {
 fn a_directory_named_like_a_token_is_reported_and_searched() {
     let dir = tempfile::tempdir().unwrap();
     write(&dir.path().join("x.vpptoken/inner.vpptoken"), &sample("A"));
-    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
+    let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     assert_eq!(
         names(&files, dir.path()),
         ["x.vpptoken", "x.vpptoken/inner.vpptoken"]
@@ -176,8 +177,7 @@ fn world_readable_tokens_are_flagged() {
 fn rescan(root: &Path, previous: Vec<FoundFile>) -> Vec<FoundFile> {
     scan_folder_inner(
         0,
-        root,
-        false,
+        &spec(root, false),
         &Links::within([root]),
         previous,
         Duration::ZERO,
@@ -290,8 +290,7 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
     // With the real margin, a file written just now is read again next time.
     let (_, first) = scan_folder_cached(
         0,
-        dir.path(),
-        false,
+        &spec(dir.path(), false),
         &Links::within([dir.path()]),
         Vec::new(),
         &|| {},
@@ -299,8 +298,7 @@ fn recently_changed_files_are_not_trusted_to_the_cache() {
     assert!(first[0].stamp.is_none());
     let (_, second) = scan_folder_cached(
         0,
-        dir.path(),
-        false,
+        &spec(dir.path(), false),
         &Links::within([dir.path()]),
         marked(first),
         &|| {},
@@ -327,7 +325,7 @@ fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
     let path = dir.path().join("a.vpptoken");
     let text = sample("A");
     write(&path, &text);
-    let (_, files) = scan_folder(0, dir.path(), false, &Links::within([dir.path()]));
+    let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     let fp = files[0].fingerprint.clone().unwrap();
     let bearer = read_bearer(&path, fp.as_str()).expect("same token");
     let normalised: String = text.split_ascii_whitespace().collect();
@@ -373,7 +371,7 @@ fn links_out_of_every_folder_are_reported_and_never_read() {
     // Links out of the folder that a scan would skip anyway stay silent.
     symlink(elsewhere.join("secret"), root.join("notes.txt")).unwrap();
     symlink(&elsewhere, root.join(".hidden")).unwrap();
-    let (state, files) = scan_folder(0, &root, false, &Links::within([&root]));
+    let (state, files) = scan_folder(0, &spec(&root, false), &Links::within([&root]));
     assert_eq!(
         names(&files, &root),
         [
@@ -413,7 +411,7 @@ fn links_into_any_configured_folder_are_followed_and_deduplicated() {
     symlink(&other, root.join("to-other")).unwrap();
     symlink(root.join("good.vpptoken"), root.join("again.vpptoken")).unwrap();
     let links = Links::within([root.clone(), dir.path().join("other-link")]);
-    let (state, files) = scan_folder(0, &root, false, &links);
+    let (state, files) = scan_folder(0, &spec(&root, false), &links);
     assert!(files.iter().all(|f| f.content.is_ok()), "{files:?}");
     assert!(state.folder_links);
     let files = dedup(files);
@@ -427,7 +425,7 @@ fn links_into_any_configured_folder_are_followed_and_deduplicated() {
 fn follow_links_follows_links_out_of_the_folder() {
     let (_dir, root, elsewhere) = tokens_and_elsewhere();
     symlink(&elsewhere, root.join("away")).unwrap();
-    let (_, files) = scan_folder(0, &root, false, &Links::Follow);
+    let (_, files) = scan_folder(0, &spec(&root, false), &Links::Follow);
     assert_eq!(
         names(&files, &root),
         [
@@ -445,7 +443,7 @@ fn a_configured_folder_that_is_a_link_is_scanned_and_its_links_judged_by_its_tar
     symlink(&root, &alias).unwrap();
     symlink("good.vpptoken", root.join("same.vpptoken")).unwrap();
     symlink(elsewhere.join("far.vpptoken"), root.join("far.vpptoken")).unwrap();
-    let (state, files) = scan_folder(0, &alias, false, &Links::within([&alias]));
+    let (state, files) = scan_folder(0, &spec(&alias, false), &Links::within([&alias]));
     assert_eq!(state.state, FolderState::Ok);
     let files = dedup(files);
     assert_eq!(names(&files, &alias), ["far.vpptoken", "good.vpptoken"]);
@@ -464,6 +462,7 @@ fn scan_judges_links_against_every_configured_folder() {
         path: path.to_path_buf(),
         allow_empty: false,
         follow_links,
+        kinds: vec![KindId::Vpp],
     };
     let alone = scan(&[folder(&root, false)]);
     assert!(matches!(

@@ -7,11 +7,11 @@ use std::fs::Metadata;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::read::read_found_as;
-use super::{kind_of, stamp_of, Expect, FileError, FolderScan, FolderState, FoundFile, Links};
+use super::{stamp_of, Expect, FileError, FolderScan, FolderSpec, FolderState, FoundFile, Links};
 use crate::token::{Kind, KindId};
 
 pub(super) fn is_skipped(name: &[u8]) -> bool {
@@ -32,13 +32,13 @@ enum Found {
 
 pub(super) fn scan_folder_inner(
     index: usize,
-    root: &Path,
-    allow_empty: bool,
+    folder: &FolderSpec,
     links: &Links,
     previous: Vec<FoundFile>,
     settled: Duration,
     progress: &dyn Fn(),
 ) -> (FolderScan, Vec<FoundFile>) {
+    let root = folder.path.as_path();
     // Keyed by the path's bytes, borrowed: hashing a `Path` walks its
     // components, and copying every key cost an allocation per file.
     let cached: HashMap<&OsStr, usize> = previous
@@ -99,7 +99,7 @@ pub(super) fn scan_folder_inner(
                 continue;
             }
             let path = dir.join(&name);
-            let claimed = kind_of(bytes);
+            let claimed = folder.kind_of(bytes);
             let token_name = claimed.is_some();
             let Ok(lmeta) = entry.metadata() else {
                 continue;
@@ -192,7 +192,7 @@ pub(super) fn scan_folder_inner(
         })
         .collect();
     state.tokens = files.iter().filter(|f| f.content.is_ok()).count();
-    if files.is_empty() && !allow_empty {
+    if files.is_empty() && !folder.allow_empty {
         state.state = FolderState::Empty;
     }
     (state, sorted_by_path(files))

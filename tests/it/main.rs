@@ -19,6 +19,7 @@ mod mail_transport;
 mod migration;
 mod probe;
 mod secrets;
+mod silence;
 mod smtp_stub;
 mod systemd;
 mod trust_store;

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use super::{Builder, Span};
 use crate::config::doc::Section;
 use crate::config::{Account, Folder, TokenLink};
+use crate::token::{KindId, KINDS};
 
 impl Builder<'_, '_> {
     pub(super) fn folder(&mut self, mut s: Section) -> Option<(Folder, Span)> {
@@ -14,6 +15,20 @@ impl Builder<'_, '_> {
         let allow_empty = s.boolean(self.d, "allow_empty").unwrap_or(false);
         let poll = s.boolean(self.d, "poll").unwrap_or(false);
         let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
+        let kinds = self.kinds(&mut s, "kinds");
+        let expected_mdm = s.string(self.d, "expected_mdm");
+        let expected_mdm = match expected_mdm {
+            Some((name, span)) if name.trim().is_empty() || name.chars().any(char::is_control) => {
+                self.d.report(
+                    span,
+                    &s.key_path("expected_mdm"),
+                    "must be the MDM's name as Apple reports it, not empty and without control characters",
+                );
+                None
+            }
+            Some((name, _)) => Some(Some(name)),
+            None => Some(None),
+        };
         let span = s.span();
         s.finish(self.d);
         Some((
@@ -24,9 +39,49 @@ impl Builder<'_, '_> {
                 allow_empty,
                 poll,
                 follow_links,
+                kinds: kinds?,
+                expected_mdm: expected_mdm?,
             },
             span,
         ))
+    }
+
+    /// Default: content tokens only, as before kinds could be chosen.
+    fn kinds(&mut self, s: &mut Section, key: &'static str) -> Option<Vec<KindId>> {
+        let full = s.key_path(key);
+        let Some(names) = s.strings(self.d, key) else {
+            return (s.value_span(key).is_none()).then(|| vec![KindId::default()]);
+        };
+        if names.is_empty() {
+            let span = s.value_span(key);
+            self.d.report(
+                span,
+                &full,
+                "must name at least one kind, such as [\"vpp\"]",
+            );
+            return None;
+        }
+        let mut kinds = Vec::new();
+        let mut ok = true;
+        for (i, (name, span)) in names.into_iter().enumerate() {
+            match KINDS.iter().find(|k| k.id().as_str() == name) {
+                Some(k) if !kinds.contains(&k.id()) => kinds.push(k.id()),
+                Some(_) => {}
+                None => {
+                    let known: Vec<&str> = KINDS.iter().map(|k| k.id().as_str()).collect();
+                    self.d.report(
+                        span,
+                        &format!("{full}[{i}]"),
+                        format!(
+                            "{name:?} is not a credential kind; known: {}",
+                            known.join(", ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(kinds)
     }
 
     fn account_id(&mut self, s: &mut Section, key: &'static str) -> Option<String> {

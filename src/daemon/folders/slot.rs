@@ -217,6 +217,8 @@ mod tests {
             allow_empty: false,
             poll: false,
             follow_links: false,
+            kinds: vec![crate::token::KindId::Vpp],
+            expected_mdm: None,
         })
     }
 

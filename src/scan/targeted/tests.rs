@@ -2,7 +2,8 @@ use super::*;
 use crate::scan::tests::{sample, write};
 use crate::scan::FileError;
 use crate::scan::FolderSpec;
-use crate::scan::{scan_folder, scan_folder_inner, Links};
+use crate::scan::{scan_folder, scan_folder_inner, spec, Links};
+use crate::token::KindId;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
@@ -31,8 +32,7 @@ type Scanned = (FolderScan, Vec<FoundFile>);
 fn followed(root: &Path) -> Scanned {
     scan_folder_inner(
         0,
-        root,
-        false,
+        &spec(root, false),
         &Links::Follow,
         Vec::new(),
         Duration::ZERO,
@@ -43,8 +43,7 @@ fn followed(root: &Path) -> Scanned {
 fn first_scan(root: &Path) -> Scanned {
     scan_folder_inner(
         0,
-        root,
-        false,
+        &spec(root, false),
         &Links::within([root]),
         Vec::new(),
         Duration::ZERO,
@@ -63,6 +62,7 @@ fn update(
         path: root.to_path_buf(),
         allow_empty,
         follow_links: false,
+        kinds: vec![KindId::Vpp],
     };
     rescan_paths(0, &folder, &before.0, before.1.clone(), named)
 }
@@ -116,7 +116,7 @@ fn named_paths_give_what_a_full_scan_gives() {
     .collect();
 
     let (state, files) = update(root, false, &before, &named).expect("no full scan");
-    let (full_state, full) = scan_folder(0, root, false, &Links::within([root]));
+    let (full_state, full) = scan_folder(0, &spec(root, false), &Links::within([root]));
     assert_eq!(summary(&files), summary(&full));
     assert_eq!(
         (state.state, state.tokens),
@@ -255,7 +255,7 @@ fn files_read_too_soon_after_a_change_are_read_again_with_the_named_ones() {
     write(&root.join("a.vpptoken"), &sample("A"));
     // A real (settling) scan: the file was just written, so its stamp is
     // not trusted.
-    let before = scan_folder(0, root, false, &Links::within([root]));
+    let before = scan_folder(0, &spec(root, false), &Links::within([root]));
     assert!(before.1[0].stamp.is_none());
     // Rewritten without an event reaching us; another file is named.
     write(&root.join("a.vpptoken"), &sample("A2"));
@@ -263,7 +263,7 @@ fn files_read_too_soon_after_a_change_are_read_again_with_the_named_ones() {
     let (_, files) = update(root, false, &before, &[root.join("c.vpptoken")]).unwrap();
     assert_eq!(
         summary(&files),
-        summary(&scan_folder(0, root, false, &Links::within([root])).1)
+        summary(&scan_folder(0, &spec(root, false), &Links::within([root])).1)
     );
     assert_eq!(summary(&files)[0].3, "token of A2");
 }
