@@ -11,6 +11,7 @@ mod sample;
 mod silence;
 mod status;
 mod test_mail;
+mod test_webhook;
 
 use std::path::PathBuf;
 
@@ -120,6 +121,11 @@ pub enum Command {
         /// Recipient [default: the [alerts] recipients]
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
+    },
+    /// Post a test message to a configured webhook; exit 0 delivered, 2 failed, 3 not configured
+    TestWebhook {
+        /// The [[webhook]]'s name
+        name: String,
     },
     /// Record facts about a Managed Apple Account in the config file
     Account {
@@ -231,6 +237,7 @@ pub fn run(cli: Cli) -> i32 {
             OutboxAction::Drop { id } => status::outbox_drop(config_flag, id),
         },
         Command::TestMail { to } => test_mail::run(config_flag, to.as_deref()),
+        Command::TestWebhook { name } => test_webhook::run(config_flag, &name),
         Command::Account { action } => match action {
             AccountAction::PasswordChanged { account, at, add } => {
                 account::password_changed(config_flag, &account, at.as_deref(), add)

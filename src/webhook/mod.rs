@@ -9,6 +9,7 @@
 //! a mail. Requests never follow redirects: a redirect would carry the
 //! secret path to another host.
 
+pub mod body;
 pub mod settings;
 
 use std::collections::BTreeMap;

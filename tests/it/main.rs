@@ -24,3 +24,5 @@ mod smtp_stub;
 mod systemd;
 mod trust_store;
 mod util;
+mod webhook;
+mod webhook_stub;

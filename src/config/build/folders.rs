@@ -16,6 +16,7 @@ impl Builder<'_, '_> {
         let poll = s.boolean(self.d, "poll").unwrap_or(false);
         let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
         let kinds = self.kinds(&mut s, "kinds");
+        let webhooks = self.webhook_names(&mut s, "webhooks");
         let expected_mdm = s.string(self.d, "expected_mdm");
         let expected_mdm = match expected_mdm {
             Some((name, span)) if name.trim().is_empty() || name.chars().any(char::is_control) => {
@@ -41,6 +42,7 @@ impl Builder<'_, '_> {
                 follow_links,
                 kinds: kinds?,
                 expected_mdm: expected_mdm?,
+                webhooks,
             },
             span,
         ))

@@ -219,6 +219,7 @@ mod tests {
             follow_links: false,
             kinds: vec![crate::token::KindId::Vpp],
             expected_mdm: None,
+            webhooks: Vec::new(),
         })
     }
 
