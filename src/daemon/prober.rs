@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
@@ -227,17 +228,9 @@ impl Prober {
                 None
             }
         };
-        let mut v = previous.clone().unwrap_or(AppleRecord {
-            fingerprint: fp.to_string(),
-            verified_at: now,
-            verdict: Verdict::Error,
-            location_name: None,
-            uid: None,
-            mdm_name: None,
-            apple_expires_at: None,
-            error: None,
-            first_failure_at: None,
-        });
+        let mut v = previous
+            .clone()
+            .unwrap_or_else(|| first_record(fp, now, Verdict::Error));
         let definitive = outcome.verdict().is_definitive();
         if definitive {
             v.verdict = outcome.verdict();
@@ -293,6 +286,22 @@ impl Prober {
             .map(|p| (&p.verdict, &p.uid, p.apple_expires_at, p.first_failure_at))
             != Some((&v.verdict, &v.uid, v.apple_expires_at, v.first_failure_at));
         changed
+    }
+}
+
+/// A token's record before Apple said anything about it: `verdict` as of
+/// `at`, nothing else known.
+pub(super) fn first_record(fp: &str, at: DateTime<Utc>, verdict: Verdict) -> AppleRecord {
+    AppleRecord {
+        fingerprint: fp.to_string(),
+        verified_at: at,
+        verdict,
+        location_name: None,
+        uid: None,
+        mdm_name: None,
+        apple_expires_at: None,
+        error: None,
+        first_failure_at: None,
     }
 }
 

@@ -88,17 +88,9 @@ fn fp(f: &FoundFile) -> String {
 }
 
 fn verdict(f: &FoundFile, verified_at: DateTime<Utc>, failed: bool) -> AppleRecordEntry {
-    let record = crate::assess::AppleRecord {
-        fingerprint: fp(f),
-        verified_at,
-        verdict: crate::evaluate::Verdict::Valid,
-        location_name: None,
-        uid: None,
-        mdm_name: None,
-        apple_expires_at: None,
-        error: None,
-        first_failure_at: failed.then_some(verified_at),
-    };
+    let mut record =
+        super::super::prober::first_record(&fp(f), verified_at, crate::evaluate::Verdict::Valid);
+    record.first_failure_at = failed.then_some(verified_at);
     (fp(f), record)
 }
 
