@@ -1,477 +1,266 @@
-//! The credential kinds in the views and alerts: per-kind JSON keys, the
-//! KIND column, subjects that name the kind, and the rules only some kinds
-//! have (a push certificate's topic change, a content token's MDM).
+//! Push certificates and ADE server tokens through the real binary:
+//! `sample-token --kind`, `inspect` (with `--key`), folders that name their
+//! kinds, and `[[folder]] ade_key`.
 
-use std::time::Duration;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 
-use crate::apple_stub::{AppleStub, Reply};
-use crate::smtp_stub::SmtpStub;
-use crate::util::mail::{decoded, header, smtp_config_with};
-use crate::util::{Daemon, Env};
-use tokenwatch::token::ade::sample_ade;
-use tokenwatch::token::apns::sample_apns;
+use crate::util::Env;
 
-/// The keys only some kinds fill; every token has all of them.
-const PER_KIND_KEYS: [&str; 6] = [
-    "topic",
-    "serial",
-    "issued_at",
-    "has_private_key",
-    "expiry_estimated",
-    "server",
-];
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const ADE_NAME: &str = "Example MDM_Token_2026-03-14T09-26-53Z_smime.p7m";
 
-#[test]
-fn a_content_token_has_every_per_kind_key_as_null() {
-    let env = Env::new();
-    env.config("");
-    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
-    env.write("tokens/broken.vpptoken", "not a token");
-    let run = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
-    let json = run.json();
-    let tokens = json["tokens"].as_array().unwrap();
-    assert_eq!(tokens.len(), 2, "{}", run.describe());
-    for t in tokens {
-        for key in PER_KIND_KEYS {
-            assert!(t.get(key).is_some_and(|v| v.is_null()), "{key} in {t}");
-        }
-        // Nothing that was there before went away.
-        for key in [
-            "path",
-            "kind",
-            "org_name",
-            "fingerprint",
-            "world_readable",
-            "apple",
-        ] {
-            assert!(t.get(key).is_some(), "{key} in {t}");
-        }
-    }
+fn copy_fixture(env: &Env, from: &str, to: &str, mode: u32) -> PathBuf {
+    let bytes = std::fs::read(Path::new(FIXTURES).join(from)).unwrap();
+    let p = env.write(to, bytes);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    p
 }
 
-#[test]
-fn the_check_table_has_a_kind_column() {
-    let env = Env::new();
-    env.config("");
-    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
-    let run = env.run(&["-c", "tokenwatch.toml", "check"]);
-    let out = run.stdout();
-    let mut lines = out.lines();
-    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
-    assert_eq!(
-        header,
-        ["STATUS", "DAYS", "EXPIRES", "KIND", "ORG", "ACCOUNT", "FILE"],
-        "{}",
-        run.describe()
-    );
-    let row = lines.next().unwrap();
-    let kind_at = out.lines().next().unwrap().find("KIND").unwrap();
-    assert_eq!(&row[kind_at..kind_at + 4], "vpp ", "{}", run.describe());
-}
-
-/// The decoded subjects of every mail the stub received, in order.
-fn subjects(smtp: &SmtpStub) -> Vec<String> {
-    smtp.messages()
-        .iter()
-        .map(|m| header(&decoded(&m.text()), "Subject").unwrap_or_default())
-        .collect()
-}
-
-#[test]
-fn apple_naming_another_mdm_than_expected_mdm_mails_once_naming_both() {
-    let (rt, apple) = AppleStub::start_on_own_runtime();
-    let smtp = SmtpStub::start();
-    let env = Env::new();
-    let expires = (chrono::Utc::now() + chrono::Duration::days(250))
-        .format("%Y-%m-%d")
-        .to_string();
-    env.run(&[
-        "sample-token",
-        "--org",
-        "Acme Corp",
-        "--expires",
-        &expires,
-        "-o",
-        "tokens/berlin.vpptoken",
-    ])
-    .expect_code(0);
-    let bearer = crate::apple::bearer(&env, "tokens/berlin.vpptoken");
-    // Apple's stand-in names "Example MDM" as the MDM using the token.
-    apple.respond(
-        &bearer,
-        Reply::valid("Berlin", "uid-b", &format!("{expires}T00:00:00+0000")),
-    );
-    let cfg = smtp_config_with(
-        &env,
-        "",
-        smtp.port,
-        "",
-        &format!(
-            "[apple]\nverify = true\nbase_url = \"{}\"\ntimeout_secs = 5\n[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nexpected_mdm = \"Jamf Pro\"\n",
-            apple.base_url
-        ),
-    );
-    let d = Daemon::start(&env, &cfg);
-    let msgs = smtp.wait_for(1, Duration::from_secs(30));
-    let mail = decoded(&msgs[0].text());
-    assert_eq!(
-        header(&mail, "Subject").unwrap(),
-        "[tokenwatch] Content token for Acme Corp (berlin.vpptoken) is used by MDM \"Example MDM\", expected \"Jamf Pro\""
-    );
-    assert!(mail.contains("must not share"), "{mail}");
-    // Later passes (a rescan, Apple asked again) send nothing more.
-    env.sample("tokens/other.vpptoken", "Acme Corp", 300);
-    d.wait_for("second token seen", 30, |s| {
-        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
-    });
-    d.wait_for("outbox drained", 20, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    drop(d);
-    let sent = subjects(&smtp);
-    assert_eq!(
-        sent.iter().filter(|s| s.contains("is used by MDM")).count(),
-        1,
-        "{sent:?}"
-    );
-    drop(rt);
-}
-
-/// A config watching `tokens` for every kind, mailing through `port`.
-fn all_kinds_config(env: &Env, port: u16) -> std::path::PathBuf {
-    smtp_config_with(
-        env,
-        "",
-        port,
-        "",
-        "[[folder]]\npath = \"tokens\"\naccount = \"apps@acme.appleaccount.com\"\nkinds = [\"vpp\", \"apns\", \"ade\"]\nallow_empty = true\n",
-    )
-}
-
-/// A sample push certificate expiring in `days`, written to `tokens/NAME`
-/// as PEM; returns its topic.
-fn push_cert(env: &Env, name: &str, days: i64) -> String {
-    let s = sample_apns(chrono::Utc::now(), days, "Acme Corp").unwrap();
-    env.write(&format!("tokens/{name}"), &s.pem);
-    s.topic
-}
-
-/// A sample enrollment token expiring in `days`, under Apple's file name
-/// in `tokens`; returns that name.
-fn server_token(env: &Env, days: i64) -> String {
-    let s = sample_ade(chrono::Utc::now(), days).unwrap();
-    env.write(&format!("tokens/{}", s.file_name), &s.p7m);
-    s.file_name
-}
-
-fn by_name<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    json["tokens"]
+fn token_json<'a>(check: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    check["tokens"]
         .as_array()
         .unwrap()
         .iter()
         .find(|t| t["path"].as_str().unwrap().ends_with(name))
-        .unwrap_or_else(|| panic!("no {name} in {json}"))
+        .unwrap_or_else(|| panic!("{name} not in {check:#}"))
 }
 
 #[test]
-fn push_certificates_and_server_tokens_show_their_own_keys_and_null_for_the_others() {
+fn a_folder_reads_the_kinds_it_names_and_ignores_the_others() {
     let env = Env::new();
-    all_kinds_config(&env, 25);
-    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
-    let topic = push_cert(&env, "push.pem", 200);
-    let ade = server_token(&env, 200);
-    let run = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
-    let json = run.json();
+    env.sample("tokens/acme.vpptoken", "Acme", 200);
+    copy_fixture(&env, "apns/push.pem", "tokens/push.pem", 0o600);
+    copy_fixture(
+        &env,
+        &format!("ade/{ADE_NAME}"),
+        &format!("tokens/{ADE_NAME}"),
+        0o600,
+    );
+
+    let only_vpp = env.config("");
+    let run = env.run(&["-c", only_vpp.to_str().unwrap(), "check", "--json"]);
+    let v = run.json();
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 1, "{v:#}");
+
+    let all = env.write(
+        "all.toml",
+        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n\
+         [[folder]]\npath = \"tokens\"\nkinds = [\"vpp\", \"apns\", \"ade\"]\n",
+    );
+    let v = env
+        .run(&["-c", all.to_str().unwrap(), "check", "--json"])
+        .json();
+    assert_eq!(v["tokens"].as_array().unwrap().len(), 3, "{v:#}");
+    assert_eq!(token_json(&v, "push.pem")["kind"], "apns");
     assert_eq!(
-        json["tokens"].as_array().unwrap().len(),
-        3,
+        token_json(&v, "push.pem")["expires_at"],
+        "2027-01-15T12:00:00Z"
+    );
+    assert_eq!(
+        token_json(&v, "push.pem")["org_name"],
+        "Example School District"
+    );
+    let ade = token_json(&v, ADE_NAME);
+    assert_eq!(ade["kind"], "ade");
+    // No key: a year after the download date in Apple's file name.
+    assert_eq!(ade["expires_at"], "2027-03-14T09:26:53Z");
+}
+
+#[test]
+fn with_the_folder_key_an_ade_token_shows_its_real_expiry() {
+    let env = Env::new();
+    copy_fixture(
+        &env,
+        &format!("ade/{ADE_NAME}"),
+        &format!("tokens/{ADE_NAME}"),
+        0o600,
+    );
+    let key = copy_fixture(&env, "ade/mdm-key.pem", "keys/mdm-key.pem", 0o640);
+    let cfg = env.write(
+        "tw.toml",
+        "state_dir = \"state\"\n[alerts]\nrecipients = [\"ops@example.com\"]\n\
+         [[folder]]\npath = \"tokens\"\nkinds = [\"ade\"]\nade_key = \"keys/mdm-key.pem\"\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let v = env.run(&["-c", cfg, "check", "--json"]).json();
+    assert_eq!(
+        token_json(&v, ADE_NAME)["expires_at"],
+        "2027-03-13T21:00:07Z"
+    );
+
+    // A key every user may read is refused, naming the key and the file.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [vec!["-c", cfg, "check"], vec!["-c", cfg, "config", "check"]] {
+        let run = env.run(&args);
+        run.expect_code(3);
+        assert!(run.stderr().contains(".ade_key"), "{}", run.describe());
+        assert!(run.stderr().contains("mdm-key.pem"), "{}", run.describe());
+        assert!(run.stderr().contains("0644"), "{}", run.describe());
+    }
+    // The key's text never shows, also when it is the wrong kind of file.
+    std::fs::write(&key, "not a key at all\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = env.run(&["-c", cfg, "config", "check"]);
+    run.expect_code(3);
+    assert!(
+        run.stderr().contains("no PEM private key"),
         "{}",
         run.describe()
     );
-
-    let p = by_name(&json, "push.pem");
-    assert_eq!(p["kind"], "apns");
-    assert_eq!(p["topic"], topic.as_str());
-    assert!(p["serial"].as_str().is_some_and(|s| !s.is_empty()), "{p}");
-    assert!(p["issued_at"].is_string(), "{p}");
-    assert_eq!(p["issued_at"], p["created_at"]);
-    assert_eq!(p["has_private_key"], false);
     assert!(
-        p["expiry_estimated"].is_null() && p["server"].is_null(),
-        "{p}"
-    );
-
-    let a = by_name(&json, &ade);
-    assert_eq!(a["kind"], "ade");
-    assert_eq!(a["server"], "SAMPLE-tokenwatch-MDM");
-    // No key configured: the expiry comes from the file name.
-    assert_eq!(a["expiry_estimated"], true);
-    for key in ["topic", "serial", "issued_at", "has_private_key"] {
-        assert!(a[key].is_null(), "{key} in {a}");
-    }
-
-    let v = by_name(&json, "a.vpptoken");
-    assert_eq!(v["kind"], "vpp");
-    for key in PER_KIND_KEYS {
-        assert!(v[key].is_null(), "{key} in {v}");
-    }
-
-    // The table names each row's kind.
-    let run = env.run(&["-c", "tokenwatch.toml", "check"]);
-    let out = run.stdout();
-    let kind_at = out.lines().next().unwrap().find("KIND").unwrap();
-    let mut kinds: Vec<&str> = out
-        .lines()
-        .skip(1)
-        .take(3)
-        .map(|l| l[kind_at..].split_whitespace().next().unwrap())
-        .collect();
-    kinds.sort();
-    assert_eq!(kinds, ["ade", "apns", "vpp"], "{}", run.describe());
-}
-
-#[test]
-fn a_push_certificate_with_its_private_key_is_a_warning_on_stderr_only() {
-    let env = Env::new();
-    all_kinds_config(&env, 25);
-    let s = sample_apns(chrono::Utc::now(), 200, "Acme Corp").unwrap();
-    env.write("tokens/push.pem", &s.pem);
-    let without = env.run(&["-c", "tokenwatch.toml", "check"]);
-    assert!(
-        !without.stderr().contains("private key"),
+        !run.stderr().contains("not a key at all"),
         "{}",
-        without.describe()
+        run.describe()
     );
-    let key = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
-    )
-    .unwrap();
-    env.write("tokens/push.pem", format!("{}{key}", s.pem));
-    let with = env.run(&["-c", "tokenwatch.toml", "check"]);
-    assert_eq!(with.code(), without.code(), "{}", with.describe());
-    let warning = with
-        .stderr()
-        .lines()
-        .find(|l| l.contains("private key"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no warning\n{}", with.describe()));
+}
+
+#[test]
+fn inspect_reads_every_kind_and_an_ade_token_with_its_key() {
+    let env = Env::new();
+    let pem = copy_fixture(&env, "apns/push_with_key.pem", "push.pem", 0o600);
+    let run = env.run(&["inspect", pem.to_str().unwrap(), "--json"]);
+    let v = run.expect_code(0).json();
+    assert_eq!(v["kind"], "apns");
+    assert!(v["topic"]
+        .as_str()
+        .unwrap()
+        .starts_with("com.apple.mgmt.External."));
+    assert_eq!(v["has_private_key"], true);
+    assert_eq!(v["issued_at"], "2026-01-15T12:00:00Z");
+    assert_eq!(v["created_at_derived"], false);
+    let text = env.run(&["inspect", pem.to_str().unwrap()]);
+    assert!(text.stdout().contains("private key"), "{}", text.describe());
     assert!(
-        warning.starts_with("tokenwatch: warning: APNs push certificate ")
-            && warning.contains("tokens/push.pem"),
-        "{warning}"
+        !text.stdout().contains("PRIVATE KEY-----"),
+        "{}",
+        text.describe()
     );
-    let json = env
-        .run(&["-c", "tokenwatch.toml", "check", "--json"])
+
+    let p7m = copy_fixture(&env, &format!("ade/{ADE_NAME}"), ADE_NAME, 0o600);
+    let key = copy_fixture(&env, "ade/mdm-key.pem", "mdm-key.pem", 0o600);
+    let v = env
+        .run(&["inspect", p7m.to_str().unwrap(), "--json"])
         .json();
-    assert_eq!(by_name(&json, "push.pem")["has_private_key"], true);
+    assert_eq!(v["expiry_estimated"], true);
+    assert_eq!(v["server"], "Example MDM");
+    let run = env.run(&[
+        "inspect",
+        p7m.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--json",
+    ]);
+    let v = run.expect_code(0).json();
+    assert_eq!(v["expiry_estimated"], false);
+    assert_eq!(v["expires_at"], "2027-03-13T21:00:07Z");
+    assert_eq!(v["consumer_key_prefix"].as_str().unwrap().len(), 8);
+    let other = copy_fixture(&env, "ade/other-key.pem", "other-key.pem", 0o600);
+    let v = env
+        .run(&[
+            "inspect",
+            p7m.to_str().unwrap(),
+            "--key",
+            other.to_str().unwrap(),
+            "--json",
+        ])
+        .json();
+    assert_eq!(v["expiry_estimated"], true);
+    assert!(
+        v["variants"].to_string().contains("ade_key_mismatch"),
+        "{v:#}"
+    );
 }
 
 #[test]
-fn the_daemon_mails_each_kind_under_its_own_subject() {
-    let smtp = SmtpStub::start();
+fn sample_token_writes_each_kind_and_the_reader_reads_it_back() {
     let env = Env::new();
-    let cfg = all_kinds_config(&env, smtp.port);
-    env.sample("tokens/berlin.vpptoken", "Acme Corp", 20);
-    let topic = push_cert(&env, "push.pem", 20);
-    let ade = server_token(&env, 20);
-    let d = Daemon::start(&env, &cfg);
-    smtp.wait_for(3, Duration::from_secs(30));
-    let status = d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    drop(d);
-    // `status --json` has the per-kind keys as `check --json` does.
-    assert_eq!(by_name(&status, "push.pem")["topic"], topic.as_str());
-    assert_eq!(by_name(&status, "push.pem")["has_private_key"], false);
-    assert_eq!(by_name(&status, &ade)["server"], "SAMPLE-tokenwatch-MDM");
-    assert_eq!(by_name(&status, &ade)["expiry_estimated"], true);
-    assert!(by_name(&status, "berlin.vpptoken")["topic"].is_null());
-    let mut sent = subjects(&smtp);
-    sent.sort();
-    let date = (chrono::Utc::now() + chrono::Duration::days(20))
-        .format("%Y-%m-%d")
-        .to_string();
+    let out = env.path().join("samples");
+    std::fs::create_dir_all(&out).unwrap();
+    let pem = out.join("push.pem");
+    env.run(&[
+        "sample-token",
+        "--kind",
+        "apns",
+        "--org",
+        "Acme",
+        "--days",
+        "25",
+        "-o",
+        pem.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let v = env
+        .run(&["inspect", pem.to_str().unwrap(), "--json"])
+        .json();
+    assert_eq!(v["kind"], "apns");
+    assert_eq!(v["org_name"], "Acme");
+    assert_eq!(v["sample"], true);
+
+    let key = env.path().join("keys/ade.pem");
+    let run = env.run(&[
+        "sample-token",
+        "--kind",
+        "ade",
+        "--days",
+        "300",
+        "-o",
+        out.to_str().unwrap(),
+        "--key-out",
+        key.to_str().unwrap(),
+    ]);
+    run.expect_code(0);
     assert_eq!(
-        sent,
-        [
-            format!("[tokenwatch] ADE server token SAMPLE-tokenwatch-MDM ({ade}) expires in 19 days ({date})"),
-            format!("[tokenwatch] APNs push certificate {topic} (push.pem) expires in 19 days ({date})"),
-            format!("[tokenwatch] Content token for Acme Corp (berlin.vpptoken) expires in 19 days ({date})"),
-        ]
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
     );
-    // Each mail ends with its own kind's renewal advice.
-    for m in smtp.messages() {
-        let text = decoded(&m.text());
-        let subject = header(&text, "Subject").unwrap();
-        let advice = if subject.contains("APNs") {
-            "Apple Push Certificates Portal"
-        } else if subject.contains("ADE") {
-            "Download Token"
-        } else {
-            "Payments & Billing"
-        };
-        assert!(text.contains(advice), "{advice:?} missing in {text}");
-    }
-}
+    let p7m = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "p7m"))
+        .expect("Apple's file name in the folder");
+    assert!(p7m
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .contains("_Token_"));
+    let v = env
+        .run(&[
+            "inspect",
+            p7m.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--json",
+        ])
+        .json();
+    assert_eq!(v["kind"], "ade");
+    assert_eq!(v["sample"], true);
+    assert_eq!(v["expiry_estimated"], false);
 
-/// The subjects of topic-change mails, decoded.
-fn topic_changes(smtp: &SmtpStub) -> Vec<String> {
-    subjects(smtp)
-        .into_iter()
-        .filter(|s| s.contains("topic changed"))
-        .collect()
-}
-
-#[test]
-fn a_new_push_certificate_with_another_topic_than_the_expired_one_mails_at_once() {
-    let smtp = SmtpStub::start();
-    let env = Env::new();
-    let cfg = all_kinds_config(&env, smtp.port);
-    let old = push_cert(&env, "old.pem", -3);
-    let new = push_cert(&env, "new.pem", 365);
-    let d = Daemon::start(&env, &cfg);
-    // The expired mail of the old one, and the topic change.
-    smtp.wait_for(2, Duration::from_secs(30));
-    let status = d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    drop(d);
-    let folder = status["folders"][0]["path"].as_str().unwrap().to_owned();
-    assert_eq!(
-        topic_changes(&smtp),
-        [format!(
-            "[tokenwatch] APNs push certificate topic changed in {folder}: {old} → {new}"
-        )],
-        "{:?}",
-        subjects(&smtp)
-    );
-    let mail = smtp
-        .messages()
-        .iter()
-        .map(|m| decoded(&m.text()))
-        .find(|t| t.contains("topic changed"))
-        .unwrap();
+    // Refusals: no org for a certificate, a key for another kind.
+    let run = env.run(&["sample-token", "--kind", "apns", "--days", "5"]);
+    run.expect_code(3);
     assert!(
-        mail.contains("the new push certificate was made with another Apple Account: every device would have to enrol again; renew the old one instead"),
-        "{mail}"
+        run.stderr().contains("--kind apns needs --org"),
+        "{}",
+        run.describe()
     );
-    // Sent once: a restart plans it no more.
-    let d = Daemon::start(&env, &cfg);
-    d.wait_for("a pass after the restart", 30, |s| {
-        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
-            && s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    drop(d);
-    assert_eq!(topic_changes(&smtp).len(), 1, "{:?}", subjects(&smtp));
-}
-
-#[test]
-fn a_push_certificate_replaced_by_one_with_another_topic_mails_once_the_old_file_is_gone() {
-    let smtp = SmtpStub::start();
-    let env = Env::new();
-    let cfg = all_kinds_config(&env, smtp.port);
-    // Issued ten days ago: the new one below is later by its notBefore.
-    let s = sample_apns(
-        chrono::Utc::now() - chrono::Duration::days(10),
-        210,
-        "Acme Corp",
-    )
-    .unwrap();
-    env.write("tokens/push.pem", &s.pem);
-    let old = s.topic;
-    let d = Daemon::start(&env, &cfg);
-    d.wait_for("the old certificate seen", 30, |s| {
-        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
-    });
-    // Replaced by a certificate made with another Apple Account.
-    std::fs::remove_file(env.path().join("tokens/push.pem")).unwrap();
-    d.wait_for("the old certificate gone", 30, |s| {
-        s["tokens"].as_array().is_some_and(Vec::is_empty)
-    });
-    let new = push_cert(&env, "push-renewed.pem", 365);
-    let msgs = smtp.wait_for(1, Duration::from_secs(30));
-    let subject = header(&decoded(&msgs[0].text()), "Subject").unwrap();
+    let run = env.run(&[
+        "sample-token",
+        "--org",
+        "A",
+        "--days",
+        "5",
+        "-o",
+        "x.vpptoken",
+        "--key-out",
+        "k.pem",
+    ]);
+    run.expect_code(3);
     assert!(
-        subject.starts_with("[tokenwatch] APNs push certificate topic changed in ")
-            && subject.ends_with(&format!(": {old} → {new}")),
-        "{subject}"
-    );
-    d.wait_for("outbox drained", 30, |s| {
-        s["outbox"].as_array().is_some_and(Vec::is_empty)
-    });
-    drop(d);
-    assert_eq!(subjects(&smtp).len(), 1, "{:?}", subjects(&smtp));
-}
-
-#[test]
-fn the_daemon_logs_a_push_certificate_with_its_private_key_once_and_mails_nothing() {
-    let smtp = SmtpStub::start();
-    let env = Env::new();
-    let cfg = all_kinds_config(&env, smtp.port);
-    let s = sample_apns(chrono::Utc::now(), 200, "Acme Corp").unwrap();
-    let key = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
-    )
-    .unwrap();
-    env.write("tokens/push.pem", format!("{}{key}", s.pem));
-    let d = Daemon::start(&env, &cfg);
-    d.wait_for("the certificate seen", 30, |s| {
-        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
-    });
-    // More passes: another file comes.
-    env.sample("tokens/a.vpptoken", "Acme Corp", 200);
-    d.wait_for("the content token seen", 30, |s| {
-        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
-    });
-    let log = d.log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains("private key")).collect();
-    assert_eq!(lines.len(), 1, "{log}");
-    assert!(
-        lines[0].contains("WARN") && lines[0].contains("push.pem"),
-        "{log}"
-    );
-    drop(d);
-    assert!(smtp.messages().is_empty(), "{:?}", subjects(&smtp));
-}
-
-#[test]
-fn a_server_token_the_folder_key_does_not_decrypt_is_a_warning_on_stderr_only() {
-    let env = Env::new();
-    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ade");
-    let name = "Example MDM_Token_2026-03-14T09-26-53Z_smime.p7m";
-    env.write(
-        &format!("tokens/{name}"),
-        std::fs::read(fixtures.join(name)).unwrap(),
-    );
-    let config = |key: &str| {
-        let path = env.write("key.pem", std::fs::read(fixtures.join(key)).unwrap());
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
-            .unwrap();
-        smtp_config_with(
-            &env,
-            "",
-            25,
-            "",
-            "[[folder]]\npath = \"tokens\"\nkinds = [\"ade\"]\nade_key = \"key.pem\"\n",
-        );
-    };
-    config("mdm-key.pem");
-    let right = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
-    assert!(!right.stderr().contains("decrypt"), "{}", right.describe());
-    assert_eq!(right.json()["tokens"][0]["expiry_estimated"], false);
-
-    config("other-key.pem");
-    let wrong = env.run(&["-c", "tokenwatch.toml", "check", "--json"]);
-    assert_eq!(wrong.code(), right.code(), "{}", wrong.describe());
-    assert_eq!(wrong.json()["tokens"][0]["expiry_estimated"], true);
-    let warning = wrong
-        .stderr()
-        .lines()
-        .find(|l| l.contains("does not decrypt"))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("no warning\n{}", wrong.describe()));
-    assert!(
-        warning.starts_with("tokenwatch: warning: ADE server token ") && warning.contains(name),
-        "{warning}"
+        run.stderr().contains("--key-out is for --kind ade only"),
+        "{}",
+        run.describe()
     );
 }

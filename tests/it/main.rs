@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod idle;
 mod inspect;
+mod kind_views;
 mod kinds;
 mod layering;
 mod links;
