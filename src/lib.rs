@@ -18,7 +18,8 @@
 //!   accounts, verdicts, policy) (pure).
 //! - [`assess`]: one [`assess::Assessment`] per credential from (now,
 //!   scanned files, policy, Apple's recorded verdicts): status, days left,
-//!   superseded copies, Apple's expiry mismatch (pure).
+//!   superseded copies, Apple's expiry mismatch, an MDM other than the
+//!   folder's expected one, a push certificate's changed topic (pure).
 //! - [`alerts`]: which alerts are due given the ledger, and for which
 //!   audience (recipients per channel); storm guard and digest grouping
 //!   (pure).
