@@ -43,7 +43,7 @@ impl Warned {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::{KindId, Source};
+    use crate::token::KindId;
 
     fn found(name: &str, fixture: &str) -> FoundFile {
         let path = format!(
@@ -51,24 +51,11 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         );
         let bytes = std::fs::read(path).unwrap();
-        let (fingerprint, content) = kind(KindId::Apns).read(Source {
-            name: name.as_bytes(),
-            bytes: &bytes,
-            key: None,
-        });
-        FoundFile {
-            path: PathBuf::from(format!("/srv/push/{name}")),
-            folder: 0,
-            kind: KindId::Apns,
-            size: bytes.len() as u64,
-            mtime: None,
-            file_id: None,
-            via_link: false,
-            world_readable: false,
-            fingerprint: Some(fingerprint),
-            content: content.map_err(crate::token::found::FileError::Token),
-            stamp: None,
-        }
+        FoundFile::read_for_test(
+            PathBuf::from(format!("/srv/push/{name}")),
+            KindId::Apns,
+            &bytes,
+        )
     }
 
     #[test]

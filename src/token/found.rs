@@ -134,6 +134,35 @@ impl FileStamp {
 }
 
 impl FoundFile {
+    /// A file in folder 0 as a scan would find it, read by its kind from
+    /// `bytes`, with no key and no stamp: for tests of what comes after
+    /// the scan.
+    #[cfg(test)]
+    pub(crate) fn read_for_test(path: PathBuf, kind: KindId, bytes: &[u8]) -> FoundFile {
+        let name = path
+            .file_name()
+            .map(|n| n.as_encoded_bytes())
+            .unwrap_or_default();
+        let (fingerprint, content) = super::kind(kind).read(super::Source {
+            name,
+            bytes,
+            key: None,
+        });
+        FoundFile {
+            path: path.clone(),
+            folder: 0,
+            kind,
+            size: bytes.len() as u64,
+            mtime: None,
+            file_id: None,
+            via_link: false,
+            world_readable: false,
+            fingerprint: Some(fingerprint),
+            content: content.map_err(FileError::Token),
+            stamp: None,
+        }
+    }
+
     pub fn token(&self) -> Option<&Credential> {
         self.content.as_ref().ok()
     }

@@ -67,20 +67,7 @@ fn requested_stays_the_size_of_the_folders_over_many_passes() {
 /// A token file as a scan finds it.
 fn found(dir: &Path, name: &str, org: &str) -> FoundFile {
     let text = crate::token::sample_token(org, Utc::now() + chrono::Duration::days(200));
-    let (fingerprint, content) = crate::token::parse_with_fingerprint(text.as_bytes());
-    FoundFile {
-        path: dir.join(name),
-        folder: 0,
-        kind: crate::token::KindId::default(),
-        size: text.len() as u64,
-        mtime: None,
-        file_id: None,
-        via_link: false,
-        world_readable: false,
-        fingerprint: Some(fingerprint),
-        content: content.map_err(crate::token::found::FileError::Token),
-        stamp: None,
-    }
+    FoundFile::read_for_test(dir.join(name), crate::token::KindId::Vpp, text.as_bytes())
 }
 
 fn fp(f: &FoundFile) -> String {
