@@ -288,15 +288,23 @@ fn the_daemon_mails_each_kind_under_its_own_subject() {
     assert!(by_name(&status, "berlin.vpptoken")["topic"].is_null());
     let mut sent = subjects(&smtp);
     sent.sort();
-    let date = (chrono::Utc::now() + chrono::Duration::days(20))
-        .format("%Y-%m-%d")
-        .to_string();
+    // The expiry's UTC date, as the subject gives it.
+    let date = |name: &str| by_name(&status, name)["expires_at"].as_str().unwrap()[..10].to_owned();
     assert_eq!(
         sent,
         [
-            format!("[tokenwatch] ADE server token SAMPLE-tokenwatch-MDM ({ade}) expires in 19 days ({date})"),
-            format!("[tokenwatch] APNs push certificate {topic} (push.pem) expires in 19 days ({date})"),
-            format!("[tokenwatch] Content token for Acme Corp (berlin.vpptoken) expires in 19 days ({date})"),
+            format!(
+                "[tokenwatch] ADE server token SAMPLE-tokenwatch-MDM ({ade}) expires in 19 days ({})",
+                date(&ade)
+            ),
+            format!(
+                "[tokenwatch] APNs push certificate {topic} (push.pem) expires in 19 days ({})",
+                date("push.pem")
+            ),
+            format!(
+                "[tokenwatch] Content token for Acme Corp (berlin.vpptoken) expires in 19 days ({})",
+                date("berlin.vpptoken")
+            ),
         ]
     );
     // Each mail ends with its own kind's renewal advice.
