@@ -164,6 +164,15 @@ fn server_token(env: &Env, days: i64) -> String {
     s.file_name
 }
 
+/// `pem` followed by a private key block, as some exports save it.
+fn with_private_key(pem: &str) -> String {
+    let key = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
+    )
+    .unwrap();
+    format!("{pem}{key}")
+}
+
 fn by_name<'a>(json: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     json["tokens"]
         .as_array()
@@ -242,11 +251,7 @@ fn a_push_certificate_with_its_private_key_is_a_warning_on_stderr_only() {
         "{}",
         without.describe()
     );
-    let key = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
-    )
-    .unwrap();
-    env.write("tokens/push.pem", format!("{}{key}", s.pem));
+    env.write("tokens/push.pem", with_private_key(&s.pem));
     let with = env.run(&["-c", "tokenwatch.toml", "check"]);
     assert_eq!(with.code(), without.code(), "{}", with.describe());
     let warning = with
@@ -417,11 +422,7 @@ fn the_daemon_logs_a_push_certificate_with_its_private_key_once_and_mails_nothin
     let env = Env::new();
     let cfg = all_kinds_config(&env, smtp.port);
     let s = sample_apns(chrono::Utc::now(), 200, "Acme Corp").unwrap();
-    let key = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apns/key_only.pem"),
-    )
-    .unwrap();
-    env.write("tokens/push.pem", format!("{}{key}", s.pem));
+    env.write("tokens/push.pem", with_private_key(&s.pem));
     let d = Daemon::start(&env, &cfg);
     d.wait_for("the certificate seen", 30, |s| {
         s["tokens"].as_array().is_some_and(|t| t.len() == 1)
