@@ -2,6 +2,7 @@
 //! code. `main` only parses arguments, sets up logging and calls [`run`].
 
 mod account;
+mod args;
 mod check;
 mod config_cmd;
 mod inspect;
@@ -11,9 +12,7 @@ mod sample;
 mod status;
 mod test_mail;
 
-use std::path::PathBuf;
-
-use clap::{Parser, Subcommand};
+pub use args::{AccountAction, Cli, Command, ConfigAction, LogFormat, OutboxAction};
 
 use crate::config::{self, Config};
 
@@ -23,157 +22,6 @@ pub const EXIT_WARNING: i32 = 1;
 pub const EXIT_CRITICAL: i32 = 2;
 /// Unknown state: configuration or usage error, unreadable input.
 pub const EXIT_UNKNOWN: i32 = 3;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "tokenwatch",
-    version,
-    about = "Watches Apple content tokens (.vpptoken) and mails ops before they expire or die"
-)]
-pub struct Cli {
-    /// Config file [default: $TOKENWATCH_CONFIG, else /etc/tokenwatch/tokenwatch.toml]
-    #[arg(short = 'c', long = "config", global = true, value_name = "PATH")]
-    pub config: Option<PathBuf>,
-
-    /// Log level (overrides RUST_LOG), e.g. info, debug
-    #[arg(long, global = true, value_name = "LEVEL")]
-    pub log_level: Option<String>,
-
-    /// Log format on stderr
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
-    pub log_format: LogFormat,
-
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Scan all token folders now, evaluate, print; sends nothing
-    Check {
-        /// Print JSON instead of a table
-        #[arg(long)]
-        json: bool,
-    },
-    /// Show what tokenwatch reads from one file (never the secret)
-    Inspect {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Write a synthetic, clearly fake token in Apple's format
-    SampleToken {
-        /// Organisation name to put in the token
-        #[arg(long)]
-        org: String,
-        /// Expiry date (UTC midnight)
-        #[arg(
-            long,
-            value_name = "YYYY-MM-DD",
-            conflicts_with = "days",
-            required_unless_present = "days"
-        )]
-        expires: Option<String>,
-        /// Expire this many days from now (may be negative; at most 100 years either way)
-        #[arg(
-            long,
-            value_name = "N",
-            allow_hyphen_values = true,
-            value_parser = clap::value_parser!(i64).range(-sample::MAX_DAYS..=sample::MAX_DAYS)
-        )]
-        days: Option<i64>,
-        /// Write a new file here instead of stdout (folders are created);
-        /// an existing file is refused, a symbolic link always
-        #[arg(short = 'o', long = "output", value_name = "FILE")]
-        output: Option<PathBuf>,
-        /// Replace an existing FILE (atomically; never through a symbolic link)
-        #[arg(long, requires = "output")]
-        force: bool,
-    },
-    /// Ask Apple about one token (read-only GET /client/config)
-    Probe {
-        file: PathBuf,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run the daemon in the foreground (systemd supervises it)
-    Run,
-    /// Show what the running daemon last saw, and its outbox
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
-    /// Act on mail the daemon could not deliver
-    Outbox {
-        #[command(subcommand)]
-        action: OutboxAction,
-    },
-    /// Send a test mail through the configured transport
-    TestMail {
-        /// Recipient [default: the [alerts] recipients]
-        #[arg(long, value_name = "ADDR")]
-        to: Option<String>,
-    },
-    /// Record facts about a Managed Apple Account in the config file
-    Account {
-        #[command(subcommand)]
-        action: AccountAction,
-    },
-    /// Validate or print the configuration
-    Config {
-        #[command(subcommand)]
-        action: ConfigAction,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigAction {
-    /// Validate the config; exit 0, or 3 with every error
-    Check,
-    /// Print the documented example config
-    Example,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AccountAction {
-    /// Record that ACCOUNT's password changed (edits the config file)
-    ///
-    /// Tokens of the account created before the change are invalidated.
-    /// Sets `password_changed` in its [[account]] table, keeping the file's
-    /// comments, owner, group and mode; the running daemon re-reads it.
-    PasswordChanged {
-        /// The Managed Apple Account, as the config names it
-        account: String,
-        /// When: RFC 3339 (2026-10-01T12:00:00Z) or "YYYY-MM-DD HH:MM" in the
-        /// configured timezone (a time that occurs twice means the first) [default: now]
-        #[arg(long, value_name = "TIME")]
-        at: Option<String>,
-        /// Add an [[account]] even though no folder or token refers to it
-        #[arg(long)]
-        add: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum OutboxAction {
-    /// Send parked or pending mail again now
-    Retry {
-        /// Outbox id (see `tokenwatch status`)
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<i64>,
-        /// Every unsent mail
-        #[arg(long)]
-        all: bool,
-    },
-    /// Remove an unsent mail; its alert is not sent again
-    Drop { id: i64 },
-}
 
 /// Runs a parsed command line and returns the exit code.
 pub fn run(cli: Cli) -> i32 {
