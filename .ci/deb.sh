@@ -124,8 +124,8 @@ expect_perms /usr/share/doc/tokenwatch/copyright "644 root root"
 cmp -s systemd/tokenwatch.service /usr/lib/systemd/system/tokenwatch.service ||
     fail "the installed unit differs from systemd/tokenwatch.service"
 cmp -s config/tokenwatch.toml "$CONF" || fail "$CONF differs from config/tokenwatch.toml"
-dpkg-query -W -f='${Conffiles}\n' tokenwatch | grep -q "^ $CONF " ||
-    fail "$CONF is not a conffile: $(dpkg-query -W -f='${Conffiles}' tokenwatch)"
+conffiles=$(dpkg-query -W -f='${Conffiles}\n' tokenwatch)
+grep -q "^ $CONF " <<<"$conffiles" || fail "$CONF is not a conffile: $conffiles"
 # Enabled: deb-systemd-helper made the [Install] link even without a
 # running systemd; nothing was started (there is no systemd to start it here,
 # .ci/systemd-e2e.sh checks that under a real one).

@@ -386,7 +386,8 @@ ns systemctl stop "$UNIT" || fail "systemctl stop failed"
 # Status 0: it exited by itself with 0; killed by the SIGTERM it would be 15.
 [[ $(show ExecMainStatus) == 0 ]] ||
     fail "the daemon did not exit 0 on SIGTERM: status $(show ExecMainStatus)"
-ns journalctl --no-pager -u "$UNIT" -o cat | grep -q 'stopped' || fail "no 'stopped' line in the journal"
+journal=$(ns journalctl --no-pager -u "$UNIT" -o cat)
+grep -q 'stopped' <<<"$journal" || fail "no 'stopped' line in the journal"
 say "inactive, exit 0, result success"
 
 # --- watchdog -----------------------------------------------------------------
@@ -424,7 +425,10 @@ rm -f "$stall"
 restarted() { [[ $(show ActiveState) == active && $(show NRestarts) == $((restarts_before + 1)) ]]; }
 wait_for 30 "not restarted after the watchdog kill (state $(show ActiveState), NRestarts $(show NRestarts), was $restarts_before)" restarted
 [[ $(show MainPID) != "$pid_before" ]] || fail "MainPID unchanged after the watchdog restart"
-ns journalctl --no-pager -u "$UNIT" -o cat | grep -q 'Watchdog timeout' ||
+# Read whole first: grep -q would stop reading, and pipefail would count
+# journalctl's SIGPIPE as a failure.
+journal=$(ns journalctl --no-pager -u "$UNIT" -o cat)
+grep -q 'Watchdog timeout' <<<"$journal" ||
     fail "no 'Watchdog timeout' in the journal"
 say "killed by the watchdog (SIGABRT), restarted: MainPID $pid_before -> $(show MainPID), NRestarts $(show NRestarts)"
 ns systemctl stop "$UNIT"
