@@ -53,3 +53,4 @@ pub mod show;
 pub mod state;
 pub mod token;
 pub mod watch;
+pub mod webhook;

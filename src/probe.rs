@@ -11,6 +11,7 @@
 
 mod classify;
 
+pub(crate) use classify::parse_retry_after;
 pub use classify::{classify, AppleConfig, ProbeOutcome};
 
 use std::num::NonZeroU32;
@@ -95,7 +96,7 @@ pub fn validate_base_url(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn is_loopback(url: &Url) -> bool {
+pub(crate) fn is_loopback(url: &Url) -> bool {
     // host_str keeps IPv6 brackets ("[::1]"); reqwest does not re-export
     // url::Host, so the address is parsed from the text.
     let Some(host) = url.host_str() else {
@@ -367,7 +368,7 @@ fn host_of(url: &Url) -> String {
 /// The error and its causes, "a: b: c", skipping causes the outer text
 /// already repeats. reqwest's own text is generic ("error sending request");
 /// the useful part (refused, unknown issuer) is deeper in the chain.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -13,6 +13,9 @@ use std::fmt;
 
 use crate::show::html_escape;
 
+mod file;
+pub use file::read_secret_file;
+
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 

@@ -2,11 +2,13 @@
 //! shape that reports, alerts and mails are built from (pure).
 
 mod apple;
+pub mod silence;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 pub use apple::{AppleAssessment, AppleRecord};
+pub use silence::{Silence, Silences};
 
 use crate::evaluate::{self, Account};
 

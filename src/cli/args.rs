@@ -106,6 +106,11 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         to: Option<String>,
     },
+    /// Post a test message to a configured webhook; exit 0 delivered, 2 failed, 3 not configured
+    TestWebhook {
+        /// The [[webhook]]'s name
+        name: String,
+    },
     /// Record facts about a Managed Apple Account in the config file
     Account {
         #[command(subcommand)]
@@ -115,6 +120,40 @@ pub enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Send nothing about a credential until a date (one left to expire on purpose)
+    ///
+    /// `silence CREDENTIAL --until DATE [--reason TEXT]`; CREDENTIAL is a
+    /// file or a fingerprint prefix of at least 8 hex digits. New content
+    /// (a replacement) is a new credential and is never silenced by this.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Silence {
+        #[command(subcommand)]
+        action: Option<SilenceAction>,
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        #[arg(required = true)]
+        credential: Option<String>,
+        /// Until the start of this day in the configured timezone
+        /// (YYYY-MM-DD), or a time (RFC 3339, or YYYY-MM-DD HH:MM)
+        #[arg(long, value_name = "DATE", required = true)]
+        until: Option<String>,
+        /// Why, shown by `silence list`, `status` and `check --json`
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SilenceAction {
+    /// List the silences (also those whose date has passed)
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lift the silence of a credential
+    Clear {
+        /// A credential file, or a fingerprint prefix (8 or more hex digits)
+        credential: String,
     },
 }
 

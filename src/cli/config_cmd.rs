@@ -7,6 +7,12 @@ use super::{load_config, EXIT_OK, EXIT_UNKNOWN};
 pub fn check(flag: Option<&Path>) -> anyhow::Result<i32> {
     Ok(match load_config(flag) {
         Some(cfg) => {
+            // The URL and key files are read when the daemon starts; a
+            // check that passed must mean the start does too.
+            if let Err(e) = crate::webhook::WebhookChannel::from_settings(&cfg.webhooks) {
+                eprintln!("tokenwatch: {}: {e}", cfg.file.display());
+                return Ok(EXIT_UNKNOWN);
+            }
             println!(
                 "{}: ok ({} folder{}, {} account{})",
                 cfg.file.display(),

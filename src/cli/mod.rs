@@ -9,10 +9,12 @@ mod inspect;
 mod probe;
 mod run;
 mod sample;
+mod silence;
 mod status;
 mod test_mail;
+mod test_webhook;
 
-pub use args::{AccountAction, Cli, Command, ConfigAction, LogFormat, OutboxAction};
+pub use args::{AccountAction, Cli, Command, ConfigAction, LogFormat, OutboxAction, SilenceAction};
 
 use crate::config::{self, Config};
 
@@ -44,6 +46,7 @@ pub fn run(cli: Cli) -> i32 {
             OutboxAction::Drop { id } => status::outbox_drop(config_flag, id),
         },
         Command::TestMail { to } => test_mail::run(config_flag, to.as_deref()),
+        Command::TestWebhook { name } => test_webhook::run(config_flag, &name),
         Command::Account { action } => match action {
             AccountAction::PasswordChanged { account, at, add } => {
                 account::password_changed(config_flag, &account, at.as_deref(), add)
@@ -52,6 +55,22 @@ pub fn run(cli: Cli) -> i32 {
         Command::Config { action } => match action {
             ConfigAction::Check => config_cmd::check(config_flag),
             ConfigAction::Example => config_cmd::example(),
+        },
+        Command::Silence {
+            action,
+            credential,
+            until,
+            reason,
+        } => match (action, credential, until) {
+            (Some(SilenceAction::List { json }), ..) => silence::list(config_flag, json),
+            (Some(SilenceAction::Clear { credential }), ..) => {
+                silence::clear(config_flag, &credential)
+            }
+            (None, Some(credential), Some(until)) => {
+                silence::set(config_flag, &credential, &until, reason.as_deref())
+            }
+            // clap requires both without a subcommand.
+            (None, _, _) => Ok(EXIT_UNKNOWN),
         },
     };
     match result {

@@ -58,7 +58,7 @@ impl From<&OutboxRow> for OutboxEntry {
 }
 
 /// The state store and the time zone to show dates in.
-fn open(flag: Option<&Path>, write: bool) -> Result<(StateStore, chrono_tz::Tz), i32> {
+pub(super) fn open(flag: Option<&Path>, write: bool) -> Result<(StateStore, chrono_tz::Tz), i32> {
     let path = config::resolve_path(flag);
     let mut tz = chrono_tz::UTC;
     let state_dir = match config::load(&path) {

@@ -22,6 +22,7 @@ use crate::mail::transport::TransportSettings;
 use crate::probe::ProbeSettings;
 use crate::schedule::CronSchedule;
 use crate::token::KindId;
+use crate::webhook::WebhookSettings;
 use build::Builder;
 pub use doc::Problem;
 use doc::{Diagnostics, Section};
@@ -62,6 +63,8 @@ pub struct Config {
     pub schedule: Schedules,
     pub mail: TransportSettings,
     pub apple: AppleSettings,
+    /// `[[webhook]]`, in config order.
+    pub webhooks: Vec<WebhookSettings>,
 }
 
 #[derive(Debug, Clone)]
@@ -74,6 +77,8 @@ pub struct AlertPolicy {
     pub password_change_grace_hours: u32,
     pub max_mails_per_pass: u32,
     pub require_account: bool,
+    /// Webhooks every alert also goes to, by name.
+    pub webhooks: Vec<String>,
     /// Sent mail older than this, and the history of tokens gone for
     /// longer, is deleted by the daily housekeeping.
     pub forget_after_days: u32,
@@ -95,6 +100,11 @@ pub struct Folder {
     pub follow_links: bool,
     /// The credential kinds looked for; content tokens by default.
     pub kinds: Vec<KindId>,
+    /// The MDM (Apple's `mdmInfo.name`) its content tokens should be used
+    /// by; another one is reported.
+    pub expected_mdm: Option<String>,
+    /// Webhooks told about this folder's credentials, besides `[alerts]`'s.
+    pub webhooks: Vec<String>,
 }
 
 // The rules own what an account is; the config only names them.

@@ -267,6 +267,18 @@ fn a_folder_watches_content_tokens_unless_it_names_its_kinds() {
 }
 
 #[test]
+fn expected_mdm_is_optional_and_never_blank() {
+    let cfg = parse_at(&format!("{MINIMAL}expected_mdm = \"Fleet\"\n")).unwrap();
+    assert_eq!(cfg.folders[0].expected_mdm.as_deref(), Some("Fleet"));
+    assert_eq!(parse_at(MINIMAL).unwrap().folders[0].expected_mdm, None);
+    let err = parse_at(&format!("{MINIMAL}expected_mdm = \" \"\n")).unwrap_err();
+    assert!(
+        err.lines()[0].contains(".expected_mdm: must be the MDM's name"),
+        "{err}"
+    );
+}
+
+#[test]
 fn forget_after_days_is_read_and_bounded() {
     let with = |v: &str| {
         parse_at(&format!(
@@ -324,4 +336,105 @@ fn shared_readers_keep_their_problem_texts() {
             "apple.timeout_secs: 601 is out of range 1..=600",
         ]
     );
+}
+
+#[test]
+fn webhooks_are_read_and_named_by_alerts_and_folders() {
+    let text = r#"
+[alerts]
+recipients = ["ops@example.com"]
+webhooks = ["ops-chat", "ops-chat"]
+
+[[webhook]]
+name = "ops-chat"
+format = "slack"
+url_file = "hooks/ops-chat.url"
+timeout_secs = 20
+
+[[webhook]]
+name = "automation"
+url = "http://127.0.0.1:9000/in"
+secret_file = "/etc/tokenwatch/automation.key"
+
+[[folder]]
+path = "tokens"
+webhooks = ["automation"]
+"#;
+    let cfg = parse_at(text).unwrap();
+    assert_eq!(cfg.alerts.webhooks, ["ops-chat"], "named twice, kept once");
+    assert_eq!(cfg.folders[0].webhooks, ["automation"]);
+    let [chat, auto] = cfg.webhooks.as_slice() else {
+        panic!("{:?}", cfg.webhooks)
+    };
+    assert_eq!(chat.format, crate::webhook::Format::Slack);
+    assert_eq!(
+        chat.url,
+        crate::webhook::UrlSource::File("/etc/tokenwatch/hooks/ops-chat.url".into())
+    );
+    assert_eq!(chat.timeout, std::time::Duration::from_secs(20));
+    assert_eq!(auto.format, crate::webhook::Format::Json);
+    assert_eq!(
+        auto.secret_file.as_deref(),
+        Some(Path::new("/etc/tokenwatch/automation.key"))
+    );
+}
+
+#[test]
+fn webhook_mistakes_name_the_key_and_never_show_the_url() {
+    const SECRET: &str = "T0SECRET/B0SECRET/WebhookPathCanary9f8e7d6c5b4a";
+    let bad = |hook: &str, extra: &str| {
+        let text = format!(
+            "[alerts]\nrecipients = [\"ops@example.com\"]\n{extra}\n[[webhook]]\n{hook}\n[[folder]]\npath = \"/t\"\n"
+        );
+        parse_at(&text).unwrap_err().to_string()
+    };
+    let err = bad(
+        &format!("name = \"chat\"\nurl = \"http://hooks.example.com/{SECRET}\""),
+        "",
+    );
+    assert!(
+        err.contains(".url: http://hooks.example.com uses http to a host that is not a loopback"),
+        "{err}"
+    );
+    assert!(!err.contains("Canary"), "{err}");
+    let err = bad(
+        "name = \"chat\"\nurl_file = \"/a\"\nurl = \"https://x.example/\"",
+        "",
+    );
+    assert!(err.contains("give url or url_file, not both"), "{err}");
+    let err = bad("name = \"chat\"", "");
+    assert!(err.contains("needs url_file (or url)"), "{err}");
+    let err = bad("name = \"a b\"\nurl_file = \"/a\"", "");
+    assert!(err.contains("is not a webhook name"), "{err}");
+    let err = bad(
+        "name = \"chat\"\nformat = \"teams\"\nurl_file = \"/a\"\nsecret_file = \"/k\"",
+        "",
+    );
+    assert!(
+        err.contains(".secret_file: only used with format = \"json\""),
+        "{err}"
+    );
+    let err = bad(
+        "name = \"chat\"\nformat = \"discord\"\nurl_file = \"/a\"",
+        "",
+    );
+    assert!(err.contains("\"discord\" is not one of"), "{err}");
+    let err = bad(
+        "name = \"chat\"\nurl_file = \"/a\"",
+        "webhooks = [\"nope\"]",
+    );
+    assert!(
+        err.contains("alerts.webhooks: no [[webhook]] is named \"nope\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_folder_told_only_through_a_webhook_is_fine() {
+    let text = "[[webhook]]\nname = \"chat\"\nurl_file = \"/a\"\n[[folder]]\npath = \"/t\"\nwebhooks = [\"chat\"]\n";
+    assert!(parse_at(text).is_ok());
+    let err = parse_at("[[folder]]\npath = \"/t\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nobody would be told"), "{err}");
 }

@@ -385,6 +385,8 @@ mod tests {
             poll: false,
             follow_links: false,
             kinds: vec![crate::token::KindId::Vpp],
+            expected_mdm: None,
+            webhooks: Vec::new(),
         })
     }
 

@@ -338,7 +338,7 @@ pub fn parse_apple_date(s: &str) -> Option<DateTime<Utc>> {
 /// `Retry-After` is either delta-seconds or an HTTP date (RFC 9110: the
 /// IMF-fixdate, and the obsolete RFC 850 and asctime forms). A date in the
 /// past means "now"; anything unreadable means "no advice".
-fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(header: &str, now: DateTime<Utc>) -> Option<Duration> {
     let h = header.trim();
     let wait = if !h.is_empty() && h.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for u64 is still "a very long time".

@@ -305,6 +305,8 @@ fn forget_subject(tx: &Transaction<'_>, fp: &str) -> rusqlite::Result<usize> {
         .execute(params![fp])?;
     tx.prepare_cached("DELETE FROM verdicts WHERE fingerprint = ?1")?
         .execute(params![fp])?;
+    tx.prepare_cached("DELETE FROM silences WHERE fingerprint = ?1")?
+        .execute(params![fp])?;
     Ok(rows)
 }
 

@@ -26,6 +26,7 @@ mod housekeeping;
 mod outbox;
 mod scans;
 mod schema;
+mod silences;
 mod verdicts;
 
 use std::fs::{DirBuilder, OpenOptions};
@@ -42,6 +43,7 @@ pub use housekeeping::Forgotten;
 pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
+pub use silences::{KnownCredential, SilenceRow};
 pub use verdicts::StoredVerdict;
 
 /// The database file inside `state_dir`.

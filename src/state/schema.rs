@@ -111,7 +111,17 @@ ALTER TABLE outbox DROP COLUMN text_body;
 ALTER TABLE outbox DROP COLUMN html_body;
 "#;
 
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Version 4: silences, one per credential fingerprint.
+const V4: &str = r#"
+CREATE TABLE silences (
+    fingerprint TEXT PRIMARY KEY NOT NULL,
+    until       TEXT NOT NULL,
+    reason      TEXT,
+    created_at  TEXT NOT NULL
+);
+"#;
+
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -754,3 +754,72 @@ fn an_unknown_verdict_in_the_database_is_an_error_naming_the_token() {
         );
     }
 }
+
+#[test]
+fn silences_are_kept_per_fingerprint_listed_with_their_path_and_lifted() {
+    use crate::assess::Silence;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    store
+        .record_scan(
+            t("2026-12-01T00:00:00Z"),
+            &[seen("ab", "/t/a.vpptoken")],
+            "{}",
+        )
+        .unwrap();
+    let a = "ab".repeat(32);
+    let gone = "cd".repeat(32);
+    let first = Silence {
+        until: t("2027-03-01T00:00:00Z"),
+        reason: None,
+    };
+    let second = Silence {
+        until: t("2027-02-01T00:00:00Z"),
+        reason: Some("closed location".to_owned()),
+    };
+    let now = t("2026-12-01T10:00:00Z");
+    store.put_silence(&a, &first, now).unwrap();
+    store.put_silence(&a, &second, now).unwrap();
+    store.put_silence(&gone, &first, now).unwrap();
+
+    let rows = store.silence_rows().unwrap();
+    assert_eq!(rows.len(), 2, "one silence per fingerprint");
+    assert_eq!(rows[0].fingerprint, a);
+    assert_eq!(
+        rows[0].silence, second,
+        "the later silence replaced the first"
+    );
+    assert_eq!(rows[0].path.as_deref(), Some("/t/a.vpptoken"));
+    assert_eq!(rows[1].path, None, "no scan stored it");
+    assert_eq!(store.silences().unwrap()[&a], second);
+
+    assert!(store.clear_silence(&a).unwrap());
+    assert!(!store.clear_silence(&a).unwrap());
+    assert_eq!(store.silences().unwrap().len(), 1);
+}
+
+#[test]
+fn credentials_are_found_by_a_fingerprint_prefix_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    store
+        .record_scan(
+            t("2026-12-01T00:00:00Z"),
+            &[seen("ab", "/t/a.vpptoken"), seen("abc1", "/t/b.vpptoken")],
+            "{}",
+        )
+        .unwrap();
+    let found = |p: &str| -> Vec<String> {
+        store
+            .credentials_by_prefix(p)
+            .unwrap()
+            .into_iter()
+            .map(|c| c.path)
+            .collect()
+    };
+    assert_eq!(found("abab"), ["/t/a.vpptoken"]);
+    assert_eq!(found("abc1abc1"), ["/t/b.vpptoken"]);
+    assert_eq!(found("ab").len(), 2);
+    assert!(found("ab%").is_empty(), "no pattern matching");
+    assert!(found("ff").is_empty());
+}

@@ -50,6 +50,11 @@ fn example_keys(text: &str) -> BTreeSet<String> {
     let mut section = String::new();
     for line in text.lines() {
         let line = line.trim();
+        // A commented-out section ("# [[webhook]]") holds commented keys.
+        let line = match line.strip_prefix("# ") {
+            Some(rest) if rest.starts_with('[') => rest,
+            _ => line,
+        };
         if line.starts_with('[') {
             section = line.split('#').next().unwrap_or("").trim().to_string();
             continue;

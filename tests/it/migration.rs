@@ -228,7 +228,7 @@ fn a_schema_1_database_is_migrated_in_place_and_nothing_is_lost_or_sent_twice() 
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, tokenwatch::state::SCHEMA_VERSION);
     let integrity: String = conn
         .pragma_query_value(None, "integrity_check", |r| r.get(0))
         .unwrap();

@@ -18,6 +18,7 @@ impl Builder<'_, '_> {
             password_change_grace_hours: DEFAULT_GRACE_HOURS,
             max_mails_per_pass: DEFAULT_MAX_MAILS_PER_PASS,
             require_account: false,
+            webhooks: Vec::new(),
             forget_after_days: DEFAULT_FORGET_AFTER_DAYS,
         })
     }
@@ -48,6 +49,7 @@ impl Builder<'_, '_> {
         policy.repeat_days =
             self.bounded(&mut s, "repeat_days", 1, 365, DEFAULT_REPEAT_DAYS as i64)? as u32;
         policy.recipients = self.mailboxes(&mut s, "recipients");
+        policy.webhooks = self.webhook_names(&mut s, "webhooks");
         if let Some((v, span)) = s.string(self.d, "from") {
             policy.from = self.mailbox(&v, span, "alerts.from")?;
         }

@@ -16,6 +16,20 @@ impl Builder<'_, '_> {
         let poll = s.boolean(self.d, "poll").unwrap_or(false);
         let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
         let kinds = self.kinds(&mut s, "kinds");
+        let webhooks = self.webhook_names(&mut s, "webhooks");
+        let expected_mdm = s.string(self.d, "expected_mdm");
+        let expected_mdm = match expected_mdm {
+            Some((name, span)) if name.trim().is_empty() || name.chars().any(char::is_control) => {
+                self.d.report(
+                    span,
+                    &s.key_path("expected_mdm"),
+                    "must be the MDM's name as Apple reports it, not empty and without control characters",
+                );
+                None
+            }
+            Some((name, _)) => Some(Some(name)),
+            None => Some(None),
+        };
         let span = s.span();
         s.finish(self.d);
         Some((
@@ -27,6 +41,8 @@ impl Builder<'_, '_> {
                 poll,
                 follow_links,
                 kinds: kinds?,
+                expected_mdm: expected_mdm?,
+                webhooks,
             },
             span,
         ))

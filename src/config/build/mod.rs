@@ -7,6 +7,7 @@ mod apple;
 mod folders;
 mod mail;
 mod schedule;
+mod webhook;
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -95,10 +96,16 @@ impl Builder<'_, '_> {
             Some(s) => self.apple(s),
             None => self.apple_default(),
         };
+        let webhooks: Vec<_> = root
+            .tables(self.d, "webhook")
+            .into_iter()
+            .filter_map(|s| self.webhook(s))
+            .collect();
         root.finish(self.d);
 
         let alerts = alerts?;
         self.cross_checks(&alerts, &folders, &accounts);
+        self.webhook_checks(&webhooks, &alerts.webhooks, &folders);
         if folders.is_empty() {
             return None;
         }
@@ -115,6 +122,7 @@ impl Builder<'_, '_> {
             schedule: schedule?,
             mail: mail?,
             apple: apple?,
+            webhooks: webhooks.into_iter().map(|(w, _)| w).collect(),
         })
     }
 
@@ -137,7 +145,11 @@ impl Builder<'_, '_> {
                     format!("folder {} is configured twice", f.path.display()),
                 );
             }
-            if addresses_ok && alerts.recipients.is_empty() && f.recipients.is_empty() {
+            let nobody = alerts.recipients.is_empty()
+                && f.recipients.is_empty()
+                && alerts.webhooks.is_empty()
+                && f.webhooks.is_empty();
+            if addresses_ok && nobody {
                 self.d.report(
                     span.clone(),
                     &format!("folder[{}].recipients", i + 1),

@@ -149,6 +149,23 @@ fn a_token_gone_401_days_is_forgotten_399_days_is_kept_and_a_present_one_untouch
 }
 
 #[test]
+fn a_forgotten_token_takes_its_silence_with_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    three_tokens(&mut store);
+    let silence = crate::assess::Silence {
+        until: now() + Duration::days(90),
+        reason: Some("closed location".to_owned()),
+    };
+    for c in ['a', 'b'] {
+        store.put_silence(&fp(c), &silence, days_ago(500)).unwrap();
+    }
+    housekeep(&mut store, &present(&[&fp('c')]));
+    let left: Vec<String> = store.silences().unwrap().into_keys().collect();
+    assert_eq!(left, [fp('b')], "a is gone 401 days, b only 399");
+}
+
+#[test]
 fn a_forgotten_token_that_comes_back_is_new() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = StateStore::open(tmp.path()).unwrap();

@@ -1,0 +1,111 @@
+//! `tokenwatch silence`: set, list and lift silences in the state the
+//! daemon keeps, by file or fingerprint prefix, with exit 3 for what it
+//! cannot name.
+
+use crate::util::{Daemon, Env};
+
+/// A daemon has scanned two tokens and stopped: the state knows them.
+fn scanned() -> (Env, std::path::PathBuf, String) {
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/closed.vpptoken", "Closed Location", 40);
+    env.sample("tokens/open.vpptoken", "Open Location", 200);
+    let mut d = Daemon::start(&env, &cfg);
+    let status = d.wait_for("both tokens scanned", 20, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 2)
+    });
+    d.stop();
+    let fingerprint = status["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"].as_str().unwrap().ends_with("closed.vpptoken"))
+        .unwrap()["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (env, cfg, fingerprint)
+}
+
+#[test]
+fn a_credential_is_silenced_by_file_listed_and_lifted_by_prefix() {
+    let (env, cfg, fingerprint) = scanned();
+    let cfg = cfg.to_str().unwrap();
+    let file = env.path().join("tokens/closed.vpptoken");
+    let set = env.run(&[
+        "-c",
+        cfg,
+        "silence",
+        file.to_str().unwrap(),
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "location closed\nfor good",
+    ]);
+    set.expect_code(0);
+    assert!(
+        set.stdout().contains(&fingerprint[..12]),
+        "{}",
+        set.describe()
+    );
+
+    let list = env.run(&["-c", cfg, "silence", "list", "--json"]);
+    let listed = list.expect_code(0).json();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    // Views show 12 digits; the list gives the whole fingerprint.
+    let full = listed[0]["fingerprint"].as_str().unwrap();
+    assert!(full.len() == 64 && full.starts_with(&fingerprint), "{full}");
+    assert_eq!(listed[0]["until"], "2099-01-01T00:00:00Z");
+    assert_eq!(listed[0]["reason"], "location closed for good");
+    assert_eq!(listed[0]["active"], true);
+    assert!(listed[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("closed.vpptoken"));
+
+    env.run(&["-c", cfg, "silence", "clear", &fingerprint[..8]])
+        .expect_code(0);
+    let list = env.run(&["-c", cfg, "silence", "list", "--json"]);
+    assert_eq!(list.expect_code(0).json(), serde_json::json!([]));
+    // Lifting it again names nothing silenced.
+    env.run(&["-c", cfg, "silence", "clear", &fingerprint[..8]])
+        .expect_code(3);
+}
+
+#[test]
+fn unknown_credentials_and_bad_or_past_dates_exit_3_and_store_nothing() {
+    let (env, cfg, fingerprint) = scanned();
+    let cfg = cfg.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["ffffffff", "--until", "2099-01-01"],
+            "no credential with a fingerprint starting ffffffff",
+        ),
+        (
+            vec!["abc", "--until", "2099-01-01"],
+            "not a fingerprint prefix of at least 8 hex digits",
+        ),
+        (
+            vec![&fingerprint[..8], "--until", "soon"],
+            "--until \"soon\"",
+        ),
+        (
+            vec![&fingerprint[..8], "--until", "2020-01-01"],
+            "not in the future",
+        ),
+        (
+            vec!["notes.txt", "--until", "2099-01-01"],
+            "not a readable credential",
+        ),
+    ] {
+        env.write("notes.txt", "hello");
+        let mut full = vec!["-c", cfg, "silence"];
+        full.extend(args.iter().copied());
+        let run = env.run(&full);
+        run.expect_code(3);
+        assert!(run.stderr().contains(says), "{args:?}: {}", run.describe());
+    }
+    let list = env.run(&["-c", cfg, "silence", "list", "--json"]);
+    assert_eq!(list.expect_code(0).json(), serde_json::json!([]));
+}
