@@ -148,7 +148,8 @@ tokenwatch --version
 
 # --- 5. config check as the service user ---------------------------------------
 step "tokenwatch config check as the tokenwatch user"
-# `config check` reads and validates the file: no folder, network or state
+# `config check` reads and validates the file, and reads the webhook URL and
+# key files it names (the example names none): no folder, network or state
 # is touched, so the example (folders under /srv that do not exist here)
 # passes. What it proves here is the packaging: the service user can read
 # the conffile, and a user outside the group cannot.
