@@ -119,6 +119,7 @@ expect_perms /usr/share/bash-completion/completions/tokenwatch "644 root root"
 expect_perms /usr/share/zsh/vendor-completions/_tokenwatch "644 root root"
 expect_perms /usr/share/fish/vendor_completions.d/tokenwatch.fish "644 root root"
 expect_perms /usr/share/doc/tokenwatch/README.md "644 root root"
+expect_perms /usr/share/doc/tokenwatch/examples/tokenwatch.rules.yml "644 root root"
 expect_perms /usr/share/doc/tokenwatch/changelog.Debian.gz "644 root root"
 expect_perms /usr/share/doc/tokenwatch/copyright "644 root root"
 cmp -s systemd/tokenwatch.service /usr/lib/systemd/system/tokenwatch.service ||
