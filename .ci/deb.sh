@@ -137,9 +137,11 @@ echo "deb: tokenwatch.service enabled"
 warnings=$(MANWIDTH=100 man --warnings -l /usr/share/man/man1/tokenwatch.1.gz 2>&1 >/dev/null)
 [[ -z $warnings ]] || fail "man page warnings: $warnings"
 page=$(MANWIDTH=100 man -l /usr/share/man/man1/tokenwatch.1.gz 2>/dev/null)
-for sub in check inspect sample-token probe run status "outbox retry" test-mail \
-    "account password-changed" "config check"; do
-    grep -q "tokenwatch $sub" <<<"$page" || fail "the man page does not show 'tokenwatch $sub'"
+# Every command `tokenwatch --help` lists has its section.
+subs=$(/usr/bin/tokenwatch --help | sed -n '/^Commands:/,/^$/p' | awk 'NR > 1 && $1 != "help" { print $1 }')
+[[ $(wc -w <<<"$subs") -ge 10 ]] || fail "tokenwatch --help lists too few commands: $subs"
+for sub in $subs "outbox retry" "account password-changed" "config check"; do
+    grep -q "^ *tokenwatch $sub\$" <<<"$page" || fail "the man page has no section 'tokenwatch $sub'"
 done
 echo "deb: man tokenwatch: $(wc -l <<<"$page") lines, every subcommand"
 # The completions load in their shell, where the shell is here.
