@@ -31,6 +31,8 @@ use serde::de::{self, Deserializer};
 use crate::secret::Secret;
 use json::{parse_json, Field};
 
+pub mod ade;
+pub mod apns;
 mod date;
 mod error;
 pub mod found;
@@ -102,6 +104,12 @@ impl Fingerprint {
         Fingerprint::from_digest(hasher.finish().as_ref())
     }
 
+    /// SHA-256 of exactly these bytes, nothing stripped: for binary
+    /// content such as a DER certificate.
+    pub fn sha256(bytes: &[u8]) -> Fingerprint {
+        Fingerprint::from_digest(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+    }
+
     fn from_digest(digest: &[u8]) -> Fingerprint {
         // By hand: `hex::encode` goes char by char and costs ten times more.
         const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -158,6 +166,9 @@ pub enum Variant {
     RawJson,
     /// `orgName` missing, null or not a string; the org is shown as empty.
     NoOrgName,
+    /// The folder's `ade_key` does not decrypt this ADE server token; its
+    /// expiry is estimated from the file name.
+    AdeKeyMismatch,
 }
 
 impl Variant {
@@ -169,6 +180,7 @@ impl Variant {
                 | Variant::FractionalSeconds
                 | Variant::RawJson
                 | Variant::NoOrgName
+                | Variant::AdeKeyMismatch
         )
     }
 
@@ -186,6 +198,7 @@ impl Variant {
             Variant::FractionalSeconds => "fractional_seconds",
             Variant::RawJson => "raw_json",
             Variant::NoOrgName => "no_org_name",
+            Variant::AdeKeyMismatch => "ade_key_mismatch",
         }
     }
 
@@ -210,6 +223,10 @@ impl Variant {
             }
             Variant::NoOrgName => {
                 "The JSON has no orgName text; the organisation is shown as empty."
+            }
+            Variant::AdeKeyMismatch => {
+                "The folder's ade_key does not decrypt this token (a key of another MDM?); \
+                 the expiry is estimated from the file name."
             }
         }
     }

@@ -62,7 +62,11 @@ pub(crate) fn read_found_as(
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
             let name = found.path.file_name().unwrap_or_default().as_bytes();
-            let (fingerprint, content) = kind.read(Source { name, bytes: buf });
+            let (fingerprint, content) = kind.read(Source {
+                name,
+                bytes: buf,
+                key: None,
+            });
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
@@ -148,6 +152,7 @@ pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, NoBearer> {
         .bearer(Source {
             name,
             bytes: &bytes,
+            key: None,
         })
         .map_err(|_| NoBearer::Changed)?;
     if content.fingerprint.as_str() != fingerprint {
