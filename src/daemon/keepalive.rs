@@ -26,6 +26,14 @@ const EXTEND_BY: Duration = Duration::from_secs(30);
 /// last one runs out.
 const EXTEND_EVERY: Duration = Duration::from_secs(10);
 
+/// Debug builds only, for `.ci/systemd-e2e.sh`: while the file this
+/// variable names exists, [`Keepalive::progress`] blocks the thread doing
+/// the work, as a wedged loop or scan would, so no ping goes out and
+/// systemd's watchdog must kill and restart the daemon. Release builds
+/// (the package) have neither the variable nor the check.
+#[cfg(debug_assertions)]
+pub const STALL_FILE_ENV: &str = "TOKENWATCH_TEST_STALL_FILE";
+
 /// Interior mutability: scans take `&dyn Fn()` hooks, and the daemon's
 /// other fields are borrowed mutably while they run.
 pub(super) struct Keepalive {
@@ -35,6 +43,8 @@ pub(super) struct Keepalive {
     starting: Cell<bool>,
     last_ping: Cell<Instant>,
     last_extend: Cell<Instant>,
+    #[cfg(debug_assertions)]
+    stall_file: Option<std::path::PathBuf>,
 }
 
 impl Keepalive {
@@ -49,6 +59,8 @@ impl Keepalive {
             starting: Cell::new(false),
             last_ping: Cell::new(now),
             last_extend: Cell::new(now),
+            #[cfg(debug_assertions)]
+            stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
         }
     }
 
@@ -73,6 +85,8 @@ impl Keepalive {
     /// The loop came round, or long work advanced: ping (and extend the
     /// start timeout) if one is due. Cheap enough to call for every file.
     pub fn progress(&self) {
+        #[cfg(debug_assertions)]
+        self.stall_while_asked();
         let now = Instant::now();
         if self
             .every
@@ -83,6 +97,17 @@ impl Keepalive {
         }
         if self.starting.get() && now.duration_since(self.last_extend.get()) >= EXTEND_EVERY {
             self.extend(now);
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn stall_while_asked(&self) {
+        let Some(file) = &self.stall_file else { return };
+        if file.exists() {
+            tracing::warn!(file = %file.display(), "stalling on purpose until the file is gone ({STALL_FILE_ENV})");
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 
