@@ -1,6 +1,6 @@
 //! Evaluation micro-benchmarks: the pure status rules for one token, and
-//! `report::build` (evaluation plus the view `check` and the daemon print)
-//! over 10,000 scanned tokens.
+//! `report::build` (`assess::assess` of every scanned token plus the view
+//! `check` and the daemon print) over 10,000 scanned tokens.
 //!
 //! `cargo bench --bench evaluate`; BENCHMARKS.md has the latest figures.
 
@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tokenwatch::config::{self, Account};
-use tokenwatch::evaluate::{self, Facts, Policy};
+use tokenwatch::assess::Verdicts;
+use tokenwatch::config;
+use tokenwatch::evaluate::{self, Account, Facts, Policy};
 use tokenwatch::report;
 use tokenwatch::scan::{FolderScan, FolderState, FoundFile, Scan};
 use tokenwatch::token;
@@ -107,7 +108,7 @@ fn report_build(c: &mut Criterion) {
                 now(),
                 &policy,
                 black_box(&scan),
-                &report::Verdicts::new(),
+                &Verdicts::new(),
             ))
         })
     });

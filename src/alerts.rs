@@ -1,16 +1,25 @@
-//! Which mails are due: a pure function of the clock, the evaluated tokens
-//! and folders, and the ledger of what was already recorded.
+//! Which alerts are due, and who hears about them: a pure function of the
+//! clock, the assessed tokens and folders, the ledger of what was already
+//! recorded and the audiences the config names. An alert points at an
+//! [`Audience`] (recipients per channel); how a channel addresses them is
+//! the channel's business.
 //!
 //! Every alert has a ledger key. A key is derived from facts that do not
 //! change across restarts (the token's fingerprint, the threshold, the
 //! reminder number counted from a fixed date), so a restart, a missed tick
 //! or a replayed pass plans nothing that the ledger already holds.
 
+mod audience;
+mod digest;
+
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
-use lettre::message::Mailbox;
 
+pub use audience::{Audience, AudienceId, Audiences, Member};
+pub use digest::{digest_groups, DigestGroup};
+
+use crate::assess::{Assessment, FolderAssessment};
 use crate::evaluate::Status;
 
 /// A file must sit unchanged this long before it is called unreadable, so a
@@ -53,42 +62,27 @@ pub enum AlertKind {
     },
 }
 
+impl AlertKind {
+    /// The kind's name, as channels that name events spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlertKind::Expiring { .. } => "expiring",
+            AlertKind::Expired { .. } => "expired",
+            AlertKind::Invalidated { .. } => "invalidated",
+            AlertKind::Unreadable { .. } => "unreadable",
+            AlertKind::FolderProblem { .. } => "folder_problem",
+            AlertKind::FolderRecovered => "folder_recovered",
+            AlertKind::Superseded => "superseded",
+            AlertKind::NoAccount => "no_account",
+            AlertKind::CannotVerify { .. } => "cannot_verify",
+            AlertKind::AppleExpiryMismatch => "apple_expiry_mismatch",
+            AlertKind::AppleUnreachable { .. } => "apple_unreachable",
+        }
+    }
+}
+
 /// After this long, a failing Apple check is worth a mail.
 pub const APPLE_FAILURE_GRACE: Duration = Duration::days(1);
-
-/// One token or file, as the planner needs it.
-#[derive(Debug, Clone)]
-pub struct Subject {
-    /// Full fingerprint of the content (tokens and unreadable files); the
-    /// path for files with no content (FIFOs, broken links).
-    pub identity: String,
-    pub path: String,
-    /// The credential kind: mails name it and give its advice.
-    pub kind: crate::token::KindId,
-    pub org_name: Option<String>,
-    pub status: Status,
-    pub days_left: Option<i64>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub created_at: Option<DateTime<Utc>>,
-    pub account: Option<String>,
-    pub detail: Option<String>,
-    /// Last modification of the file, for the settle rule.
-    pub modified_at: Option<DateTime<Utc>>,
-    pub recipients: Vec<Mailbox>,
-    pub folder: String,
-    /// What Apple said, when asked.
-    pub apple: Option<crate::assess::AppleAssessment>,
-    /// The file that replaced this token.
-    pub superseded_by: Option<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct FolderSubject {
-    pub path: String,
-    /// `None` when fine (or empty and allowed).
-    pub problem: Option<(String, Option<String>)>,
-    pub recipients: Vec<Mailbox>,
-}
 
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -110,11 +104,13 @@ pub type Ledger = HashMap<String, Recorded>;
 pub struct Alert {
     pub key: String,
     pub kind: AlertKind,
-    /// Index into the subjects given to [`plan`] (None for folder alerts).
+    /// Index into the assessments given to [`plan`] (None for folder and
+    /// host alerts).
     pub subject: Option<usize>,
     /// Index into the folders given to [`plan`] (folder alerts).
     pub folder: Option<usize>,
-    pub recipients: Vec<Mailbox>,
+    /// Who hears about it.
+    pub audience: AudienceId,
     /// Ledger keys recorded as done without a mail of their own: thresholds
     /// crossed at once with a more urgent one, skipped reminders.
     pub also_done: Vec<String>,
@@ -129,19 +125,21 @@ pub struct Plan {
 
 /// Facts about this host rather than one token.
 #[derive(Debug, Clone, Default)]
-pub struct HostSubject {
+pub struct HostFacts {
     /// Since when no request to Apple got through.
     pub apple_unreachable_since: Option<DateTime<Utc>>,
-    pub recipients: Vec<Mailbox>,
 }
 
+/// `folders` are in config order (their index is the one `audiences`
+/// and the assessments' `folder` use).
 pub fn plan(
     now: DateTime<Utc>,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
-    host: &HostSubject,
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
+    host: &HostFacts,
     ledger: &Ledger,
     policy: &Policy,
+    audiences: &Audiences,
 ) -> Plan {
     let mut out = Plan::default();
     let apple_down = host.apple_unreachable_since;
@@ -153,7 +151,7 @@ pub fn plan(
                 kind: AlertKind::AppleUnreachable { since },
                 subject: None,
                 folder: None,
-                recipients: host.recipients.clone(),
+                audience: audiences.host,
                 also_done: Vec::new(),
             });
         }
@@ -161,15 +159,17 @@ pub fn plan(
     let repeat = Duration::days(policy.repeat_days.max(1) as i64);
     for (i, s) in subjects.iter().enumerate() {
         let fp = &s.identity;
+        let audience = audiences.of_folder(s.folder);
+        let about = |key: String, kind: AlertKind, also_done: Vec<String>| Alert {
+            key,
+            kind,
+            subject: Some(i),
+            folder: None,
+            audience,
+            also_done,
+        };
         let mut push = |key: String, kind: AlertKind, also_done: Vec<String>| {
-            out.alerts.push(Alert {
-                key,
-                kind,
-                subject: Some(i),
-                folder: None,
-                recipients: s.recipients.clone(),
-                also_done,
-            })
+            out.alerts.push(about(key, kind, also_done))
         };
         match s.status {
             Status::Unreadable => {
@@ -257,16 +257,10 @@ pub fn plan(
                 }
             }
         }
+        // Alerts beside the status's own, each once.
         let mut extra = |key: String, kind: AlertKind| {
             if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind,
-                    subject: Some(i),
-                    folder: None,
-                    recipients: s.recipients.clone(),
-                    also_done: Vec::new(),
-                });
+                out.alerts.push(about(key, kind, Vec::new()));
             }
         };
         if let Some(apple) = &s.apple {
@@ -286,17 +280,7 @@ pub fn plan(
             }
         }
         if policy.require_account && s.account.is_none() && s.status != Status::Unreadable {
-            let key = format!("noaccount:{fp}");
-            if !ledger.contains_key(&key) {
-                out.alerts.push(Alert {
-                    key,
-                    kind: AlertKind::NoAccount,
-                    subject: Some(i),
-                    folder: None,
-                    recipients: s.recipients.clone(),
-                    also_done: Vec::new(),
-                });
-            }
+            extra(format!("noaccount:{fp}"), AlertKind::NoAccount);
         }
     }
     for (i, f) in folders.iter().enumerate() {
@@ -310,12 +294,12 @@ pub fn plan(
             .keys()
             .filter(|k| k.starts_with(&prefix) && k[prefix.len()..].starts_with("recovered:"))
             .count();
-        let (key, kind) = match (&f.problem, problems > recoveries) {
+        let (key, kind) = match (f.problem(), problems > recoveries) {
             (Some((state, error)), false) => (
                 format!("{prefix}problem:{}", problems + 1),
                 AlertKind::FolderProblem {
-                    state: state.clone(),
-                    error: error.clone(),
+                    state: state.to_owned(),
+                    error: error.map(str::to_owned),
                 },
             ),
             (None, true) => (
@@ -329,7 +313,7 @@ pub fn plan(
             kind,
             subject: None,
             folder: Some(i),
-            recipients: f.recipients.clone(),
+            audience: audiences.of_folder(i),
             also_done: Vec::new(),
         });
     }
@@ -353,17 +337,16 @@ fn reminder(first: &str, n: u32, ledger: &Ledger) -> Option<(String, Vec<String>
     Some((key, done))
 }
 
-/// Groups alerts by recipient list; a group with more than the limit
-/// becomes one summary. Returned in a stable order.
-pub fn group_for_storm_guard(alerts: Vec<Alert>, max_per_pass: u32) -> Vec<Vec<Alert>> {
-    let mut groups: BTreeMap<Vec<String>, Vec<Alert>> = BTreeMap::new();
+/// Groups alerts by who hears about them; a group with more than the
+/// limit becomes one summary. Returned in a stable order.
+pub fn group_for_storm_guard(
+    alerts: Vec<Alert>,
+    audiences: &Audiences,
+    max_per_pass: u32,
+) -> Vec<Vec<Alert>> {
+    let mut groups: BTreeMap<Vec<(&str, &str)>, Vec<Alert>> = BTreeMap::new();
     for a in alerts {
-        let mut key: Vec<String> = a
-            .recipients
-            .iter()
-            .map(|m| m.email.to_string().to_lowercase())
-            .collect();
-        key.sort();
+        let key = audiences.get(a.audience).identity();
         groups.entry(key).or_default().push(a);
     }
     let mut out = Vec::new();

@@ -16,17 +16,29 @@
 //!   located by file, line and column.
 //! - [`evaluate`]: status and days left per token from (now, tokens,
 //!   accounts, verdicts, policy) (pure).
-//! - [`assess`]: Apple's recorded answer per token, which the rules take
-//!   with the scan (pure).
-//! - [`alerts`]: which mails are due given the ledger (pure).
-//! - [`report`]: the `check`/`status` view and its exit code (pure).
+//! - [`assess`]: one [`assess::Assessment`] per credential from (now,
+//!   scanned files, policy, Apple's recorded verdicts): status, days left,
+//!   superseded copies, Apple's expiry mismatch (pure).
+//! - [`alerts`]: which alerts are due given the ledger, and for which
+//!   audience (recipients per channel); storm guard and digest grouping
+//!   (pure).
+//! - [`render`]: alerts, storm summaries and digests into words: subject,
+//!   plain text and HTML, which every channel builds its payload from
+//!   (pure).
+//! - [`report`]: the `check`/`status` view of the assessments and its exit
+//!   code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
 //! - [`state`]: the SQLite state database: scans, ledger, outbox, verdicts,
 //!   and the housekeeping that forgets what is long gone.
-//! - [`channel`]: the seam every alert channel implements: deliver one
-//!   message, say whether a failure is transient or permanent; the
-//!   registry of configured channels by name.
-//! - [`mail`]: rendering and sending mail (SMTP or file); the mail channel.
+//! - [`channel`]: the seam every alert channel implements: render its
+//!   payload, deliver one message, say whether a failure is transient or
+//!   permanent; the registry of configured channels by name.
+//! - [`mail`]: the mail channel: its outbox payload and sending (SMTP or
+//!   file).
+//! - [`webhook`]: the webhook channel: one HTTPS post per webhook, in its
+//!   format, signed.
+//! - [`metrics`]: the latest pass, deliveries and Apple requests as
+//!   Prometheus metrics; `/metrics` and `/healthz`.
 //! - [`probe`]: the read-only Apple API check of a token.
 //! - [`watch`]: filesystem events turned into "rescan this folder" (a bounded
 //!   queue; a burst beyond it means "rescan everything").
@@ -46,6 +58,7 @@ pub mod hardening;
 pub mod mail;
 pub mod metrics;
 pub mod probe;
+pub mod render;
 pub mod report;
 pub mod scan;
 pub mod schedule;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::token::found::FolderState;
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
@@ -13,40 +14,74 @@ fn policy() -> Policy {
     }
 }
 
-fn token(fp: &str, status: Status, days_left: i64) -> Subject {
-    Subject {
+fn token(fp: &str, status: Status, days_left: i64) -> Assessment {
+    Assessment {
         identity: fp.into(),
         path: format!("/srv/tokens/{fp}.vpptoken"),
         kind: crate::token::KindId::Vpp,
         org_name: Some("Acme".into()),
+        fingerprint: None,
         status,
         days_left: Some(days_left),
         expires_at: Some(now() + Duration::days(days_left)),
         created_at: None,
         account: Some("apps@acme".into()),
         detail: None,
+        world_readable: false,
         modified_at: None,
-        recipients: vec!["ops@example.com".parse().unwrap()],
-        folder: "/srv/tokens".into(),
+        folder: 0,
         apple: None,
         superseded_by: None,
+    }
+}
+
+fn member(address: &str) -> Member {
+    Member {
+        channel: "mail",
+        address: address.into(),
+        key: address.to_lowercase(),
+    }
+}
+
+/// Folder 0 and the host tell ops@example.com; folder 1 tells
+/// acme@example.com.
+fn audiences() -> Audiences {
+    let mut out = Audiences::default();
+    let ops = out.add(Audience {
+        members: vec![member("ops@example.com")],
+    });
+    let acme = out.add(Audience {
+        members: vec![member("acme@example.com")],
+    });
+    out.folder = vec![ops, acme];
+    out.host = ops;
+    out
+}
+
+fn folder(path: &str, state: FolderState) -> FolderAssessment {
+    FolderAssessment {
+        path: path.into(),
+        state,
+        tokens: 0,
+        error: None,
     }
 }
 
 /// A plan with no host facts and the default policy.
 fn quick(
     now: DateTime<Utc>,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
     ledger: &Ledger,
 ) -> Plan {
     plan(
         now,
         subjects,
         folders,
-        &HostSubject::default(),
+        &HostFacts::default(),
         ledger,
         &policy(),
+        &audiences(),
     )
 }
 
@@ -89,9 +124,10 @@ fn threshold_is_crossed_exactly_at_days_left_equal() {
         now(),
         &[token("a", Status::Ok, 61)],
         &[],
-        &HostSubject::default(),
+        &HostFacts::default(),
         &ledger,
-        &policy()
+        &policy(),
+        &audiences(),
     )
     .alerts
     .is_empty());
@@ -100,9 +136,10 @@ fn threshold_is_crossed_exactly_at_days_left_equal() {
             now(),
             &[token("a", Status::Expiring, 60)],
             &[],
-            &HostSubject::default(),
+            &HostFacts::default(),
             &ledger,
-            &policy()
+            &policy(),
+            &audiences(),
         )),
         ["expiring:a:60"]
     );
@@ -115,9 +152,10 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
         now(),
         &[token("a", Status::Expiring, 59)],
         &[],
-        &HostSubject::default(),
+        &HostFacts::default(),
         &ledger,
         &policy(),
+        &audiences(),
     );
     record(&mut ledger, &p, now());
     // Down for 57 days: 30, 14, 7, 3 all crossed; only 3 is sent.
@@ -125,9 +163,10 @@ fn a_down_daemon_sends_no_burst_of_stale_warnings() {
         now(),
         &[token("a", Status::Expiring, 2)],
         &[],
-        &HostSubject::default(),
+        &HostFacts::default(),
         &ledger,
         &policy(),
+        &audiences(),
     );
     assert_eq!(keys(&p), ["expiring:a:3"]);
     assert_eq!(
@@ -157,9 +196,10 @@ fn a_long_expired_token_seen_first_gets_one_mail() {
         now(),
         &[token("e", Status::Expired, -30)],
         &[],
-        &HostSubject::default(),
+        &HostFacts::default(),
         &Ledger::new(),
         &policy(),
+        &audiences(),
     );
     assert_eq!(keys(&p), ["expired:e"]);
     // Days -30 → reminder number 4 (every 7 days): 1..=4 count as done.
@@ -273,15 +313,8 @@ fn renaming_a_token_sends_nothing_new() {
 #[test]
 fn folder_problems_alert_once_and_once_more_when_recovered() {
     let mut ledger = Ledger::new();
-    let bad = FolderSubject {
-        path: "/srv/a".into(),
-        problem: Some(("missing".into(), None)),
-        recipients: vec!["ops@example.com".parse().unwrap()],
-    };
-    let good = FolderSubject {
-        problem: None,
-        ..bad.clone()
-    };
+    let bad = folder("/srv/a", FolderState::Missing);
+    let good = folder("/srv/a", FolderState::Ok);
     assert!(quick(now(), &[], std::slice::from_ref(&good), &ledger)
         .alerts
         .is_empty());
@@ -309,9 +342,10 @@ fn require_account_warns_about_tokens_without_one() {
         now(),
         std::slice::from_ref(&t),
         &[],
-        &HostSubject::default(),
+        &HostFacts::default(),
         &Ledger::new(),
-        &pol
+        &pol,
+        &audiences(),
     )
     .alerts
     .is_empty());
@@ -321,9 +355,10 @@ fn require_account_warns_about_tokens_without_one() {
             now(),
             &[t],
             &[],
-            &HostSubject::default(),
+            &HostFacts::default(),
             &Ledger::new(),
-            &pol
+            &pol,
+            &audiences(),
         )),
         ["noaccount:n"]
     );
@@ -331,20 +366,20 @@ fn require_account_warns_about_tokens_without_one() {
 
 #[test]
 fn storm_guard_collapses_per_recipient_set() {
-    let many: Vec<Subject> = (0..25)
+    let many: Vec<Assessment> = (0..25)
         .map(|i| token(&format!("t{i}"), Status::Expired, -1))
         .collect();
     let mut other = token("solo", Status::Expired, -1);
-    other.recipients = vec!["acme@example.com".parse().unwrap()];
+    other.folder = 1;
     let mut subjects = many;
     subjects.push(other);
     let p = quick(now(), &subjects, &[], &Ledger::new());
-    let groups = group_for_storm_guard(p.alerts, 20);
+    let groups = group_for_storm_guard(p.alerts, &audiences(), 20);
     let mut sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
     sizes.sort();
     assert_eq!(sizes, [1, 25]);
     let p = quick(now(), &subjects[..20], &[], &Ledger::new());
-    assert_eq!(group_for_storm_guard(p.alerts, 20).len(), 20);
+    assert_eq!(group_for_storm_guard(p.alerts, &audiences(), 20).len(), 20);
 }
 
 fn apple(verdict: &str) -> crate::assess::AppleAssessment {
@@ -376,11 +411,18 @@ fn a_token_failing_apple_checks_for_over_a_day_mails_once_unless_apple_is_down()
     assert_eq!(p.alerts.len(), 1);
     assert!(matches!(p.alerts[0].kind, AlertKind::CannotVerify { .. }));
     // Apple unreachable for everyone: only the host mail.
-    let host = HostSubject {
+    let host = HostFacts {
         apple_unreachable_since: Some(now() - Duration::hours(30)),
-        recipients: vec!["ops@example.com".parse().unwrap()],
     };
-    let p = plan(now(), &[t], &[], &host, &Ledger::new(), &policy());
+    let p = plan(
+        now(),
+        &[t],
+        &[],
+        &host,
+        &Ledger::new(),
+        &policy(),
+        &audiences(),
+    );
     assert_eq!(p.alerts.len(), 1);
     assert!(matches!(
         p.alerts[0].kind,
@@ -388,9 +430,11 @@ fn a_token_failing_apple_checks_for_over_a_day_mails_once_unless_apple_is_down()
     ));
     let mut ledger = Ledger::new();
     record(&mut ledger, &p, now());
-    assert!(plan(now(), &[], &[], &host, &ledger, &policy())
-        .alerts
-        .is_empty());
+    assert!(
+        plan(now(), &[], &[], &host, &ledger, &policy(), &audiences())
+            .alerts
+            .is_empty()
+    );
 }
 
 #[test]
@@ -412,4 +456,28 @@ fn superseded_tokens_get_one_mail_and_no_expiry_mails() {
     t.superseded_by = Some("/srv/tokens/new.vpptoken".into());
     let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["superseded:s"]);
+}
+
+#[test]
+fn a_digest_goes_once_to_each_recipient_however_often_the_config_names_them() {
+    let mut audiences = audiences();
+    let both = audiences.add(Audience {
+        members: vec![member("acme@example.com"), member("OPS@example.com")],
+    });
+    audiences.folder.push(both);
+    let mut t2 = token("b", Status::Ok, 90);
+    t2.folder = 2;
+    let tokens = [token("a", Status::Ok, 90), t2, token("c", Status::Ok, 90)];
+    let groups = digest_groups(&tokens, &audiences);
+    let got: Vec<(&str, &[usize], usize)> = groups
+        .iter()
+        .map(|g| (g.member.address.as_str(), g.tokens.as_slice(), g.folders))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("acme@example.com", &[1][..], 2),
+            ("ops@example.com", &[0, 1, 2][..], 2)
+        ]
+    );
 }

@@ -3,14 +3,21 @@
 
 mod apple;
 pub mod silence;
+mod superseded;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
 pub use apple::{AppleAssessment, AppleRecord};
 pub use silence::{Silence, Silences};
 
-use crate::evaluate::{self, Account};
+use crate::evaluate::{self, Account, Facts, Status};
+use crate::show::show_path;
+use crate::token::found::{FolderScan, FolderState, FoundFile};
+use crate::token::KindId;
 
 /// Apple's verdicts by full fingerprint.
 pub type Verdicts = HashMap<String, AppleRecord>;
@@ -66,6 +73,189 @@ pub struct Policy {
     pub accounts: AccountBook,
     /// Apple verification is on: a token Apple cannot be asked about says so.
     pub apple_verify: bool,
+}
+
+/// One credential assessed: its facts, its status by the rules, and what
+/// Apple said. The serialised fields are `check --json`'s token entries and
+/// the daemon's status snapshot, a public interface (new keys may be added,
+/// none renamed); the skipped ones are what alerts need besides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assessment {
+    pub path: String,
+    /// The credential kind (`vpp`). A snapshot stored before kinds existed
+    /// has none, and everything then was a content token.
+    #[serde(default)]
+    pub kind: KindId,
+    pub org_name: Option<String>,
+    /// First 12 hex digits of the SHA-256 fingerprint.
+    pub fingerprint: Option<String>,
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
+    pub created_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::show::serde_rfc3339_opt")]
+    pub expires_at: Option<DateTime<Utc>>,
+    pub days_left: Option<i64>,
+    pub account: Option<String>,
+    pub status: Status,
+    pub detail: Option<String>,
+    /// The token file can be read by every user of the host.
+    #[serde(default)]
+    pub world_readable: bool,
+    /// What Apple said when last asked; null when never asked.
+    #[serde(default)]
+    pub apple: Option<AppleAssessment>,
+    /// Path of the token that replaced this one (status `superseded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// Full fingerprint of the content, or `path:<path>` when nothing could
+    /// be read: what alert history follows.
+    #[serde(skip)]
+    pub identity: String,
+    /// Last modification of the file, for the settle rule of alerts.
+    #[serde(skip)]
+    pub modified_at: Option<DateTime<Utc>>,
+    /// Index of the configured folder.
+    #[serde(skip)]
+    pub folder: usize,
+}
+
+/// One configured folder as alerts see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderAssessment {
+    pub path: String,
+    pub state: FolderState,
+    /// Readable tokens found in it (before de-duplication).
+    pub tokens: usize,
+    /// Why it is missing or unreadable.
+    pub error: Option<String>,
+}
+
+impl FolderAssessment {
+    /// The problem alerts name (`missing`, `unreadable`, `empty`) and its
+    /// cause; `None` when fine (or empty and allowed).
+    pub fn problem(&self) -> Option<(&'static str, Option<&str>)> {
+        match self.state {
+            FolderState::Ok => None,
+            FolderState::Missing => Some(("missing", self.error.as_deref())),
+            FolderState::Unreadable => Some(("unreadable", self.error.as_deref())),
+            FolderState::Empty => Some(("empty", None)),
+        }
+    }
+}
+
+pub fn assess_folders(folders: &[FolderScan]) -> Vec<FolderAssessment> {
+    folders
+        .iter()
+        .map(|f| FolderAssessment {
+            path: show_path(&f.path),
+            state: f.state,
+            tokens: f.tokens,
+            error: f.error.clone(),
+        })
+        .collect()
+}
+
+/// Every file assessed at `now`: superseded copies found by Apple's `uId`,
+/// Apple's expiry compared with the file's, the account resolved. Sorted
+/// soonest expiry first, unreadable files (no date) last, by path.
+///
+/// Borrowed files: the daemon's folders keep theirs, and copying 100,000 of
+/// them for each pass would double its memory. `files` must be
+/// de-duplicated already (the scan's `dedup_refs`).
+pub fn assess(
+    now: DateTime<Utc>,
+    files: &[&FoundFile],
+    policy: &Policy,
+    verdicts: &Verdicts,
+) -> Vec<Assessment> {
+    let current = superseded::current_by_uid(verdicts, files);
+    let mut out: Vec<Assessment> = files
+        .iter()
+        .map(|f| assess_one(now, f, policy, verdicts, &current))
+        .collect();
+    out.sort_by(|a, b| {
+        (a.expires_at.is_none(), a.expires_at, &a.path).cmp(&(
+            b.expires_at.is_none(),
+            b.expires_at,
+            &b.path,
+        ))
+    });
+    out
+}
+
+fn assess_one(
+    now: DateTime<Utc>,
+    f: &FoundFile,
+    policy: &Policy,
+    verdicts: &Verdicts,
+    current: &superseded::Current<'_>,
+) -> Assessment {
+    let account = policy
+        .accounts
+        .account_for(&f.path, f.folder)
+        .map(str::to_string);
+    let identity = match &f.fingerprint {
+        Some(fp) => fp.as_str().to_string(),
+        None => format!("path:{}", show_path(&f.path)),
+    };
+    let mut a = Assessment {
+        path: show_path(&f.path),
+        kind: f.kind,
+        org_name: None,
+        fingerprint: f.fingerprint.as_ref().map(|fp| fp.short().to_string()),
+        created_at: None,
+        expires_at: None,
+        days_left: None,
+        account,
+        status: Status::Unreadable,
+        detail: None,
+        world_readable: f.world_readable,
+        apple: None,
+        superseded_by: None,
+        identity,
+        modified_at: f.mtime.map(DateTime::<Utc>::from),
+        folder: f.folder,
+    };
+    let t = match &f.content {
+        Ok(t) => t,
+        Err(err) => {
+            a.detail = Some(err.to_string());
+            return a;
+        }
+    };
+    let rules = crate::token::kind(f.kind).rules();
+    let verdict = verdicts.get(t.fingerprint.as_str());
+    a.apple = match verdict {
+        Some(v) => Some(AppleAssessment::from_record(v, t.expires_at)),
+        None if rules.apple_verification && !t.verifiable_with_apple() && policy.apple_verify => {
+            Some(AppleAssessment::unverifiable())
+        }
+        None => None,
+    };
+    a.superseded_by = verdict
+        .and_then(|v| v.uid.as_deref())
+        .and_then(|uid| current.get(uid))
+        .filter(|(_, fp, _)| *fp != t.fingerprint.as_str())
+        .map(|(_, _, path)| show_path(path));
+    let facts = Facts {
+        expires_at: t.expires_at,
+        created_at: t.created_at,
+        account: a.account.as_deref().and_then(|id| policy.accounts.get(id)),
+        apple: a
+            .apple
+            .as_ref()
+            .map(|a| a.verdict)
+            .filter(|v| v.is_definitive()),
+        superseded: a.superseded_by.is_some(),
+        rules,
+    };
+    let e = evaluate::evaluate(now, &facts, &policy.rules);
+    a.org_name = Some(t.org_name.clone());
+    a.created_at = Some(t.created_at);
+    a.expires_at = Some(t.expires_at);
+    a.days_left = Some(e.days_left);
+    a.status = e.status;
+    a.detail = e.detail;
+    a
 }
 
 #[cfg(test)]

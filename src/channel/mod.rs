@@ -1,7 +1,11 @@
-//! The channel seam: how one queued message reaches its recipients.
+//! The channel seam: how an alert becomes a queued message and how that
+//! message reaches its recipients.
 //!
-//! An outbox row names its channel and carries a payload that only that
-//! channel reads. The sender looks the channel up in [`Channels`] by that
+//! When a pass queues an alert, each channel its audience uses
+//! [`render`](Channel::render)s [`Draft`]s for its own members, purely,
+//! from the words [`crate::render`] gives every channel. An outbox row
+//! names its channel and carries a payload that only that channel reads.
+//! The sender looks the channel up in [`Channels`] by that
 //! name and asks it to [`deliver`](Channel::deliver) one message; the
 //! channel answers with the receiver's words or a [`DeliveryError`] that
 //! says whether trying again can help. Everything around one attempt
@@ -10,7 +14,7 @@
 //! same for every channel.
 //!
 //! This module knows no implementation: mail (SMTP or files) lives in
-//! [`crate::mail`], and the daemon registers the configured channels in
+//! [`crate::mail`], webhooks in [`crate::webhook`], and the daemon registers the configured channels in
 //! one place.
 
 use std::collections::BTreeMap;
@@ -19,6 +23,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
+
+use crate::alerts::Member;
+use crate::render;
 
 /// Whether another attempt with the same settings can succeed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,16 +85,51 @@ pub struct Delivery<'a> {
     pub date: DateTime<Utc>,
 }
 
-/// A way to reach people. Implementations are thin: build the message from
-/// the row, make one attempt, classify the failure.
-///
-/// Rendering an alert into this channel's payload joins the trait once
-/// alerts are planned for audiences (a recipient set per channel); until
-/// then the daemon renders mail itself and only delivery goes through here.
+/// One message a channel made for some of its members, ready for the
+/// outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Draft {
+    /// Stable for the same message, unique in the outbox (see
+    /// [`message_id`]).
+    pub message_id: String,
+    /// The members' addresses as this channel writes them: the row's
+    /// recipients, handed back to [`Channel::deliver`].
+    pub recipients: Vec<String>,
+    /// What `status` shows of it (a mail's subject).
+    pub title: String,
+    /// The channel's own JSON, read back by its `deliver`. Public facts
+    /// only: it is stored in the state database.
+    pub payload: String,
+}
+
+/// The Message-ID of a channel's message about these alert keys to these
+/// recipients. The outbox refuses a second row with one id, so it differs
+/// between channels and between the messages of one channel; mail keeps
+/// the plain [`render::message_id`] it had before there were channels.
+pub fn message_id(channel: &str, keys: &[String], recipients: &[String]) -> String {
+    let mut keys = keys.to_vec();
+    keys.push(format!("channel:{channel}"));
+    keys.extend(recipients.iter().map(|r| format!("to:{r}")));
+    render::message_id(&keys)
+}
+
+/// A way to reach people. Implementations are thin: render the payload
+/// from the words [`render`] gives, build the message from the row, make
+/// one attempt, classify the failure.
 pub trait Channel: Send + Sync + fmt::Debug {
     /// The name stored in an outbox row's `channel` column ("mail"). It
     /// never changes once rows carry it.
     fn name(&self) -> &'static str;
+
+    /// This channel's messages to `to` (its own members): one for all of
+    /// them (a mail), or one each (a webhook posts to one URL), each with
+    /// its Message-ID. Pure: the same input renders the same drafts.
+    fn render(
+        &self,
+        input: &render::Input<'_>,
+        to: &[&Member],
+        ctx: &render::Context<'_>,
+    ) -> Vec<Draft>;
 
     /// One attempt. `Ok` is the receiver's answer (an SMTP server's
     /// `250 …`, the file written), kept with the sent row. The caller
@@ -145,6 +187,22 @@ mod tests {
             self.0
         }
 
+        fn render(
+            &self,
+            _: &render::Input<'_>,
+            to: &[&Member],
+            _: &render::Context<'_>,
+        ) -> Vec<Draft> {
+            to.iter()
+                .map(|m| Draft {
+                    message_id: message_id(self.0, &[], std::slice::from_ref(&m.address)),
+                    recipients: vec![m.address.clone()],
+                    title: self.0.to_owned(),
+                    payload: "{}".to_owned(),
+                })
+                .collect()
+        }
+
         fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {
             Box::pin(async move { Ok(format!("{} took {}", self.0, d.message_id)) })
         }
@@ -172,6 +230,17 @@ mod tests {
             })
             .await;
         assert_eq!(answer, Ok("mail took <m@tokenwatch>".to_owned()));
+    }
+
+    #[test]
+    fn message_ids_differ_between_channels_and_between_one_channel_s_messages() {
+        let keys = ["expiring:abc:30".to_owned()];
+        let to = |r: &str| vec![r.to_owned()];
+        let chat = message_id("chat", &keys, &to("ops"));
+        assert_ne!(chat, message_id("webhook", &keys, &to("ops")));
+        assert_ne!(chat, message_id("chat", &keys, &to("dev")));
+        assert_ne!(chat, render::message_id(&keys));
+        assert_eq!(chat, message_id("chat", &keys, &to("ops")));
     }
 
     #[test]

@@ -50,14 +50,21 @@ pub enum Command {
     /// Show what tokenwatch reads from one file (never the secret)
     Inspect {
         file: PathBuf,
+        /// The key and certificate an ADE server token is encrypted to (PEM, like ade_key)
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// Write a synthetic, clearly fake token in Apple's format
+    /// Write a synthetic, clearly fake credential: a content token in
+    /// Apple's format, a push certificate or an ADE server token
     SampleToken {
-        /// Organisation name to put in the token
+        /// vpp (content token), apns (push certificate, PEM) or ade (ADE server token, S/MIME)
+        #[arg(long, default_value = "vpp", value_parser = ["vpp", "apns", "ade"])]
+        kind: String,
+        /// Organisation name to put in it (ADE tokens name their MDM server instead)
         #[arg(long)]
-        org: String,
+        org: Option<String>,
         /// Expiry date (UTC midnight)
         #[arg(
             long,
@@ -81,6 +88,10 @@ pub enum Command {
         /// Replace an existing FILE (atomically; never through a symbolic link)
         #[arg(long, requires = "output")]
         force: bool,
+        /// ade: also write the private key and certificate it is encrypted
+        /// to here (mode 0600), for ade_key or inspect --key
+        #[arg(long, value_name = "FILE", requires = "output")]
+        key_out: Option<PathBuf>,
     },
     /// Ask Apple about one token (read-only GET /client/config)
     Probe {

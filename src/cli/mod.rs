@@ -30,14 +30,24 @@ pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
     let result = match cli.command {
         Command::Check { json } => check::run(config_flag, json),
-        Command::Inspect { file, json } => inspect::run(&file, json),
+        Command::Inspect { file, key, json } => inspect::run(&file, key.as_deref(), json),
         Command::SampleToken {
+            kind,
             org,
             expires,
             days,
             output,
             force,
-        } => sample::run(&org, expires.as_deref(), days, output.as_deref(), force),
+            key_out,
+        } => sample::run(&sample::Request {
+            kind: &kind,
+            org: org.as_deref(),
+            expires: expires.as_deref(),
+            days,
+            output: output.as_deref(),
+            force,
+            key_out: key_out.as_deref(),
+        }),
         Command::Probe { file, json } => probe::run(config_flag, &file, json),
         Command::Run => run::run(config_flag),
         Command::Status { json } => status::status(config_flag, json),

@@ -9,8 +9,9 @@ use chrono::Utc;
 use serde::Serialize;
 
 use super::{EXIT_OK, EXIT_UNKNOWN};
+use crate::assess::Assessment;
 use crate::config;
-use crate::report::{FolderReport, Report, TokenReport};
+use crate::report::{FolderReport, Report};
 use crate::show::rfc3339;
 use crate::state::{Access, OutboxRow, StateError, StateStore};
 
@@ -20,7 +21,7 @@ struct Status {
     last_scan_at: Option<String>,
     config_error: Option<Vec<String>>,
     folders: Vec<FolderReport>,
-    tokens: Vec<TokenReport>,
+    tokens: Vec<Assessment>,
     outbox: Vec<OutboxEntry>,
 }
 

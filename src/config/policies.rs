@@ -2,8 +2,10 @@
 //! none of them has to know the config's shape.
 
 use chrono::Duration;
+use lettre::message::Mailbox;
 
 use super::{AlertPolicy, Config};
+use crate::alerts::{self, Audience, Audiences, Member};
 use crate::assess::{self, AccountBook};
 use crate::evaluate;
 use crate::scan::FolderSpec;
@@ -15,6 +17,7 @@ impl From<&super::Folder> for FolderSpec {
             allow_empty: f.allow_empty,
             follow_links: f.follow_links,
             kinds: f.kinds.clone(),
+            ade_key: f.ade_key.as_ref().and_then(|k| k.key.clone()),
         }
     }
 }
@@ -27,6 +30,32 @@ impl AlertPolicy {
             expiring_days: self.lead_days.first().copied().unwrap_or(0) as i64,
             grace: Duration::hours(self.password_change_grace_hours as i64),
         }
+    }
+
+    /// What planning alerts needs: the lead days, reminders and whether
+    /// every token must name its account.
+    pub fn planner(&self) -> alerts::Policy {
+        alerts::Policy {
+            lead_days: self.lead_days.clone(),
+            repeat_days: self.repeat_days,
+            require_account: self.require_account,
+        }
+    }
+}
+
+/// A configured mail recipient as alerts address it: the storm guard and
+/// the digest tell people apart by the address in lower case.
+fn mail_member(m: &Mailbox) -> Member {
+    Member {
+        channel: crate::mail::payload::CHANNEL,
+        address: m.to_string(),
+        key: m.email.to_string().to_lowercase(),
+    }
+}
+
+fn mail_audience<'a>(list: impl IntoIterator<Item = &'a Mailbox>) -> Audience {
+    Audience {
+        members: list.into_iter().map(mail_member).collect(),
     }
 }
 
@@ -48,6 +77,32 @@ impl Config {
         )
     }
 
+    /// Who hears about what: each folder's recipients (`[alerts]` ones
+    /// first), and for the host `[alerts] recipients`, else everyone any
+    /// folder names.
+    pub fn audiences(&self) -> Audiences {
+        let mut out = Audiences::default();
+        let per_folder: Vec<Vec<Mailbox>> = self
+            .folders
+            .iter()
+            .map(|f| self.recipients_for(Some(f)))
+            .collect();
+        out.folder = per_folder
+            .iter()
+            .map(|list| out.add(mail_audience(list)))
+            .collect();
+        let mut host = self.alerts.recipients.clone();
+        if host.is_empty() {
+            for m in per_folder.into_iter().flatten() {
+                if !host.iter().any(|r| r.email == m.email) {
+                    host.push(m);
+                }
+            }
+        }
+        out.host = out.add(mail_audience(&host));
+        out
+    }
+
     /// What assessing a token needs from the config.
     pub fn assess_policy(&self) -> assess::Policy {
         assess::Policy {
@@ -55,5 +110,66 @@ impl Config {
             accounts: self.account_book(),
             apple_verify: self.apple.verify,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn audiences_of(text: &str) -> (alerts::Audiences, Vec<Vec<String>>) {
+        let cfg = super::super::parse(text, Path::new("/etc/tokenwatch.toml")).unwrap();
+        let a = cfg.audiences();
+        let addresses = |id| {
+            a.get(id)
+                .members
+                .iter()
+                .map(|m| format!("{} {} {}", m.channel, m.address, m.key))
+                .collect::<Vec<_>>()
+        };
+        let mut lists: Vec<Vec<String>> = a.folder.iter().map(|&id| addresses(id)).collect();
+        lists.push(addresses(a.host));
+        (a, lists)
+    }
+
+    #[test]
+    fn each_folder_hears_the_common_recipients_first_and_the_host_hears_them_alone() {
+        let (a, lists) = audiences_of(
+            "[alerts]\nrecipients = [\"Ops <Ops@Example.com>\"]\n\
+             [[folder]]\npath = \"/a\"\nrecipients = [\"acme@example.com\", \"Ops@Example.com\"]\n\
+             [[folder]]\npath = \"/b\"\n",
+        );
+        assert_eq!(
+            lists,
+            [
+                vec![
+                    "mail Ops <Ops@Example.com> ops@example.com",
+                    "mail acme@example.com acme@example.com"
+                ],
+                vec!["mail Ops <Ops@Example.com> ops@example.com"],
+                vec!["mail Ops <Ops@Example.com> ops@example.com"],
+            ]
+        );
+        // Folder /b and the host share one audience.
+        assert_eq!(a.folder[1], a.host);
+        assert_eq!(a.sets.len(), 2);
+    }
+
+    #[test]
+    fn without_common_recipients_the_host_tells_everyone_any_folder_names() {
+        let (_, lists) = audiences_of(
+            "[[folder]]\npath = \"/a\"\nrecipients = [\"a@example.com\", \"b@example.com\"]\n\
+             [[folder]]\npath = \"/b\"\nrecipients = [\"b@example.com\", \"c@example.com\"]\n",
+        );
+        assert_eq!(
+            lists[2],
+            [
+                "mail a@example.com a@example.com",
+                "mail b@example.com b@example.com",
+                "mail c@example.com c@example.com"
+            ]
+        );
     }
 }

@@ -19,12 +19,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-/// While starting, each extension gives this much more time from when it
-/// is sent...
-const EXTEND_BY: Duration = Duration::from_secs(30);
-/// ...and is renewed this often while the work advances, well before the
-/// last one runs out.
-const EXTEND_EVERY: Duration = Duration::from_secs(10);
+use super::Timing;
 
 /// Debug builds only, for `.ci/systemd-e2e.sh`: while the file this
 /// variable names exists, [`Keepalive::progress`] blocks the thread doing
@@ -40,6 +35,10 @@ pub(super) struct Keepalive {
     /// Half of systemd's `WATCHDOG_USEC`: ping at least this often. None
     /// when the watchdog is off.
     every: Option<Duration>,
+    /// While starting: how much more time each extension asks for, and
+    /// how often it is renewed ([`Timing::start_extend_by`], `_every`).
+    extend_by: Duration,
+    extend_every: Duration,
     starting: Cell<bool>,
     last_ping: Cell<Instant>,
     last_extend: Cell<Instant>,
@@ -48,14 +47,17 @@ pub(super) struct Keepalive {
 }
 
 impl Keepalive {
-    /// Reads the watchdog interval systemd set for this process.
-    pub fn from_env() -> Keepalive {
+    /// Reads the watchdog interval systemd set for this process (systemd's
+    /// protocol, not a test knob); debug builds also read [`STALL_FILE_ENV`].
+    pub fn from_env(timing: &Timing) -> Keepalive {
         let mut usec = 0u64;
         let every =
             sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
         let now = Instant::now();
         Keepalive {
             every,
+            extend_by: timing.start_extend_by,
+            extend_every: timing.start_extend_every,
             starting: Cell::new(false),
             last_ping: Cell::new(now),
             last_extend: Cell::new(now),
@@ -95,7 +97,7 @@ impl Keepalive {
             self.last_ping.set(now);
             let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
         }
-        if self.starting.get() && now.duration_since(self.last_extend.get()) >= EXTEND_EVERY {
+        if self.starting.get() && now.duration_since(self.last_extend.get()) >= self.extend_every {
             self.extend(now);
         }
     }
@@ -113,7 +115,7 @@ impl Keepalive {
 
     fn extend(&self, now: Instant) {
         self.last_extend.set(now);
-        let usec = u32::try_from(EXTEND_BY.as_micros()).unwrap_or(u32::MAX);
+        let usec = u32::try_from(self.extend_by.as_micros()).unwrap_or(u32::MAX);
         let _ = sd_notify::notify(false, &[NotifyState::ExtendTimeoutUsec(usec)]);
     }
 }

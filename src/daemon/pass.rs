@@ -2,17 +2,15 @@
 //! snapshot for `status` is stored, and due alerts go to the outbox in one
 //! transaction with their ledger rows.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 
 use super::Daemon;
-use crate::alerts::{self, Alert, FolderSubject, HostSubject, Ledger, Recorded, Subject};
+use crate::alerts::{self, Audience, HostFacts, Ledger, Member, Recorded};
+use crate::assess::{self, Assessment, FolderAssessment};
 use crate::evaluate::Status;
-use crate::mail::payload::{self, MailPayload};
-use crate::mail::render::{self, Context, Rendered};
+use crate::render::{Context, Input};
 use crate::report::{self, Report};
-use crate::scan::{self, FolderState};
+use crate::scan;
 use crate::state::{NewLedgerRow, NewRow, SeenToken};
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
@@ -30,39 +28,52 @@ pub(super) fn release_freed_memory() {
 
 impl Daemon {
     /// Apple's stored verdicts by fingerprint; none when they cannot be read.
-    pub(super) fn verdicts(&self) -> report::Verdicts {
+    pub(super) fn verdicts(&self) -> assess::Verdicts {
         match tokio::task::block_in_place(|| self.store.verdicts_by_fingerprint()) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read Apple's verdicts");
-                report::Verdicts::new()
+                assess::Verdicts::new()
             }
         }
     }
 
-    pub(super) fn report(&self, now: DateTime<Utc>, verdicts: &report::Verdicts) -> Report {
-        // Borrowed, not cloned: a copy of every file doubled the memory.
-        let folders: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
-        let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
-        let mut report =
-            report::build_from(now, &self.cfg.assess_policy(), &folders, &files, verdicts);
-        for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
-            f.watch = Some(slot.mode_name().to_string());
-        }
-        report
+    pub(super) fn report(&self, now: DateTime<Utc>, verdicts: &assess::Verdicts) -> Report {
+        self.assessed(now, verdicts).1
     }
 
-    /// Reads the clock once: the report, the alerts and the Apple requests
-    /// all see the same `now`.
+    /// The folders as alerts see them, and the report of every token.
+    fn assessed(
+        &self,
+        now: DateTime<Utc>,
+        verdicts: &assess::Verdicts,
+    ) -> (Vec<FolderAssessment>, Report) {
+        let scans: Vec<_> = self
+            .folders
+            .slots()
+            .iter()
+            .map(|s| s.scan.clone())
+            .collect();
+        // Borrowed, not cloned: a copy of every file doubled the memory.
+        let files = scan::dedup_refs(self.folders.slots().iter().flat_map(|s| &s.files));
+        let tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
+        let folders = assess::assess_folders(&scans);
+        let mut report = report::project(now, &folders, tokens);
+        for (f, slot) in report.folders.iter_mut().zip(self.folders.slots()) {
+            f.watch = Some(slot.mode_name().to_string());
+        }
+        (folders, report)
+    }
+
+    /// Reads the clock once: the assessment, the snapshot, the alerts, the
+    /// outbox rows and the Apple requests all see the same `now`.
     pub(super) fn pass(&mut self) {
         let now = self.clock.now();
         let started = std::time::Instant::now();
         let verdicts = self.verdicts();
         self.keepalive.progress();
-        let report = self.report(now, &verdicts);
-        for slot in &mut self.slots {
-            slot.mark_passed();
-        }
+        let (folders, report) = self.assessed(now, &verdicts);
+        self.folders.mark_passed();
         self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
@@ -107,7 +118,7 @@ impl Daemon {
         };
         let recorded = started.elapsed();
         self.keepalive.progress();
-        stored &= self.plan_and_enqueue(now, &report);
+        stored &= self.plan_and_enqueue(now, &report.tokens, &folders);
         self.keepalive.progress();
         // Where a pass spends its time, for whoever profiles a slow one.
         tracing::debug!(
@@ -122,7 +133,7 @@ impl Daemon {
         drop((report, seen, snapshot));
         release_freed_memory();
         self.request_verification(now, false, &verdicts);
-        self.retry_if_unstored(stored);
+        self.retry_if_unstored(now + elapsed(started), stored);
     }
 
     /// A pass whose scan or alerts could not be written (disk full, state
@@ -130,100 +141,44 @@ impl Daemon {
     /// event or scheduled scan, which may be an hour away: the status must
     /// catch up and the alerts must be queued once the disk recovers
     /// (regression test: faults::disk::a_full_disk_is_survived_and_nothing_is_lost_or_sent_twice).
-    fn retry_if_unstored(&mut self, stored: bool) {
+    /// `done`: when the pass ended, on the pass's clock.
+    fn retry_if_unstored(&mut self, done: DateTime<Utc>, stored: bool) {
         if stored {
-            if self.state_failures > 0 {
+            if self.due.state_failures > 0 {
                 tracing::info!("the state database accepts writes again");
             }
-            self.state_failures = 0;
+            self.due.state_failures = 0;
             return;
         }
-        self.state_failures = self.state_failures.saturating_add(1);
-        let wait = self.timing.state_retry.nth(self.state_failures).as_secs() as i64;
-        // After the pass, not from its `now`: a long pass must not eat
+        self.due.state_failures = self.due.state_failures.saturating_add(1);
+        let wait = self.due.state_retry.nth(self.due.state_failures).as_secs() as i64;
+        // After the pass, not from its start: a long pass must not eat
         // into the wait.
-        let at = self.clock.now() + chrono::Duration::seconds(wait);
+        let at = done + chrono::Duration::seconds(wait);
         tracing::warn!(
             retry_in_secs = wait,
             "state not written; the pass runs again then"
         );
-        self.recheck_at = Some(self.recheck_at.map_or(at, |t| t.min(at)));
+        self.due.recheck_at = Some(self.due.recheck_at.map_or(at, |t| t.min(at)));
     }
 
-    fn subjects(&self, report: &Report) -> (Vec<Subject>, Vec<FolderSubject>) {
-        let subjects = report
-            .tokens
-            .iter()
-            .map(|t| Subject {
-                identity: t.identity.clone(),
-                path: t.path.clone(),
-                kind: t.kind,
-                org_name: t.org_name.clone(),
-                status: t.status,
-                days_left: t.days_left,
-                expires_at: t.expires_at,
-                created_at: t.created_at,
-                account: t.account.clone(),
-                detail: t.detail.clone(),
-                modified_at: t.modified_at,
-                recipients: self.cfg.recipients_for(self.cfg.folders.get(t.folder)),
-                folder: self
-                    .cfg
-                    .folders
-                    .get(t.folder)
-                    .map(|f| crate::show::show_path(&f.path))
-                    .unwrap_or_default(),
-                apple: t.apple.clone(),
-                superseded_by: t.superseded_by.clone(),
-            })
-            .collect();
-        let folders = report
-            .folders
-            .iter()
-            .zip(&self.cfg.folders)
-            .map(|(r, f)| FolderSubject {
-                path: r.path.clone(),
-                problem: match r.state {
-                    FolderState::Ok => None,
-                    FolderState::Missing => Some(("missing".into(), r.error.clone())),
-                    FolderState::Unreadable => Some(("unreadable".into(), r.error.clone())),
-                    FolderState::Empty => Some(("empty".into(), None)),
-                },
-                recipients: self.cfg.recipients_for(Some(f)),
-            })
-            .collect();
-        (subjects, folders)
-    }
-
-    /// Host-wide facts: whether Apple has been unreachable, and who hears
-    /// about it (`[alerts] recipients`, else everyone).
-    fn host_subject(&self) -> HostSubject {
+    /// Host-wide facts: whether Apple has been unreachable.
+    fn host_facts(&self) -> HostFacts {
         let since =
             tokio::task::block_in_place(|| self.store.meta(super::prober::APPLE_UNREACHABLE_SINCE))
                 .ok()
                 .flatten()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc));
-        let mut recipients = self.cfg.alerts.recipients.clone();
-        if recipients.is_empty() {
-            for f in &self.cfg.folders {
-                for m in self.cfg.recipients_for(Some(f)) {
-                    if !recipients.iter().any(|r| r.email == m.email) {
-                        recipients.push(m);
-                    }
-                }
-            }
-        }
-        HostSubject {
+        HostFacts {
             apple_unreachable_since: since,
-            recipients,
         }
     }
 
     /// The ledger rows of what this pass holds (and of no token): the rows
     /// of tokens long gone are never read.
-    fn ledger(&self, report: &Report) -> Option<Ledger> {
-        let present = report.tokens.iter().map(|t| t.identity.as_str());
+    fn ledger(&self, tokens: &[Assessment]) -> Option<Ledger> {
+        let present = tokens.iter().map(|t| t.identity.as_str());
         match tokio::task::block_in_place(|| self.store.ledger_for(present)) {
             Ok(rows) => Some(
                 rows.into_iter()
@@ -239,65 +194,79 @@ impl Daemon {
 
     /// Queues the alerts due; false when the state database could not be
     /// read or written, so the pass must be retried.
-    fn plan_and_enqueue(&mut self, now: DateTime<Utc>, report: &Report) -> bool {
-        let Some(ledger) = self.ledger(report) else {
+    fn plan_and_enqueue(
+        &mut self,
+        now: DateTime<Utc>,
+        tokens: &[Assessment],
+        folders: &[FolderAssessment],
+    ) -> bool {
+        let Some(ledger) = self.ledger(tokens) else {
             return false;
         };
-        let (subjects, folders) = self.subjects(report);
-        let policy = alerts::Policy {
-            lead_days: self.cfg.alerts.lead_days.clone(),
-            repeat_days: self.cfg.alerts.repeat_days,
-            require_account: self.cfg.alerts.require_account,
-        };
-        let host = self.host_subject();
-        let plan = alerts::plan(now, &subjects, &folders, &host, &ledger, &policy);
-        self.recheck_at = plan.recheck_at;
+        let audiences = self.cfg.audiences();
+        let plan = alerts::plan(
+            now,
+            tokens,
+            folders,
+            &self.host_facts(),
+            &ledger,
+            &self.cfg.alerts.planner(),
+            &audiences,
+        );
+        self.due.recheck_at = plan.recheck_at;
         if plan.alerts.is_empty() {
             return true;
         }
         let ctx = Context {
             tz: self.cfg.timezone,
             host: &self.host,
+            now,
         };
         let mut rows = Vec::new();
-        let mut mails = Vec::new();
-        for group in alerts::group_for_storm_guard(plan.alerts, self.cfg.alerts.max_mails_per_pass)
-        {
-            let keys: Vec<String> = group.iter().map(|a| a.key.clone()).collect();
+        let mut outbox = Vec::new();
+        let max = self.cfg.alerts.max_mails_per_pass;
+        for group in alerts::group_for_storm_guard(plan.alerts, &audiences, max) {
             for a in &group {
+                let fingerprint = a
+                    .subject
+                    .and_then(|i| tokens.get(i))
+                    .map(|t| t.identity.clone());
                 rows.push(NewLedgerRow {
                     key: a.key.clone(),
-                    fingerprint: a
-                        .subject
-                        .and_then(|i| subjects.get(i))
-                        .map(|s| s.identity.clone()),
+                    fingerprint: fingerprint.clone(),
                     mailed: true,
                 });
-                rows.extend(a.also_done.iter().map(|k| {
-                    NewLedgerRow {
-                        key: k.clone(),
-                        fingerprint: a
-                            .subject
-                            .and_then(|i| subjects.get(i))
-                            .map(|s| s.identity.clone()),
-                        mailed: false,
-                    }
+                rows.extend(a.also_done.iter().map(|k| NewLedgerRow {
+                    key: k.clone(),
+                    fingerprint: fingerprint.clone(),
+                    mailed: false,
                 }));
             }
-            let rendered = if group.len() == 1 {
-                render::render_alert(&group[0], &subjects, &folders, &ctx)
+            let input = if group.len() == 1 {
+                Input::Alert {
+                    alert: &group[0],
+                    tokens,
+                    folders,
+                }
             } else {
                 tracing::warn!(
                     alerts = group.len(),
                     "storm guard: sending one summary mail"
                 );
-                render::render_summary(&group, &subjects, &folders, &ctx)
+                Input::Summary {
+                    alerts: &group,
+                    tokens,
+                    folders,
+                }
             };
-            if let Some(mail) = self.new_mail(&group[0], keys, rendered, now) {
-                mails.push(mail);
+            let audience = audiences.get(group[0].audience);
+            if audience.members.is_empty() {
+                tracing::warn!(alert = %group[0].key, "nobody to tell about this alert");
+                continue;
             }
+            outbox.extend(self.drafts(audience, &input, &ctx));
         }
-        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
+        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &outbox)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "alerts queued");
                 self.sender.wake();
@@ -310,44 +279,30 @@ impl Daemon {
         }
     }
 
-    fn new_mail(
-        &self,
-        first: &Alert,
-        keys: Vec<String>,
-        r: Rendered,
-        now: chrono::DateTime<Utc>,
-    ) -> Option<NewRow> {
-        if first.recipients.is_empty() {
-            tracing::warn!(alert = %first.key, "nobody to tell about this alert");
-            return None;
-        }
-        let to = first.recipients.iter().map(|m| m.to_string()).collect();
-        Some(self.mail_row(keys, to, r, now))
-    }
-
-    /// The outbox row of one mail; its Message-ID comes from the alert keys.
-    fn mail_row(
-        &self,
-        keys: Vec<String>,
-        to: Vec<String>,
-        r: Rendered,
-        now: chrono::DateTime<Utc>,
-    ) -> NewRow {
-        NewRow {
-            message_id: render::message_id(&keys),
-            alert_keys: keys,
-            channel: payload::CHANNEL.to_owned(),
-            recipients: to,
-            title: r.subject.clone(),
-            payload: MailPayload {
-                from: self.cfg.alerts.from.to_string(),
-                subject: r.subject,
-                text: r.text,
-                html: r.html,
+    /// The outbox rows of one alert (or summary, or digest): what each
+    /// channel the audience is reached on renders for its members.
+    fn drafts(&self, audience: &Audience, input: &Input<'_>, ctx: &Context<'_>) -> Vec<NewRow> {
+        let keys = input.keys();
+        let mut out = Vec::new();
+        for name in audience.channels() {
+            let Some(channel) = self.sender.channels().get(name) else {
+                tracing::warn!(channel = name, key = %keys[0], "no such channel is configured; its recipients are not told");
+                continue;
+            };
+            let to: Vec<&Member> = audience.on(name).collect();
+            for draft in channel.render(input, &to, ctx) {
+                out.push(NewRow {
+                    message_id: draft.message_id,
+                    alert_keys: keys.clone(),
+                    channel: name.to_owned(),
+                    recipients: draft.recipients,
+                    title: draft.title,
+                    payload: draft.payload,
+                    date: ctx.now,
+                });
             }
-            .to_json(),
-            date: now,
         }
+        out
     }
 
     /// The scheduled digest: one mail per recipient listing every token
@@ -355,49 +310,37 @@ impl Daemon {
     pub(super) fn send_digest(&mut self) {
         let now = self.clock.now();
         let report = self.report(now, &self.verdicts());
-        let mut per_recipient: BTreeMap<String, (lettre::message::Mailbox, Vec<usize>, usize)> =
-            BTreeMap::new();
-        for (fi, folder) in self.cfg.folders.iter().enumerate() {
-            for m in self.cfg.recipients_for(Some(folder)) {
-                let entry = per_recipient
-                    .entry(m.email.to_string().to_lowercase())
-                    .or_insert((m, Vec::new(), 0));
-                entry.2 += 1;
-                entry.1.extend(
-                    report
-                        .tokens
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, t)| t.folder == fi)
-                        .map(|(i, _)| i),
-                );
-            }
-        }
         let ctx = Context {
             tz: self.cfg.timezone,
             host: &self.host,
+            now,
         };
         let day = now
             .with_timezone(&self.cfg.timezone)
             .format("%Y-%m-%d")
             .to_string();
         let mut rows = Vec::new();
-        let mut mails = Vec::new();
-        for (email, (mailbox, mut idx, folders)) in per_recipient {
-            idx.sort_unstable();
-            idx.dedup();
-            let tokens: Vec<&report::TokenReport> =
-                idx.iter().map(|&i| &report.tokens[i]).collect();
-            let r = render::render_digest(&tokens, folders, &ctx);
-            let key = format!("digest:{day}:{email}");
+        let mut outbox = Vec::new();
+        for group in alerts::digest_groups(&report.tokens, &self.cfg.audiences()) {
+            let tokens: Vec<&Assessment> =
+                group.tokens.iter().map(|&i| &report.tokens[i]).collect();
+            let key = format!("digest:{day}:{}", group.member.key);
             rows.push(NewLedgerRow {
                 key: key.clone(),
                 fingerprint: None,
                 mailed: true,
             });
-            mails.push(self.mail_row(vec![key], vec![mailbox.to_string()], r, now));
+            let input = Input::Digest {
+                key: &key,
+                tokens: &tokens,
+                folders: group.folders,
+            };
+            let audience = Audience {
+                members: vec![group.member],
+            };
+            outbox.extend(self.drafts(&audience, &input, &ctx));
         }
-        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &mails)) {
+        match tokio::task::block_in_place(|| self.store.commit_alerts(now, &rows, &outbox)) {
             Ok(ids) => {
                 tracing::info!(mails = ids.len(), "digest queued");
                 self.sender.wake();
@@ -405,4 +348,9 @@ impl Daemon {
             Err(e) => tracing::error!(error = %e, "cannot queue the digest"),
         }
     }
+}
+
+/// Time since `started`, as a chrono duration.
+fn elapsed(started: std::time::Instant) -> chrono::Duration {
+    chrono::Duration::from_std(started.elapsed()).unwrap_or(chrono::Duration::zero())
 }

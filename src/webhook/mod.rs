@@ -20,8 +20,10 @@ use futures_util::future::BoxFuture;
 use reqwest::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 
-use crate::channel::{Channel, Delivery, DeliveryError};
+use crate::alerts::Member;
+use crate::channel::{Channel, Delivery, DeliveryError, Draft};
 use crate::probe::{error_chain, is_loopback};
+use crate::render;
 use crate::secret::{read_secret_file, Redactor, Secret};
 pub use settings::{Format, UrlSource, WebhookSettings};
 
@@ -309,6 +311,15 @@ pub fn client() -> Result<reqwest::Client, String> {
         })
 }
 
+/// How urgent an event is for a receiver that colours it.
+fn severity(event: &str) -> body::Severity {
+    match event {
+        "expired" | "invalidated" | "apple_unreachable" => body::Severity::Critical,
+        "folder_recovered" | "digest" => body::Severity::Info,
+        _ => body::Severity::Warning,
+    }
+}
+
 /// The idempotency key of a message: its Message-ID without brackets,
 /// the same on every attempt.
 pub fn message_key(message_id: &str) -> &str {
@@ -318,6 +329,47 @@ pub fn message_key(message_id: &str) -> &str {
 impl Channel for WebhookChannel {
     fn name(&self) -> &'static str {
         CHANNEL
+    }
+
+    /// One post per webhook (a member's address is the webhook's name), in
+    /// that webhook's format. A webhook no longer configured still gets its
+    /// row, which then parks like any message to a removed receiver.
+    fn render(
+        &self,
+        input: &render::Input<'_>,
+        to: &[&Member],
+        ctx: &render::Context<'_>,
+    ) -> Vec<Draft> {
+        let words = render::words(input, ctx);
+        let keys = input.keys();
+        to.iter()
+            .map(|m| {
+                let recipients = vec![m.address.clone()];
+                let message_id = crate::channel::message_id(CHANNEL, &keys, &recipients);
+                let format = self
+                    .hooks
+                    .get(&m.address)
+                    .map(|h| h.format)
+                    .unwrap_or_default();
+                let message = body::Message {
+                    id: message_key(&message_id),
+                    event: words.event,
+                    severity: severity(words.event),
+                    summary: &words.summary,
+                    token: words.token.and_then(|t| serde_json::to_value(t).ok()),
+                    folder: words.folder,
+                    sent_at: ctx.now,
+                    facts: words.facts.clone(),
+                    advice: words.advice.iter().map(|a| a.to_string()).collect(),
+                };
+                Draft {
+                    payload: body::render(format, &message),
+                    message_id,
+                    recipients,
+                    title: format!("[tokenwatch] {}", words.summary),
+                }
+            })
+            .collect()
     }
 
     fn deliver<'a>(&'a self, d: Delivery<'a>) -> BoxFuture<'a, Result<String, DeliveryError>> {

@@ -223,3 +223,36 @@ fn url_and_key_files_readable_by_everyone_are_refused_naming_webhook_and_file() 
     assert!(err.contains("secret_file"), "{err}");
     assert!(!err.contains("canary-signing"), "{err}");
 }
+
+#[test]
+fn an_alert_is_drafted_once_per_webhook_with_its_own_id_and_the_json_body() {
+    let channel = WebhookChannel::from_settings(&[]).unwrap();
+    let token = crate::render::testing::subject();
+    let alert = crate::render::testing::alert(crate::alerts::AlertKind::Expired { reminder: 0 });
+    let input = crate::render::Input::Alert {
+        alert: &alert,
+        tokens: std::slice::from_ref(&token),
+        folders: &[],
+    };
+    let member = |name: &str| Member {
+        channel: CHANNEL,
+        address: name.into(),
+        key: name.into(),
+    };
+    let (ops, dev) = (member("ops"), member("dev"));
+    let drafts = channel.render(&input, &[&ops, &dev], &crate::render::testing::ctx());
+    assert_eq!(drafts.len(), 2);
+    assert_eq!(drafts[0].recipients, ["ops"]);
+    assert_eq!(drafts[1].recipients, ["dev"]);
+    assert_ne!(drafts[0].message_id, drafts[1].message_id);
+    let body: serde_json::Value = serde_json::from_str(&drafts[0].payload).unwrap();
+    assert_eq!(body["event"], "expired");
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["id"], message_key(&drafts[0].message_id));
+    assert_eq!(body["token"]["path"], token.path.as_str());
+    assert!(
+        drafts[0].title.ends_with("has EXPIRED"),
+        "{}",
+        drafts[0].title
+    );
+}

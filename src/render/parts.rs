@@ -1,102 +1,11 @@
-//! Alerts into mails: subject, plain text and HTML. Pure: the same alert
-//! renders the same mail, so a re-sent mail matches the first one.
-//!
-//! Only public facts reach a mail (org, path, dates, account, the 12-digit
-//! fingerprint); the token content never does, because it is never given
-//! to this module.
+//! What one alert says, whichever way it is sent: its headline, the facts
+//! about its token or folder, and the advice on what to do.
 
-use std::fmt::Write;
-
-use chrono_tz::Tz;
-
-use crate::alerts::{Alert, AlertKind, FolderSubject, Subject};
-use crate::show::html_escape;
-pub use crate::show::{clean, local};
+use super::Context;
+use crate::alerts::{Alert, AlertKind};
+use crate::assess::{Assessment, FolderAssessment};
+use crate::show::{clean, local};
 use crate::token::{self, KindId};
-
-pub struct Context<'a> {
-    pub tz: Tz,
-    /// The host that sends, named in every mail.
-    pub host: &'a str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-/// A summary or digest lists at most this many items and counts the rest:
-/// a storm of a million broken files must still make one mail a relay
-/// accepts, and nobody reads past the first few hundred lines anyway.
-pub const MAX_LISTED: usize = 200;
-/// The listed items of one body part stay within this many bytes, whatever
-/// the names in them hold (multi-byte characters, HTML escapes). With the
-/// fixed text around them, base64 or quoted-printable encoding (at most
-/// about 4/3) and both parts, a whole message stays well under 1 MiB.
-pub const MAX_LISTING_BYTES: usize = 256 * 1024;
-
-/// The items of a summary or digest as they are added, up to
-/// [`MAX_LISTED`] and [`MAX_LISTING_BYTES`] per part; the rest are counted.
-#[derive(Default)]
-struct Listing {
-    text: String,
-    html: String,
-    listed: usize,
-    left_out: usize,
-}
-
-impl Listing {
-    /// Whether another item could still be listed (so it is worth rendering).
-    fn has_room(&self) -> bool {
-        self.left_out == 0 && self.listed < MAX_LISTED
-    }
-
-    fn push(&mut self, text: &str, html: &str) {
-        if self.has_room()
-            && self.text.len() + text.len() <= MAX_LISTING_BYTES
-            && self.html.len() + html.len() <= MAX_LISTING_BYTES
-        {
-            self.text.push_str(text);
-            self.html.push_str(html);
-            self.listed += 1;
-        } else {
-            self.left_out += 1;
-        }
-    }
-
-    fn skip(&mut self) {
-        self.left_out += 1;
-    }
-
-    /// The line that says how many were left out, or "" when none were.
-    fn more(&self) -> (String, String) {
-        if self.left_out == 0 {
-            return (String::new(), String::new());
-        }
-        (
-            format!("... and {} more (see `tokenwatch status`)\n", self.left_out),
-            format!(
-                "and {} more (see <code>tokenwatch status</code>)",
-                self.left_out
-            ),
-        )
-    }
-}
-
-/// A stable Message-ID: the same alert (or summary of the same alerts)
-/// always gets the same id, so a duplicate is recognisable as one.
-pub fn message_id(keys: &[String]) -> String {
-    let mut sorted: Vec<&String> = keys.iter().collect();
-    sorted.sort();
-    let mut h = ring::digest::Context::new(&ring::digest::SHA256);
-    for k in sorted {
-        h.update(k.as_bytes());
-        h.update(&[0]);
-    }
-    format!("<{}@tokenwatch>", &hex::encode(h.finish())[..32])
-}
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
@@ -134,9 +43,13 @@ fn describe_unreadable(error: &str) -> String {
 }
 
 /// The one-line headline of an alert, without the `[tokenwatch]` prefix.
-fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> String {
+pub(super) fn headline(
+    alert: &Alert,
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
+) -> String {
     let s = alert.subject.and_then(|i| subjects.get(i));
-    let token = |s: &Subject| {
+    let token = |s: &Assessment| {
         format!(
             "{} for {} ({})",
             token::kind(s.kind).noun(),
@@ -219,10 +132,10 @@ fn headline(alert: &Alert, subjects: &[Subject], folders: &[FolderSubject]) -> S
 }
 
 /// Label/value rows describing the alert's token or folder.
-fn facts(
+pub(super) fn facts(
     alert: &Alert,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
+    subjects: &[Assessment],
+    folders: &[FolderAssessment],
     ctx: &Context,
 ) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();
@@ -284,8 +197,8 @@ fn facts(
     }
     if let Some(f) = alert.folder.and_then(|i| folders.get(i)) {
         rows.push(("Folder", clean(&f.path, 400)));
-        if let Some((state, error)) = &f.problem {
-            rows.push(("State", state.clone()));
+        if let Some((state, error)) = f.problem() {
+            rows.push(("State", state.to_owned()));
             if let Some(e) = error {
                 rows.push(("Error", clean(e, 400)));
             }
@@ -308,14 +221,14 @@ fn facts(
 
 /// The kind of the alert's file; alerts about no file (folders, Apple)
 /// get the content token's texts, as before kinds.
-fn kind_of(alert: &Alert, subjects: &[Subject]) -> KindId {
+fn kind_of(alert: &Alert, subjects: &[Assessment]) -> KindId {
     alert
         .subject
         .and_then(|i| subjects.get(i))
         .map_or(KindId::default(), |s| s.kind)
 }
 
-fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
+pub(super) fn advice(alert: &Alert, subjects: &[Assessment]) -> Vec<&'static str> {
     let of_kind = token::kind(kind_of(alert, subjects));
     match &alert.kind {
         AlertKind::Expiring { .. } | AlertKind::Expired { .. } | AlertKind::Invalidated { .. } => of_kind.renewal_advice().to_vec(),
@@ -331,115 +244,10 @@ fn advice(alert: &Alert, subjects: &[Subject]) -> Vec<&'static str> {
     }
 }
 
-pub fn render_alert(
-    alert: &Alert,
-    subjects: &[Subject],
-    folders: &[FolderSubject],
-    ctx: &Context,
-) -> Rendered {
-    let head = headline(alert, subjects, folders);
-    let rows = facts(alert, subjects, folders, ctx);
-    let advice = advice(alert, subjects);
-    let mut text = format!("{head}\n\n");
-    for (k, v) in &rows {
-        let _ = writeln!(text, "{k}: {v}");
-    }
-    for a in &advice {
-        let _ = write!(text, "\n{a}\n");
-    }
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n", html_escape(&head));
-    for (k, v) in &rows {
-        let _ = writeln!(
-            html,
-            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-            html_escape(k),
-            html_escape(v)
-        );
-    }
-    html.push_str("</table>\n");
-    for a in &advice {
-        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
-    }
-    html.push_str("</body></html>\n");
-    Rendered {
-        subject: format!("[tokenwatch] {head}"),
-        text,
-        html,
-    }
-}
-
-/// One mail for many alerts (storm guard): the first [`MAX_LISTED`]
-/// listed, the rest counted.
-pub fn render_summary(
-    alerts: &[Alert],
-    subjects: &[Subject],
-    folders: &[FolderSubject],
-    ctx: &Context,
-) -> Rendered {
-    let subject = format!(
-        "[tokenwatch] {} alerts at once: tokens or folders need attention",
-        alerts.len()
-    );
-    let mut list = Listing::default();
-    for a in alerts {
-        if !list.has_room() {
-            list.skip();
-            continue;
-        }
-        let h = headline(a, subjects, folders);
-        let path = a
-            .subject
-            .and_then(|i| subjects.get(i))
-            .map(|s| clean(&s.path, 400))
-            .or_else(|| {
-                a.folder
-                    .and_then(|i| folders.get(i))
-                    .map(|f| clean(&f.path, 400))
-            })
-            .unwrap_or_default();
-        list.push(
-            &format!("- {h}\n  {path}\n"),
-            &format!(
-                "<li>{}<br><code>{}</code></li>\n",
-                html_escape(&h),
-                html_escape(&path)
-            ),
-        );
-    }
-    let (more_text, more_html) = list.more();
-    let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
-    text.push_str(&list.text);
-    text.push_str(&more_text);
-    let mut html = format!(
-        "<html><body>\n<h2>{}</h2>\n<ul>\n",
-        html_escape(&subject[13..])
-    );
-    html.push_str(&list.html);
-    if !more_html.is_empty() {
-        let _ = writeln!(html, "<li>{more_html}</li>");
-    }
-    html.push_str("</ul>\n");
-    for a in summary_advice(alerts, subjects) {
-        let _ = write!(text, "\n{a}\n");
-        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
-    }
-    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(
-        html,
-        "<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(&clean(ctx.host, 200))
-    );
-    Rendered {
-        subject,
-        text,
-        html,
-    }
-}
-
 /// The renewal advice of every kind the alerts are about, each paragraph
 /// once, in the order the kinds first appear; a summary about folders alone
 /// ends with the content token's, as before kinds.
-fn summary_advice(alerts: &[Alert], subjects: &[Subject]) -> Vec<&'static str> {
+pub(super) fn summary_advice(alerts: &[Alert], subjects: &[Assessment]) -> Vec<&'static str> {
     let mut kinds: Vec<KindId> = Vec::new();
     for a in alerts {
         if let Some(s) = a.subject.and_then(|i| subjects.get(i)) {
@@ -461,89 +269,3 @@ fn summary_advice(alerts: &[Alert], subjects: &[Subject]) -> Vec<&'static str> {
     }
     paragraphs
 }
-
-/// The scheduled digest for one recipient: every token they hear about
-/// counted, the first [`MAX_LISTED`] by soonest expiry listed, so silence
-/// is never ambiguous.
-pub fn render_digest(
-    tokens: &[&crate::report::TokenReport],
-    folders: usize,
-    ctx: &Context,
-) -> Rendered {
-    let mut sorted: Vec<&&crate::report::TokenReport> = tokens.iter().collect();
-    sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
-    let attention = sorted
-        .iter()
-        .filter(|t| t.status != crate::evaluate::Status::Ok)
-        .count();
-    let plural = |n: usize, w: &str| {
-        if n == 1 {
-            format!("{n} {w}")
-        } else {
-            format!("{n} {w}s")
-        }
-    };
-    let summary = if attention == 0 {
-        format!(
-            "tokenwatch is watching {} in {}; all fine",
-            plural(tokens.len(), "token"),
-            plural(folders, "folder")
-        )
-    } else {
-        format!(
-            "tokenwatch is watching {} in {}; {} need{} attention",
-            plural(tokens.len(), "token"),
-            plural(folders, "folder"),
-            attention,
-            if attention == 1 { "s" } else { "" }
-        )
-    };
-    let mut list = Listing::default();
-    for t in sorted {
-        if !list.has_room() {
-            list.skip();
-            continue;
-        }
-        let expires = t.expires_at.map(|e| local(e, ctx.tz)).unwrap_or_default();
-        let days = t.days_left.map(|d| d.to_string()).unwrap_or_default();
-        let org = clean(t.org_name.as_deref().unwrap_or(""), 60);
-        let account = clean(t.account.as_deref().unwrap_or("(unknown)"), 60);
-        let path = clean(&t.path, 400);
-        let status = t.status.as_str();
-        list.push(
-            &format!("{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}\n"),
-            &format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                html_escape(status),
-                html_escape(&days),
-                html_escape(&expires),
-                html_escape(&org),
-                html_escape(&account),
-                html_escape(&path)
-            ),
-        );
-    }
-    let (more_text, more_html) = list.more();
-    let mut text = format!("{summary}.\n\n");
-    text.push_str(&list.text);
-    text.push_str(&more_text);
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n<tr><th>Status</th><th>Days left</th><th>Expires</th><th>Organisation</th><th>Account</th><th>File</th></tr>\n", html_escape(&summary));
-    html.push_str(&list.html);
-    if !more_html.is_empty() {
-        let _ = writeln!(html, "<tr><td colspan=\"6\">{more_html}</td></tr>");
-    }
-    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
-    let _ = write!(
-        html,
-        "</table>\n<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(&clean(ctx.host, 200))
-    );
-    Rendered {
-        subject: format!("[tokenwatch] Digest: {summary}"),
-        text,
-        html,
-    }
-}
-
-#[cfg(test)]
-mod tests;
