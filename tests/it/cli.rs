@@ -147,12 +147,18 @@ fn the_shipped_quickstart_runs_as_the_readme_says_with_every_kind() {
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "round {round}\n{stdout}\n{stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}\n{stdout}\n{stderr}"
+        );
         assert!(
             stdout.contains("EXPIRING") && stdout.contains("Globex"),
             "round {round}\n{stdout}"
         );
-        let json = env.run(&["-c", "config/quickstart.toml", "check", "--json"]).json();
+        let json = env
+            .run(&["-c", "config/quickstart.toml", "check", "--json"])
+            .json();
         let mut kinds: Vec<&str> = json["tokens"]
             .as_array()
             .unwrap()
@@ -160,7 +166,11 @@ fn the_shipped_quickstart_runs_as_the_readme_says_with_every_kind() {
             .map(|t| t["kind"].as_str().unwrap())
             .collect();
         kinds.sort_unstable();
-        assert_eq!(kinds, ["ade", "apns", "vpp", "vpp"], "round {round}: {json:#}");
+        assert_eq!(
+            kinds,
+            ["ade", "apns", "vpp", "vpp"],
+            "round {round}: {json:#}"
+        );
         let ade = json["tokens"]
             .as_array()
             .unwrap()
@@ -168,7 +178,10 @@ fn the_shipped_quickstart_runs_as_the_readme_says_with_every_kind() {
             .find(|t| t["kind"] == "ade")
             .unwrap();
         assert_eq!(ade["status"], "ok", "{ade:#}");
-        assert_ne!(ade["expiry_estimated"], true, "read with the quickstart's key: {ade:#}");
+        assert_ne!(
+            ade["expiry_estimated"], true,
+            "read with the quickstart's key: {ade:#}"
+        );
     }
     // The state and mails stay next to the config, as documented.
     assert!(!env.path().join("config/quickstart-state").exists());
