@@ -11,6 +11,7 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+pub mod calendar;
 mod parts;
 
 use crate::alerts::Alert;

@@ -6,7 +6,10 @@ use crate::evaluate::Status;
 #[test]
 fn expiring_subject_names_org_file_days_and_date() {
     let r = render_alert(
-        &alert(AlertKind::Expiring { days: 14 }),
+        &alert(AlertKind::Expiring {
+            days: 14,
+            first: true,
+        }),
         &[subject()],
         &[],
         &ctx(),
