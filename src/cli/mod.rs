@@ -2,6 +2,7 @@
 //! code. `main` only parses arguments, sets up logging and calls [`run`].
 
 mod account;
+mod calendar;
 mod check;
 mod config_cmd;
 mod inspect;
@@ -62,6 +63,15 @@ pub enum Command {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+    /// Write one iCalendar with a renewal event per watched credential
+    ///
+    /// The events are the ones the first mail about an expiring credential
+    /// carries (same UIDs), for importing or publishing; sends nothing.
+    Calendar {
+        /// Write to this file (replaced whole) instead of standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Show what tokenwatch reads from one file (never the secret)
     Inspect {
@@ -221,6 +231,7 @@ pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
     let result = match cli.command {
         Command::Check { json } => check::run(config_flag, json),
+        Command::Calendar { output } => calendar::run(config_flag, output.as_deref()),
         Command::Inspect { file, json } => inspect::run(&file, json),
         Command::SampleToken {
             org,

@@ -4,6 +4,7 @@
 mod account;
 mod apple;
 mod apple_stub;
+mod calendar;
 mod check;
 mod cli;
 mod daemon;
