@@ -175,8 +175,12 @@ mod tests {
     use super::*;
     use crate::render::testing::{ctx, subject};
 
-    /// The one event's properties by name, read back by the crate's parser.
-    fn parsed_event(ics: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+    /// A component's properties: `(name, value)`.
+    type Props = Vec<(String, String)>;
+
+    /// The one event's and its alarm's properties, read back by the
+    /// crate's parser.
+    fn parsed_event(ics: &str) -> (Props, Props) {
         let unfolded = unfold(ics);
         let cal = read_calendar(&unfolded).unwrap();
         assert_eq!(cal.components.len(), 1, "{ics}");

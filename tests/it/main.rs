@@ -16,6 +16,7 @@ mod inspect;
 mod layering;
 mod links;
 mod mail;
+mod mail_html;
 mod mail_transport;
 mod migration;
 mod probe;
