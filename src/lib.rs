@@ -54,6 +54,7 @@ pub mod daemon;
 pub mod evaluate;
 pub mod hardening;
 pub mod mail;
+pub mod metrics;
 pub mod probe;
 pub mod render;
 pub mod report;

@@ -65,6 +65,9 @@ pub struct Config {
     pub apple: AppleSettings,
     /// `[[webhook]]`, in config order.
     pub webhooks: Vec<WebhookSettings>,
+    /// `[metrics] listen`: where `/metrics` and `/healthz` are served; off
+    /// when absent.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]

@@ -430,6 +430,22 @@ fn webhook_mistakes_name_the_key_and_never_show_the_url() {
 }
 
 #[test]
+fn metrics_listen_is_off_unless_set_and_must_be_an_address_and_port() {
+    assert_eq!(parse_at(MINIMAL).unwrap().metrics_listen, None);
+    let cfg = parse_at(&format!(
+        "[metrics]\nlisten = \"127.0.0.1:9817\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9817".parse().unwrap()));
+    let err = parse_at(&format!("[metrics]\nlisten = \"localhost\"\n{MINIMAL}")).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("metrics.listen: \"localhost\" is not an address and port"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_folder_told_only_through_a_webhook_is_fine() {
     let text = "[[webhook]]\nname = \"chat\"\nurl_file = \"/a\"\n[[folder]]\npath = \"/t\"\nwebhooks = [\"chat\"]\n";
     assert!(parse_at(text).is_ok());

@@ -22,6 +22,7 @@ const EDGE: &[&str] = &[
     "cli",
     "hardening",
     "webhook",
+    "metrics",
 ];
 /// Known violations being removed. Each entry must still occur, so the list
 /// can only shrink; a new violation is never added here.

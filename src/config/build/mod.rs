@@ -96,6 +96,10 @@ impl Builder<'_, '_> {
             Some(s) => self.apple(s),
             None => self.apple_default(),
         };
+        let metrics_listen = match root.table(self.d, "metrics") {
+            Some(s) => self.metrics(s),
+            None => Some(None),
+        };
         let webhooks: Vec<_> = root
             .tables(self.d, "webhook")
             .into_iter()
@@ -123,7 +127,28 @@ impl Builder<'_, '_> {
             mail: mail?,
             apple: apple?,
             webhooks: webhooks.into_iter().map(|(w, _)| w).collect(),
+            metrics_listen: metrics_listen?,
         })
+    }
+
+    /// `[metrics]`: an address and port to listen on, no default.
+    fn metrics(&mut self, mut s: Section) -> Option<Option<std::net::SocketAddr>> {
+        let listen = s.string(self.d, "listen");
+        s.finish(self.d);
+        match listen {
+            Some((text, span)) => match text.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(Some(addr)),
+                Err(_) => {
+                    self.d.report(
+                        span,
+                        "metrics.listen",
+                        format!("{text:?} is not an address and port, such as \"127.0.0.1:9817\" or \"[::1]:9817\""),
+                    );
+                    None
+                }
+            },
+            None => Some(None),
+        }
     }
 
     /// Rules that span sections: duplicates, and mail that would go nowhere.

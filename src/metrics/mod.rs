@@ -1,0 +1,378 @@
+//! Prometheus metrics: what the daemon's latest pass saw, its deliveries and
+//! Apple requests, in the classic text format (`text/plain;
+//! version=0.0.4`) that Prometheus, `promtool check metrics` and
+//! node_exporter's textfile collector all read.
+//!
+//! Values are set from each pass ([`Metrics::observe_pass`]); a scrape only
+//! encodes them, it never scans. Labels carry paths, orgs, accounts and
+//! short fingerprints, never a credential's text. Timestamps are gauges in
+//! seconds since the epoch, as Prometheus' naming guide says.
+
+pub mod server;
+
+use chrono::{DateTime, Utc};
+use prometheus::{
+    Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// The content type of [`Metrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Every status a credential can be in: one series per credential, the
+/// current one set to 1.
+pub const STATUSES: [&str; 6] = [
+    "ok",
+    "expiring",
+    "expired",
+    "invalidated",
+    "superseded",
+    "unreadable",
+];
+
+/// One credential as a pass saw it. Values that do not apply to a kind
+/// are empty strings in the labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialFacts {
+    pub kind: String,
+    pub path: String,
+    pub org: String,
+    pub account: String,
+    /// Shown form (12 hex digits).
+    pub fingerprint: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub status: String,
+    pub silenced: bool,
+}
+
+/// One configured folder as a pass saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderFacts {
+    pub path: String,
+    /// Present, readable and (unless allowed) not empty.
+    pub up: bool,
+    pub credentials: usize,
+    pub unreadable_files: usize,
+}
+
+/// What one pass saw.
+#[derive(Debug, Clone, Default)]
+pub struct PassFacts {
+    pub credentials: Vec<CredentialFacts>,
+    pub folders: Vec<FolderFacts>,
+}
+
+/// The outbox as a pass left it.
+#[derive(Debug, Clone, Default)]
+pub struct OutboxFacts {
+    /// (state "pending" or "parked", channel, count)
+    pub counts: Vec<(&'static str, String, i64)>,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+fn seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp() as f64
+}
+
+const CREDENTIAL_LABELS: [&str; 5] = ["kind", "path", "org", "account", "fingerprint"];
+
+/// The credential and folder families, shared by the daemon's registry and
+/// `check --format prometheus`.
+struct Credentials {
+    expiry: GaugeVec,
+    created: GaugeVec,
+    status: IntGaugeVec,
+    silenced: IntGaugeVec,
+    folder_up: IntGaugeVec,
+    folder_credentials: IntGaugeVec,
+    unreadable: IntGaugeVec,
+}
+
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
+    let g = GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric name");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("a valid metric name");
+    r.register(Box::new(g.clone())).expect("registered once");
+    g
+}
+
+impl Credentials {
+    fn register(r: &Registry, with_silenced: bool) -> Credentials {
+        let status_labels = [&CREDENTIAL_LABELS[..], &["status"]].concat();
+        let c = Credentials {
+            expiry: gauge_vec(
+                r,
+                "tokenwatch_credential_expiry_timestamp_seconds",
+                "When the credential expires, in seconds since the epoch.",
+                &CREDENTIAL_LABELS,
+            ),
+            created: gauge_vec(
+                r,
+                "tokenwatch_credential_created_timestamp_seconds",
+                "When the credential was created (derived for content tokens), in seconds since the epoch.",
+                &CREDENTIAL_LABELS,
+            ),
+            status: int_gauge_vec(
+                r,
+                "tokenwatch_credential_status",
+                "1 for the credential's current status.",
+                &status_labels,
+            ),
+            silenced: IntGaugeVec::new(
+                Opts::new(
+                    "tokenwatch_credential_silenced",
+                    "1 while the credential is silenced (tokenwatch silence).",
+                ),
+                &CREDENTIAL_LABELS,
+            )
+            .expect("a valid metric name"),
+            folder_up: int_gauge_vec(
+                r,
+                "tokenwatch_folder_up",
+                "1 when the folder is present and readable (and not unexpectedly empty).",
+                &["path"],
+            ),
+            folder_credentials: int_gauge_vec(
+                r,
+                "tokenwatch_folder_credentials",
+                "Readable credentials found in the folder.",
+                &["path"],
+            ),
+            unreadable: int_gauge_vec(
+                r,
+                "tokenwatch_unreadable_files",
+                "Files with a credential's name that cannot be read as one.",
+                &["folder"],
+            ),
+        };
+        if with_silenced {
+            r.register(Box::new(c.silenced.clone()))
+                .expect("registered once");
+        }
+        c
+    }
+
+    /// Replaces every series with what `pass` saw: a credential gone since
+    /// leaves no stale series behind.
+    fn set(&self, pass: &PassFacts) {
+        for v in [&self.expiry, &self.created] {
+            v.reset();
+        }
+        for v in [
+            &self.status,
+            &self.silenced,
+            &self.folder_up,
+            &self.folder_credentials,
+            &self.unreadable,
+        ] {
+            v.reset();
+        }
+        for c in &pass.credentials {
+            let labels = [
+                c.kind.as_str(),
+                c.path.as_str(),
+                c.org.as_str(),
+                c.account.as_str(),
+                c.fingerprint.as_str(),
+            ];
+            if let Some(t) = c.expires_at {
+                self.expiry.with_label_values(&labels).set(seconds(t));
+            }
+            if let Some(t) = c.created_at {
+                self.created.with_label_values(&labels).set(seconds(t));
+            }
+            let with_status = [&labels[..], &[c.status.as_str()]].concat();
+            self.status.with_label_values(&with_status).set(1);
+            if c.silenced {
+                self.silenced.with_label_values(&labels).set(1);
+            }
+        }
+        for f in &pass.folders {
+            let path = [f.path.as_str()];
+            self.folder_up.with_label_values(&path).set(i64::from(f.up));
+            self.folder_credentials
+                .with_label_values(&path)
+                .set(i64::try_from(f.credentials).unwrap_or(i64::MAX));
+            self.unreadable
+                .with_label_values(&path)
+                .set(i64::try_from(f.unreadable_files).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+fn encode(r: &Registry) -> String {
+    let mut out = Vec::new();
+    // Encoding in-memory families into a Vec cannot fail.
+    let _ = TextEncoder::new().encode(&r.gather(), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The text `check --format prometheus` writes for node_exporter's textfile
+/// collector: the credential and folder families only.
+pub fn textfile(pass: &PassFacts) -> String {
+    let r = Registry::new();
+    Credentials::register(&r, false).set(pass);
+    encode(&r)
+}
+
+/// The daemon's metrics.
+pub struct Metrics {
+    registry: Registry,
+    credentials: Credentials,
+    outbox: IntGaugeVec,
+    oldest_pending: Gauge,
+    deliveries: IntCounterVec,
+    last_pass: Gauge,
+    pass_duration: Histogram,
+    apple_verified: GaugeVec,
+    apple_requests: IntCounterVec,
+    config_reload: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let r = Registry::new();
+        let credentials = Credentials::register(&r, true);
+        let outbox = int_gauge_vec(
+            &r,
+            "tokenwatch_outbox_messages",
+            "Messages waiting in the outbox.",
+            &["state", "channel"],
+        );
+        let oldest_pending = Gauge::new(
+            "tokenwatch_outbox_oldest_pending_timestamp_seconds",
+            "When the oldest pending message was queued; 0 when none is pending.",
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(oldest_pending.clone()))
+            .expect("registered once");
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "tokenwatch_deliveries_total",
+                "Delivery attempts by channel and result.",
+            ),
+            &["channel", "result"],
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(deliveries.clone()))
+            .expect("registered once");
+        let last_pass = Gauge::new(
+            "tokenwatch_last_pass_timestamp_seconds",
+            "When the latest pass ended, in seconds since the epoch.",
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(last_pass.clone()))
+            .expect("registered once");
+        let pass_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "tokenwatch_pass_duration_seconds",
+                "How long a pass took (scan results to alerts queued).",
+            )
+            .buckets(vec![0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0]),
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(pass_duration.clone()))
+            .expect("registered once");
+        let apple_verified = gauge_vec(
+            &r,
+            "tokenwatch_apple_last_verified_timestamp_seconds",
+            "When Apple last answered about the content token.",
+            &["fingerprint"],
+        );
+        let apple_requests = IntCounterVec::new(
+            Opts::new(
+                "tokenwatch_apple_requests_total",
+                "Requests to Apple's API by result.",
+            ),
+            &["result"],
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(apple_requests.clone()))
+            .expect("registered once");
+        let config_reload = IntGauge::new(
+            "tokenwatch_config_reload_success",
+            "0 while the daemon runs on a previous config because the file was rejected.",
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(config_reload.clone()))
+            .expect("registered once");
+        config_reload.set(1);
+        let build = IntGaugeVec::new(
+            Opts::new("tokenwatch_build_info", "1, labelled with the version."),
+            &["version"],
+        )
+        .expect("a valid metric name");
+        r.register(Box::new(build.clone()))
+            .expect("registered once");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        Metrics {
+            registry: r,
+            credentials,
+            outbox,
+            oldest_pending,
+            deliveries,
+            last_pass,
+            pass_duration,
+            apple_verified,
+            apple_requests,
+            config_reload,
+        }
+    }
+
+    /// What a pass saw, when it ended and how long it took.
+    pub fn observe_pass(&self, pass: &PassFacts, ended: DateTime<Utc>, took: std::time::Duration) {
+        self.credentials.set(pass);
+        self.last_pass.set(seconds(ended));
+        self.pass_duration.observe(took.as_secs_f64());
+    }
+
+    pub fn set_outbox(&self, outbox: &OutboxFacts) {
+        self.outbox.reset();
+        for (state, channel, n) in &outbox.counts {
+            self.outbox
+                .with_label_values(&[*state, channel.as_str()])
+                .set(*n);
+        }
+        self.oldest_pending
+            .set(outbox.oldest_pending.map(seconds).unwrap_or(0.0));
+    }
+
+    /// One delivery attempt: `result` is `delivered`, `transient_failure`
+    /// or `permanent_failure`.
+    pub fn count_delivery(&self, channel: &str, result: &str) {
+        self.deliveries.with_label_values(&[channel, result]).inc();
+    }
+
+    pub fn apple_verified(&self, fingerprint: &str, at: DateTime<Utc>) {
+        self.apple_verified
+            .with_label_values(&[fingerprint])
+            .set(seconds(at));
+    }
+
+    pub fn count_apple_request(&self, result: &str) {
+        self.apple_requests.with_label_values(&[result]).inc();
+    }
+
+    pub fn config_reloaded(&self, ok: bool) {
+        self.config_reload.set(i64::from(ok));
+    }
+
+    /// The exposition text for a scrape.
+    pub fn encode(&self) -> String {
+        encode(&self.registry)
+    }
+}
+
+#[cfg(test)]
+mod tests;
