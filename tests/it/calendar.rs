@@ -102,6 +102,12 @@ fn calendar_has_one_event_per_credential_with_its_fingerprint_as_uid() {
     ])
     .expect_code(0);
     let written = std::fs::read_to_string(&out).unwrap();
+    // Meant to be published: readable by a web server, unlike the state.
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     assert_eq!(events(&written).len(), 2, "{written}");
     let left: Vec<_> = std::fs::read_dir(out.parent().unwrap())
         .unwrap()
