@@ -31,6 +31,7 @@ use serde::de::{self, Deserializer};
 use crate::secret::Secret;
 use json::{parse_json, Field};
 
+pub mod apns;
 mod date;
 mod error;
 pub mod found;
@@ -100,6 +101,12 @@ impl Fingerprint {
             hasher.update(run);
         }
         Fingerprint::from_digest(hasher.finish().as_ref())
+    }
+
+    /// SHA-256 of exactly these bytes, nothing stripped: for binary
+    /// content such as a DER certificate.
+    pub fn sha256(bytes: &[u8]) -> Fingerprint {
+        Fingerprint::from_digest(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
     }
 
     fn from_digest(digest: &[u8]) -> Fingerprint {

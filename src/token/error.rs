@@ -42,6 +42,9 @@ pub enum TokenError {
     ImpossibleDate { value: DateText },
     #[error("expDate {value} is not a date like 2027-08-15T18:13:52-0700")]
     UnparseableDate { value: DateText },
+    /// Why a push certificate file does not read.
+    #[error(transparent)]
+    Apns(#[from] super::apns::ApnsError),
 }
 
 /// A malformed `expDate` as an error shows it: quoted when it could only be

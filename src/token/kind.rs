@@ -22,6 +22,8 @@ pub enum KindId {
     /// written before kinds existed held nothing else.
     #[default]
     Vpp,
+    /// An APNs MDM push certificate (`.pem`, `.crt`, `.cer`).
+    Apns,
 }
 
 impl KindId {
@@ -29,6 +31,7 @@ impl KindId {
     pub fn as_str(self) -> &'static str {
         match self {
             KindId::Vpp => "vpp",
+            KindId::Apns => "apns",
         }
     }
 }
@@ -90,12 +93,13 @@ pub trait Kind: Sync + Send + 'static {
 }
 
 /// Every kind, in the order a file name is offered to them.
-pub static KINDS: &[&dyn Kind] = &[&super::vpp::Vpp];
+pub static KINDS: &[&dyn Kind] = &[&super::vpp::Vpp, &super::apns::Apns];
 
 /// The kind behind an id.
 pub fn kind(id: KindId) -> &'static dyn Kind {
     match id {
         KindId::Vpp => &super::vpp::Vpp,
+        KindId::Apns => &super::apns::Apns,
     }
 }
 
@@ -114,6 +118,7 @@ mod tests {
             assert_eq!(kind(k.id()).id(), k.id());
         }
         assert_eq!(kind(KindId::Vpp).id(), KindId::Vpp);
+        assert_eq!(kind(KindId::Apns).id(), KindId::Apns);
     }
 
     #[test]
@@ -124,7 +129,11 @@ mod tests {
         assert_eq!(vpp(b".vpptoken"), None);
         assert_eq!(vpp(b"a.vpptoken~"), None);
         assert_eq!(vpp(b"a.p7m"), None);
-        assert_eq!(vpp(b"push.pem"), None);
+        assert_eq!(vpp(b"push.pem"), Some(KindId::Apns));
+        assert_eq!(vpp(b"push.CER"), Some(KindId::Apns));
+        assert_eq!(vpp(b"chain.crt"), Some(KindId::Apns));
+        assert_eq!(vpp(b".pem"), None);
+        assert_eq!(vpp(b"push.pem.bak"), None);
     }
 
     #[test]
@@ -132,5 +141,7 @@ mod tests {
         assert_eq!(serde_json::to_string(&KindId::Vpp).unwrap(), "\"vpp\"");
         assert_eq!(KindId::Vpp.as_str(), "vpp");
         assert_eq!(KindId::default(), KindId::Vpp);
+        assert_eq!(serde_json::to_string(&KindId::Apns).unwrap(), "\"apns\"");
+        assert_eq!(KindId::Apns.as_str(), "apns");
     }
 }
