@@ -10,8 +10,10 @@
 //! content, new fingerprint) gets an event of its own. `SEQUENCE` must rise
 //! whenever the event changes, but nothing remembers what was sent before; so
 //! it is derived from what changes: the renew-by day, counted in days since
-//! 1970-01-01. A later renew-by day always has a higher number. (The other
-//! fields follow from the file's content, which the fingerprint pins.)
+//! 1970-01-01. A later renew-by day always has a higher number. (The title
+//! and dates follow from the file's content, which the fingerprint pins; a
+//! description that changes alone, say a new account name in the config,
+//! keeps its number, and a client may keep the older text.)
 
 use chrono::{Datelike, Days, NaiveDate};
 use icalendar::{Alarm, Calendar, Component, Event, EventLike, Trigger};
