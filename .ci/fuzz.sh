@@ -3,6 +3,11 @@
 # with cargo-fuzz (libFuzzer, AddressSanitizer, debug assertions and overflow
 # checks on). Fails on any crash: a panic, a hang (-timeout), an allocation
 # without bound (-malloc_limit_mb for one allocation, -rss_limit_mb in total).
+# Fuzzes the token readers (content tokens, ADE server tokens) and the
+# config loader with cargo-fuzz (libFuzzer, AddressSanitizer, debug
+# assertions and overflow checks on). Fails on any crash: a panic, a hang
+# (-timeout), an allocation without bound (-malloc_limit_mb for one
+# allocation, -rss_limit_mb in total).
 #
 #   .ci/fuzz.sh                      # each target 60 s (CI)
 #   FUZZ_SECONDS=3600 .ci/fuzz.sh    # the documented long run, 1 h per target
@@ -24,7 +29,7 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(token_reader apns_reader config_loader)
+  targets=(token_reader apns_reader ade_reader config_loader)
 fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -1,5 +1,8 @@
-//! Which mails are due: a pure function of the clock, the evaluated tokens
-//! and folders, and the ledger of what was already recorded.
+//! Which alerts are due, and who hears about them: a pure function of the
+//! clock, the assessed tokens and folders, the ledger of what was already
+//! recorded and the audiences the config names. An alert points at an
+//! [`Audience`] (recipients per channel); how a channel addresses them is
+//! the channel's business.
 //!
 //! Every alert has a ledger key. A key is derived from facts that do not
 //! change across restarts (the token's fingerprint, the threshold, the

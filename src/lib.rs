@@ -37,6 +37,8 @@
 //!   invite of a first expiry mail) and sending (SMTP or file).
 //! - [`webhook`]: the webhook channel: one HTTPS post per webhook, in its
 //!   format, signed.
+//! - [`metrics`]: the latest pass, deliveries and Apple requests as
+//!   Prometheus metrics; `/metrics` and `/healthz`.
 //! - [`probe`]: the read-only Apple API check of a token.
 //! - [`watch`]: filesystem events turned into "rescan this folder" (a bounded
 //!   queue; a burst beyond it means "rescan everything").

@@ -23,6 +23,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use crate::token::ade::AdeKey;
 use crate::token::{self, Kind, KindId};
 #[cfg(test)]
 use read::read_found;
@@ -79,6 +82,28 @@ pub struct FolderSpec {
     /// The kinds of credential looked for; files of other kinds are
     /// ignored like any other file.
     pub kinds: Vec<KindId>,
+    /// The MDM's key that ADE server tokens in it are encrypted to.
+    pub ade_key: Option<SharedKey>,
+}
+
+/// A key read once and shared by every scan of its folder. Two are equal
+/// when they are the same read, so a reload that reads the file again
+/// counts as a change and the folder's files are read afresh.
+#[derive(Clone)]
+pub struct SharedKey(pub Arc<AdeKey>);
+
+impl PartialEq for SharedKey {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedKey {}
+
+impl std::fmt::Debug for SharedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl FolderSpec {
@@ -89,6 +114,7 @@ impl FolderSpec {
             allow_empty: false,
             follow_links: false,
             kinds: vec![KindId::default()],
+            ade_key: None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::fmt;
 use crate::show::html_escape;
 
 mod file;
-pub use file::read_secret_file;
+pub use file::{read_private_file, read_secret_file};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);

@@ -31,6 +31,7 @@ use serde::de::{self, Deserializer};
 use crate::secret::Secret;
 use json::{parse_json, Field};
 
+pub mod ade;
 pub mod apns;
 mod date;
 mod error;
@@ -165,6 +166,9 @@ pub enum Variant {
     RawJson,
     /// `orgName` missing, null or not a string; the org is shown as empty.
     NoOrgName,
+    /// The folder's `ade_key` does not decrypt this ADE server token; its
+    /// expiry is estimated from the file name.
+    AdeKeyMismatch,
 }
 
 impl Variant {
@@ -176,6 +180,7 @@ impl Variant {
                 | Variant::FractionalSeconds
                 | Variant::RawJson
                 | Variant::NoOrgName
+                | Variant::AdeKeyMismatch
         )
     }
 
@@ -193,6 +198,7 @@ impl Variant {
             Variant::FractionalSeconds => "fractional_seconds",
             Variant::RawJson => "raw_json",
             Variant::NoOrgName => "no_org_name",
+            Variant::AdeKeyMismatch => "ade_key_mismatch",
         }
     }
 
@@ -217,6 +223,10 @@ impl Variant {
             }
             Variant::NoOrgName => {
                 "The JSON has no orgName text; the organisation is shown as empty."
+            }
+            Variant::AdeKeyMismatch => {
+                "The folder's ade_key does not decrypt this token (a key of another MDM?); \
+                 the expiry is estimated from the file name."
             }
         }
     }

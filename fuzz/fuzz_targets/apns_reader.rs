@@ -31,6 +31,7 @@ fn check(bytes: &[u8]) {
     let (fingerprint, result) = kind(KindId::Apns).read(Source {
         name: b"push.pem",
         bytes,
+        key: None,
     });
     match result {
         Ok(credential) => {

@@ -1,7 +1,11 @@
-//! The channel seam: how one queued message reaches its recipients.
+//! The channel seam: how an alert becomes a queued message and how that
+//! message reaches its recipients.
 //!
-//! An outbox row names its channel and carries a payload that only that
-//! channel reads. The sender looks the channel up in [`Channels`] by that
+//! When a pass queues an alert, each channel its audience uses
+//! [`render`](Channel::render)s [`Draft`]s for its own members, purely,
+//! from the words [`crate::render`] gives every channel. An outbox row
+//! names its channel and carries a payload that only that channel reads.
+//! The sender looks the channel up in [`Channels`] by that
 //! name and asks it to [`deliver`](Channel::deliver) one message; the
 //! channel answers with the receiver's words or a [`DeliveryError`] that
 //! says whether trying again can help. Everything around one attempt
@@ -10,7 +14,7 @@
 //! same for every channel.
 //!
 //! This module knows no implementation: mail (SMTP or files) lives in
-//! [`crate::mail`], and the daemon registers the configured channels in
+//! [`crate::mail`], webhooks in [`crate::webhook`], and the daemon registers the configured channels in
 //! one place.
 
 use std::collections::BTreeMap;

@@ -76,14 +76,21 @@ pub enum Command {
     /// Show what tokenwatch reads from one file (never the secret)
     Inspect {
         file: PathBuf,
+        /// The key and certificate an ADE server token is encrypted to (PEM, like ade_key)
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
-    /// Write a synthetic, clearly fake token in Apple's format
+    /// Write a synthetic, clearly fake credential: a content token in
+    /// Apple's format, a push certificate or an ADE server token
     SampleToken {
-        /// Organisation name to put in the token
+        /// vpp (content token), apns (push certificate, PEM) or ade (ADE server token, S/MIME)
+        #[arg(long, default_value = "vpp", value_parser = ["vpp", "apns", "ade"])]
+        kind: String,
+        /// Organisation name to put in it (ADE tokens name their MDM server instead)
         #[arg(long)]
-        org: String,
+        org: Option<String>,
         /// Expiry date (UTC midnight)
         #[arg(
             long,
@@ -107,6 +114,10 @@ pub enum Command {
         /// Replace an existing FILE (atomically; never through a symbolic link)
         #[arg(long, requires = "output")]
         force: bool,
+        /// ade: also write the private key and certificate it is encrypted
+        /// to here (mode 0600), for ade_key or inspect --key
+        #[arg(long, value_name = "FILE", requires = "output")]
+        key_out: Option<PathBuf>,
     },
     /// Ask Apple about one token (read-only GET /client/config)
     Probe {
@@ -232,14 +243,24 @@ pub fn run(cli: Cli) -> i32 {
     let result = match cli.command {
         Command::Check { json } => check::run(config_flag, json),
         Command::Calendar { output } => calendar::run(config_flag, output.as_deref()),
-        Command::Inspect { file, json } => inspect::run(&file, json),
+        Command::Inspect { file, key, json } => inspect::run(&file, key.as_deref(), json),
         Command::SampleToken {
+            kind,
             org,
             expires,
             days,
             output,
             force,
-        } => sample::run(&org, expires.as_deref(), days, output.as_deref(), force),
+            key_out,
+        } => sample::run(&sample::Request {
+            kind: &kind,
+            org: org.as_deref(),
+            expires: expires.as_deref(),
+            days,
+            output: output.as_deref(),
+            force,
+            key_out: key_out.as_deref(),
+        }),
         Command::Probe { file, json } => probe::run(config_flag, &file, json),
         Command::Run => run::run(config_flag),
         Command::Status { json } => status::status(config_flag, json),

@@ -10,6 +10,8 @@ use anyhow::{bail, Context};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 
 use super::EXIT_OK;
+use crate::token::ade::sample_ade;
+use crate::token::apns::sample_apns;
 
 /// `--days` bound either way (100 years); clap enforces it.
 pub const MAX_DAYS: i64 = 36_500;
@@ -17,14 +19,22 @@ pub const MAX_DAYS: i64 = 36_500;
 /// outside them would be unreadable.
 const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;
 
-pub fn run(
-    org: &str,
-    expires: Option<&str>,
-    days: Option<i64>,
-    output: Option<&Path>,
-    force: bool,
-) -> anyhow::Result<i32> {
-    let expires_at = match (expires, days) {
+/// What `sample-token` was asked for.
+pub struct Request<'a> {
+    pub kind: &'a str,
+    pub org: Option<&'a str>,
+    pub expires: Option<&'a str>,
+    pub days: Option<i64>,
+    pub output: Option<&'a Path>,
+    pub force: bool,
+    pub key_out: Option<&'a Path>,
+}
+
+pub fn run(r: &Request) -> anyhow::Result<i32> {
+    let now = Utc::now();
+    // Whole seconds, as Apple writes them.
+    let now = now - Duration::nanoseconds(i64::from(now.timestamp_subsec_nanos()));
+    let expires_at = match (r.expires, r.days) {
         (Some(date), _) => {
             let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").with_context(|| {
                 format!("--expires {date:?} is not a date in the form YYYY-MM-DD")
@@ -46,30 +56,78 @@ pub fn run(
             if !(-MAX_DAYS..=MAX_DAYS).contains(&n) {
                 bail!("--days {n} is out of range (at most {MAX_DAYS} either way)");
             }
-            // Whole seconds, as Apple writes them.
-            let now = Utc::now();
-            now - Duration::nanoseconds(now.timestamp_subsec_nanos() as i64) + Duration::days(n)
+            now + Duration::days(n)
         }
         (None, None) => bail!("give --expires YYYY-MM-DD or --days N"),
     };
-    let text = crate::token::sample_token(org, expires_at);
-    match output {
-        Some(path) => {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create folder {}", parent.display()))?;
+    if r.key_out.is_some() && r.kind != "ade" {
+        bail!("--key-out is for --kind ade only (the key an ADE server token is encrypted to)");
+    }
+    let org = || {
+        r.org
+            .with_context(|| format!("--kind {} needs --org NAME", r.kind))
+    };
+    // The samples of other kinds are made from a lifetime; a date is the
+    // whole days up to it.
+    let days = (expires_at - now).num_days();
+    let (bytes, name, what): (Vec<u8>, Option<String>, String) = match r.kind {
+        "apns" => {
+            let org = org()?;
+            let s = sample_apns(now, days, org)?;
+            (
+                s.pem.into_bytes(),
+                None,
+                format!("sample push certificate for {org:?} (topic {})", s.topic),
+            )
+        }
+        "ade" => {
+            let s = sample_ade(now, days)?;
+            if let Some(path) = r.key_out {
+                write_file(path, s.key_pem.expose().as_bytes(), r.force)?;
+                eprintln!(
+                    "wrote the sample's private key and certificate to {}",
+                    path.display()
+                );
             }
-            write_private(path, text.as_bytes(), force)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            (
+                s.p7m,
+                Some(s.file_name),
+                "sample ADE server token".to_owned(),
+            )
+        }
+        _ => {
+            let org = org()?;
+            let text = crate::token::sample_token(org, expires_at);
+            (text.into_bytes(), None, format!("sample token for {org:?}"))
+        }
+    };
+    match r.output {
+        Some(path) => {
+            // An ADE token's name carries its download date; given a
+            // folder, the sample keeps Apple's name.
+            let path = match name {
+                Some(name) if path.is_dir() => path.join(name),
+                _ => path.to_path_buf(),
+            };
+            write_file(&path, &bytes, r.force)?;
             eprintln!(
-                "wrote sample token for {org:?} expiring {} to {}",
+                "wrote {what} expiring {} to {}",
                 crate::show::rfc3339(&expires_at),
                 path.display()
             );
         }
-        None => std::io::stdout().write_all(text.as_bytes())?,
+        None => std::io::stdout().write_all(&bytes)?,
     }
     Ok(EXIT_OK)
+}
+
+/// [`write_private`], creating the folders on the way.
+fn write_file(path: &Path, bytes: &[u8], force: bool) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create folder {}", parent.display()))?;
+    }
+    write_private(path, bytes, force).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Writes a new file, mode 0600 (tokens are credentials; even fake ones

@@ -20,7 +20,9 @@ use lettre::message::Mailbox;
 
 use crate::mail::transport::TransportSettings;
 use crate::probe::ProbeSettings;
+use crate::scan::SharedKey;
 use crate::schedule::CronSchedule;
+use crate::token::ade::AdeKey;
 use crate::token::KindId;
 use crate::webhook::WebhookSettings;
 use build::Builder;
@@ -108,6 +110,73 @@ pub struct Folder {
     pub expected_mdm: Option<String>,
     /// Webhooks told about this folder's credentials, besides `[alerts]`'s.
     pub webhooks: Vec<String>,
+    /// `ade_key`: the MDM's key and certificate for its ADE server tokens.
+    pub ade_key: Option<KeyFile>,
+}
+
+/// A key file a setting names, and the key once [`load`] has read it
+/// ([`parse`] reads no other file, so it leaves `key` empty).
+#[derive(Clone)]
+pub struct KeyFile {
+    pub path: PathBuf,
+    pub key: Option<SharedKey>,
+    /// Where the setting is, for a problem with the file it names.
+    span: Option<std::ops::Range<usize>>,
+}
+
+impl KeyFile {
+    pub(crate) fn new(path: PathBuf, span: Option<std::ops::Range<usize>>) -> KeyFile {
+        KeyFile {
+            path,
+            key: None,
+            span,
+        }
+    }
+}
+
+impl fmt::Debug for KeyFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyFile")
+            .field("path", &self.path)
+            .field("read", &self.key.is_some())
+            .finish()
+    }
+}
+
+/// Largest key file read: a key and a certificate chain fit in a few KiB.
+const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
+
+/// Reads every folder's `ade_key`, reporting each file that cannot serve
+/// as a problem of its key.
+fn read_keys(cfg: &mut Config, text: &str) -> Result<(), ConfigError> {
+    let mut d = Diagnostics::new(text);
+    for (i, folder) in cfg.folders.iter_mut().enumerate() {
+        let Some(file) = folder.ade_key.as_mut() else {
+            continue;
+        };
+        let read = crate::secret::read_private_file(
+            &file.path,
+            MAX_KEY_FILE_BYTES,
+            "a key file holds the MDM's private key and certificate only",
+        )
+        .and_then(|pem| AdeKey::from_pem(&pem).map_err(|e| e.to_string()));
+        match read {
+            Ok(key) => file.key = Some(SharedKey(std::sync::Arc::new(key))),
+            Err(cause) => d.report(
+                file.span.clone(),
+                &format!("folder[{}].ade_key", i + 1),
+                format!("{}: {cause}", file.path.display()),
+            ),
+        }
+    }
+    if d.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            file: cfg.file.clone(),
+            problems: d.problems,
+        })
+    }
 }
 
 // The rules own what an account is; the config only names them.
@@ -263,7 +332,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .map_err(|e| ConfigError::whole_file(&file, format!("cannot read config: {e}")))?;
     let text = String::from_utf8(text)
         .map_err(|_| ConfigError::whole_file(&file, "cannot read config: not UTF-8 text".into()))?;
-    parse(&text, &file)
+    let mut cfg = parse(&text, &file)?;
+    read_keys(&mut cfg, &text)?;
+    Ok(cfg)
 }
 
 /// Validates config text as if it were the file `file` (relative paths are

@@ -17,6 +17,7 @@ impl From<&super::Folder> for FolderSpec {
             allow_empty: f.allow_empty,
             follow_links: f.follow_links,
             kinds: f.kinds.clone(),
+            ade_key: f.ade_key.as_ref().and_then(|k| k.key.clone()),
         }
     }
 }

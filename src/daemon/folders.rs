@@ -387,6 +387,7 @@ mod tests {
             kinds: vec![crate::token::KindId::Vpp],
             expected_mdm: None,
             webhooks: Vec::new(),
+            ade_key: None,
         })
     }
 

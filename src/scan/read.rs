@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 use super::walk::{problem, special_kind};
 use super::{stamp_of, Expect, FileError, FoundFile, SETTLED};
 use crate::secret::Secret;
+use crate::token::ade::AdeKey;
 use crate::token::{self, Kind, KindId, Source, MAX_TOKEN_FILE_BYTES};
 
 /// [`read_found_as`] the kind its name says.
@@ -26,7 +27,9 @@ pub(crate) fn read_found(
     buf: &mut Vec<u8>,
 ) -> FoundFile {
     let kind = kind_by_path(&path);
-    read_found_as(path, folder, kind, via_link, meta, expect, settled, buf)
+    read_found_as(
+        path, folder, kind, None, via_link, meta, expect, settled, buf,
+    )
 }
 
 // The scan's working state, passed down as it is: a struct would be built
@@ -36,6 +39,7 @@ pub(crate) fn read_found_as(
     path: PathBuf,
     folder: usize,
     kind: &'static dyn Kind,
+    key: Option<&AdeKey>,
     via_link: bool,
     meta: &Metadata,
     expect: Expect,
@@ -62,7 +66,11 @@ pub(crate) fn read_found_as(
             found.file_id = Some((meta.dev(), meta.ino()));
             found.world_readable = meta.mode() & 0o004 != 0;
             let name = found.path.file_name().unwrap_or_default().as_bytes();
-            let (fingerprint, content) = kind.read(Source { name, bytes: buf });
+            let (fingerprint, content) = kind.read(Source {
+                name,
+                bytes: buf,
+                key,
+            });
             found.fingerprint = Some(fingerprint);
             found.content = content.map_err(FileError::Token);
         }
@@ -148,6 +156,7 @@ pub fn read_bearer(path: &Path, fingerprint: &str) -> Result<Secret, NoBearer> {
         .bearer(Source {
             name,
             bytes: &bytes,
+            key: None,
         })
         .map_err(|_| NoBearer::Changed)?;
     if content.fingerprint.as_str() != fingerprint {
@@ -186,8 +195,9 @@ fn kind_by_path(path: &Path) -> &'static dyn Kind {
         .unwrap_or_else(|| token::kind(KindId::default()))
 }
 
-/// Reads one file the way a scan would (for `inspect`).
-pub fn read_one(path: &Path) -> FoundFile {
+/// Reads one file the way a scan would (for `inspect`), with the key an
+/// ADE server token is encrypted to, if given.
+pub fn read_one(path: &Path, key: Option<&AdeKey>) -> FoundFile {
     match std::fs::metadata(path) {
         Ok(meta) => {
             let via_link =
@@ -196,6 +206,7 @@ pub fn read_one(path: &Path) -> FoundFile {
                 path.to_path_buf(),
                 0,
                 kind_by_path(path),
+                key,
                 via_link,
                 &meta,
                 Expect::Any,

@@ -153,6 +153,7 @@ fn update_one(
                 path.to_path_buf(),
                 index,
                 kind,
+                folder.ade_key.as_ref().map(|k| &*k.0),
                 false,
                 &m,
                 Expect::Plain((m.dev(), m.ino())),

@@ -167,9 +167,9 @@ fn world_readable_tokens_are_flagged() {
     let p = dir.path().join("a.vpptoken");
     write(&p, &sample("A"));
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-    assert!(read_one(&p).world_readable);
+    assert!(read_one(&p, None).world_readable);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-    assert!(!read_one(&p).world_readable);
+    assert!(!read_one(&p, None).world_readable);
 }
 
 /// Scans `root` with no settling margin, so files written by the test
@@ -463,6 +463,7 @@ fn scan_judges_links_against_every_configured_folder() {
         allow_empty: false,
         follow_links,
         kinds: vec![KindId::Vpp],
+        ade_key: None,
     };
     let alone = scan(&[folder(&root, false)]);
     assert!(matches!(

@@ -172,7 +172,15 @@ pub(super) fn scan_folder_inner(
                 files.push(match reused {
                     Some(i) => Found::Reused(i),
                     None => Found::Fresh(read_found_as(
-                        path, index, kind, via_link, &meta, expect, settled, &mut buf,
+                        path,
+                        index,
+                        kind,
+                        folder.ade_key.as_ref().map(|k| &*k.0),
+                        via_link,
+                        &meta,
+                        expect,
+                        settled,
+                        &mut buf,
                     )),
                 });
             }

@@ -5,6 +5,8 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 use super::Secret;
 
 /// A secret file only ever holds one line; anything bigger is a mistake
@@ -17,6 +19,31 @@ const MAX_SECRET_FILE_BYTES: u64 = 4096;
 /// `\r\n`) is removed; the rest is the secret. The error is the reason
 /// only, never the content; the caller names the file.
 pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, String> {
+    let bytes = read_private_file(
+        path,
+        MAX_SECRET_FILE_BYTES,
+        &format!("a {what} file holds the {what} only"),
+    )?;
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| "cannot read it as UTF-8 text".to_owned())?;
+    let secret = text
+        .strip_suffix('\n')
+        .map(|t| t.strip_suffix('\r').unwrap_or(t))
+        .unwrap_or(text);
+    if secret.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    Ok(Secret::new(secret))
+}
+
+/// The bytes of a file only its owner and group may read (a key), at most
+/// `max` of them (`too_big` says what belongs there), wiped from memory
+/// when dropped. The error is the reason only; the caller names the file.
+pub fn read_private_file(
+    path: &Path,
+    max: u64,
+    too_big: &str,
+) -> Result<Zeroizing<Vec<u8>>, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
     // Check the opened file, not the path, so a swap in between cannot
     // slip a different file past the mode check.
@@ -33,22 +60,12 @@ pub fn read_secret_file(path: &Path, what: &str) -> Result<Secret, String> {
              allow the owner and group only (e.g. root:tokenwatch, mode 0640)"
         ));
     }
-    if meta.len() > MAX_SECRET_FILE_BYTES {
-        return Err(format!(
-            "is {} bytes long; a {what} file holds the {what} only",
-            meta.len()
-        ));
+    if meta.len() > max {
+        return Err(format!("is {} bytes long; {too_big}", meta.len()));
     }
-    let mut text = String::new();
-    file.take(MAX_SECRET_FILE_BYTES)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot read it as UTF-8 text: {e}"))?;
-    let secret = text
-        .strip_suffix('\n')
-        .map(|t| t.strip_suffix('\r').unwrap_or(t))
-        .unwrap_or(&text);
-    if secret.is_empty() {
-        return Err("is empty".to_owned());
-    }
-    Ok(Secret::new(secret))
+    let mut bytes = Zeroizing::new(Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0)));
+    file.take(max)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    Ok(bytes)
 }

@@ -45,6 +45,9 @@ pub enum TokenError {
     /// Why a push certificate file does not read.
     #[error(transparent)]
     Apns(#[from] super::apns::ApnsError),
+    /// An ADE server token (`.p7m`) without a readable expiry.
+    #[error(transparent)]
+    Ade(#[from] super::ade::AdeProblem),
 }
 
 /// A malformed `expDate` as an error shows it: quoted when it could only be

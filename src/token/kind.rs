@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ade::AdeKey;
 use super::{Credential, Fingerprint, TokenError};
 use crate::secret::Secret;
 
@@ -24,6 +25,8 @@ pub enum KindId {
     Vpp,
     /// An APNs MDM push certificate (`.pem`, `.crt`, `.cer`).
     Apns,
+    /// An Automated Device Enrollment server token (`.p7m`).
+    Ade,
 }
 
 impl KindId {
@@ -32,6 +35,7 @@ impl KindId {
         match self {
             KindId::Vpp => "vpp",
             KindId::Apns => "apns",
+            KindId::Ade => "ade",
         }
     }
 }
@@ -53,6 +57,9 @@ pub struct Source<'a> {
     pub name: &'a [u8],
     /// At most [`Kind::max_bytes`] + 1 bytes of the file.
     pub bytes: &'a [u8],
+    /// The folder's key for kinds whose files are encrypted to it (ADE
+    /// server tokens); None where the folder has none.
+    pub key: Option<&'a AdeKey>,
 }
 
 /// One kind of credential file. Implementations are pure: bytes in, facts
@@ -93,13 +100,14 @@ pub trait Kind: Sync + Send + 'static {
 }
 
 /// Every kind, in the order a file name is offered to them.
-pub static KINDS: &[&dyn Kind] = &[&super::vpp::Vpp, &super::apns::Apns];
+pub static KINDS: &[&dyn Kind] = &[&super::vpp::Vpp, &super::apns::Apns, &super::ade::Ade];
 
 /// The kind behind an id.
 pub fn kind(id: KindId) -> &'static dyn Kind {
     match id {
         KindId::Vpp => &super::vpp::Vpp,
         KindId::Apns => &super::apns::Apns,
+        KindId::Ade => &super::ade::Ade,
     }
 }
 
@@ -119,6 +127,7 @@ mod tests {
         }
         assert_eq!(kind(KindId::Vpp).id(), KindId::Vpp);
         assert_eq!(kind(KindId::Apns).id(), KindId::Apns);
+        assert_eq!(kind(KindId::Ade).id(), KindId::Ade);
     }
 
     #[test]
@@ -128,12 +137,17 @@ mod tests {
         assert_eq!(vpp(b"A.VPPTOKEN"), Some(KindId::Vpp));
         assert_eq!(vpp(b".vpptoken"), None);
         assert_eq!(vpp(b"a.vpptoken~"), None);
-        assert_eq!(vpp(b"a.p7m"), None);
         assert_eq!(vpp(b"push.pem"), Some(KindId::Apns));
         assert_eq!(vpp(b"push.CER"), Some(KindId::Apns));
         assert_eq!(vpp(b"chain.crt"), Some(KindId::Apns));
         assert_eq!(vpp(b".pem"), None);
         assert_eq!(vpp(b"push.pem.bak"), None);
+        assert_eq!(vpp(b"a.p7m"), Some(KindId::Ade));
+        assert_eq!(
+            vpp(b"S_Token_2026-03-14T09-26-53Z_smime.P7M"),
+            Some(KindId::Ade)
+        );
+        assert_eq!(vpp(b".p7m"), None);
     }
 
     #[test]
@@ -143,5 +157,7 @@ mod tests {
         assert_eq!(KindId::default(), KindId::Vpp);
         assert_eq!(serde_json::to_string(&KindId::Apns).unwrap(), "\"apns\"");
         assert_eq!(KindId::Apns.as_str(), "apns");
+        assert_eq!(serde_json::to_string(&KindId::Ade).unwrap(), "\"ade\"");
+        assert_eq!(KindId::Ade.as_str(), "ade");
     }
 }

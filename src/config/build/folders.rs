@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Builder, Span};
 use crate::config::doc::Section;
-use crate::config::{Account, Folder, TokenLink};
+use crate::config::{Account, Folder, KeyFile, TokenLink};
 use crate::token::{KindId, KINDS};
 
 impl Builder<'_, '_> {
@@ -17,6 +17,12 @@ impl Builder<'_, '_> {
         let follow_links = s.boolean(self.d, "follow_links").unwrap_or(false);
         let kinds = self.kinds(&mut s, "kinds");
         let webhooks = self.webhook_names(&mut s, "webhooks");
+        let ade_key = match s.string(self.d, "ade_key") {
+            Some((p, span)) => self
+                .path(&p, span.clone(), &s.key_path("ade_key"))
+                .map(|path| Some(KeyFile::new(path, span))),
+            None => Some(None),
+        };
         let expected_mdm = s.string(self.d, "expected_mdm");
         let expected_mdm = match expected_mdm {
             Some((name, span)) if name.trim().is_empty() || name.chars().any(char::is_control) => {
@@ -43,6 +49,7 @@ impl Builder<'_, '_> {
                 kinds: kinds?,
                 expected_mdm: expected_mdm?,
                 webhooks,
+                ade_key: ade_key?,
             },
             span,
         ))

@@ -63,6 +63,7 @@ fn update(
         allow_empty,
         follow_links: false,
         kinds: vec![KindId::Vpp],
+        ade_key: None,
     };
     rescan_paths(0, &folder, &before.0, before.1.clone(), named)
 }

@@ -36,6 +36,7 @@ fn scan(name: &str, bytes: &[u8]) -> (Fingerprint, Result<Credential, TokenError
     kind(KindId::Apns).read(Source {
         name: name.as_bytes(),
         bytes,
+        key: None,
     })
 }
 
