@@ -231,6 +231,20 @@ mod tests {
     }
 
     #[test]
+    fn the_title_names_each_kind_mid_sentence_and_keeps_acronyms() {
+        let of = |kind| title(&Assessment { kind, ..subject() });
+        assert_eq!(of(token::KindId::Vpp), "Renew content token for Acme Corp");
+        assert_eq!(
+            of(token::KindId::Apns),
+            "Renew APNs push certificate for Acme Corp"
+        );
+        assert_eq!(
+            of(token::KindId::Ade),
+            "Renew ADE server token for Acme Corp"
+        );
+    }
+
+    #[test]
     fn renders_the_same_bytes_every_time() {
         assert_eq!(invite(&subject(), &ctx()), invite(&subject(), &ctx()));
     }
