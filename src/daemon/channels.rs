@@ -1,10 +1,13 @@
-//! The one place the daemon turns config into delivery channels, at start
-//! and on a reload. A new channel adds its line to [`channels_from`] and
-//! its settings to [`settings_changed`].
+//! The one place config turns into delivery channels ([`channels_from`],
+//! which the wiring hands to the daemon as its channel factory), and the
+//! loop's side of delivery ([`Outbound`]). A new channel adds its line to
+//! [`channels_from`] and its settings to [`settings_changed`].
 
 use std::fmt;
 use std::sync::Arc;
 
+use super::deps::ChannelFactory;
+use super::sender::SenderHandle;
 use crate::channel::Channels;
 use crate::config::Config;
 use crate::mail::MailChannel;
@@ -44,6 +47,55 @@ pub fn channels_from(cfg: &Config) -> Result<Channels, ChannelSetupError> {
 /// Whether a reload must build the channels again. Unchanged settings keep
 /// the running channels, so a reload does not re-read the SMTP password
 /// file unless `[mail]` or the sender it writes as changed.
-pub fn settings_changed(old: &Config, new: &Config) -> bool {
+fn settings_changed(old: &Config, new: &Config) -> bool {
     old.mail != new.mail || old.alerts.from != new.alerts.from
+}
+
+/// The loop's side of delivery: the running sender, and how to build the
+/// channels it delivers through when a reload changes their settings.
+pub(super) struct Outbound {
+    sender: SenderHandle,
+    factory: ChannelFactory,
+    /// The channels a pass renders its outbox rows with: the ones the
+    /// sender delivers through.
+    channels: Arc<Channels>,
+}
+
+impl Outbound {
+    pub fn new(sender: SenderHandle, factory: ChannelFactory, channels: Arc<Channels>) -> Outbound {
+        Outbound {
+            sender,
+            factory,
+            channels,
+        }
+    }
+
+    pub fn channels(&self) -> &Arc<Channels> {
+        &self.channels
+    }
+
+    /// New mail is in the outbox.
+    pub fn wake(&self) {
+        self.sender.wake();
+    }
+
+    /// The channels `new` asks for when a reload from `old` changes their
+    /// settings; None keeps the running ones.
+    pub fn rebuild(
+        &self,
+        old: &Config,
+        new: &Config,
+    ) -> Result<Option<Channels>, ChannelSetupError> {
+        if settings_changed(old, new) {
+            (self.factory)(new).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Renders and delivers through `channels` from now on.
+    pub fn use_channels(&mut self, channels: Channels) {
+        self.channels = Arc::new(channels);
+        self.sender.use_channels(self.channels.clone());
+    }
 }

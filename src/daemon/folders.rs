@@ -1,222 +1,94 @@
-//! One slot per configured folder: its latest scan, how it is watched, and
-//! when it must be scanned again.
+//! The configured folders ([`FolderSet`]): one [`Slot`] per folder, the
+//! watcher that watches them, and the rescans events and polls ask for.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+mod slot;
+
+use std::path::Path;
 use std::time::Instant;
 
-use super::{Daemon, Timing};
-use crate::config::Folder;
-use crate::scan::{self, FolderScan, FolderState, FoundFile};
+use super::Timing;
+use crate::config::{Config, Folder};
+use crate::scan::{self, FolderSpec, FolderState, FoundFile};
+use crate::watch::{WatchEvent, Watcher};
+use slot::folder_id;
+pub use slot::{Mode, Slot};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mode {
-    Inotify,
-    /// `poll = true` in the config.
-    Poll,
-    /// inotify could not be used for this folder: why, and since when
-    /// (it is tried again every [`Timing::rearm_every`]).
-    Fallback {
-        why: String,
-        since: Instant,
-    },
-    /// Not watched right now (missing or unreadable); looked for regularly.
-    Waiting,
+/// What a watch event says about the config file, whose folder is
+/// watched too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigNews {
+    /// An event named it.
+    Changed,
+    /// Events were lost: it may have changed.
+    EventsLost,
 }
 
-pub struct Slot {
-    pub folder: Folder,
-    pub scan: FolderScan,
-    pub files: Vec<FoundFile>,
-    pub mode: Mode,
-    /// (first, last) event since the last scan.
-    dirty: Option<(Instant, Instant)>,
-    /// The paths those events named, or None when the whole folder must be
-    /// scanned (its own events, lost events, a re-armed watch).
-    named: Option<Vec<PathBuf>>,
-    last_scan: Instant,
-    /// Device and inode of the folder when its watch was armed: a folder
-    /// deleted and re-created needs a new watch.
-    armed_on: Option<(u64, u64)>,
-    /// Kept with each scan: asked for every event of every other folder.
-    follows_links: bool,
-    /// [`Slot::view_digest`] as the last pass saw it (None before the
-    /// first). A rescan runs a pass when the digest differs from this, not
-    /// from the digest just before the rescan: the watch mode also changes
-    /// outside rescans (the watcher failed), and such a change must reach
-    /// `status` at the next rescan, not at the next scheduled pass.
-    passed_digest: Option<u64>,
+/// The configured folders: one slot each, in config order, and the watcher
+/// that watches them (and the config file's folder).
+pub struct FolderSet {
+    slots: Vec<Slot>,
+    /// What a scan of each slot looks for, in the same order; a folder's
+    /// links are judged against all of them.
+    specs: Vec<FolderSpec>,
+    /// None: inotify could not be set up, and every folder is polled.
+    watcher: Option<Watcher>,
+    /// Debounces, poll intervals and the re-arm interval.
+    timing: Timing,
 }
 
-impl Slot {
-    fn new(folder: Folder) -> Slot {
-        Slot {
-            scan: FolderScan {
-                path: folder.path.clone(),
-                state: FolderState::Missing,
-                tokens: 0,
-                error: None,
-                folder_links: false,
-            },
-            folder,
-            files: Vec::new(),
-            mode: Mode::Waiting,
-            dirty: None,
-            named: Some(Vec::new()),
-            last_scan: Instant::now(),
-            armed_on: None,
-            follows_links: false,
-            passed_digest: None,
+impl FolderSet {
+    /// No folders yet; see [`FolderSet::configure`].
+    pub fn new(watcher: Option<Watcher>, timing: Timing) -> FolderSet {
+        FolderSet {
+            slots: Vec::new(),
+            specs: Vec::new(),
+            watcher,
+            timing,
         }
     }
 
-    /// Something in the folder changed: scan all of it.
-    pub fn mark_dirty(&mut self, now: Instant) {
-        self.touch(now);
-        self.named = None;
+    /// Each folder's latest scan, in config order.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
     }
 
-    /// The watcher named `path`, somewhere below the folder.
-    pub fn mark_path(&mut self, now: Instant, path: &Path) {
-        self.touch(now);
-        if let Some(named) = &mut self.named {
-            if named.len() >= scan::MAX_PATHS {
-                self.named = None;
-            } else if !named.iter().any(|p| p == path) {
-                named.push(path.to_path_buf());
-            }
-        }
+    /// Every file the latest scans found.
+    pub fn files(&self) -> impl Iterator<Item = &FoundFile> {
+        self.slots.iter().flat_map(|s| &s.files)
     }
 
-    /// Its last scan followed a symlink (to a file or a folder): what it
-    /// lists may change with events anywhere else, which its own watch,
-    /// not following links, does not see.
-    pub fn follows_links(&self) -> bool {
-        self.follows_links
-    }
-
-    fn touch(&mut self, now: Instant) {
-        self.dirty = Some(match self.dirty {
-            Some((first, _)) => (first, now),
-            None => (now, now),
-        });
-    }
-
-    /// Events were lost (queue overflow): rescan, and arm the watch afresh,
-    /// since subfolders created while events were lost got no watch of
-    /// their own (notify adds those only when it sees their creation;
-    /// regression test: faults::overflow::an_event_queue_overflow_rescans_and_new_subfolders_stay_watched).
-    pub fn watch_lost(&mut self, now: Instant) {
-        if self.mode == Mode::Inotify {
-            self.armed_on = None;
-        }
-        self.mark_dirty(now);
-    }
-
-    pub fn fall_back(&mut self, why: &str) {
-        if self.mode == Mode::Inotify {
-            self.mode = Mode::Fallback {
-                why: why.to_string(),
-                since: Instant::now(),
-            };
-        }
-    }
-
-    /// The folder was there at its last scan.
-    fn is_present(&self) -> bool {
-        matches!(self.scan.state, FolderState::Ok | FolderState::Empty)
-    }
-
-    pub fn mode_name(&self) -> &'static str {
-        match self.mode {
-            Mode::Inotify => "inotify",
-            Mode::Poll => "poll",
-            Mode::Fallback { .. } => "poll (watcher failed)",
-            Mode::Waiting => "waiting for the folder",
-        }
-    }
-
-    pub fn next_due(&self, timing: &Timing) -> Option<Instant> {
-        let dirty = self
-            .dirty
-            .map(|(first, last)| (last + timing.debounce_quiet).min(first + timing.debounce_max));
-        let periodic = match self.mode {
-            Mode::Inotify => None,
-            Mode::Poll | Mode::Fallback { .. } => Some(self.last_scan + timing.poll_every),
-            Mode::Waiting => Some(self.last_scan + timing.retry_missing_every),
-        };
-        match (dirty, periodic) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    pub fn is_due(&self, now: Instant, timing: &Timing) -> bool {
-        self.next_due(timing).is_some_and(|t| now >= t)
-    }
-
-    /// A pass is reading this slot as it is now.
+    /// A pass is reading every slot as it is now.
     pub fn mark_passed(&mut self) {
-        self.passed_digest = Some(self.view_digest());
+        for slot in &mut self.slots {
+            slot.mark_passed();
+        }
     }
 
-    /// Whether a pass would see something the last one did not.
-    pub fn changed_since_pass(&self) -> bool {
-        self.passed_digest != Some(self.view_digest())
-    }
-
-    /// A hash of everything a pass reads from this slot: the folder's state
-    /// and watch mode, and each file's path, identity, stamp and what it
-    /// says. Equal digests mean a pass would compute what the last one
-    /// did. A 64-bit hash can in theory hide a
-    /// change (2^-64 a rescan); the next change, or the scheduled full
-    /// scan, which always runs a pass, catches it.
-    fn view_digest(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
-        use std::os::unix::ffi::OsStrExt;
-        let mut h = std::hash::DefaultHasher::new();
-        let s = &self.scan;
-        (s.state, s.tokens, &s.error, s.folder_links).hash(&mut h);
-        self.mode_name().hash(&mut h);
-        self.files.len().hash(&mut h);
-        for f in &self.files {
-            // Bytes, not `Path::hash`, which walks every component.
-            f.path.as_os_str().as_bytes().hash(&mut h);
-            (f.folder, f.size, f.mtime, f.file_id).hash(&mut h);
-            (f.via_link, f.world_readable, &f.fingerprint).hash(&mut h);
-            match &f.content {
-                Ok(t) => {
-                    (&t.org_name, t.expires_at, t.created_at).hash(&mut h);
-                    (&t.variants, t.sample).hash(&mut h);
-                }
-                Err(e) => e.to_string().hash(&mut h),
+    /// Watches the folder holding the config file (not recursively), so
+    /// an edit is noticed without SIGHUP.
+    pub fn watch_config_dir(&mut self, config_file: &Path) {
+        let Some(dir) = config_file.parent() else {
+            return;
+        };
+        if let Some(w) = self.watcher.as_mut() {
+            if let Err(e) = w.watch(dir, false, false) {
+                tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
             }
         }
-        h.finish()
     }
-}
 
-fn folder_id(path: &std::path::Path) -> Option<(u64, u64)> {
-    std::fs::metadata(path)
-        .ok()
-        .filter(|m| m.is_dir())
-        .map(|m| (m.dev(), m.ino()))
-}
-
-impl Daemon {
-    /// Rebuilds the slots from the config: folders kept keep their watch,
+    /// Rebuilds the slots from `cfg`: folders kept keep their watch,
     /// removed ones are unwatched, new ones are scanned at the next pass.
-    pub(super) fn set_folders(&mut self) {
-        let old = std::mem::take(&mut self.slots);
+    pub fn configure(&mut self, cfg: &Config) {
+        let mut old = std::mem::take(&mut self.slots);
         for slot in &old {
-            if !self.cfg.folders.iter().any(|f| f.path == slot.folder.path) {
+            if !cfg.folders.iter().any(|f| f.path == slot.folder.path) {
                 if let Some(w) = self.watcher.as_mut() {
                     w.unwatch(&slot.folder.path);
                 }
             }
         }
-        let mut old = old;
-        for folder in self.cfg.folders.clone() {
+        for folder in cfg.folders.clone() {
             let slot = match old
                 .iter()
                 .position(|s| s.folder.path == folder.path && s.folder.poll == folder.poll)
@@ -234,12 +106,105 @@ impl Daemon {
                         // event: only a full scan finds them.
                         s.named = None;
                     }
+                    let key = |f: &Folder| f.ade_key.as_ref().and_then(|k| k.key.clone());
+                    if key(&s.folder) != key(&folder) {
+                        // What a file says depends on the key it was read
+                        // with: the next scan reads them again.
+                        for f in &mut s.files {
+                            f.stamp = None;
+                        }
+                        s.named = None;
+                    }
                     s.folder = folder;
                     s
                 }
                 None => Slot::new(folder),
             };
             self.slots.push(slot);
+        }
+        self.specs = cfg.folder_specs();
+    }
+
+    /// Marks the folders an event concerns, for a rescan once they are
+    /// quiet; says whether the event concerns the config file too.
+    pub fn on_event(
+        &mut self,
+        ev: WatchEvent,
+        config_file: &Path,
+        now: Instant,
+    ) -> Option<ConfigNews> {
+        // Events dropped on a full queue: whatever they named, look again
+        // everywhere (the flag is taken, so this happens once per burst).
+        let lost = if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
+            self.on_event(WatchEvent::Overflow, config_file, now)
+        } else {
+            None
+        };
+        let news = match ev {
+            WatchEvent::Changed(paths) => {
+                let mut news = None;
+                for p in &paths {
+                    if p == config_file {
+                        news = Some(ConfigNews::Changed);
+                    }
+                    for slot in &mut self.slots {
+                        if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
+                            slot.mark_path(now, p);
+                        } else if slot.folder.path.starts_with(p) || slot.follows_links() {
+                            // A folder with a link into another one lists
+                            // files that change with that one's events.
+                            slot.mark_dirty(now);
+                        }
+                    }
+                }
+                news
+            }
+            WatchEvent::Overflow => {
+                tracing::warn!(
+                    "filesystem events were lost (queue overflow); rescanning every folder"
+                );
+                for slot in &mut self.slots {
+                    slot.watch_lost(now);
+                }
+                Some(ConfigNews::EventsLost)
+            }
+            WatchEvent::Failed(e) => {
+                tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
+                for slot in &mut self.slots {
+                    slot.fall_back(&e);
+                }
+                None
+            }
+        };
+        news.or(lost)
+    }
+
+    /// When the earliest folder must be scanned: events have settled, or a
+    /// poll or a look for a missing folder is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.slots
+            .iter()
+            .filter_map(|s| s.next_due(&self.timing))
+            .min()
+    }
+
+    /// Rescans the folders due at `now`; true when one now looks different
+    /// to a pass.
+    pub fn rescan_due(&mut self, now: Instant, progress: &dyn Fn()) -> bool {
+        let mut changed = false;
+        for i in 0..self.slots.len() {
+            if self.slots[i].is_due(now, &self.timing) {
+                changed |= self.rescan(i, progress);
+            }
+        }
+        changed
+    }
+
+    /// Rescans every folder, whole (start-up, reload, the scheduled check).
+    pub fn rescan_all(&mut self, progress: &dyn Fn()) {
+        for i in 0..self.slots.len() {
+            self.slots[i].mark_dirty(Instant::now());
+            self.rescan(i, progress);
         }
     }
 
@@ -248,7 +213,7 @@ impl Daemon {
     /// folder now looks different to a pass (files, their contents, the
     /// folder's state or how it is watched); false lets the caller skip the
     /// pass, so a poll that found nothing new writes nothing.
-    pub(super) fn rescan_slot(&mut self, i: usize) -> bool {
+    fn rescan(&mut self, i: usize, progress: &dyn Fn()) -> bool {
         // Missing as a pass saw it; not merely not scanned yet (at start-up
         // or after a reload every folder is scanned anyway).
         let Some(was_missing) = self
@@ -258,7 +223,7 @@ impl Daemon {
         else {
             return false;
         };
-        self.rescan_slot_inner(i);
+        self.rescan_inner(i, progress);
         if was_missing && self.slots[i].is_present() {
             // While it was missing, links into it counted as leading out of
             // every folder (see `Links::within`), and nothing else tells the
@@ -273,9 +238,8 @@ impl Daemon {
         self.slots[i].changed_since_pass()
     }
 
-    fn rescan_slot_inner(&mut self, i: usize) {
-        let keepalive = &self.keepalive;
-        let Some(slot) = self.slots.get_mut(i) else {
+    fn rescan_inner(&mut self, i: usize, progress: &dyn Fn()) {
+        let (Some(slot), Some(spec)) = (self.slots.get_mut(i), self.specs.get(i)) else {
             return;
         };
         let previous = std::mem::take(&mut slot.files);
@@ -289,9 +253,8 @@ impl Daemon {
             _ => None,
         };
         let folder = &slot.folder;
-        let spec = scan::FolderSpec::from(folder);
         let targeted = match &named {
-            Some(paths) => scan::rescan_paths(i, &spec, &slot.scan, previous, paths),
+            Some(paths) => scan::rescan_paths(i, spec, &slot.scan, previous, paths),
             None => Err(previous),
         };
         let how = if targeted.is_ok() {
@@ -300,8 +263,8 @@ impl Daemon {
             "full"
         };
         let (scan, files) = targeted.unwrap_or_else(|previous| {
-            let links = scan::Links::for_folder(&spec, &self.cfg.folder_specs());
-            scan::scan_folder_cached(i, &spec, &links, previous, &|| keepalive.progress())
+            let links = scan::Links::for_folder(spec, &self.specs);
+            scan::scan_folder_cached(i, spec, &links, previous, progress)
         });
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
@@ -368,58 +331,30 @@ impl Daemon {
             }
         }
     }
+
+    /// One line per folder: how it is watched and what it holds; one per
+    /// unreadable or world-readable token file.
+    pub fn log_watching(&self) {
+        for slot in &self.slots {
+            tracing::info!(
+                folder = %slot.folder.path.display(),
+                state = ?slot.scan.state,
+                tokens = slot.scan.tokens,
+                unreadable = slot.files.iter().filter(|f| f.content.is_err()).count(),
+                mode = slot.mode_name(),
+                "watching"
+            );
+            for f in &slot.files {
+                if let Err(e) = &f.content {
+                    tracing::warn!(file = %f.path.display(), error = %e, "unreadable token file");
+                }
+                if f.world_readable {
+                    tracing::warn!(file = %f.path.display(), "token file is readable by every user of this host; restrict it (chmod o-r)");
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    fn new_slot() -> Slot {
-        Slot::new(Folder {
-            path: "/t".into(),
-            account: None,
-            recipients: Vec::new(),
-            allow_empty: false,
-            poll: false,
-            follow_links: false,
-            kinds: vec![crate::token::KindId::Vpp],
-            expected_mdm: None,
-            webhooks: Vec::new(),
-            ade_key: None,
-        })
-    }
-
-    /// The debounce and the poll interval come from the `Timing` the slot
-    /// is asked with, not from built-in values.
-    #[test]
-    fn an_injected_timing_sets_the_debounce_and_the_poll() {
-        let ms = Duration::from_millis;
-        let short = Timing {
-            debounce_quiet: ms(10),
-            debounce_max: ms(25),
-            poll_every: ms(40),
-            ..Timing::default()
-        };
-        let mut slot = new_slot();
-        slot.mode = Mode::Inotify;
-        let t0 = Instant::now();
-        slot.mark_dirty(t0);
-        assert_eq!(slot.next_due(&short), Some(t0 + ms(10)));
-        assert_eq!(slot.next_due(&Timing::default()), Some(t0 + ms(300)));
-        assert!(!slot.is_due(t0 + ms(9), &short));
-        assert!(slot.is_due(t0 + ms(10), &short));
-        // Events keep coming: the wait since the first is capped.
-        slot.mark_dirty(t0 + ms(20));
-        assert_eq!(slot.next_due(&short), Some(t0 + ms(25)));
-
-        let mut polled = new_slot();
-        polled.mode = Mode::Poll;
-        assert_eq!(polled.next_due(&short), Some(polled.last_scan + ms(40)));
-        assert_eq!(
-            polled.next_due(&Timing::default()),
-            Some(polled.last_scan + Duration::from_secs(5))
-        );
-    }
-}
+mod tests;

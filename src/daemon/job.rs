@@ -1,6 +1,14 @@
-//! The daemon's scheduled jobs: what a schedule tick asks the loop to do.
+//! The daemon's scheduled jobs: what a schedule tick asks the loop to do,
+//! and the schedules that send them.
 
 use std::fmt;
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::housekeeping;
+use crate::config::Config;
+use crate::schedule::{run_schedule, Tick};
 
 /// One kind of scheduled work. Each has its own cron schedule
 /// (`[schedule]` in the config; housekeeping's is fixed) and one handler in
@@ -33,5 +41,49 @@ impl Job {
 impl fmt::Display for Job {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// The running schedules, each sending its job to the loop when it fires.
+pub(super) struct Jobs {
+    tx: mpsc::Sender<Tick<Job>>,
+    /// Cancels the running schedule tasks (replaced at each start).
+    cancel: CancellationToken,
+}
+
+impl Jobs {
+    pub fn new(tx: mpsc::Sender<Tick<Job>>) -> Jobs {
+        Jobs {
+            tx,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    /// Replaces the running schedules with those `cfg` asks for.
+    pub fn start(&mut self, cfg: &Config) {
+        self.stop();
+        self.cancel = CancellationToken::new();
+        let mut list = vec![(Job::Check, cfg.schedule.check.clone())];
+        if let Some(d) = &cfg.schedule.digest {
+            list.push((Job::Digest, d.clone()));
+        }
+        if cfg.apple.verify {
+            list.push((Job::Verify, cfg.schedule.verify.clone()));
+        }
+        if let Some(s) = housekeeping::schedule(cfg.timezone) {
+            list.push((Job::Housekeeping, s));
+        }
+        for (job, s) in list {
+            tokio::spawn(run_schedule(job, s, self.tx.clone(), self.cancel.clone()));
+        }
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// Whether a reload from `old` to `new` must start the schedules again.
+    pub fn changed(old: &Config, new: &Config) -> bool {
+        new.schedule != old.schedule || new.apple.verify != old.apple.verify
     }
 }

@@ -19,12 +19,15 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-/// While starting, each extension gives this much more time from when it
-/// is sent...
-const EXTEND_BY: Duration = Duration::from_secs(30);
-/// ...and is renewed this often while the work advances, well before the
-/// last one runs out.
-const EXTEND_EVERY: Duration = Duration::from_secs(10);
+use super::Timing;
+
+/// Debug builds only, for `.ci/systemd-e2e.sh`: while the file this
+/// variable names exists, [`Keepalive::progress`] blocks the thread doing
+/// the work, as a wedged loop or scan would, so no ping goes out and
+/// systemd's watchdog must kill and restart the daemon. Release builds
+/// (the package) have neither the variable nor the check.
+#[cfg(debug_assertions)]
+pub const STALL_FILE_ENV: &str = "TOKENWATCH_TEST_STALL_FILE";
 
 /// Interior mutability: scans take `&dyn Fn()` hooks, and the daemon's
 /// other fields are borrowed mutably while they run.
@@ -32,23 +35,34 @@ pub(super) struct Keepalive {
     /// Half of systemd's `WATCHDOG_USEC`: ping at least this often. None
     /// when the watchdog is off.
     every: Option<Duration>,
+    /// While starting: how much more time each extension asks for, and
+    /// how often it is renewed ([`Timing::start_extend_by`], `_every`).
+    extend_by: Duration,
+    extend_every: Duration,
     starting: Cell<bool>,
     last_ping: Cell<Instant>,
     last_extend: Cell<Instant>,
+    #[cfg(debug_assertions)]
+    stall_file: Option<std::path::PathBuf>,
 }
 
 impl Keepalive {
-    /// Reads the watchdog interval systemd set for this process.
-    pub fn from_env() -> Keepalive {
+    /// Reads the watchdog interval systemd set for this process (systemd's
+    /// protocol, not a test knob); debug builds also read [`STALL_FILE_ENV`].
+    pub fn from_env(timing: &Timing) -> Keepalive {
         let mut usec = 0u64;
         let every =
             sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec / 2));
         let now = Instant::now();
         Keepalive {
             every,
+            extend_by: timing.start_extend_by,
+            extend_every: timing.start_extend_every,
             starting: Cell::new(false),
             last_ping: Cell::new(now),
             last_extend: Cell::new(now),
+            #[cfg(debug_assertions)]
+            stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
         }
     }
 
@@ -73,6 +87,8 @@ impl Keepalive {
     /// The loop came round, or long work advanced: ping (and extend the
     /// start timeout) if one is due. Cheap enough to call for every file.
     pub fn progress(&self) {
+        #[cfg(debug_assertions)]
+        self.stall_while_asked();
         let now = Instant::now();
         if self
             .every
@@ -81,14 +97,25 @@ impl Keepalive {
             self.last_ping.set(now);
             let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
         }
-        if self.starting.get() && now.duration_since(self.last_extend.get()) >= EXTEND_EVERY {
+        if self.starting.get() && now.duration_since(self.last_extend.get()) >= self.extend_every {
             self.extend(now);
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn stall_while_asked(&self) {
+        let Some(file) = &self.stall_file else { return };
+        if file.exists() {
+            tracing::warn!(file = %file.display(), "stalling on purpose until the file is gone ({STALL_FILE_ENV})");
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 
     fn extend(&self, now: Instant) {
         self.last_extend.set(now);
-        let usec = u32::try_from(EXTEND_BY.as_micros()).unwrap_or(u32::MAX);
+        let usec = u32::try_from(self.extend_by.as_micros()).unwrap_or(u32::MAX);
         let _ = sd_notify::notify(false, &[NotifyState::ExtendTimeoutUsec(usec)]);
     }
 }

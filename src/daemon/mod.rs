@@ -7,6 +7,13 @@
 //! or tick arriving: every pass recomputes each token's state from its
 //! dates, so a lost event only delays, and the scheduled full scan is the
 //! safety net.
+//!
+//! The loop is built from parts it is handed ([`Deps`], wired in
+//! `cli/run.rs`) and parts that own one concern each: the folders and
+//! their watches (`FolderSet`, folders.rs), the Apple checks (`Verifier`,
+//! verify.rs, and its prober task, prober.rs), the outbox sender
+//! (sender.rs), the schedules (`Jobs`, job.rs). A pass (pass.rs) reads the
+//! clock once and hands that `now` to everything it calls.
 
 mod channels;
 mod deps;
@@ -19,28 +26,41 @@ mod prober;
 pub mod sender;
 mod stamp;
 mod timing;
+mod verify;
 pub use channels::{channels_from, ChannelSetupError};
-pub use deps::{Clock, SystemClock};
+pub use deps::{
+    hostname, ChannelFactory, Clock, Deps, ProberFactory, Settings, SystemClock, Verify,
+};
 pub use job::Job;
 pub use timing::{Timing, REARM_ENV, RETRY_BASE_ENV};
 
-use std::path::{Path, PathBuf};
+use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use tokio::sync::mpsc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::backoff::Backoff;
 use crate::config::{self, Config};
-use crate::schedule::{run_schedule, Tick};
-use crate::state::StateStore;
+use crate::schedule::Tick;
+use crate::state::{StateError, StateStore};
 use crate::token::found::FileStamp;
-use crate::watch::{WatchEvent, Watcher};
-use folders::Slot;
+use crate::watch::WatchEvent;
+use channels::Outbound;
+use folders::{ConfigNews, FolderSet};
+use job::Jobs;
 use keepalive::Keepalive;
-use prober::{ProberHandle, Requested};
-use sender::SenderHandle;
+use verify::Verifier;
+
+/// Runs a SQLite call (or another short blocking call) on the current
+/// worker thread. `block_in_place` tells the multi-threaded runtime
+/// (`cli/run.rs` builds one) to move its other tasks to another worker
+/// meanwhile; see `crate::state` for why calls are not sent elsewhere.
+pub(crate) fn db<R>(f: impl FnOnce() -> R) -> R {
+    tokio::task::block_in_place(f)
+}
 
 /// Orders the loop takes from outside (signals, the CLI wiring).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,72 +83,83 @@ pub enum DaemonError {
     Fatal(anyhow::Error),
 }
 
+impl DaemonError {
+    /// The state database at start-up: a restart fixes some causes, not
+    /// all. `file` is the config file, which names `state_dir`.
+    pub fn state(file: &Path, e: StateError) -> DaemonError {
+        let restart_cannot_fix = e.restart_cannot_fix();
+        let e = anyhow::anyhow!("{}: state_dir: {e}", file.display());
+        if restart_cannot_fix {
+            DaemonError::Setup(e)
+        } else {
+            DaemonError::Fatal(e)
+        }
+    }
+
+    /// Settings that cannot be used (`[mail]`, `[apple]`, a password or CA
+    /// file): `cause` names the section.
+    pub fn setup(file: &Path, cause: impl std::fmt::Display) -> DaemonError {
+        DaemonError::Setup(anyhow::anyhow!("{}: {cause}", file.display()))
+    }
+}
+
+/// Runs the daemon on `settings` until `cancel`, then finishes the mail in
+/// flight (for at most [`Timing::drain_limit`]).
 pub async fn run(
-    config_path: PathBuf,
-    mut orders: mpsc::Receiver<Order>,
-    timing: Timing,
-    clock: Arc<dyn Clock>,
+    settings: Settings,
+    deps: Deps,
     cancel: CancellationToken,
 ) -> Result<(), DaemonError> {
-    // Taken before reading: a write during the read then counts as a change.
-    let config_stamp = stamp::stamp(&config_path);
-    let cfg = config::load(&config_path)?;
-    // Every channel error is in the settings or the files they name
-    // (password, CA): none passes by itself.
-    let channels = channels_from(&cfg)
-        .map_err(|e| DaemonError::Setup(anyhow::anyhow!("{}: {e}", cfg.file.display())))?;
-    let store = open_store(&cfg)?;
-    let sender_store = open_store(&cfg)?;
-
-    let (watch_tx, mut watch_rx) = mpsc::channel(crate::watch::QUEUE);
-    let watcher = match Watcher::new(watch_tx) {
-        Ok(w) => Some(w),
-        Err(e) => {
-            tracing::error!(error = %e, "no filesystem events; every folder is polled");
-            None
-        }
-    };
+    let Deps {
+        store,
+        channels,
+        channel_factory,
+        prober,
+        watcher,
+        events: mut watch_rx,
+        mut orders,
+        clock,
+        timing,
+    } = deps;
+    let file = settings.config.file.clone();
+    let sender_store = deps::reopen(&store).map_err(|e| DaemonError::state(&file, e))?;
     let sender_cancel = CancellationToken::new();
     let channels = Arc::new(channels);
     let (sender, sender_handle) = sender::sender(
         sender_store,
         channels.clone(),
+        clock.clone(),
         timing,
         sender_cancel.clone(),
     );
     let sender_task = tokio::spawn(sender.run());
-    let (tick_tx, mut tick_rx) = mpsc::channel(16);
-    let (verdict_tx, mut verdict_rx) = mpsc::channel(1);
+    let (tick_tx, mut tick_rx) = tokio::sync::mpsc::channel(16);
+    let (verdict_tx, mut verdict_rx) = tokio::sync::mpsc::channel(1);
 
-    let mut d = Daemon {
-        config_path: cfg.file.clone(),
-        cfg,
-        store,
-        watcher,
-        slots: Vec::new(),
-        config_dirty: None,
+    let Settings {
+        config: cfg,
         config_stamp,
-        sender: sender_handle,
-        channels,
-        tick_tx,
-        schedules: CancellationToken::new(),
-        recheck_at: None,
-        state_failures: 0,
-        host: hostname(),
-        prober: None,
-        verdict_tx,
-        requested: Requested::default(),
-        keepalive: Keepalive::from_env(),
-        timing,
+        host,
+    } = settings;
+    let mut d = Daemon {
+        cfg,
+        host,
+        due: Due::new(config_stamp, &timing),
+        store,
+        folders: FolderSet::new(watcher, timing),
+        verifier: Verifier::new(prober, verdict_tx, clock.clone(), timing),
+        sender: Outbound::new(sender_handle, channel_factory, channels),
+        jobs: Jobs::new(tick_tx),
+        keepalive: Keepalive::from_env(&timing),
         clock,
     };
     d.keepalive.starting();
     d.start_prober()?;
-    d.watch_config_dir();
-    d.set_folders();
-    d.start_schedules();
+    d.folders.watch_config_dir(&d.cfg.file);
+    d.folders.configure(&d.cfg);
+    d.jobs.start(&d.cfg);
     d.full_pass("start-up");
-    d.log_watching();
+    d.folders.log_watching();
     d.keepalive.ready();
     // After READY: the first run after an upgrade may have years to delete.
     d.housekeep();
@@ -151,8 +182,8 @@ pub async fn run(
 
     tracing::info!("stopping: finishing the mail in flight");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    d.schedules.cancel();
-    d.prober = None;
+    d.jobs.stop();
+    d.verifier.stop();
     sender_cancel.cancel();
     if tokio::time::timeout(timing.drain_limit, sender_task)
         .await
@@ -167,133 +198,75 @@ pub async fn run(
     Ok(())
 }
 
-fn open_store(cfg: &Config) -> Result<StateStore, DaemonError> {
-    StateStore::open(&cfg.state_dir).map_err(|e| state_error(cfg, e))
+/// What the loop must do of its own accord, and when, besides rescanning
+/// folders: run a pass again, re-read the config file, wake up anyway.
+#[derive(Debug)]
+struct Due {
+    /// An unreadable file is settling, or the state could not be written;
+    /// evaluate again then.
+    recheck_at: Option<DateTime<Utc>>,
+    /// Passes in a row whose state could not be written (backs off retries).
+    state_failures: u32,
+    /// How long after such a failure the pass runs again.
+    state_retry: Backoff,
+    /// The config file must be re-read once it has been quiet since then,
+    /// and why (for the "config reloaded" log line).
+    config_reread: Option<(Instant, &'static str)>,
+    /// The config file as it was when last read (at start-up or a reload,
+    /// valid or not).
+    config_stamp: Option<FileStamp>,
+    /// How long an edited config file must be quiet before it is re-read.
+    config_quiet: Duration,
+    /// The loop wakes at least this often.
+    idle: Duration,
 }
 
-fn state_error(cfg: &Config, e: crate::state::StateError) -> DaemonError {
-    let restart_cannot_fix = e.restart_cannot_fix();
-    let e = anyhow::anyhow!("{}: state_dir: {e}", cfg.file.display());
-    if restart_cannot_fix {
-        DaemonError::Setup(e)
-    } else {
-        DaemonError::Fatal(e)
-    }
-}
-
-pub(crate) fn hostname() -> String {
-    // gethostname(2) rather than /proc/sys, which the hardened unit hides.
-    let mut buf = [0u8; 256];
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    let name = if rc == 0 {
-        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        String::new()
-    };
-    if name.is_empty() {
-        "localhost".into()
-    } else {
-        name
+impl Due {
+    fn new(config_stamp: Option<FileStamp>, timing: &Timing) -> Due {
+        Due {
+            recheck_at: None,
+            state_failures: 0,
+            state_retry: timing.state_retry,
+            config_reread: None,
+            config_stamp,
+            config_quiet: timing.config_quiet,
+            idle: timing.idle_wake,
+        }
     }
 }
 
 struct Daemon {
-    config_path: PathBuf,
     cfg: Config,
-    store: StateStore,
-    watcher: Option<Watcher>,
-    slots: Vec<Slot>,
-    /// The config file must be re-read once it has been quiet since then,
-    /// and why (for the "config reloaded" log line).
-    config_dirty: Option<(Instant, &'static str)>,
-    /// The config file as it was when last read (at start-up or a reload,
-    /// valid or not).
-    config_stamp: Option<FileStamp>,
-    sender: SenderHandle,
-    /// The channels a pass renders its outbox rows with: the ones the
-    /// sender delivers through.
-    channels: Arc<crate::channel::Channels>,
-    tick_tx: mpsc::Sender<Tick<Job>>,
-    /// Cancels the running schedule tasks (replaced on reload).
-    schedules: CancellationToken,
-    /// An unreadable file is settling, or the state could not be written;
-    /// evaluate again then.
-    recheck_at: Option<chrono::DateTime<Utc>>,
-    /// Passes in a row whose state could not be written (backs off retries).
-    state_failures: u32,
+    /// This host's name, in mails.
     host: String,
-    /// Orders to the Apple prober, when `[apple] verify` is on; dropping
-    /// the sender stops it.
-    prober: Option<ProberHandle>,
-    verdict_tx: mpsc::Sender<()>,
-    /// Tokens handed to the prober (or found freshly verified).
-    requested: Requested,
+    due: Due,
+    store: StateStore,
+    folders: FolderSet,
+    verifier: Verifier,
+    /// The outbox sender, woken when mail is queued.
+    sender: Outbound,
+    jobs: Jobs,
     /// systemd's watchdog and start timeout; long scans and passes report
     /// their progress to it.
     keepalive: Keepalive,
-    /// Debounces, poll intervals, retries and limits.
-    timing: Timing,
     /// Where a pass, the digest and housekeeping get `now`.
     clock: Arc<dyn Clock>,
 }
 
 impl Daemon {
-    fn start_schedules(&mut self) {
-        self.schedules.cancel();
-        self.schedules = CancellationToken::new();
-        let mut list = vec![(Job::Check, self.cfg.schedule.check.clone())];
-        if let Some(d) = &self.cfg.schedule.digest {
-            list.push((Job::Digest, d.clone()));
-        }
-        if self.cfg.apple.verify {
-            list.push((Job::Verify, self.cfg.schedule.verify.clone()));
-        }
-        if let Some(s) = self.housekeeping_schedule() {
-            list.push((Job::Housekeeping, s));
-        }
-        for (job, s) in list {
-            tokio::spawn(run_schedule(
-                job,
-                s,
-                self.tick_tx.clone(),
-                self.schedules.clone(),
-            ));
-        }
-    }
-
     /// Starts the Apple prober when `[apple] verify` is on.
     fn start_prober(&mut self) -> Result<(), DaemonError> {
-        match self.new_probe(&self.cfg)? {
-            Some(probe) => self.start_prober_with(probe),
-            None => Ok(()),
+        let file = &self.cfg.file;
+        // Like the channels', every error here is in the settings or the
+        // CA file they name.
+        let probe = self
+            .verifier
+            .probe_for(&self.cfg)
+            .map_err(|e| DaemonError::setup(file, format!("[apple]: {e}")))?;
+        if let Some(probe) = probe {
+            let store = deps::reopen(&self.store).map_err(|e| DaemonError::state(file, e))?;
+            self.verifier.start(probe, store);
         }
-    }
-
-    /// The probe `cfg`'s `[apple]` asks for; None when `verify` is off.
-    fn new_probe(&self, cfg: &Config) -> Result<Option<crate::probe::Probe>, DaemonError> {
-        if !cfg.apple.verify {
-            return Ok(None);
-        }
-        // Like the channels', every error here is in the settings or the CA
-        // file they name.
-        crate::probe::Probe::new(&cfg.apple.probe)
-            .map(Some)
-            .map_err(|e| {
-                DaemonError::Setup(anyhow::anyhow!("{}: [apple]: {e}", cfg.file.display()))
-            })
-    }
-
-    fn start_prober_with(&mut self, probe: crate::probe::Probe) -> Result<(), DaemonError> {
-        let store = open_store(&self.cfg)?;
-        let (prober, handle) = prober::prober(
-            probe,
-            store,
-            self.verdict_tx.clone(),
-            self.timing.probe_retry,
-        );
-        tokio::spawn(prober.run());
-        self.prober = Some(handle);
         Ok(())
     }
 
@@ -302,41 +275,13 @@ impl Daemon {
     /// last schedule interval.
     pub(super) fn request_verification(
         &mut self,
-        now: chrono::DateTime<Utc>,
+        now: DateTime<Utc>,
         all: bool,
         verdicts: &crate::assess::Verdicts,
     ) {
-        let Some(prober) = &self.prober else {
-            return;
-        };
-        let fresh_for = self
-            .cfg
-            .schedule
-            .verify
-            .interval_near(now)
-            .unwrap_or(chrono::Duration::hours(6));
-        let present = self.slots.iter().flat_map(|s| &s.files).filter_map(|f| {
-            let asks_apple = crate::token::kind(f.kind).rules().apple_verification;
-            let t = f
-                .token()
-                .filter(|t| asks_apple && t.verifiable_with_apple())?;
-            Some((t.fingerprint.as_str(), f.path.as_path()))
-        });
-        // A failed check is never fresh: it is asked again.
-        let fresh = |fp: &str| {
-            verdicts
-                .get(fp)
-                .is_some_and(|v| v.first_failure_at.is_none() && (now - v.verified_at) < fresh_for)
-        };
-        let batch = self.requested.select(present, all, fresh);
-        if !batch.is_empty() {
-            tracing::debug!(
-                tokens = batch.len(),
-                known = self.requested.len(),
-                "asking Apple"
-            );
-            prober.verify(batch);
-        }
+        let schedule = &self.cfg.schedule.verify;
+        self.verifier
+            .request(now, all, verdicts, schedule, self.folders.files());
     }
 
     fn on_tick(&mut self, tick: Tick<Job>) {
@@ -351,81 +296,38 @@ impl Daemon {
         }
     }
 
-    fn watch_config_dir(&mut self) {
-        let Some(dir) = self.config_path.parent().map(Path::to_path_buf) else {
-            return;
-        };
-        if let Some(w) = self.watcher.as_mut() {
-            if let Err(e) = w.watch(&dir, false, false) {
-                tracing::warn!(error = %e, "config changes are picked up on SIGHUP only");
-            }
-        }
-    }
-
     fn on_watch_event(&mut self, ev: WatchEvent) {
-        // Events dropped on a full queue: whatever they named, look again
-        // everywhere (the flag is taken, so this happens once per burst).
-        if self.watcher.as_ref().is_some_and(Watcher::take_overflow) {
-            self.on_watch_event(WatchEvent::Overflow);
-        }
-        match ev {
-            WatchEvent::Changed(paths) => {
-                let now = Instant::now();
-                for p in &paths {
-                    if p == &self.config_path {
-                        self.config_dirty = Some((now, "config file changed"));
-                    }
-                    for slot in &mut self.slots {
-                        if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
-                            slot.mark_path(now, p);
-                        } else if slot.folder.path.starts_with(p) || slot.follows_links() {
-                            // A folder with a link into another one lists
-                            // files that change with that one's events.
-                            slot.mark_dirty(now);
-                        }
-                    }
-                }
+        let now = Instant::now();
+        let file = &self.cfg.file;
+        match self.folders.on_event(ev, file, now) {
+            Some(ConfigNews::Changed) => {
+                self.due.config_reread = Some((now, "config file changed"));
             }
-            WatchEvent::Overflow => {
-                tracing::warn!(
-                    "filesystem events were lost (queue overflow); rescanning every folder"
-                );
-                let now = Instant::now();
-                for slot in &mut self.slots {
-                    slot.watch_lost(now);
-                }
-                // The lost events may have named the config file. Only
-                // re-read it if it changed: a reload rescans every folder
-                // again and tells systemd RELOADING, for nothing.
-                if stamp::changed_since(&self.config_path, self.config_stamp) {
-                    self.config_dirty = Some((now, "events were lost and the config file changed"));
-                }
+            // The lost events may have named the config file. Only re-read
+            // it if it changed: a reload rescans every folder again and
+            // tells systemd RELOADING, for nothing.
+            Some(ConfigNews::EventsLost) if stamp::changed_since(file, self.due.config_stamp) => {
+                self.due.config_reread =
+                    Some((now, "events were lost and the config file changed"));
             }
-            WatchEvent::Failed(e) => {
-                tracing::error!(error = %e, "the filesystem watcher failed; polling every folder");
-                for slot in &mut self.slots {
-                    slot.fall_back(&e);
-                }
-            }
+            Some(ConfigNews::EventsLost) | None => {}
         }
     }
 
     /// When the loop must wake up next even if nothing happens.
     fn next_deadline(&self) -> Instant {
         let now = Instant::now();
-        let mut next = now + Duration::from_secs(3600);
+        let mut next = now + self.due.idle;
         if let Some(t) = self.keepalive.next_ping_at() {
             next = next.min(t);
         }
-        if let Some((t, _)) = self.config_dirty {
-            next = next.min(t + self.timing.config_quiet);
+        if let Some((t, _)) = self.due.config_reread {
+            next = next.min(t + self.due.config_quiet);
         }
-        for slot in &self.slots {
-            if let Some(t) = slot.next_due(&self.timing) {
-                next = next.min(t);
-            }
+        if let Some(t) = self.folders.next_due() {
+            next = next.min(t);
         }
-        if let Some(at) = self.recheck_at {
+        if let Some(at) = self.due.recheck_at {
             let wait = (at - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
             next = next.min(now + wait);
         }
@@ -443,32 +345,41 @@ impl Daemon {
     /// always runs one; a file waiting to settle has its own `recheck_at`.
     fn due_work(&mut self) {
         let now = Instant::now();
-        if let Some((t, why)) = self.config_dirty {
-            if now >= t + self.timing.config_quiet {
-                self.config_dirty = None;
+        if let Some((t, why)) = self.due.config_reread {
+            if now >= t + self.due.config_quiet {
+                self.due.config_reread = None;
                 self.reload(why);
             }
         }
-        let mut changed = false;
-        for i in 0..self.slots.len() {
-            if self.slots[i].is_due(now, &self.timing) {
-                changed |= self.rescan_slot(i);
-            }
-        }
-        let settle_due = self.recheck_at.is_some_and(|t| self.clock.now() >= t);
+        let keepalive = &self.keepalive;
+        let changed = self.folders.rescan_due(now, &|| keepalive.progress());
+        let settle_due = self.due.recheck_at.is_some_and(|t| self.clock.now() >= t);
         if changed || settle_due {
-            self.recheck_at = None;
+            self.due.recheck_at = None;
             self.pass();
         }
     }
 
     fn full_pass(&mut self, why: &str) {
         tracing::debug!(why, "full scan");
-        for i in 0..self.slots.len() {
-            self.slots[i].mark_dirty(Instant::now());
-            self.rescan_slot(i);
-        }
+        let keepalive = &self.keepalive;
+        self.folders.rescan_all(&|| keepalive.progress());
         self.pass();
+    }
+
+    fn housekeep(&mut self) {
+        let now = self.clock.now();
+        let days = self.cfg.alerts.forget_after_days;
+        let present: HashSet<String> = self
+            .report(now, &self.verdicts())
+            .tokens
+            .into_iter()
+            .map(|t| t.identity)
+            .collect();
+        let keepalive = &self.keepalive;
+        housekeeping::run(&mut self.store, now, days, &present, &|| {
+            keepalive.progress()
+        });
     }
 
     fn reload(&mut self, why: &str) {
@@ -485,52 +396,49 @@ impl Daemon {
     }
 
     fn apply_reload(&mut self, why: &str) {
-        self.config_stamp = stamp::stamp(&self.config_path);
-        let mut cfg = match config::load(&self.config_path) {
+        let path = self.cfg.file.clone();
+        self.due.config_stamp = stamp::stamp(&path);
+        let old = &self.cfg;
+        let mut cfg = match config::load(&path) {
             Ok(c) => c,
             Err(e) => {
                 let lines = e.lines();
                 for l in &lines {
                     tracing::error!(problem = %l, "config rejected; still running on the previous one");
                 }
-                if let Err(e) =
-                    tokio::task::block_in_place(|| self.store.set_config_error(Some(&lines)))
-                {
+                if let Err(e) = db(|| self.store.set_config_error(Some(&lines))) {
                     tracing::error!(error = %e, "cannot record the config error");
                 }
                 return;
             }
         };
-        if cfg.state_dir != self.cfg.state_dir {
+        if cfg.state_dir != old.state_dir {
             tracing::warn!(
-                old = %self.cfg.state_dir.display(),
+                old = %old.state_dir.display(),
                 new = %cfg.state_dir.display(),
                 "state_dir changed: restart tokenwatch to use the new one; keeping the old one until then"
             );
-            cfg.state_dir = self.cfg.state_dir.clone();
+            cfg.state_dir = old.state_dir.clone();
         }
         // Every part that can be refused is checked before anything is
         // applied: a refused config leaves the daemon wholly on the previous
         // one, and `status` says why.
-        let channels = if channels::settings_changed(&self.cfg, &cfg) {
-            match channels_from(&cfg) {
-                Ok(c) => Some(c),
-                Err(e) => {
-                    tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
-                    self.record_rejection(format!("{}: {e}", cfg.file.display()));
-                    return;
-                }
+        let channels = match self.sender.rebuild(old, &cfg) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
+                record_rejection(&mut self.store, format!("{}: {e}", cfg.file.display()));
+                return;
             }
-        } else {
-            None
         };
-        let apple_changed = cfg.apple != self.cfg.apple;
+        let apple_changed = cfg.apple != old.apple;
         let probe = if apple_changed {
-            match self.new_probe(&cfg) {
+            match self.verifier.probe_for(&cfg) {
                 Ok(p) => p,
                 Err(e) => {
+                    let e = DaemonError::setup(&cfg.file, format!("[apple]: {e}"));
                     tracing::error!(error = %e, "new Apple settings rejected; still running on the previous config");
-                    self.record_rejection(e.to_string());
+                    record_rejection(&mut self.store, e.to_string());
                     return;
                 }
             }
@@ -538,27 +446,28 @@ impl Daemon {
             None
         };
         if let Some(c) = channels {
-            self.channels = Arc::new(c);
-            self.sender.use_channels(self.channels.clone());
+            self.sender.use_channels(c);
         }
-        if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(None)) {
+        if let Err(e) = db(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");
         }
         tracing::info!(why, folders = cfg.folders.len(), "config reloaded");
-        let schedules_changed =
-            cfg.schedule != self.cfg.schedule || cfg.apple.verify != self.cfg.apple.verify;
-        let forget_changed = cfg.alerts.forget_after_days != self.cfg.alerts.forget_after_days;
+        let schedules_changed = Jobs::changed(old, &cfg);
+        let forget_changed = cfg.alerts.forget_after_days != old.alerts.forget_after_days;
         self.cfg = cfg;
-        self.set_folders();
+        self.folders.configure(&self.cfg);
         if schedules_changed {
-            self.start_schedules();
+            self.jobs.start(&self.cfg);
         }
         if apple_changed {
-            self.prober = None;
-            self.requested.clear();
+            self.verifier.stop();
             if let Some(probe) = probe {
-                if let Err(e) = self.start_prober_with(probe) {
-                    tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+                match deps::reopen(&self.store) {
+                    Ok(store) => self.verifier.start(probe, store),
+                    Err(e) => {
+                        let e = DaemonError::state(&self.cfg.file, e);
+                        tracing::error!(error = %e, "Apple checks stay off until the next valid config");
+                    }
                 }
             }
         }
@@ -567,32 +476,11 @@ impl Daemon {
             self.housekeep();
         }
     }
+}
 
-    /// Shown by `status` until a config is accepted.
-    fn record_rejection(&mut self, line: String) {
-        if let Err(e) = tokio::task::block_in_place(|| self.store.set_config_error(Some(&[line]))) {
-            tracing::error!(error = %e, "cannot record the config error");
-        }
-    }
-
-    fn log_watching(&self) {
-        for slot in &self.slots {
-            tracing::info!(
-                folder = %slot.folder.path.display(),
-                state = ?slot.scan.state,
-                tokens = slot.scan.tokens,
-                unreadable = slot.files.iter().filter(|f| f.content.is_err()).count(),
-                mode = slot.mode_name(),
-                "watching"
-            );
-            for f in &slot.files {
-                if let Err(e) = &f.content {
-                    tracing::warn!(file = %f.path.display(), error = %e, "unreadable token file");
-                }
-                if f.world_readable {
-                    tracing::warn!(file = %f.path.display(), "token file is readable by every user of this host; restrict it (chmod o-r)");
-                }
-            }
-        }
+/// Shown by `status` until a config is accepted.
+fn record_rejection(store: &mut StateStore, line: String) {
+    if let Err(e) = db(|| store.set_config_error(Some(&[line]))) {
+        tracing::error!(error = %e, "cannot record the config error");
     }
 }

@@ -48,13 +48,18 @@ impl Daemon {
         now: DateTime<Utc>,
         verdicts: &assess::Verdicts,
     ) -> (Vec<FolderAssessment>, Report) {
-        let scans: Vec<_> = self.slots.iter().map(|s| s.scan.clone()).collect();
+        let scans: Vec<_> = self
+            .folders
+            .slots()
+            .iter()
+            .map(|s| s.scan.clone())
+            .collect();
         // Borrowed, not cloned: a copy of every file doubled the memory.
-        let files = scan::dedup_refs(self.slots.iter().flat_map(|s| &s.files));
+        let files = scan::dedup_refs(self.folders.slots().iter().flat_map(|s| &s.files));
         let tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
         let folders = assess::assess_folders(&scans);
         let mut report = report::project(now, &folders, tokens);
-        for (f, slot) in report.folders.iter_mut().zip(&self.slots) {
+        for (f, slot) in report.folders.iter_mut().zip(self.folders.slots()) {
             f.watch = Some(slot.mode_name().to_string());
         }
         (folders, report)
@@ -68,9 +73,7 @@ impl Daemon {
         let verdicts = self.verdicts();
         self.keepalive.progress();
         let (folders, report) = self.assessed(now, &verdicts);
-        for slot in &mut self.slots {
-            slot.mark_passed();
-        }
+        self.folders.mark_passed();
         self.keepalive.progress();
         let built = started.elapsed();
         let seen: Vec<SeenToken> = report
@@ -141,14 +144,14 @@ impl Daemon {
     /// `done`: when the pass ended, on the pass's clock.
     fn retry_if_unstored(&mut self, done: DateTime<Utc>, stored: bool) {
         if stored {
-            if self.state_failures > 0 {
+            if self.due.state_failures > 0 {
                 tracing::info!("the state database accepts writes again");
             }
-            self.state_failures = 0;
+            self.due.state_failures = 0;
             return;
         }
-        self.state_failures = self.state_failures.saturating_add(1);
-        let wait = self.timing.state_retry.nth(self.state_failures).as_secs() as i64;
+        self.due.state_failures = self.due.state_failures.saturating_add(1);
+        let wait = self.due.state_retry.nth(self.due.state_failures).as_secs() as i64;
         // After the pass, not from its start: a long pass must not eat
         // into the wait.
         let at = done + chrono::Duration::seconds(wait);
@@ -156,7 +159,7 @@ impl Daemon {
             retry_in_secs = wait,
             "state not written; the pass runs again then"
         );
-        self.recheck_at = Some(self.recheck_at.map_or(at, |t| t.min(at)));
+        self.due.recheck_at = Some(self.due.recheck_at.map_or(at, |t| t.min(at)));
     }
 
     /// Host-wide facts: whether Apple has been unreachable.
@@ -210,7 +213,7 @@ impl Daemon {
             &self.cfg.alerts.planner(),
             &audiences,
         );
-        self.recheck_at = plan.recheck_at;
+        self.due.recheck_at = plan.recheck_at;
         if plan.alerts.is_empty() {
             return true;
         }
@@ -282,7 +285,7 @@ impl Daemon {
         let keys = input.keys();
         let mut out = Vec::new();
         for name in audience.channels() {
-            let Some(channel) = self.channels.get(name) else {
+            let Some(channel) = self.sender.channels().get(name) else {
                 tracing::warn!(channel = name, key = %keys[0], "no such channel is configured; its recipients are not told");
                 continue;
             };

@@ -7,21 +7,21 @@
 
 mod queue;
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::deps::{Clock, Verify};
+use super::{db, Timing};
 use crate::assess::AppleRecord;
-use crate::backoff::Backoff;
 use crate::evaluate::Verdict;
-use crate::probe::{Probe, ProbeOutcome};
+use crate::probe::ProbeOutcome;
 use crate::scan;
 use crate::state::StateStore;
 use queue::ProbeQueue;
@@ -30,8 +30,6 @@ use queue::ProbeQueue;
 pub const APPLE_UNREACHABLE_SINCE: &str = "apple_unreachable_since";
 /// A token file the prober cannot read is tried this many times.
 const MAX_UNREADABLE_TRIES: u32 = 3;
-/// Requests are spread out by up to this much on top of the rate limit.
-const JITTER_MS: u64 = 250;
 
 /// A token to ask Apple about. The bearer is read from the file when its
 /// turn comes, not held in the queue.
@@ -75,10 +73,11 @@ impl Drop for ProberHandle {
 
 /// A prober and its handle; the prober does nothing until `run`.
 pub fn prober(
-    probe: Probe,
+    probe: Arc<dyn Verify>,
     store: StateStore,
     changed: mpsc::Sender<()>,
-    retry: Backoff,
+    clock: Arc<dyn Clock>,
+    timing: Timing,
 ) -> (Prober, ProberHandle) {
     let queue = Arc::new(Mutex::new(ProbeQueue::default()));
     let wake = Arc::new(Notify::new());
@@ -90,7 +89,8 @@ pub fn prober(
             queue: queue.clone(),
             wake: wake.clone(),
             changed,
-            retry,
+            clock,
+            timing,
             cancel: cancel.clone(),
         },
         ProberHandle {
@@ -108,73 +108,20 @@ fn lock(q: &Mutex<ProbeQueue>) -> MutexGuard<'_, ProbeQueue> {
 }
 
 pub struct Prober {
-    probe: Probe,
+    probe: Arc<dyn Verify>,
     store: StateStore,
     queue: Arc<Mutex<ProbeQueue>>,
     wake: Arc<Notify>,
     /// A verdict changed: the loop should evaluate again. A full channel
     /// already holds that news, so a failed `try_send` loses nothing.
     changed: mpsc::Sender<()>,
-    /// Transient failures are retried after this long, doubling, capped.
-    retry: Backoff,
+    /// When a verdict was reached.
+    clock: Arc<dyn Clock>,
+    /// The retry backoff (transient failures are retried after
+    /// `probe_retry`, doubling, capped), the jitter between requests and
+    /// the pause when Apple rate-limits without saying how long.
+    timing: Timing,
     cancel: CancellationToken,
-}
-
-/// Which tokens have been handed to the prober, as a hash of fingerprint
-/// and path: a token is asked about when it appears, then on schedule. The
-/// path counts because the prober reads the bearer from the file: a token
-/// renamed before its turn is asked about again under its new name.
-///
-/// Holds exactly the tokens present at the latest pass: one that is gone
-/// is forgotten (the set never outgrows the folders), and asked about again
-/// if it comes back.
-#[derive(Debug, Default)]
-pub struct Requested(HashSet<u64>);
-
-impl Requested {
-    /// The tokens present now, as `(fingerprint, path)`, to hand to the
-    /// prober: every one with `all`, else those not handed over before
-    /// whose verdict is not `fresh`.
-    pub fn select<'a>(
-        &mut self,
-        present: impl IntoIterator<Item = (&'a str, &'a Path)>,
-        all: bool,
-        fresh: impl Fn(&str) -> bool,
-    ) -> Vec<ProbeRequest> {
-        let mut now_present = HashSet::with_capacity(self.0.len());
-        let mut batch = Vec::new();
-        for (fp, path) in present {
-            let key = requested_key(fp, path);
-            now_present.insert(key);
-            if !all && self.0.contains(&key) {
-                continue;
-            }
-            if all || !fresh(fp) {
-                batch.push(ProbeRequest {
-                    fingerprint: fp.to_string(),
-                    path: path.to_path_buf(),
-                });
-            }
-        }
-        self.0 = now_present;
-        batch
-    }
-
-    /// Forgets every token (the Apple settings changed: ask afresh).
-    pub fn clear(&mut self) {
-        self.0.clear();
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-}
-
-fn requested_key(fingerprint: &str, path: &Path) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::hash::DefaultHasher::new();
-    (fingerprint, path).hash(&mut h);
-    h.finish()
 }
 
 impl Prober {
@@ -185,14 +132,13 @@ impl Prober {
                 if self.cancel.is_cancelled() {
                     return;
                 }
-                let jitter = Duration::from_millis(rand::rng().random_range(0..=JITTER_MS));
+                let jitter = self.jitter();
                 tokio::select! {
                     _ = self.cancel.cancelled() => return,
                     _ = tokio::time::sleep(jitter) => {}
                 }
-                let bearer = match tokio::task::block_in_place(|| {
-                    scan::read_bearer(&req.path, &req.fingerprint)
-                }) {
+                // A file read, not SQLite, but as short and as blocking.
+                let bearer = match db(|| scan::read_bearer(&req.path, &req.fingerprint)) {
                     Ok(b) => b,
                     Err(scan::NoBearer::Unreadable(e)) => {
                         // Perhaps passing (permissions being fixed, out of
@@ -202,7 +148,11 @@ impl Prober {
                         let n = attempts + 1;
                         if n < MAX_UNREADABLE_TRIES {
                             tracing::debug!(file = %req.path.display(), error = %e, "token file unreadable; asking Apple later");
-                            lock(&self.queue).retry_at(req, Instant::now() + self.retry.nth(n), n);
+                            lock(&self.queue).retry_at(
+                                req,
+                                Instant::now() + self.timing.probe_retry.nth(n),
+                                n,
+                            );
                         } else {
                             tracing::warn!(file = %req.path.display(), error = %e, "token file unreadable; not asking Apple until the next verification");
                         }
@@ -223,8 +173,8 @@ impl Prober {
                 if let ProbeOutcome::RateLimited { retry_after } = &outcome {
                     // Apple asks everyone to slow down: pause the whole queue.
                     let wait = retry_after
-                        .unwrap_or(Duration::from_secs(60))
-                        .min(self.retry.max);
+                        .unwrap_or(self.timing.rate_limit_pause)
+                        .min(self.timing.probe_retry.max);
                     tracing::warn!(
                         wait_secs = wait.as_secs(),
                         "Apple rate-limits us; pausing checks"
@@ -239,7 +189,11 @@ impl Prober {
                 let n = attempts + 1;
                 let changed = self.record(&req.fingerprint, &outcome);
                 if outcome.is_retryable() {
-                    lock(&self.queue).retry_at(req, Instant::now() + self.retry.nth(n), n);
+                    lock(&self.queue).retry_at(
+                        req,
+                        Instant::now() + self.timing.probe_retry.nth(n),
+                        n,
+                    );
                 }
                 if changed {
                     let _ = self.changed.try_send(());
@@ -255,30 +209,28 @@ impl Prober {
         }
     }
 
+    /// Up to `probe_jitter`, uniformly.
+    fn jitter(&self) -> Duration {
+        let max = u64::try_from(self.timing.probe_jitter.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=max))
+    }
+
     /// Stores what Apple said; true when the verdict others read changed.
     fn record(&mut self, fp: &str, outcome: &ProbeOutcome) -> bool {
-        let now = Utc::now();
+        let now = self.clock.now();
         // Read from the store, not kept in memory: the map of every token
         // ever asked about only grew, and kept verdicts that housekeeping
         // had forgotten (a token that came back inherited them).
-        let previous = match tokio::task::block_in_place(|| self.store.verdict(fp)) {
+        let previous = match db(|| self.store.verdict(fp)) {
             Ok(v) => v,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the stored Apple verdict");
                 None
             }
         };
-        let mut v = previous.clone().unwrap_or(AppleRecord {
-            fingerprint: fp.to_string(),
-            verified_at: now,
-            verdict: Verdict::Error,
-            location_name: None,
-            uid: None,
-            mdm_name: None,
-            apple_expires_at: None,
-            error: None,
-            first_failure_at: None,
-        });
+        let mut v = previous
+            .clone()
+            .unwrap_or_else(|| first_record(fp, now, Verdict::Error));
         let definitive = outcome.verdict().is_definitive();
         if definitive {
             v.verdict = outcome.verdict();
@@ -315,7 +267,7 @@ impl Prober {
         }
         // Apple reachable at all? Any answer from Apple says yes.
         let host_failure = outcome.is_host_failure();
-        let result = tokio::task::block_in_place(|| -> Result<(), crate::state::StateError> {
+        let result = db(|| -> Result<(), crate::state::StateError> {
             self.store.put_verdict(&v)?;
             let since = self.store.meta(APPLE_UNREACHABLE_SINCE)?;
             match (host_failure, since) {
@@ -337,6 +289,22 @@ impl Prober {
     }
 }
 
+/// A token's record before Apple said anything about it: `verdict` as of
+/// `at`, nothing else known.
+pub(super) fn first_record(fp: &str, at: DateTime<Utc>, verdict: Verdict) -> AppleRecord {
+    AppleRecord {
+        fingerprint: fp.to_string(),
+        verified_at: at,
+        verdict,
+        location_name: None,
+        uid: None,
+        mdm_name: None,
+        apple_expires_at: None,
+        error: None,
+        first_failure_at: None,
+    }
+}
+
 async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -347,68 +315,6 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn asked(batch: &[ProbeRequest]) -> Vec<&str> {
-        batch.iter().map(|r| r.fingerprint.as_str()).collect()
-    }
-
-    #[test]
-    fn requested_forgets_tokens_that_are_gone_and_asks_again_when_they_return() {
-        let (a, b) = (Path::new("/t/a.vpptoken"), Path::new("/t/b.vpptoken"));
-        let stale = |_: &str| false;
-        let mut r = Requested::default();
-        assert_eq!(
-            asked(&r.select([("aa", a), ("bb", b)], false, stale)),
-            ["aa", "bb"]
-        );
-        // Asked about once, not at every pass.
-        assert!(r.select([("aa", a), ("bb", b)], false, stale).is_empty());
-        assert_eq!(r.len(), 2);
-        // bb is gone: forgotten.
-        assert!(r.select([("aa", a)], false, stale).is_empty());
-        assert_eq!(r.len(), 1);
-        // ...and asked about again when it comes back.
-        assert_eq!(
-            asked(&r.select([("aa", a), ("bb", b)], false, stale)),
-            ["bb"]
-        );
-        // Renamed: asked about under its new name; the old name is forgotten.
-        let moved = Path::new("/t/moved.vpptoken");
-        assert_eq!(
-            asked(&r.select([("aa", moved), ("bb", b)], false, stale)),
-            ["aa"]
-        );
-        assert_eq!(r.len(), 2);
-    }
-
-    #[test]
-    fn requested_skips_fresh_verdicts_except_on_schedule() {
-        let a = Path::new("/t/a.vpptoken");
-        let fresh = |_: &str| true;
-        let mut r = Requested::default();
-        assert!(r.select([("aa", a)], false, fresh).is_empty());
-        assert_eq!(asked(&r.select([("aa", a)], true, fresh)), ["aa"]);
-    }
-
-    #[test]
-    fn requested_stays_the_size_of_the_folders_over_many_passes() {
-        let mut r = Requested::default();
-        let paths: Vec<PathBuf> = (0..1000)
-            .map(|i| PathBuf::from(format!("/t/{i}")))
-            .collect();
-        for pass in 0..100 {
-            // Each pass sees 1,000 tokens, a tenth of them new.
-            let fps: Vec<String> = (0..1000).map(|i| format!("{}", i + pass * 100)).collect();
-            r.select(
-                fps.iter()
-                    .map(String::as_str)
-                    .zip(paths.iter().map(PathBuf::as_path)),
-                false,
-                |_| false,
-            );
-            assert_eq!(r.len(), 1000);
-        }
-    }
 
     #[tokio::test]
     async fn requests_handed_to_a_busy_prober_are_all_kept_once() {
@@ -442,5 +348,68 @@ mod tests {
         assert_eq!(retry.nth(1), first);
         assert_eq!(retry.nth(2), first * 2);
         assert_eq!(retry.nth(40), Duration::from_secs(3600));
+    }
+
+    /// Answers nothing; `record` is driven by hand.
+    struct Silent;
+
+    impl Verify for Silent {
+        fn verify<'a>(
+            &'a self,
+            _: &'a crate::secret::Secret,
+        ) -> futures_util::future::BoxFuture<'a, ProbeOutcome> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    /// When a verdict was reached, since when checks fail and since when
+    /// Apple is unreachable all come from the injected clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verdict_times_come_from_the_injected_clock() {
+        let tmp = tempfile::tempdir().unwrap();
+        let start: chrono::DateTime<chrono::Utc> = "2027-01-10T12:00:00Z".parse().unwrap();
+        let clock = super::super::deps::FakeClock::at(start);
+        let (changed_tx, _changed_rx) = mpsc::channel(1);
+        let (mut prober, _handle) = prober(
+            Arc::new(Silent),
+            StateStore::open(tmp.path()).unwrap(),
+            changed_tx,
+            clock.clone(),
+            Timing::default(),
+        );
+        let fp = "ab".repeat(32);
+        let hour = chrono::Duration::hours(1);
+        let unreachable = || ProbeOutcome::Unreachable {
+            reason: "connection refused".into(),
+        };
+        let reader = StateStore::open_read_only(tmp.path()).unwrap();
+
+        let valid = ProbeOutcome::Valid(crate::probe::AppleConfig {
+            location_name: None,
+            uid: None,
+            mdm_name: None,
+            apple_expires_at: None,
+            country: None,
+        });
+        assert!(prober.record(&fp, &valid));
+        let v = reader.verdict(&fp).unwrap().unwrap();
+        assert_eq!((v.verdict, v.verified_at), (Verdict::Valid, start));
+
+        clock.advance(hour);
+        assert!(
+            prober.record(&fp, &unreachable()),
+            "a first failure is news"
+        );
+        clock.advance(hour);
+        assert!(!prober.record(&fp, &unreachable()), "a second one is not");
+        let v = reader.verdict(&fp).unwrap().unwrap();
+        assert_eq!(
+            (v.verdict, v.verified_at, v.first_failure_at),
+            (Verdict::Valid, start, Some(start + hour))
+        );
+        assert_eq!(
+            reader.meta(APPLE_UNREACHABLE_SINCE).unwrap(),
+            Some((start + hour).to_rfc3339())
+        );
     }
 }

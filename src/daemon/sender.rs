@@ -17,13 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use futures_util::StreamExt as _;
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::Timing;
+use super::deps::Clock;
+use super::{db, Timing};
 use crate::backoff::Backoff;
 use crate::channel::{Channels, Delivery, DeliveryError};
 use crate::state::{OutboxRow, StateStore};
@@ -73,6 +74,7 @@ impl SenderHandle {
 pub fn sender(
     store: StateStore,
     channels: Arc<Channels>,
+    clock: Arc<dyn Clock>,
     timing: Timing,
     cancel: CancellationToken,
 ) -> (Sender, SenderHandle) {
@@ -84,6 +86,7 @@ pub fn sender(
             channels: channels_rx,
             wake: wake.clone(),
             cancel,
+            clock,
             timing,
         },
         SenderHandle {
@@ -98,6 +101,8 @@ pub struct Sender {
     channels: watch::Receiver<Arc<Channels>>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
+    /// When mail is due, and when an attempt was made.
+    clock: Arc<dyn Clock>,
     /// Retries, the send limit and the outbox poll.
     timing: Timing,
 }
@@ -147,12 +152,12 @@ impl Sender {
                 if !unrecorded.is_empty() {
                     self.timing.record_retry.first
                 } else {
-                    let next = tokio::task::block_in_place(|| self.store.next_due_at())
-                        .unwrap_or_else(|e| {
-                            tracing::error!(error = %e, "cannot read the outbox; retrying in 30 s");
-                            Some(Utc::now() + Duration::seconds(30))
-                        });
-                    next.map(|t| (t - Utc::now()).to_std().unwrap_or(StdDuration::ZERO))
+                    let next = db(|| self.store.next_due_at()).unwrap_or_else(|e| {
+                        let retry = self.timing.outbox_read_retry;
+                        tracing::error!(error = %e, "cannot read the outbox; retrying in {} s", retry.as_secs());
+                        Some(self.clock.now() + millis(retry))
+                    });
+                    next.map(|t| (t - self.clock.now()).to_std().unwrap_or(StdDuration::ZERO))
                         .unwrap_or(self.timing.outbox_poll)
                         .min(self.timing.outbox_poll)
                 }
@@ -192,8 +197,8 @@ impl Sender {
     /// once the database refuses an outcome, and returns those outcomes.
     async fn deliver_due(&mut self) -> Vec<Attempt> {
         loop {
-            let now = Utc::now();
-            let due = match tokio::task::block_in_place(|| self.store.due_rows(now, 50)) {
+            let now = self.clock.now();
+            let due = match db(|| self.store.due_rows(now, 50)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -210,11 +215,12 @@ impl Sender {
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (channels, cancel, store, halt, timing) = (
+                let (channels, cancel, store, halt, clock, timing) = (
                     &*channels,
                     &self.cancel,
                     &mut self.store,
                     &halt,
+                    &*self.clock,
                     self.timing,
                 );
                 let mut sends = futures_util::stream::iter(due)
@@ -226,7 +232,7 @@ impl Sender {
                             return None;
                         }
                         let result = send(channels, &mail, timing.send_limit).await;
-                        Some(attempt_of(&mail, result, timing.send_retry))
+                        Some(attempt_of(&mail, result, timing.send_retry, clock.now()))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
                 // Each outcome is written as soon as it is known, so a crash
@@ -259,7 +265,7 @@ impl Sender {
 }
 
 fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::StateError> {
-    tokio::task::block_in_place(|| match &a.outcome {
+    db(|| match &a.outcome {
         Outcome::Sent { answer } => store.mark_sent(a.id, a.at, answer),
         Outcome::Failed { error, next } => store.mark_failed(a.id, a.at, error, *next),
     })
@@ -295,14 +301,15 @@ async fn send(
     }
 }
 
-/// The outcome of one send as it is to be recorded: sent, retry at a
-/// backed-off time (after `send_retry`), or parked.
+/// The outcome of one send, which ended at `now`, as it is to be
+/// recorded: sent, retry at a backed-off time (after `send_retry`), or
+/// parked.
 fn attempt_of(
     mail: &OutboxRow,
     result: Result<String, DeliveryError>,
     send_retry: Backoff,
+    now: DateTime<Utc>,
 ) -> Attempt {
-    let now = Utc::now();
     let outcome = match result {
         Ok(answer) => {
             tracing::info!(id = mail.id, message_id = %mail.row.message_id, subject = %mail.row.title, answer = %answer, "mail delivered");

@@ -46,6 +46,26 @@ pub struct Timing {
     pub config_quiet: Duration,
     /// How long shutdown waits for the mail in flight.
     pub drain_limit: Duration,
+    /// The sender could not read the outbox: it looks again after this.
+    pub outbox_read_retry: Duration,
+    /// Apple checks are spread out by up to this much on top of the rate
+    /// limit.
+    pub probe_jitter: Duration,
+    /// Apple rate-limited us without saying for how long (`Retry-After`):
+    /// the checks pause this long (never longer than `probe_retry.max`).
+    pub rate_limit_pause: Duration,
+    /// A token verified within the verify schedule's interval is not asked
+    /// about again by a pass; when that interval cannot be told (an
+    /// irregular schedule), within this.
+    pub verify_fresh_for: Duration,
+    /// While starting, each extension of systemd's start timeout gives this
+    /// much more time from when it is sent...
+    pub start_extend_by: Duration,
+    /// ...and is renewed this often while the work advances, well before
+    /// the last one runs out.
+    pub start_extend_every: Duration,
+    /// The loop wakes at least this often with nothing to do.
+    pub idle_wake: Duration,
 }
 
 impl Default for Timing {
@@ -65,6 +85,13 @@ impl Default for Timing {
             rearm_every: secs(300),
             config_quiet: Duration::from_millis(300),
             drain_limit: secs(10),
+            outbox_read_retry: secs(30),
+            probe_jitter: Duration::from_millis(250),
+            rate_limit_pause: secs(60),
+            verify_fresh_for: secs(6 * 3600),
+            start_extend_by: secs(30),
+            start_extend_every: secs(10),
+            idle_wake: secs(3600),
         }
     }
 }
@@ -79,11 +106,12 @@ pub const RETRY_BASE_ENV: &str = "TOKENWATCH_RETRY_BASE_MS";
 pub const REARM_ENV: &str = "TOKENWATCH_REARM_SECS";
 
 impl Timing {
-    /// [`Timing::default`] with the two test knobs applied, each logged
-    /// with a warning when set. The only place the daemon reads them: the
-    /// black-box tests run the real binary and cannot inject a `Timing`.
-    pub fn with_test_env() -> Timing {
-        Timing::default().with_knobs(
+    /// These timings with the two test knobs applied, each logged with a
+    /// warning when set. The only place the daemon reads them, called once
+    /// by the wiring (`cli/run.rs`): the black-box tests run the real
+    /// binary and cannot inject a `Timing`.
+    pub fn with_test_env(self) -> Timing {
+        self.with_knobs(
             std::env::var(RETRY_BASE_ENV).ok().as_deref(),
             std::env::var(REARM_ENV).ok().as_deref(),
         )

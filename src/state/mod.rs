@@ -19,8 +19,16 @@
 //! (`2027-01-10T09:30:00.000000Z`), readable with the `sqlite3` shell and
 //! ordered correctly by plain text comparison.
 //!
-//! rusqlite is synchronous: the daemon calls this from `spawn_blocking` or a
-//! dedicated thread. A [`StateStore`] owns one connection and is `Send`.
+//! rusqlite is synchronous. The daemon's tasks (the loop, the outbox sender,
+//! the Apple prober) each own a connection and call it in place, inside
+//! `tokio::task::block_in_place` (`daemon::db`), on the multi-threaded
+//! runtime `cli/run` builds: the worker blocks for the call while the
+//! runtime hands its other tasks to the other worker. Not `spawn_blocking`
+//! or a thread of its own: each task's calls are sequential anyway, a pass
+//! borrows the store along with the folders it reads, and a hop per call
+//! (a pass writes thousands of rows, the sender records each outcome as it
+//! comes) would cost time for nothing. The CLI calls it directly. A
+//! [`StateStore`] owns one connection and is `Send`, not `Sync`.
 
 mod housekeeping;
 mod outbox;
@@ -189,7 +197,7 @@ pub struct StateStore {
     recorded: Option<scans::Recorded>,
 }
 
-// The daemon moves the store into `spawn_blocking` / its own thread.
+// Each daemon task owns a store, and tokio moves tasks between threads.
 const _: fn() = || {
     fn assert_send<T: Send>() {}
     assert_send::<StateStore>();

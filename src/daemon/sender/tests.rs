@@ -64,6 +64,7 @@ async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
     let (sender, handle) = sender(
         StateStore::open(&state).unwrap(),
         file_channels(&old_dir),
+        Arc::new(crate::daemon::SystemClock),
         Timing::default(),
         cancel.clone(),
     );
@@ -224,6 +225,7 @@ async fn run_until(dir: &std::path::Path, channels: Arc<Channels>, done: fn(Coun
     let (sender, handle) = sender(
         StateStore::open(dir).unwrap(),
         channels,
+        Arc::new(crate::daemon::SystemClock),
         timing,
         cancel.clone(),
     );
@@ -290,6 +292,7 @@ async fn a_transient_failure_is_retried_later_with_backoff() {
     let (mut sender, _handle) = sender(
         StateStore::open(tmp.path()).unwrap(),
         only(&fake),
+        Arc::new(crate::daemon::SystemClock),
         Timing::default(),
         cancel,
     );
@@ -323,6 +326,7 @@ async fn an_injected_send_retry_is_the_one_used() {
     let (mut sender, _handle) = sender(
         StateStore::open(tmp.path()).unwrap(),
         only(&fake),
+        Arc::new(crate::daemon::SystemClock),
         timing,
         CancellationToken::new(),
     );
@@ -397,4 +401,35 @@ async fn a_row_of_an_unconfigured_channel_parks_and_retry_sends_it_once_configur
     let pager = Fake::new("pager", [], Ok("accepted".into()));
     run_until(tmp.path(), only(&pager), sent).await;
     assert_eq!(pager.attempts(), 1);
+}
+
+/// What is due, when an attempt was made and when it is retried all come
+/// from the injected clock: a clock before the row was queued sends
+/// nothing, one a day later sends it and times the retry from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_injected_clock_decides_what_is_due_and_times_the_retry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (store, _, _) = queued(tmp.path(), "pager");
+    let queued_at = store.outbox().unwrap()[0].created_at;
+    let fake = Fake::new("pager", [], Err(DeliveryError::transient("busy")));
+    let clock = crate::daemon::deps::FakeClock::at(queued_at - Duration::days(1));
+    let (mut sender, _handle) = sender(
+        StateStore::open(tmp.path()).unwrap(),
+        only(&fake),
+        clock.clone(),
+        Timing::default(),
+        CancellationToken::new(),
+    );
+    assert!(sender.deliver_due().await.is_empty());
+    assert_eq!(fake.attempts(), 0, "not due yet by the injected clock");
+
+    clock.advance(Duration::days(2));
+    assert!(sender.deliver_due().await.is_empty());
+    assert_eq!(fake.attempts(), 1);
+    let row = store.outbox().unwrap().remove(0);
+    let wait = row.next_try_at.expect("still pending") - clock.now();
+    assert!(
+        wait >= Duration::seconds(4) && wait <= Duration::seconds(6),
+        "the retry is about 5 s after the injected now, not {wait}"
+    );
 }

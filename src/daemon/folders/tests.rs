@@ -1,0 +1,151 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::*;
+use crate::config::Config;
+
+/// Two folders, `a` and `b`, in a temporary directory, and the config
+/// file naming them.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    cfg: Config,
+}
+
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    for f in ["a", "b"] {
+        std::fs::create_dir(root.join(f)).unwrap();
+    }
+    let text = "[alerts]\nrecipients = [\"ops@example.com\"]\n\
+                [[folder]]\npath = \"a\"\nallow_empty = true\n\
+                [[folder]]\npath = \"b\"\nallow_empty = true\n";
+    let cfg = crate::config::parse(text, &root.join("tokenwatch.toml")).unwrap();
+    Setup {
+        _tmp: tmp,
+        root,
+        cfg,
+    }
+}
+
+/// Short debounces; polls and looks for missing folders so far off that
+/// only events make a folder due.
+fn timing() -> Timing {
+    Timing {
+        debounce_quiet: Duration::from_millis(10),
+        debounce_max: Duration::from_millis(25),
+        poll_every: Duration::from_secs(3600),
+        retry_missing_every: Duration::from_secs(3600),
+        ..Timing::default()
+    }
+}
+
+fn token(org: &str) -> String {
+    crate::token::sample_token(org, chrono::Utc::now() + chrono::Duration::days(200))
+}
+
+fn changed(path: &Path) -> WatchEvent {
+    WatchEvent::Changed(vec![path.to_path_buf()])
+}
+
+/// Without a watcher every folder is polled; the set still takes events
+/// (the watcher may fail later) and rescans only the folder they name,
+/// once it has been quiet for the injected debounce.
+#[test]
+fn an_event_rescans_only_its_folder_once_quiet_and_a_pass_only_when_something_changed() {
+    let s = setup();
+    let mut set = FolderSet::new(None, timing());
+    set.configure(&s.cfg);
+    set.rescan_all(&|| {});
+    set.mark_passed();
+    assert_eq!(set.slots().len(), 2);
+    assert!(set
+        .slots()
+        .iter()
+        .all(|s| s.mode_name() == "poll (watcher failed)"));
+
+    let file = s.root.join("a/new.vpptoken");
+    std::fs::write(&file, token("Acme")).unwrap();
+    let t0 = Instant::now();
+    assert_eq!(set.on_event(changed(&file), &s.root.join("x"), t0), None);
+    assert_eq!(set.next_due(), Some(t0 + Duration::from_millis(10)));
+    // Not quiet long enough yet: nothing is scanned.
+    assert!(!set.rescan_due(t0 + Duration::from_millis(9), &|| {}));
+    assert!(set.files().next().is_none());
+    // Quiet: folder a is rescanned and now holds the token; b is not due.
+    assert!(set.rescan_due(t0 + Duration::from_millis(10), &|| {}));
+    let found: Vec<_> = set.files().map(|f| f.path.clone()).collect();
+    assert_eq!(found, std::slice::from_ref(&file));
+    set.mark_passed();
+
+    // An event that changed nothing a pass reads: rescanned, no pass.
+    let t1 = t0 + Duration::from_secs(1);
+    set.on_event(changed(&file), &s.root.join("x"), t1);
+    assert!(!set.rescan_due(t1 + Duration::from_millis(10), &|| {}));
+    assert_eq!(
+        set.next_due().map(|t| t > t1 + Duration::from_secs(60)),
+        Some(true)
+    );
+}
+
+#[test]
+fn events_keep_coming_and_the_wait_since_the_first_is_capped() {
+    let s = setup();
+    let mut set = FolderSet::new(None, timing());
+    set.configure(&s.cfg);
+    set.rescan_all(&|| {});
+    let p = s.root.join("b/x.vpptoken");
+    let t0 = Instant::now();
+    for ms in [0, 8, 16, 24] {
+        set.on_event(
+            changed(&p),
+            &s.root.join("x"),
+            t0 + Duration::from_millis(ms),
+        );
+    }
+    assert_eq!(set.next_due(), Some(t0 + Duration::from_millis(25)));
+}
+
+#[test]
+fn the_config_file_and_lost_events_are_reported_to_the_loop() {
+    let s = setup();
+    let config_file = s.root.join("tokenwatch.toml");
+    let mut set = FolderSet::new(None, timing());
+    set.configure(&s.cfg);
+    set.rescan_all(&|| {});
+    let t0 = Instant::now();
+    assert_eq!(
+        set.on_event(changed(&config_file), &config_file, t0),
+        Some(ConfigNews::Changed)
+    );
+    // Neither folder is below the config file's folder's own entry.
+    assert_eq!(
+        set.next_due().map(|t| t > t0 + Duration::from_secs(60)),
+        Some(true)
+    );
+    // Lost events: the loop is told, and every folder is rescanned.
+    assert_eq!(
+        set.on_event(WatchEvent::Overflow, &config_file, t0),
+        Some(ConfigNews::EventsLost)
+    );
+    assert_eq!(set.next_due(), Some(t0 + Duration::from_millis(10)));
+}
+
+#[test]
+fn a_reload_keeps_the_folders_still_configured_and_drops_the_others() {
+    let s = setup();
+    let mut set = FolderSet::new(None, timing());
+    set.configure(&s.cfg);
+    std::fs::write(s.root.join("a/t.vpptoken"), token("Acme")).unwrap();
+    set.rescan_all(&|| {});
+    assert_eq!(set.files().count(), 1);
+
+    let text = "[alerts]\nrecipients = [\"ops@example.com\"]\n\
+                [[folder]]\npath = \"a\"\nallow_empty = true\n";
+    let only_a = crate::config::parse(text, &s.root.join("tokenwatch.toml")).unwrap();
+    set.configure(&only_a);
+    assert_eq!(set.slots().len(), 1);
+    // Folder a kept what its last scan found.
+    assert_eq!(set.files().count(), 1);
+}
