@@ -4,6 +4,7 @@
 mod account;
 mod apple;
 mod apple_stub;
+mod calendar;
 mod check;
 mod cli;
 mod daemon;
@@ -17,6 +18,7 @@ mod kinds;
 mod layering;
 mod links;
 mod mail;
+mod mail_html;
 mod mail_transport;
 mod migration;
 mod probe;
