@@ -59,9 +59,15 @@ pub enum LogFormat {
 pub enum Command {
     /// Scan all token folders now, evaluate, print; sends nothing
     Check {
-        /// Print JSON instead of a table
-        #[arg(long)]
+        /// Short for --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (a table), json, or prometheus (the textfile collector's format)
+        #[arg(long, value_enum, default_value_t = check::Format::Text)]
+        format: check::Format,
+        /// Write to FILE (atomically: a temporary file renamed in its folder) instead of stdout
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Show what tokenwatch reads from one file (never the secret)
     Inspect {
@@ -231,7 +237,14 @@ pub enum OutboxAction {
 pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
     let result = match cli.command {
-        Command::Check { json } => check::run(config_flag, json),
+        Command::Check {
+            json,
+            format,
+            output,
+        } => {
+            let format = if json { check::Format::Json } else { format };
+            check::run(config_flag, format, output.as_deref())
+        }
         Command::Inspect { file, key, json } => inspect::run(&file, key.as_deref(), json),
         Command::SampleToken {
             kind,

@@ -162,14 +162,18 @@ fn refused(why: &str) -> io::Error {
 }
 
 fn create_private(path: &Path) -> io::Result<File> {
+    create_with_mode(path, 0o600)
+}
+
+fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
-    // The umask may have taken bits away from 0600; nothing else added any.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    // The umask may have taken bits away from `mode`; nothing else added any.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(f)
 }
 
@@ -181,6 +185,11 @@ fn fill(mut f: File, bytes: &[u8]) -> io::Result<()> {
 /// A temp file next to `path` (hidden and `.tmp`, so a scan skips it),
 /// renamed over it. rename(2) replaces a link itself, never its target.
 fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_with_mode(path, bytes, 0o600)
+}
+
+/// [`replace`] with the new file's `mode`; also what `check -o` writes with.
+pub(super) fn replace_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -196,7 +205,7 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         rand::random::<u32>()
     ));
     let tmp = dir.join(tmp_name);
-    let written = create_private(&tmp)
+    let written = create_with_mode(&tmp, mode)
         .and_then(|f| fill(f, bytes))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {

@@ -16,6 +16,7 @@ mod layering;
 mod links;
 mod mail;
 mod mail_transport;
+mod metrics;
 mod migration;
 mod probe;
 mod secrets;
