@@ -64,7 +64,8 @@ fn scrape_until(d: &Daemon, port: u16, what: &str, cond: impl Fn(&str) -> bool) 
     );
 }
 
-/// `promtool check metrics` on `text`, when promtool is installed.
+/// `promtool check metrics` on `text`, when promtool is installed (CI,
+/// strict, requires it).
 fn promtool_accepts(test: &str, text: &str) {
     let child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -73,7 +74,10 @@ fn promtool_accepts(test: &str, text: &str) {
         .stderr(std::process::Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
-        println!("{test}: promtool check metrics NOT RUN: promtool is not on PATH (Debian: apt-get install prometheus)");
+        crate::util::unavailable(
+            test,
+            "promtool check metrics: promtool is not on PATH (Debian: apt-get install prometheus)",
+        );
         return;
     };
     child
