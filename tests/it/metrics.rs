@@ -13,7 +13,7 @@ use crate::util::{Daemon, Env};
 
 /// A port nothing listens on right now: bound on 127.0.0.1 port 0, then
 /// released for the daemon to take.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -23,7 +23,7 @@ fn free_port() -> u16 {
 
 /// `GET path` over plain HTTP/1.0: (status code, body); None when nothing
 /// listens.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
+pub fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
