@@ -209,6 +209,29 @@ fn the_daemon_serves_its_latest_pass_deliveries_and_outbox_and_moves_on_reload()
         d.log()
     );
 
+    // An address another process holds: reported like a config problem,
+    // and the daemon runs on.
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held = holder.local_addr().unwrap().port();
+    metrics_config(&env, stub.port, held);
+    d.signal(libc::SIGHUP);
+    let s = d.wait_for("the bind failure in status", 30, |s| {
+        s["config_error"]
+            .to_string()
+            .contains(&format!("127.0.0.1:{held}"))
+    });
+    assert!(
+        s["config_error"].to_string().contains("[metrics] listen"),
+        "{s}"
+    );
+    assert!(get(new_port, "/metrics").is_none(), "{}", d.log());
+    drop(holder);
+    metrics_config(&env, stub.port, new_port);
+    d.signal(libc::SIGHUP);
+    scrape_until(&d, new_port, "the endpoint back after a good reload", |s| {
+        s.contains("tokenwatch_build_info")
+    });
+
     // A rejected config is visible while the daemon runs on the old one.
     env.write(
         "tokenwatch.toml",
