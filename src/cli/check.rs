@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use chrono::Utc;
 use chrono_tz::Tz;
 
-use super::{load_config, EXIT_UNKNOWN};
+use super::{load_config, CheckFormat, EXIT_UNKNOWN};
 use crate::evaluate::{self, Status};
 use crate::metrics::{self, PassFacts};
 use crate::report::{self, Report, Verdicts};
@@ -15,14 +15,7 @@ use crate::scan::{self, FolderState};
 use crate::show;
 use crate::state::{StateError, StateStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
-    Prometheus,
-}
-
-pub fn run(flag: Option<&Path>, format: Format, output: Option<&Path>) -> anyhow::Result<i32> {
+pub fn run(flag: Option<&Path>, format: CheckFormat, output: Option<&Path>) -> anyhow::Result<i32> {
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
@@ -31,10 +24,10 @@ pub fn run(flag: Option<&Path>, format: Format, output: Option<&Path>) -> anyhow
     let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);
     let text = match format {
-        Format::Text => human(&report, cfg.timezone),
-        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        CheckFormat::Text => human(&report, cfg.timezone),
+        CheckFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
         // The textfile families have no silenced series.
-        Format::Prometheus => metrics::textfile(&PassFacts::from_report(&report, &|_| false)),
+        CheckFormat::Prometheus => metrics::textfile(&PassFacts::from_report(&report, &|_| false)),
     };
     match output {
         // Readable by node_exporter's user, like any textfile; the text
