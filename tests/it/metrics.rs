@@ -169,6 +169,22 @@ fn the_daemon_serves_its_latest_pass_deliveries_and_outbox_and_moves_on_reload()
         &scrape,
     );
 
+    assert_eq!(
+        value(&scrape, "tokenwatch_credential_silenced", &[&fp]),
+        None,
+        "{scrape}"
+    );
+    // Silenced now; the next pass (the new file below) shows it.
+    env.run(&[
+        "-c",
+        cfg.to_str().unwrap(),
+        "silence",
+        &fingerprint,
+        "--until",
+        "2099-01-01",
+    ])
+    .expect_code(0);
+
     // The server refuses the next alert for now: it waits in the outbox.
     stub.set_mode(Mode::Tempfail);
     env.sample("tokens/paris.vpptoken", "Acme Paris", 5);
@@ -185,6 +201,11 @@ fn the_daemon_serves_its_latest_pass_deliveries_and_outbox_and_moves_on_reload()
             )
             .is_some_and(|n| n >= 1.0)
     });
+    assert_eq!(
+        value(&scrape, "tokenwatch_credential_silenced", &[&fp]),
+        Some(1.0),
+        "{scrape}"
+    );
     assert!(
         value(
             &scrape,
