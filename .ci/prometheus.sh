@@ -44,9 +44,13 @@ trap cleanup EXIT
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cp "$repo/config/quickstart.toml" "$work/tokenwatch.toml"
 printf '\n[metrics]\nlisten = "127.0.0.1:%s"\n' "$port" >>"$work/tokenwatch.toml"
-mkdir "$work/quickstart-tokens"
-"$bin" sample-token --org "Acme Corp" --days 200 -o "$work/quickstart-tokens/acme.vpptoken"
-"$bin" sample-token --org "Globex" --days 10 -o "$work/quickstart-tokens/globex.vpptoken"
+# A sample of every kind, as contrib/quickstart.sh makes them.
+tokens=$work/quickstart-tokens
+mkdir -p "$tokens/push" "$tokens/ade" "$work/quickstart-keys"
+"$bin" sample-token --org "Acme Corp" --days 200 -o "$tokens/acme.vpptoken"
+"$bin" sample-token --org "Globex" --days 10 -o "$tokens/globex.vpptoken"
+"$bin" sample-token --kind apns --org "Acme Corp" --days 120 -o "$tokens/push/acme-push.pem"
+"$bin" sample-token --kind ade --days 300 -o "$tokens/ade" --key-out "$work/quickstart-keys/mdm-key.pem"
 
 "$bin" -c "$work/tokenwatch.toml" check --format prometheus -o "$work/textfile.prom" || true
 [[ -s $work/textfile.prom ]] || fail "check --format prometheus wrote nothing"
@@ -66,8 +70,10 @@ for _ in $(seq 1 300); do
     sleep 0.1
 done
 [[ -n $scrape ]] || { cat "$work/daemon.log" >&2; fail "no scrape from 127.0.0.1:$port/metrics within 30 s"; }
-grep -q 'tokenwatch_credential_expiry_timestamp_seconds{.*org="Globex"' <<<"$scrape" ||
-    fail "the scrape lacks the Globex token: $scrape"
+for kind in vpp apns ade; do
+    grep -q "^tokenwatch_credential_expiry_timestamp_seconds{.*kind=\"$kind\"" <<<"$scrape" ||
+        fail "the scrape lacks the $kind sample: $scrape"
+done
 promtool check metrics <<<"$scrape"
 curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null || fail "/healthz did not answer 200"
 echo "prometheus: daemon scrape ok, /healthz 200"
