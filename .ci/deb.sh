@@ -4,7 +4,7 @@
 #   1. tools: cargo-deb (pinned, installed once) and lintian;
 #   2. `cargo deb`: one step from a checkout, no duplicate assets (a stale
 #      build folder would otherwise ship an old man page);
-#   3. lintian: no error (overrides are in pkg/debian/, each with its why);
+#   3. lintian: no error (overrides are in contrib/debian/, each with its why);
 #   4. `dpkg -i`: the tokenwatch user, every file with owner and mode, the
 #      conffile root:tokenwatch 0640, the unit enabled, the man page;
 #   5. `tokenwatch config check` as the tokenwatch user on the shipped

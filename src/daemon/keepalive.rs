@@ -42,6 +42,8 @@ pub(super) struct Keepalive {
     starting: Cell<bool>,
     last_ping: Cell<Instant>,
     last_extend: Cell<Instant>,
+    /// The last `STATUS=` sent: a pass that changes nothing sends none.
+    last_status: std::cell::RefCell<String>,
     #[cfg(debug_assertions)]
     stall_file: Option<std::path::PathBuf>,
 }
@@ -61,6 +63,7 @@ impl Keepalive {
             starting: Cell::new(false),
             last_ping: Cell::new(now),
             last_extend: Cell::new(now),
+            last_status: std::cell::RefCell::new(String::new()),
             #[cfg(debug_assertions)]
             stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
         }
@@ -76,6 +79,14 @@ impl Keepalive {
     pub fn starting(&self) {
         self.starting.set(true);
         self.extend(Instant::now());
+    }
+
+    /// The line `systemctl status` shows, when it changed.
+    pub fn status(&self, line: &str) {
+        if *self.last_status.borrow() != line {
+            let _ = sd_notify::notify(false, &[NotifyState::Status(line)]);
+            line.clone_into(&mut self.last_status.borrow_mut());
+        }
     }
 
     /// The first pass is done.
