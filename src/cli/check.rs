@@ -1,18 +1,21 @@
-//! `tokenwatch check [--json]`: scan now, evaluate, print, send nothing.
+//! `tokenwatch check [--format text|json|prometheus] [-o FILE]`: scan now,
+//! evaluate, print, send nothing.
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use chrono_tz::Tz;
 
-use super::{load_config, EXIT_UNKNOWN};
+use super::{load_config, CheckFormat, EXIT_UNKNOWN};
 use crate::evaluate::{self, Status};
+use crate::metrics::{self, PassFacts};
 use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
 use crate::show;
 use crate::state::{StateError, StateStore};
 
-pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+pub fn run(flag: Option<&Path>, format: CheckFormat, output: Option<&Path>) -> anyhow::Result<i32> {
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
@@ -20,10 +23,18 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
     let verdicts = stored_verdicts(&cfg);
     let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
     warn_world_readable(&report);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", human(&report, cfg.timezone));
+    let text = match format {
+        CheckFormat::Text => human(&report, cfg.timezone),
+        CheckFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        // The textfile families have no silenced series.
+        CheckFormat::Prometheus => metrics::textfile(&PassFacts::from_report(&report, &|_| false)),
+    };
+    match output {
+        // Readable by node_exporter's user, like any textfile; the text
+        // holds no secret.
+        Some(path) => super::sample::replace(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
     }
     Ok(report::exit_code(
         &report,

@@ -103,6 +103,7 @@ impl Daemon {
         };
         self.keepalive.progress();
         let mut stored = true;
+        let mut state_problem = None;
         let keepalive = &self.keepalive;
         let store = &mut self.store;
         let writes = match tokio::task::block_in_place(|| {
@@ -112,6 +113,7 @@ impl Daemon {
             Err(e) => {
                 // Keep running on what is in memory; a pass is retried below.
                 tracing::error!(error = %e, "cannot record the scan in the state database");
+                state_problem = Some(e.to_string());
                 stored = false;
                 None
             }
@@ -119,6 +121,10 @@ impl Daemon {
         let recorded = started.elapsed();
         self.keepalive.progress();
         stored &= self.plan_and_enqueue(now, &report.tokens, &folders);
+        if !stored && state_problem.is_none() {
+            state_problem = Some("cannot queue alerts in the state database (see the log)".into());
+        }
+        self.observe_pass(now, &report, started.elapsed(), state_problem);
         self.keepalive.progress();
         self.keepalive.status(&status_line(&report));
         // Where a pass spends its time, for whoever profiles a slow one.

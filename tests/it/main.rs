@@ -19,6 +19,7 @@ mod links;
 mod mail;
 mod mail_html;
 mod mail_transport;
+mod metrics;
 mod migration;
 mod probe;
 mod secrets;
