@@ -11,6 +11,7 @@ use super::sender::SenderHandle;
 use crate::channel::Channels;
 use crate::config::Config;
 use crate::mail::MailChannel;
+use crate::webhook::WebhookChannel;
 
 /// A channel whose settings cannot be used: the config section and why.
 /// Nothing here passes by itself (wrong settings, an unreadable password or
@@ -39,16 +40,27 @@ pub fn channels_from(cfg: &Config) -> Result<Channels, ChannelSetupError> {
             cause: e.to_string(),
         }
     })?;
+    let webhooks = WebhookChannel::from_settings(&cfg.webhooks)
+        .map_err(|cause| ChannelSetupError {
+            section: "webhook",
+            cause,
+        })?
+        .with_critical_days(cfg.check.critical_days);
     let mut channels = Channels::new();
     channels.add(Arc::new(mail));
+    channels.add(Arc::new(webhooks));
     Ok(channels)
 }
 
 /// Whether a reload must build the channels again. Unchanged settings keep
 /// the running channels, so a reload does not re-read the SMTP password
-/// file unless `[mail]` or the sender it writes as changed.
+/// file unless `[mail]` or the sender it writes as changed. A webhook's
+/// URL and key files are read again only when `[[webhook]]` changes.
 fn settings_changed(old: &Config, new: &Config) -> bool {
-    old.mail != new.mail || old.alerts.from != new.alerts.from
+    old.mail != new.mail
+        || old.alerts.from != new.alerts.from
+        || old.webhooks != new.webhooks
+        || old.check.critical_days != new.check.critical_days
 }
 
 /// The loop's side of delivery: the running sender, and how to build the
