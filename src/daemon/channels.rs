@@ -11,6 +11,7 @@ use super::sender::SenderHandle;
 use crate::channel::Channels;
 use crate::config::Config;
 use crate::mail::MailChannel;
+use crate::state::StateStore;
 use crate::webhook::WebhookChannel;
 
 /// A channel whose settings cannot be used: the config section and why.
@@ -109,5 +110,27 @@ impl Outbound {
     pub fn use_channels(&mut self, channels: Channels) {
         self.channels = Arc::new(channels);
         self.sender.use_channels(self.channels.clone());
+    }
+}
+
+/// A webhook gone from the config will never take its queued posts: they
+/// park at once, visible in `status`, rather than fail three times.
+pub(super) fn park_removed_webhooks(store: &mut StateStore, old: &Config, new: &Config) {
+    for gone in old
+        .webhooks
+        .iter()
+        .filter(|w| !new.webhooks.iter().any(|n| n.name == w.name))
+    {
+        match super::db(|| {
+            store.park_rows_to(crate::webhook::CHANNEL, &gone.name, "webhook removed")
+        }) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(webhook = %gone.name, rows = n, "webhook removed: its queued posts are parked")
+            }
+            Err(e) => {
+                tracing::error!(webhook = %gone.name, error = %e, "cannot park the posts of a removed webhook")
+            }
+        }
     }
 }

@@ -476,23 +476,3 @@ fn a_receiver_that_asks_to_wait_is_not_tried_again_sooner() {
     };
     assert!(at < now + Duration::seconds(1), "{at}");
 }
-
-#[test]
-fn a_permanent_failure_parks_on_the_third_attempt_whatever_the_channel() {
-    let now = Utc::now();
-    let b = Timing::default().send_retry;
-    let failed = |attempts| match attempt_of(
-        &queued_row(attempts),
-        Err(DeliveryError::permanent("HTTP 404")),
-        b,
-        now,
-    )
-    .outcome
-    {
-        Outcome::Failed { next, .. } => next.is_none(),
-        other => panic!("{other:?}"),
-    };
-    assert!(!failed(0));
-    assert!(!failed(1));
-    assert!(failed(2), "parked after three attempts");
-}
