@@ -9,12 +9,11 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use chrono::{Datelike, Duration, NaiveDate, Utc};
 
+use super::args::MAX_DAYS;
 use super::EXIT_OK;
 use crate::token::ade::sample_ade;
 use crate::token::apns::sample_apns;
 
-/// `--days` bound either way (100 years); clap enforces it.
-pub const MAX_DAYS: i64 = 36_500;
 /// Years a token file can state (`expDate` has four digits); a sample
 /// outside them would be unreadable.
 const YEARS: std::ops::RangeInclusive<i32> = 1970..=9999;

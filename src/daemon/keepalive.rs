@@ -21,6 +21,14 @@ use sd_notify::NotifyState;
 
 use super::Timing;
 
+/// Debug builds only, for `.ci/systemd-e2e.sh`: while the file this
+/// variable names exists, [`Keepalive::progress`] blocks the thread doing
+/// the work, as a wedged loop or scan would, so no ping goes out and
+/// systemd's watchdog must kill and restart the daemon. Release builds
+/// (the package) have neither the variable nor the check.
+#[cfg(debug_assertions)]
+pub const STALL_FILE_ENV: &str = "TOKENWATCH_TEST_STALL_FILE";
+
 /// Interior mutability: scans take `&dyn Fn()` hooks, and the daemon's
 /// other fields are borrowed mutably while they run.
 pub(super) struct Keepalive {
@@ -34,11 +42,15 @@ pub(super) struct Keepalive {
     starting: Cell<bool>,
     last_ping: Cell<Instant>,
     last_extend: Cell<Instant>,
+    /// The last `STATUS=` sent: a pass that changes nothing sends none.
+    last_status: std::cell::RefCell<String>,
+    #[cfg(debug_assertions)]
+    stall_file: Option<std::path::PathBuf>,
 }
 
 impl Keepalive {
     /// Reads the watchdog interval systemd set for this process (systemd's
-    /// protocol, not a test knob).
+    /// protocol, not a test knob); debug builds also read [`STALL_FILE_ENV`].
     pub fn from_env(timing: &Timing) -> Keepalive {
         let mut usec = 0u64;
         let every =
@@ -51,6 +63,9 @@ impl Keepalive {
             starting: Cell::new(false),
             last_ping: Cell::new(now),
             last_extend: Cell::new(now),
+            last_status: std::cell::RefCell::new(String::new()),
+            #[cfg(debug_assertions)]
+            stall_file: std::env::var_os(STALL_FILE_ENV).map(Into::into),
         }
     }
 
@@ -66,6 +81,14 @@ impl Keepalive {
         self.extend(Instant::now());
     }
 
+    /// The line `systemctl status` shows, when it changed.
+    pub fn status(&self, line: &str) {
+        if *self.last_status.borrow() != line {
+            let _ = sd_notify::notify(false, &[NotifyState::Status(line)]);
+            line.clone_into(&mut self.last_status.borrow_mut());
+        }
+    }
+
     /// The first pass is done.
     pub fn ready(&self) {
         self.starting.set(false);
@@ -75,6 +98,8 @@ impl Keepalive {
     /// The loop came round, or long work advanced: ping (and extend the
     /// start timeout) if one is due. Cheap enough to call for every file.
     pub fn progress(&self) {
+        #[cfg(debug_assertions)]
+        self.stall_while_asked();
         let now = Instant::now();
         if self
             .every
@@ -85,6 +110,17 @@ impl Keepalive {
         }
         if self.starting.get() && now.duration_since(self.last_extend.get()) >= self.extend_every {
             self.extend(now);
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    fn stall_while_asked(&self) {
+        let Some(file) = &self.stall_file else { return };
+        if file.exists() {
+            tracing::warn!(file = %file.display(), "stalling on purpose until the file is gone ({STALL_FILE_ENV})");
+            while file.exists() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
     }
 

@@ -126,6 +126,7 @@ impl Daemon {
         self.keepalive.progress();
         stored &= self.plan_and_enqueue(now, &report.tokens, &folders);
         self.keepalive.progress();
+        self.keepalive.status(&status_line(&report));
         // Where a pass spends its time, for whoever profiles a slow one.
         tracing::debug!(
             tokens = report.tokens.len(),
@@ -381,4 +382,42 @@ impl Daemon {
 /// Time since `started`, as a chrono duration.
 fn elapsed(started: std::time::Instant) -> chrono::Duration {
     chrono::Duration::from_std(started.elapsed()).unwrap_or(chrono::Duration::zero())
+}
+
+/// What `systemctl status` shows of a pass: how much is watched and how much
+/// needs someone soon.
+fn status_line(report: &Report) -> String {
+    let readable = report
+        .tokens
+        .iter()
+        .filter(|t| t.status != Status::Unreadable)
+        .count();
+    let expiring = report
+        .tokens
+        .iter()
+        .filter(|t| t.status == Status::Expiring)
+        .count();
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut line = format!(
+        "watching {} in {}; {expiring} expiring",
+        plural(readable, "credential", "credentials"),
+        plural(report.folders.len(), "folder", "folders"),
+    );
+    let needs_care = report
+        .tokens
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.status,
+                Status::Expired | Status::Invalidated | Status::Unreadable
+            )
+        })
+        .count();
+    if needs_care > 0 {
+        line.push_str(&format!(
+            ", {needs_care} expired, invalidated or unreadable"
+        ));
+    }
+    line
 }

@@ -114,72 +114,73 @@ fn sample_token_by_date_is_read_back_with_that_expiry() {
         .expect_code(3);
 }
 
-/// The words of a shell command line: split at blanks, double quotes
-/// grouping (enough for the README's commands).
-fn shell_words(line: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut quoted = false;
-    for c in line.chars() {
-        match c {
-            '"' => {
-                quoted = !quoted;
-                word.get_or_insert_with(String::new);
-            }
-            c if c.is_whitespace() && !quoted => words.extend(word.take()),
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    words
-}
-
-/// README's quick start command, as the commands it chains with `&&`,
-/// each without its `cargo run -q --` prefix.
-fn readme_quickstart() -> Vec<Vec<String>> {
+/// README's quick start command: the line after `# 1.`.
+fn readme_quickstart() -> String {
     let readme = include_str!("../../README.md");
-    let line = readme
+    readme
         .lines()
         .skip_while(|l| !l.starts_with("# 1."))
         .nth(1)
-        .expect("README's Quick start has a command after '# 1.'");
-    line.split(" && ")
-        .map(|cmd| {
-            let words = shell_words(cmd);
-            assert_eq!(
-                words[..4],
-                ["cargo", "run", "-q", "--"],
-                "README command {cmd:?}"
-            );
-            words[4..].to_vec()
-        })
-        .collect()
+        .expect("README's Quick start has a command after '# 1.'")
+        .to_owned()
 }
 
 #[test]
-fn the_shipped_quickstart_config_runs_as_the_readme_says() {
+fn the_shipped_quickstart_runs_as_the_readme_says_with_every_kind() {
     let env = Env::new();
-    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/quickstart.toml");
-    std::fs::create_dir(env.path().join("config")).unwrap();
-    std::fs::copy(shipped, env.path().join("config/quickstart.toml")).unwrap();
-    let commands = readme_quickstart();
-    assert!(commands.len() >= 2, "{commands:?}");
+    let root = env!("CARGO_MANIFEST_DIR");
+    for rel in ["config/quickstart.toml", "contrib/quickstart.sh"] {
+        let to = env.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(format!("{root}/{rel}"), to).unwrap();
+    }
+    let command = readme_quickstart();
+    assert_eq!(command, "sh contrib/quickstart.sh");
     // Twice: someone trying it again must get the same answer.
     for round in 1..=2 {
-        let mut last = None;
-        for cmd in &commands {
-            let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let run = env.run(&args);
-            if run.code() != 0 {
-                panic!("round {round}: a README command failed\n{}", run.describe());
-            }
-            last = Some(run);
-        }
-        let run = last.unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("contrib/quickstart.sh")
+            .current_dir(env.path())
+            .env("TOKENWATCH", crate::util::BIN)
+            .env_remove("TOKENWATCH_CONFIG")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "round {round}\n{stdout}\n{stderr}"
+        );
         assert!(
-            run.stdout().contains("EXPIRING") && run.stdout().contains("Globex"),
-            "round {round}\n{}",
-            run.describe()
+            stdout.contains("EXPIRING") && stdout.contains("Globex"),
+            "round {round}\n{stdout}"
+        );
+        let json = env
+            .run(&["-c", "config/quickstart.toml", "check", "--json"])
+            .json();
+        let mut kinds: Vec<&str> = json["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["kind"].as_str().unwrap())
+            .collect();
+        kinds.sort_unstable();
+        assert_eq!(
+            kinds,
+            ["ade", "apns", "vpp", "vpp"],
+            "round {round}: {json:#}"
+        );
+        let ade = json["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["kind"] == "ade")
+            .unwrap();
+        assert_eq!(ade["status"], "ok", "{ade:#}");
+        assert_ne!(
+            ade["expiry_estimated"], true,
+            "read with the quickstart's key: {ade:#}"
         );
     }
     // The state and mails stay next to the config, as documented.

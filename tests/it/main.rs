@@ -12,6 +12,7 @@ mod faults;
 mod hostile;
 mod idle;
 mod inspect;
+mod kinds;
 mod layering;
 mod links;
 mod mail;

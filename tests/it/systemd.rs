@@ -119,3 +119,28 @@ fn systemd_hears_ready_reload_stopping_and_watchdog_pings_during_the_first_scan(
     assert_eq!(count(&stop, "READY=1"), 0, "{stop:?}");
     assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
 }
+
+/// `systemctl status` shows a STATUS= line the daemon keeps current: sent
+/// with the first pass, again when a pass changes what it says.
+#[test]
+fn the_status_line_counts_credentials_folders_and_expiring_ones() {
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    env.sample("tokens/b.vpptoken", "Beta", 300);
+    let notify = NotifySocket::new();
+    let d = Daemon::start_with(
+        &env,
+        &cfg,
+        &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+    );
+    let start = notify.until(&d, "READY=1");
+    assert!(
+        start
+            .iter()
+            .any(|m| has(m, "STATUS=watching 2 credentials in 1 folder; 0 expiring")),
+        "{start:?}"
+    );
+    env.sample("tokens/c.vpptoken", "Soon", 10);
+    notify.until(&d, "STATUS=watching 3 credentials in 1 folder; 1 expiring");
+}
