@@ -28,9 +28,12 @@ pub const UNREADABLE_SETTLE: Duration = Duration::seconds(10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlertKind {
-    /// Crossed `days` (the most urgent lead day crossed).
+    /// Crossed `days` (the most urgent lead day crossed). `first`: no
+    /// earlier lead day's alert for this credential was sent, so this is
+    /// the first mail saying it expires (the one that carries the invite).
     Expiring {
         days: u32,
+        first: bool,
     },
     /// `reminder` 0 is the first mail.
     Expired {
@@ -253,7 +256,17 @@ pub fn plan(
                             .map(|d| format!("expiring:{fp}:{d}"))
                             .filter(|k| !ledger.contains_key(k))
                             .collect();
-                        push(key, AlertKind::Expiring { days: most_urgent }, done);
+                        let first = !crossed
+                            .iter()
+                            .any(|d| ledger.contains_key(&format!("expiring:{fp}:{d}")));
+                        push(
+                            key,
+                            AlertKind::Expiring {
+                                days: most_urgent,
+                                first,
+                            },
+                            done,
+                        );
                     }
                 }
             }

@@ -23,8 +23,8 @@
 //!   audience (recipients per channel); storm guard and digest grouping
 //!   (pure).
 //! - [`render`]: alerts, storm summaries and digests into words: subject,
-//!   plain text and HTML, which every channel builds its payload from
-//!   (pure).
+//!   plain text and HTML, which every channel builds its payload from;
+//!   renewal events as iCalendar (pure).
 //! - [`report`]: the `check`/`status` view of the assessments and its exit
 //!   code (pure).
 //! - [`scan`]: walking token folders; special files, symlinks, dedup.
@@ -33,8 +33,8 @@
 //! - [`channel`]: the seam every alert channel implements: render its
 //!   payload, deliver one message, say whether a failure is transient or
 //!   permanent; the registry of configured channels by name.
-//! - [`mail`]: the mail channel: its outbox payload and sending (SMTP or
-//!   file).
+//! - [`mail`]: the mail channel: its outbox payload (with the calendar
+//!   invite of a first expiry mail) and sending (SMTP or file).
 //! - [`webhook`]: the webhook channel: one HTTPS post per webhook, in its
 //!   format, signed.
 //! - [`metrics`]: the latest pass, deliveries and Apple requests as

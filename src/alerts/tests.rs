@@ -119,6 +119,28 @@ fn first_sight_at_20_days_sends_only_the_most_urgent_threshold() {
 }
 
 #[test]
+fn only_the_first_lead_day_alert_of_a_credential_is_marked_first() {
+    let mut ledger = Ledger::new();
+    let p = quick(now(), &[token("aaa", Status::Expiring, 20)], &[], &ledger);
+    assert!(matches!(
+        p.alerts[0].kind,
+        AlertKind::Expiring {
+            days: 30,
+            first: true
+        }
+    ));
+    record(&mut ledger, &p, now());
+    let later = quick(now(), &[token("aaa", Status::Expiring, 14)], &[], &ledger);
+    assert!(matches!(
+        later.alerts[0].kind,
+        AlertKind::Expiring {
+            days: 14,
+            first: false
+        }
+    ));
+}
+
+#[test]
 fn threshold_is_crossed_exactly_at_days_left_equal() {
     let ledger = Ledger::new();
     assert!(plan(

@@ -47,6 +47,15 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write one iCalendar with a renewal event per watched credential
+    ///
+    /// The events are the ones the first mail about an expiring credential
+    /// carries (same UIDs), for importing or publishing; sends nothing.
+    Calendar {
+        /// Write to this file (replaced whole) instead of standard output
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Show what tokenwatch reads from one file (never the secret)
     Inspect {
         file: PathBuf,

@@ -36,7 +36,7 @@ pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
 
 /// Apple's verdicts as the daemon stored them, so a revoked token cannot
 /// look fine here. Read-only; `check` works without any state.
-fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
+pub(crate) fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
     let store = match StateStore::open_read_only(&cfg.state_dir) {
         Ok(s) => s,
         Err(StateError::NotFound { .. }) if !cfg.apple.verify => return Verdicts::new(),

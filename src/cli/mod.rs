@@ -3,6 +3,7 @@
 
 mod account;
 mod args;
+mod calendar;
 mod check;
 mod config_cmd;
 mod inspect;
@@ -30,6 +31,7 @@ pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
     let result = match cli.command {
         Command::Check { json } => check::run(config_flag, json),
+        Command::Calendar { output } => calendar::run(config_flag, output.as_deref()),
         Command::Inspect { file, key, json } => inspect::run(&file, key.as_deref(), json),
         Command::SampleToken {
             kind,

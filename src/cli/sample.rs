@@ -142,11 +142,11 @@ fn write_private(path: &Path, bytes: &[u8], force: bool) -> io::Result<()> {
         )),
         Ok(m) if !m.is_file() => Err(refused("it exists and is not a regular file")),
         Ok(_) if !force => Err(refused("it exists (--force replaces it)")),
-        Ok(_) => replace(path, bytes),
+        Ok(_) => replace(path, bytes, 0o600),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // O_CREAT|O_EXCL: fails on anything that appeared meanwhile,
             // a dangling link included.
-            let f = create_private(path).map_err(|e| match e.kind() {
+            let f = create_with_mode(path, 0o600).map_err(|e| match e.kind() {
                 io::ErrorKind::AlreadyExists => refused("it appeared while being written"),
                 _ => e,
             })?;
@@ -160,15 +160,15 @@ fn refused(why: &str) -> io::Error {
     io::Error::new(io::ErrorKind::AlreadyExists, why.to_string())
 }
 
-fn create_private(path: &Path) -> io::Result<File> {
+fn create_with_mode(path: &Path, mode: u32) -> io::Result<File> {
     let f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
+        .mode(mode)
         .custom_flags(libc::O_NOFOLLOW)
         .open(path)?;
-    // The umask may have taken bits away from 0600; nothing else added any.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    // The umask may have taken bits away from `mode`; nothing else added any.
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     Ok(f)
 }
 
@@ -178,8 +178,9 @@ fn fill(mut f: File, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// A temp file next to `path` (hidden and `.tmp`, so a scan skips it),
-/// renamed over it. rename(2) replaces a link itself, never its target.
-fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// renamed over it, so a reader sees the old file or the new one, never
+/// half. rename(2) replaces a link itself, never its target.
+pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -195,7 +196,7 @@ fn replace(path: &Path, bytes: &[u8]) -> io::Result<()> {
         rand::random::<u32>()
     ));
     let tmp = dir.join(tmp_name);
-    let written = create_private(&tmp)
+    let written = create_with_mode(&tmp, mode)
         .and_then(|f| fill(f, bytes))
         .and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = written {

@@ -7,11 +7,11 @@ pub mod transport;
 use futures_util::future::BoxFuture;
 use lettre::message::Mailbox;
 
-use crate::alerts::Member;
+use crate::alerts::{AlertKind, Member};
 use crate::channel::{Channel, Delivery, DeliveryError, Draft};
 use crate::render;
 use payload::MailPayload;
-use transport::{MailError, Mailer, TransportSettings};
+use transport::{CalendarAttachment, MailError, Mailer, TransportSettings};
 
 /// The mail channel: alerts rendered into mails from the configured sender,
 /// outbox rows of channel `"mail"` rebuilt into the mail first rendered
@@ -49,6 +49,7 @@ impl Channel for MailChannel {
         ctx: &render::Context<'_>,
     ) -> Vec<Draft> {
         let r = render::render(input, ctx);
+        let calendar = invite(input, ctx);
         vec![Draft {
             // Mail had its Message-IDs before there were other channels:
             // they stay what they were, so a mail queued by an older
@@ -61,6 +62,7 @@ impl Channel for MailChannel {
                 subject: r.subject,
                 text: r.text,
                 html: r.html,
+                calendar,
             }
             .to_json(),
         }]
@@ -75,6 +77,23 @@ impl Channel for MailChannel {
             self.mailer.send(&mail).await.map_err(|e| classify(&e))
         })
     }
+}
+
+/// The invite the first mail saying a credential expires carries (see
+/// [`AlertKind::Expiring`]'s `first`); later reminders, summaries and
+/// digests carry none, so a calendar gets one event per credential.
+fn invite(input: &render::Input<'_>, ctx: &render::Context<'_>) -> Option<CalendarAttachment> {
+    let render::Input::Alert { alert, tokens, .. } = *input else {
+        return None;
+    };
+    if !matches!(alert.kind, AlertKind::Expiring { first: true, .. }) {
+        return None;
+    }
+    let token = alert.subject.and_then(|i| tokens.get(i))?;
+    Some(CalendarAttachment {
+        file_name: render::calendar::file_name(token),
+        text: render::calendar::invite(token, ctx)?,
+    })
 }
 
 /// A transport error as the outbox sees it; the classes are
@@ -109,6 +128,7 @@ mod tests {
             subject: "[tokenwatch] s".into(),
             text: "t".into(),
             html: "<p>h</p>".into(),
+            calendar: None,
         }
         .to_json()
     }
@@ -271,6 +291,7 @@ mod tests {
                 subject: r.subject,
                 text: r.text,
                 html: r.html,
+                calendar: None,
             }
         );
         assert_eq!(
@@ -290,6 +311,43 @@ mod tests {
         assert_eq!(
             channel.render(&summary, &[&ops], &ctx)[0].message_id,
             "<37d3eae9dc1dddd3a0ef5581198bbe0e@tokenwatch>"
+        );
+    }
+
+    #[test]
+    fn only_the_first_mail_saying_a_credential_expires_carries_the_invite() {
+        let subject = render::testing::subject();
+        let channel = file_channel(std::env::temp_dir());
+        let ctx = render::testing::ctx();
+        let payload_of = |kind| {
+            let alert = render::testing::alert(kind);
+            let input = render::Input::Alert {
+                alert: &alert,
+                tokens: std::slice::from_ref(&subject),
+                folders: &[],
+            };
+            let draft = channel.render(&input, &[], &ctx).remove(0);
+            serde_json::from_str::<MailPayload>(&draft.payload).unwrap()
+        };
+        let first = payload_of(AlertKind::Expiring {
+            days: 30,
+            first: true,
+        });
+        let cal = first.calendar.expect("an invite");
+        assert_eq!(cal.file_name, "renew-3f2a9c1b7d4e.ics");
+        assert_eq!(
+            Some(cal.text),
+            render::calendar::invite(&subject, &ctx),
+            "the stored invite is the rendered one"
+        );
+        let later = payload_of(AlertKind::Expiring {
+            days: 14,
+            first: false,
+        });
+        assert_eq!(later.calendar, None);
+        assert_eq!(
+            payload_of(AlertKind::Expired { reminder: 0 }).calendar,
+            None
         );
     }
 

@@ -10,7 +10,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::transport::OutgoingMail;
+use super::transport::{CalendarAttachment, OutgoingMail};
 
 /// The name outbox rows of mail carry in their `channel` column.
 pub const CHANNEL: &str = "mail";
@@ -22,6 +22,11 @@ pub struct MailPayload {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// The invite the first mail about an expiring credential carries.
+    /// Absent in rows queued before invites existed, and left out of the
+    /// JSON when there is none, so those rows read and write as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar: Option<CalendarAttachment>,
 }
 
 impl MailPayload {
@@ -56,6 +61,7 @@ impl MailPayload {
             text: p.text,
             html: p.html,
             date,
+            calendar: p.calendar,
         })
     }
 }
@@ -71,6 +77,10 @@ mod tests {
             subject: "[tokenwatch] Content token for \"Ünï\" expires in 3 days".into(),
             text: "line 1\r\nline 2\ttab \u{1f512}\n".into(),
             html: "<p>a &amp; b</p>\n".into(),
+            calendar: Some(CalendarAttachment {
+                file_name: "renew-3f2a9c1b7d4e.ics".into(),
+                text: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n".into(),
+            }),
         };
         let date = Utc::now();
         let to = vec![
@@ -81,8 +91,19 @@ mod tests {
         assert_eq!(m.message_id, "<id@tokenwatch>");
         assert_eq!(m.from.to_string(), p.from);
         assert_eq!(m.to.iter().map(ToString::to_string).collect::<Vec<_>>(), to);
-        assert_eq!((m.subject, m.text, m.html), (p.subject, p.text, p.html));
+        assert_eq!(
+            (m.subject, m.text, m.html, m.calendar),
+            (p.subject, p.text, p.html, p.calendar)
+        );
         assert_eq!(m.date, date);
+    }
+
+    #[test]
+    fn a_payload_stored_before_invites_reads_and_writes_as_before() {
+        let old = r#"{"from":"tw@example.com","subject":"s","text":"t","html":"h"}"#;
+        let p: MailPayload = serde_json::from_str(old).unwrap();
+        assert_eq!(p.calendar, None);
+        assert_eq!(p.to_json(), old);
     }
 
     #[test]

@@ -98,6 +98,15 @@ pub struct OutgoingMail {
     pub text: String,
     pub html: String,
     pub date: DateTime<Utc>,
+    /// An iCalendar invite sent as an attachment beside the two bodies.
+    pub calendar: Option<CalendarAttachment>,
+}
+
+/// A `text/calendar; method=PUBLISH` attachment: its file name and text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CalendarAttachment {
+    pub file_name: String,
+    pub text: String,
 }
 
 /// Delivers mail through one transport. Cheap to keep; build a new one when

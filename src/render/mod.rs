@@ -11,12 +11,14 @@ use std::fmt::Write;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+pub mod calendar;
+mod html;
 mod parts;
 
 use crate::alerts::Alert;
 use crate::assess::{Assessment, FolderAssessment};
-use crate::show::html_escape;
 pub use crate::show::{clean, local};
+use html::Page;
 use parts::{advice, facts, headline, summary_advice};
 
 /// What is to be said: one alert, many at once (storm guard), or a digest.
@@ -235,20 +237,12 @@ pub fn render_alert(
     for a in &advice {
         let _ = write!(text, "\n{a}\n");
     }
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n", html_escape(&head));
-    for (k, v) in &rows {
-        let _ = writeln!(
-            html,
-            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-            html_escape(k),
-            html_escape(v)
-        );
+    let mut page = Page::new(&head, html::alert_badge(&alert.kind), &head, 640);
+    page.section("", &html::facts_table(&rows));
+    if !advice.is_empty() {
+        page.section("What to do", &html::steps(&advice));
     }
-    html.push_str("</table>\n");
-    for a in &advice {
-        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
-    }
-    html.push_str("</body></html>\n");
+    let html = page.finish(ctx.host);
     Rendered {
         subject: format!("[tokenwatch] {head}"),
         text,
@@ -287,31 +281,39 @@ pub fn render_summary(
             .unwrap_or_default();
         list.push(
             &format!("- {h}\n  {path}\n"),
-            &format!(
-                "<li>{}<br><code>{}</code></li>\n",
-                html_escape(&h),
-                html_escape(&path)
-            ),
+            &html::summary_item(&h, &path),
         );
     }
     let (more_text, more_html) = list.more();
-    let mut text = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.\n\n", alerts.len(), alerts.len());
+    let intro = format!("tokenwatch found {} things that need attention in one pass; they are listed here in one mail instead of {} mails.", alerts.len(), alerts.len());
+    let mut text = format!("{intro}\n\n");
     text.push_str(&list.text);
     text.push_str(&more_text);
-    let mut html = format!(
-        "<html><body>\n<h2>{}</h2>\n<ul>\n",
-        html_escape(&subject[13..])
+    let title = &subject["[tokenwatch] ".len()..];
+    let mut page = Page::new(
+        title,
+        (html::Tone::Critical, &format!("{} ALERTS", alerts.len())),
+        title,
+        640,
     );
-    html.push_str(&list.html);
+    page.paragraph(&intro);
+    let mut items = String::from(html::LIST_START);
+    items.push_str(&list.html);
     if !more_html.is_empty() {
-        let _ = writeln!(html, "<li>{more_html}</li>");
+        let _ = writeln!(
+            items,
+            "<tr><td style=\"padding:6px 0;font-size:14px;\">{more_html}</td></tr>"
+        );
     }
-    html.push_str("</ul>\n");
-    for a in summary_advice(alerts, subjects) {
+    items.push_str(html::LIST_END);
+    page.section("", &items);
+    let advice = summary_advice(alerts, subjects);
+    for a in &advice {
         let _ = write!(text, "\n{a}\n");
-        let _ = writeln!(html, "<p>{}</p>", html_escape(a));
     }
-    sign(&mut text, &mut html, "", ctx);
+    page.section("What to do", &html::steps(&advice));
+    let html = page.finish(ctx.host);
+    sign_text(&mut text, ctx);
     Rendered {
         subject,
         text,
@@ -352,7 +354,7 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         )
     };
     let mut list = Listing::default();
-    for t in sorted {
+    for t in &sorted {
         if !list.has_room() {
             list.skip();
             continue;
@@ -365,27 +367,52 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         let status = t.status.as_str();
         list.push(
             &format!("{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}\n"),
-            &format!(
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-                html_escape(status),
-                html_escape(&days),
-                html_escape(&expires),
-                html_escape(&org),
-                html_escape(&account),
-                html_escape(&path)
-            ),
+            &html::digest_row(t, [&days, &expires, &org, &account, &path]),
         );
     }
     let (more_text, more_html) = list.more();
     let mut text = format!("{summary}.\n\n");
     text.push_str(&list.text);
     text.push_str(&more_text);
-    let mut html = format!("<html><body>\n<h2>{}</h2>\n<table>\n<tr><th>Status</th><th>Days left</th><th>Expires</th><th>Organisation</th><th>Account</th><th>File</th></tr>\n", html_escape(&summary));
-    html.push_str(&list.html);
+    let badge = match attention {
+        0 => (html::Tone::Fine, "ALL FINE".to_owned()),
+        n => {
+            let critical = sorted
+                .iter()
+                .any(|t| html::status_tone(t.status) == html::Tone::Critical);
+            let tone = if critical {
+                html::Tone::Critical
+            } else {
+                html::Tone::Warning
+            };
+            (
+                tone,
+                format!("{n} NEED{} ATTENTION", if n == 1 { "S" } else { "" }),
+            )
+        }
+    };
+    let mut page = Page::new(&summary, (badge.0, &badge.1), &summary, 760);
+    let mut table = html::digest_table_start();
+    table.push_str(&list.html);
     if !more_html.is_empty() {
-        let _ = writeln!(html, "<tr><td colspan=\"6\">{more_html}</td></tr>");
+        let _ = writeln!(
+            table,
+            "<tr><td colspan=\"{}\" style=\"padding:6px 0;font-size:13px;\">{more_html}</td></tr>",
+            html::DIGEST_COLUMNS
+        );
     }
-    sign(&mut text, &mut html, "</table>\n", ctx);
+    table.push_str("</table>");
+    page.section("", &table);
+    let dated: Vec<&Assessment> = sorted
+        .iter()
+        .filter(|t| t.expires_at.is_some())
+        .map(|t| **t)
+        .collect();
+    if !dated.is_empty() {
+        page.section("The next 12 months", &html::timeline(&dated, ctx));
+    }
+    let html = page.finish(ctx.host);
+    sign_text(&mut text, ctx);
     Rendered {
         subject: format!("[tokenwatch] Digest: {summary}"),
         text,
@@ -393,16 +420,10 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
     }
 }
 
-/// The closing "Sent by" line of a summary or digest; `html_before` closes
-/// what the HTML body still has open.
-fn sign(text: &mut String, html: &mut String, html_before: &str, ctx: &Context) {
-    let host = clean(ctx.host, 200);
-    let _ = write!(text, "\nSent by: {host}\n");
-    let _ = write!(
-        html,
-        "{html_before}<p>Sent by: {}</p>\n</body></html>\n",
-        html_escape(&host)
-    );
+/// The closing "Sent by" line of a summary's or digest's text; the HTML
+/// has it in its footer.
+fn sign_text(text: &mut String, ctx: &Context) {
+    let _ = write!(text, "\nSent by: {}\n", clean(ctx.host, 200));
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn file_stem(path: &str) -> &str {
+pub(super) fn file_stem(path: &str) -> &str {
     let name = file_name(path);
     match name.rfind('.') {
         Some(i) if i > 0 => &name[..i],
@@ -131,6 +131,19 @@ pub(super) fn headline(
     }
 }
 
+/// A time in the configured zone, and in UTC too when that differs: in a
+/// zone at UTC's offset (UTC itself, London in winter) the same time twice
+/// only repeats itself.
+fn local_and_utc(t: chrono::DateTime<chrono::Utc>, ctx: &Context) -> String {
+    use chrono::Offset;
+    let shown = local(t, ctx.tz);
+    if t.with_timezone(&ctx.tz).offset().fix().local_minus_utc() == 0 {
+        shown
+    } else {
+        format!("{shown} ({})", t.format("%Y-%m-%d %H:%M UTC"))
+    }
+}
+
 /// Label/value rows describing the alert's token or folder.
 pub(super) fn facts(
     alert: &Alert,
@@ -146,10 +159,7 @@ pub(super) fn facts(
         ));
         rows.push(("File", clean(&s.path, 400)));
         if let Some(e) = s.expires_at {
-            rows.push((
-                "Expires",
-                format!("{} ({})", local(e, ctx.tz), e.format("%Y-%m-%d %H:%M UTC")),
-            ));
+            rows.push(("Expires", local_and_utc(e, ctx)));
         }
         if let Some(d) = s.days_left {
             rows.push(("Days left", d.to_string()));

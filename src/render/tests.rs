@@ -6,7 +6,10 @@ use crate::evaluate::Status;
 #[test]
 fn expiring_subject_names_org_file_days_and_date() {
     let r = render_alert(
-        &alert(AlertKind::Expiring { days: 14 }),
+        &alert(AlertKind::Expiring {
+            days: 14,
+            first: true,
+        }),
         &[subject()],
         &[],
         &ctx(),
@@ -174,7 +177,11 @@ fn a_storm_summary_lists_200_items_and_counts_the_rest() {
         assert!(body.contains("and 9800 more (see "), "{body:.300}");
     }
     assert_eq!(r.text.matches("\n- ").count(), 200);
-    assert_eq!(r.html.matches("<li>").count(), 201);
+    // A row per listed item and one for the rest.
+    assert_eq!(
+        r.html.matches("<tr><td style=\"padding:6px 0;").count(),
+        201
+    );
 }
 
 #[test]
@@ -216,4 +223,27 @@ fn a_digest_of_10000_tokens_lists_the_200_soonest() {
     let refs: Vec<_> = long.iter().collect();
     let r = render_digest(&refs, 1, &ctx());
     assert!(r.text.contains(" more (see `tokenwatch status`)"));
+}
+
+/// Regression: with `timezone = "UTC"` a date read
+/// "2027-01-10 08:30 UTC (2027-01-10 08:30 UTC)".
+#[test]
+fn a_zone_at_utc_s_offset_says_the_expiry_once() {
+    let kind = AlertKind::Expiring {
+        days: 14,
+        first: true,
+    };
+    for tz in [chrono_tz::UTC, chrono_tz::Europe::London] {
+        let ctx = Context { tz, ..ctx() };
+        let r = render_alert(&alert(kind.clone()), &[subject()], &[], &ctx);
+        let line = r.text.lines().find(|l| l.starts_with("Expires: ")).unwrap();
+        assert!(
+            line == "Expires: 2027-01-10 08:30 UTC" || line == "Expires: 2027-01-10 08:30 GMT",
+            "{line}"
+        );
+    }
+    let r = render_alert(&alert(kind), &[subject()], &[], &ctx());
+    assert!(r
+        .text
+        .contains("Expires: 2027-01-10 09:30 CET (2027-01-10 08:30 UTC)\n"));
 }

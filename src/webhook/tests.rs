@@ -289,9 +289,24 @@ fn severity_is_critical_within_critical_days_and_info_for_a_recovery() {
         body["severity"].as_str().unwrap().to_owned()
     };
     use crate::alerts::AlertKind;
-    assert_eq!(severity_of(AlertKind::Expiring { days: 14 }, 7), "warning");
     assert_eq!(
-        severity_of(AlertKind::Expiring { days: 14 }, 14),
+        severity_of(
+            AlertKind::Expiring {
+                days: 14,
+                first: false
+            },
+            7
+        ),
+        "warning"
+    );
+    assert_eq!(
+        severity_of(
+            AlertKind::Expiring {
+                days: 14,
+                first: false
+            },
+            14
+        ),
         "critical"
     );
     assert_eq!(severity_of(AlertKind::Superseded, 7), "warning");

@@ -31,6 +31,7 @@ fn mail(id: &str, to: &[&str]) -> OutgoingMail {
         date: DateTime::parse_from_rfc3339("2027-01-10T09:30:00Z")
             .unwrap()
             .with_timezone(&Utc),
+        calendar: None,
     }
 }
 

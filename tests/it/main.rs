@@ -4,6 +4,7 @@
 mod account;
 mod apple;
 mod apple_stub;
+mod calendar;
 mod check;
 mod cli;
 mod daemon;
@@ -16,6 +17,7 @@ mod kinds;
 mod layering;
 mod links;
 mod mail;
+mod mail_html;
 mod mail_transport;
 mod migration;
 mod probe;

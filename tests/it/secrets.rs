@@ -216,6 +216,14 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
             expect_clean(&tokenwatch(&env, args, &trace, 60));
         }
     }
+    let calendar = tokenwatch(&env, &["-c", "tokenwatch.toml", "calendar"], &trace, 60);
+    calendar.expect_code(0);
+    assert!(
+        calendar.stdout().contains("Canary Expiring"),
+        "{}",
+        calendar.describe()
+    );
+    expect_clean(&calendar);
 
     let mut d = Daemon::start_with(&env, &cfg, &trace);
     d.wait_for("every canary file seen", 30, |s| {
@@ -258,6 +266,14 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
         run.expect_code(0);
         expect_clean(&run);
     }
+    // The expiring token's first mail carries its calendar invite, which
+    // the mail check below reads too.
+    assert!(
+        read_mails(&mail_dir)
+            .iter()
+            .any(|(_, _, text)| text.contains("BEGIN:VCALENDAR")),
+        "no invite among the mails"
+    );
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 

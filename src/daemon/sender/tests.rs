@@ -53,6 +53,7 @@ async fn new_mail_settings_are_not_lost_when_orders_pile_up() {
                     subject: "s".into(),
                     text: "t".into(),
                     html: "h".into(),
+                    calendar: None,
                 }
                 .to_json(),
                 date: now,

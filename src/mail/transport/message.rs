@@ -1,8 +1,9 @@
 //! Turning an [`OutgoingMail`] into a MIME message, and the test mail.
 
 use chrono::{DateTime, Utc};
+use lettre::message::header::ContentType;
 use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::Message;
 
 use super::{MailError, OutgoingMail};
@@ -54,12 +55,20 @@ pub(crate) fn build_message(mail: &OutgoingMail) -> Result<Message, MailError> {
     for to in &mail.to {
         builder = builder.to(to.clone());
     }
-    builder
-        .multipart(MultiPart::alternative_plain_html(
-            mail.text.clone(),
-            mail.html.clone(),
-        ))
-        .map_err(|e| fail(e.to_string()))
+    let bodies = MultiPart::alternative_plain_html(mail.text.clone(), mail.html.clone());
+    let body = match &mail.calendar {
+        None => bodies,
+        // The bodies stay one alternative; the invite is an attachment
+        // beside them, so clients that do not import it still show it.
+        Some(cal) => {
+            let kind = ContentType::parse(crate::render::calendar::CONTENT_TYPE)
+                .map_err(|e| fail(format!("calendar content type: {e}")))?;
+            MultiPart::mixed()
+                .multipart(bodies)
+                .singlepart(Attachment::new(cal.file_name.clone()).body(cal.text.clone(), kind))
+        }
+    };
+    builder.multipart(body).map_err(|e| fail(e.to_string()))
 }
 
 /// The mail `tokenwatch test-mail` sends. `sender_host` is this host's name,
@@ -93,6 +102,7 @@ pub fn test_mail(
         text,
         html,
         date: now,
+        calendar: None,
     }
 }
 
@@ -111,6 +121,7 @@ mod tests {
             date: DateTime::parse_from_rfc3339("2027-01-10T09:30:00Z")
                 .unwrap()
                 .with_timezone(&Utc),
+            calendar: None,
         }
     }
 
@@ -132,6 +143,37 @@ mod tests {
             raw.contains("text/html") && raw.contains("<p>html body</p>"),
             "{raw}"
         );
+    }
+
+    #[test]
+    fn an_invite_is_one_calendar_attachment_beside_both_parts() {
+        let m = OutgoingMail {
+            calendar: Some(super::super::CalendarAttachment {
+                file_name: "renew-3f2a9c1b7d4e.ics".to_owned(),
+                text: "BEGIN:VCALENDAR\r\nMETHOD:PUBLISH\r\nEND:VCALENDAR\r\n".to_owned(),
+            }),
+            ..mail()
+        };
+        let raw = String::from_utf8(build_message(&m).unwrap().formatted()).unwrap();
+        assert!(raw.contains("multipart/mixed"), "{raw}");
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+        assert_eq!(
+            // lettre spells the charset in lower case; it is case-blind.
+            raw.to_ascii_lowercase()
+                .matches("content-type: text/calendar; method=publish; charset=utf-8")
+                .count(),
+            1,
+            "{raw}"
+        );
+        assert!(
+            raw.contains("Content-Disposition: attachment; filename=\"renew-3f2a9c1b7d4e.ics\""),
+            "{raw}"
+        );
+        assert!(!build_message(&mail())
+            .unwrap()
+            .formatted()
+            .windows(13)
+            .any(|w| w == b"text/calendar"));
     }
 
     #[test]

@@ -86,29 +86,51 @@ pub fn decoded(raw: &str) -> String {
 /// One MIME entity as a reader sees it: decoded headers, then each part's
 /// body with its transfer encoding undone.
 fn decode_mime(entity: &str) -> String {
-    let body = entity.split_once("\n\n").map_or("", |(_, body)| body);
     let mut out = decode_words(&unfolded_head(entity));
     out.push('\n');
-    let ctype = header(entity, "content-type").unwrap_or_default();
-    if ctype.to_ascii_lowercase().starts_with("multipart/") {
-        let boundary = ctype
-            .split(';')
-            .find_map(|p| p.trim().strip_prefix("boundary="))
-            .map(|b| b.trim_matches('"').to_string())
-            .unwrap_or_default();
-        let delimiter = format!("--{boundary}");
-        for part in body.split(delimiter.as_str()).skip(1) {
-            if part.starts_with("--") {
-                break;
+    match subparts(entity) {
+        Some(parts) => {
+            for part in parts {
+                out.push_str(&decode_mime(part));
             }
-            out.push_str(&decode_mime(part.trim_start_matches('\n')));
         }
-        return out;
+        None => {
+            out.push_str(&String::from_utf8_lossy(&leaf_body(entity)));
+            out.push('\n');
+        }
     }
+    out
+}
+
+/// The parts of a multipart entity, or None for a leaf.
+fn subparts(entity: &str) -> Option<Vec<&str>> {
+    let ctype = header(entity, "content-type").unwrap_or_default();
+    if !ctype.to_ascii_lowercase().starts_with("multipart/") {
+        return None;
+    }
+    let body = entity.split_once("\n\n").map_or("", |(_, body)| body);
+    let boundary = ctype
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_string())
+        .unwrap_or_default();
+    let delimiter = format!("--{boundary}");
+    Some(
+        body.split(delimiter.as_str())
+            .skip(1)
+            .take_while(|part| !part.starts_with("--"))
+            .map(|part| part.trim_start_matches('\n'))
+            .collect(),
+    )
+}
+
+/// A leaf's body with its transfer encoding undone.
+fn leaf_body(entity: &str) -> Vec<u8> {
+    let body = entity.split_once("\n\n").map_or("", |(_, body)| body);
     let encoding = header(entity, "content-transfer-encoding")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let bytes = match encoding.as_str() {
+    match encoding.as_str() {
         "base64" => {
             let compact: String = body.chars().filter(|c| !c.is_whitespace()).collect();
             B64.decode(compact)
@@ -116,9 +138,26 @@ fn decode_mime(entity: &str) -> String {
         }
         "quoted-printable" => decode_qp(body),
         _ => body.as_bytes().to_vec(),
-    };
-    out.push_str(&String::from_utf8_lossy(&bytes));
-    out.push('\n');
+    }
+}
+
+/// Every leaf part of a message: `(Content-Type, decoded body)`. Line ends
+/// in the body are `\n` (CRLF in the message are read as LF), and the line
+/// break before the next boundary belongs to the boundary, so it is dropped.
+pub fn leaf_parts(raw: &str) -> Vec<(String, String)> {
+    fn walk(entity: &str, out: &mut Vec<(String, String)>) {
+        match subparts(entity) {
+            Some(parts) => parts.into_iter().for_each(|p| walk(p, out)),
+            None => {
+                let ctype = header(entity, "content-type").unwrap_or_default();
+                let body = String::from_utf8_lossy(&leaf_body(entity)).into_owned();
+                let body = body.strip_suffix('\n').unwrap_or(&body).to_owned();
+                out.push((ctype, body));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&raw.replace("\r\n", "\n"), &mut out);
     out
 }
 
