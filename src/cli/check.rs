@@ -21,7 +21,9 @@ pub fn run(flag: Option<&Path>, format: CheckFormat, output: Option<&Path>) -> a
     };
     let scan = scan::scan(&cfg.folder_specs());
     let verdicts = stored_verdicts(&cfg);
-    let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
+    let now = Utc::now();
+    let mut report = report::build(now, &cfg.assess_policy(), &scan, &verdicts);
+    crate::assess::silence::mark(&mut report.tokens, &stored_silences(&cfg), now);
     warn_world_readable(&report);
     let text = match format {
         CheckFormat::Text => human(&report, cfg.timezone),
@@ -63,6 +65,14 @@ pub(crate) fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
     }
 }
 
+/// The silences set with `tokenwatch silence`; none without a state
+/// database (any problem opening it was noted with the verdicts).
+fn stored_silences(cfg: &crate::config::Config) -> crate::assess::silence::Silences {
+    StateStore::open_read_only(&cfg.state_dir)
+        .and_then(|s| s.silences())
+        .unwrap_or_default()
+}
+
 /// Token files are credentials; one lying open is worth a warning, though
 /// not a different exit code.
 pub(crate) fn warn_world_readable(report: &Report) {
@@ -89,8 +99,16 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
         let rows: Vec<[String; 6]> = readable
             .iter()
             .map(|t| {
+                // The status stays the credential's own; the mark says
+                // nobody hears about it for now.
+                let status = t.status.as_str().to_uppercase();
                 [
-                    t.status.as_str().to_uppercase(),
+                    match &t.silenced {
+                        Some(s) => {
+                            format!("{status} (silenced until {})", show::local(s.until, tz))
+                        }
+                        None => status,
+                    },
                     t.days_left.map(|d| d.to_string()).unwrap_or_default(),
                     t.expires_at.map(|e| show::local(e, tz)).unwrap_or_default(),
                     t.org_name.clone().unwrap_or_default(),

@@ -471,6 +471,7 @@ impl Daemon {
         if let Some(c) = channels {
             self.sender.use_channels(c);
         }
+        channels::park_removed_webhooks(&mut self.store, old, &cfg);
         if let Err(e) = db(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");
         }

@@ -58,6 +58,12 @@ impl Daemon {
         let files = scan::dedup_refs(self.folders.slots().iter().flat_map(|s| &s.files));
         let tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
         let folders = assess::assess_folders(&scans);
+        let mut tokens = tokens;
+        // Read every pass: `tokenwatch silence` cannot signal the daemon.
+        match tokio::task::block_in_place(|| self.store.silences()) {
+            Ok(silences) => assess::silence::mark(&mut tokens, &silences, now),
+            Err(e) => tracing::error!(error = %e, "cannot read the silences; none hold this pass"),
+        }
         let mut report = report::project(now, &folders, tokens);
         for (f, slot) in report.folders.iter_mut().zip(self.folders.slots()) {
             f.watch = Some(slot.mode_name().to_string());
@@ -221,7 +227,30 @@ impl Daemon {
             &audiences,
         );
         self.due.recheck_at = plan.recheck_at;
-        if plan.alerts.is_empty() {
+        let mut rows = Vec::new();
+        // A silenced credential's alerts count as done without a message,
+        // so lifting the silence does not replay what came due meanwhile.
+        let (hushed, due): (Vec<_>, Vec<_>) = plan.alerts.into_iter().partition(|a| {
+            a.subject
+                .and_then(|i| tokens.get(i))
+                .is_some_and(|t| t.silenced.is_some())
+        });
+        for a in &hushed {
+            let fingerprint = a
+                .subject
+                .and_then(|i| tokens.get(i))
+                .map(|t| t.identity.clone());
+            rows.extend(
+                std::iter::once(&a.key)
+                    .chain(&a.also_done)
+                    .map(|k| NewLedgerRow {
+                        key: k.clone(),
+                        fingerprint: fingerprint.clone(),
+                        mailed: false,
+                    }),
+            );
+        }
+        if due.is_empty() && rows.is_empty() {
             return true;
         }
         let ctx = Context {
@@ -229,10 +258,9 @@ impl Daemon {
             host: &self.host,
             now,
         };
-        let mut rows = Vec::new();
         let mut outbox = Vec::new();
         let max = self.cfg.alerts.max_mails_per_pass;
-        for group in alerts::group_for_storm_guard(plan.alerts, &audiences, max) {
+        for group in alerts::group_for_storm_guard(due, &audiences, max) {
             for a in &group {
                 let fingerprint = a
                     .subject

@@ -343,7 +343,14 @@ fn attempt_of(
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + millis(send_retry.nth_jittered(attempts, jitter)))
+                let backoff = millis(send_retry.nth_jittered(attempts, jitter));
+                // A receiver that says when to come back is obeyed: sooner
+                // would only earn another refusal.
+                let asked = failure
+                    .retry_after
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .unwrap_or_default();
+                Some(now + backoff.max(asked))
             };
             match next {
                 Some(at) => {

@@ -25,6 +25,7 @@ pub(crate) fn subject() -> Assessment {
         modified_at: None,
         folder: 0,
         apple: None,
+        silenced: None,
         superseded_by: None,
     }
 }
@@ -83,6 +84,7 @@ pub(crate) fn token_report(i: usize, path: String) -> Assessment {
         detail: None,
         world_readable: false,
         apple: None,
+        silenced: None,
         superseded_by: None,
         identity: String::new(),
         modified_at: None,

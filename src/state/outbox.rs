@@ -282,6 +282,38 @@ impl StateStore {
             .map_err(sqlite(&self.path, "record a failed send"))
     }
 
+    /// Parks every pending row of `channel` addressed to `recipient` alone,
+    /// with `reason` as its error, without counting an attempt: the
+    /// receiver is gone, so trying would only fail. `outbox retry` sends
+    /// them again (once the receiver is back). Returns how many.
+    pub fn park_rows_to(
+        &mut self,
+        channel: &str,
+        recipient: &str,
+        reason: &str,
+    ) -> Result<usize, StateError> {
+        let ids: Vec<i64> = self
+            .outbox()?
+            .into_iter()
+            .filter(|r| !r.parked && r.row.channel == channel && r.row.recipients == [recipient])
+            .map(|r| r.id)
+            .collect();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite(&self.path, "park rows"))?;
+        for id in &ids {
+            tx.execute(
+                "UPDATE outbox SET state = 'parked', next_try_at = NULL, last_error = ?2
+                 WHERE id = ?1 AND state = 'pending'",
+                params![id, reason],
+            )
+            .map_err(sqlite(&self.path, "park rows"))?;
+        }
+        tx.commit().map_err(sqlite(&self.path, "park rows"))?;
+        Ok(ids.len())
+    }
+
     /// Pending and parked mails (not sent), oldest first, for `status`.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {

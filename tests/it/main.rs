@@ -29,4 +29,5 @@ mod systemd;
 mod trust_store;
 mod util;
 mod webhook;
+mod webhook_daemon;
 mod webhook_stub;
