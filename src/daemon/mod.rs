@@ -360,11 +360,17 @@ impl Daemon {
             }
         }
         let keepalive = &self.keepalive;
+        let unpolled = self.folders.unpolled_due(now);
         let changed = self.folders.rescan_due(now, &|| keepalive.progress());
         let settle_due = self.due.recheck_at.is_some_and(|t| self.clock.now() >= t);
         if changed || settle_due {
             self.due.recheck_at = None;
             self.pass();
+        } else if unpolled {
+            // A full rescan builds and frees several MiB at 10,000 tokens
+            // (the one after arming the watch at start-up among them); a
+            // pass would trim them, and none runs.
+            pass::release_freed_memory();
         }
     }
 
@@ -388,6 +394,12 @@ impl Daemon {
         housekeeping::run(&mut self.store, now, days, &present, &|| {
             keepalive.progress()
         });
+        // `present` came from a whole report, as big as a pass's and freed
+        // just as suddenly; start-up runs this right after the first pass,
+        // so without a trim the daemon would keep it mapped (10 MiB at
+        // 10,000 tokens, BENCHMARKS.md's memory scenario).
+        drop(present);
+        pass::release_freed_memory();
     }
 
     fn reload(&mut self, why: &str) {
