@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Checks the shipped systemd files:
 #   - systemd/tokenwatch.sysusers creates the tokenwatch user as documented;
-#   - the inotify system calls survive the unit's SystemCallFilter=;
+#   - the inotify system calls, and bind/listen/accept4 for the metrics
+#     endpoint, survive the unit's SystemCallFilter=; AF_INET is allowed
+#     and no IPAddressDeny= stops a 127.0.0.1 listener;
 #   - `systemd-analyze verify` accepts systemd/tokenwatch.service, alone and
 #     with the smtp-password drop-in, with no warning about them;
-#   - `systemd-analyze security --offline=yes` rates the unit 2.0 or lower;
+#   - `systemd-analyze security --offline=yes` rates the unit 1.1 or lower;
 #   - the unit forbids core dumps (LimitCORE=0): they would hold secrets;
 #   - the unit ends a crash loop (StartLimitIntervalSec=/StartLimitBurst= in
 #     [Unit]) and never restarts after exit 3 (RestartPreventExitStatus=3).
@@ -20,7 +22,7 @@
 set -euo pipefail
 
 # Exposure is scored 0-100 internally and shown divided by 10: 20 means 2.0.
-readonly MAX_EXPOSURE_X10=20
+readonly MAX_EXPOSURE_X10=11
 
 bin=${1:-target/debug/tokenwatch}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -163,13 +165,23 @@ if ((${#deny_groups[@]} > 0)); then
     denied=$(expand_groups "${deny_groups[@]}" | sort -u)
 fi
 [[ -n $allowed ]] || fail "systemd-analyze syscall-filter listed nothing for ${allow_groups[*]}"
-for call in inotify_init1 inotify_add_watch inotify_rm_watch; do
+# The metrics endpoint ([metrics] listen) binds, listens and accepts.
+for call in inotify_init1 inotify_add_watch inotify_rm_watch bind listen accept4; do
     grep -qx "$call" <<<"$allowed" || fail "$call is not allowed by SystemCallFilter=${allow_groups[*]}"
     if grep -qx "$call" <<<"$denied"; then
         fail "$call is denied by SystemCallFilter=~${deny_groups[*]}"
     fi
 done
-echo "check-systemd: syscall filter keeps inotify_init1, inotify_add_watch, inotify_rm_watch"
+echo "check-systemd: syscall filter keeps inotify_init1, inotify_add_watch, inotify_rm_watch, bind, listen, accept4"
+# A metrics endpoint on 127.0.0.1 needs AF_INET, and no IP deny list that
+# leaves out localhost.
+families=$(sed -n 's/^RestrictAddressFamilies=//p' "$unit_src" | tail -n 1)
+[[ " $families " == *" AF_INET "* ]] ||
+    fail "RestrictAddressFamilies=$families leaves out AF_INET: [metrics] listen cannot work"
+if grep -q '^IPAddressDeny=' "$unit_src" && ! grep -Eq '^IPAddressAllow=.*(localhost|127\.0\.0\.1)' "$unit_src"; then
+    fail "IPAddressDeny= without IPAddressAllow=localhost: [metrics] listen on 127.0.0.1 cannot be reached"
+fi
+echo "check-systemd: a [metrics] listener on 127.0.0.1 is allowed (RestrictAddressFamilies=$families)"
 
 # --- verify -------------------------------------------------------------------
 # verify exits 0 on unknown keys and unparsable values (it only logs

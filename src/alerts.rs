@@ -76,7 +76,8 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    /// The kind's name, as channels that name events spell it.
+    /// The kind's name, as channels that name events spell it: the
+    /// `event` of a webhook's json body, documented and never renamed.
     pub fn name(&self) -> &'static str {
         match self {
             AlertKind::Expiring { .. } => "expiring",
@@ -86,9 +87,9 @@ impl AlertKind {
             AlertKind::FolderProblem { .. } => "folder_problem",
             AlertKind::FolderRecovered => "folder_recovered",
             AlertKind::Superseded => "superseded",
-            AlertKind::NoAccount => "no_account",
+            AlertKind::NoAccount => "account_missing",
             AlertKind::CannotVerify { .. } => "cannot_verify",
-            AlertKind::AppleExpiryMismatch => "apple_expiry_mismatch",
+            AlertKind::AppleExpiryMismatch => "expiry_mismatch",
             AlertKind::AppleUnreachable { .. } => "apple_unreachable",
             AlertKind::MdmConflict { .. } => "mdm_conflict",
             AlertKind::TopicChanged { .. } => "topic_changed",

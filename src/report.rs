@@ -74,8 +74,10 @@ pub struct CheckPolicy {
 
 /// Monitoring-plugin exit code: 2 critical, 3 unknown (unreadable files,
 /// missing/unreadable/empty folders), 1 warning, 0 fine.
+/// A silenced credential counts again once its silence ends.
 pub fn exit_code(report: &Report, check: &CheckPolicy, require_account: bool) -> i32 {
-    let critical = report.tokens.iter().any(|t| {
+    let counted = || report.tokens.iter().filter(|t| t.silenced.is_none());
+    let critical = counted().any(|t| {
         matches!(t.status, Status::Expired | Status::Invalidated)
             || (t.status != Status::Superseded
                 && t.status != Status::Unreadable
@@ -84,12 +86,12 @@ pub fn exit_code(report: &Report, check: &CheckPolicy, require_account: bool) ->
     if critical {
         return 2;
     }
-    let unknown = report.tokens.iter().any(|t| t.status == Status::Unreadable)
+    let unknown = counted().any(|t| t.status == Status::Unreadable)
         || report.folders.iter().any(|f| f.state != FolderState::Ok);
     if unknown {
         return 3;
     }
-    let warning = report.tokens.iter().any(|t| {
+    let warning = counted().any(|t| {
         t.status == Status::Superseded
             || (require_account && t.account.is_none())
             || t.days_left.is_some_and(|d| d <= check.warning_days)

@@ -31,6 +31,7 @@ fn token(fp: &str, status: Status, days_left: i64) -> Assessment {
         modified_at: None,
         folder: 0,
         apple: None,
+        silenced: None,
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,

@@ -108,6 +108,11 @@ pub struct Assessment {
     /// What Apple said when last asked; null when never asked.
     #[serde(default)]
     pub apple: Option<AppleAssessment>,
+    /// The silence that holds for it now (`{"until", "reason"}`), null
+    /// when none: it gets no alerts and does not count towards `check`'s
+    /// exit code until then.
+    #[serde(default)]
+    pub silenced: Option<silence::Silence>,
     /// Path of the token that replaced this one (status `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
@@ -273,6 +278,7 @@ fn assess_one(
         detail: None,
         world_readable: f.world_readable,
         apple: None,
+        silenced: None,
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,

@@ -39,6 +39,13 @@ pub fn holding<'a>(
     silences.get(fingerprint?).filter(|s| s.holds(now))
 }
 
+/// Marks each credential with the silence that holds for it at `now`.
+pub fn mark(tokens: &mut [super::Assessment], silences: &Silences, now: DateTime<Utc>) {
+    for t in tokens {
+        t.silenced = holding(silences, Some(&t.identity), now).cloned();
+    }
+}
+
 /// A reason as kept: control characters become spaces, runs of spaces
 /// one, at most [`MAX_REASON_CHARS`]; None when nothing is left.
 pub fn clean_reason(text: &str) -> Option<String> {

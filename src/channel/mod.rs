@@ -47,6 +47,9 @@ pub enum FailureClass {
 pub struct DeliveryError {
     pub class: FailureClass,
     pub message: String,
+    /// How long the receiver asked us to wait (an HTTP `Retry-After`):
+    /// the next attempt comes no sooner, whatever the backoff says.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl DeliveryError {
@@ -54,6 +57,7 @@ impl DeliveryError {
         DeliveryError {
             class: FailureClass::Transient,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -61,7 +65,14 @@ impl DeliveryError {
         DeliveryError {
             class: FailureClass::Permanent,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same failure, with the wait the receiver asked for.
+    pub fn wait_at_least(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
     }
 
     pub fn is_permanent(&self) -> bool {

@@ -10,6 +10,14 @@ use clap::{Parser, Subcommand};
 /// `sample-token --days` bound either way (100 years); clap enforces it.
 pub const MAX_DAYS: i64 = 36_500;
 
+/// What `check` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    Text,
+    Json,
+    Prometheus,
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "tokenwatch",
@@ -43,9 +51,15 @@ pub enum LogFormat {
 pub enum Command {
     /// Scan all token folders now, evaluate, print; sends nothing
     Check {
-        /// Print JSON instead of a table
-        #[arg(long)]
+        /// Short for --format json
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (a table), json, or prometheus (the textfile collector's format)
+        #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+        format: CheckFormat,
+        /// Write to FILE (atomically: a temporary file renamed in its folder) instead of stdout
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
     },
     /// Write one iCalendar with a renewal event per watched credential
     ///

@@ -1,30 +1,43 @@
-//! `tokenwatch check [--json]`: scan now, evaluate, print, send nothing.
+//! `tokenwatch check [--format text|json|prometheus] [-o FILE]`: scan now,
+//! evaluate, print, send nothing.
 
 use std::path::Path;
 
+use anyhow::Context as _;
 use chrono::Utc;
 use chrono_tz::Tz;
 
-use super::{load_config, EXIT_UNKNOWN};
+use super::{load_config, CheckFormat, EXIT_UNKNOWN};
 use crate::evaluate::{self, Status};
+use crate::metrics::{self, PassFacts};
 use crate::report::{self, Report, Verdicts};
 use crate::scan::{self, FolderState};
 use crate::show;
 use crate::state::{StateError, StateStore};
 
-pub fn run(flag: Option<&Path>, json: bool) -> anyhow::Result<i32> {
+pub fn run(flag: Option<&Path>, format: CheckFormat, output: Option<&Path>) -> anyhow::Result<i32> {
     let Some(cfg) = load_config(flag) else {
         return Ok(EXIT_UNKNOWN);
     };
     let scan = scan::scan(&cfg.folder_specs());
     let verdicts = stored_verdicts(&cfg);
-    let report = report::build(Utc::now(), &cfg.assess_policy(), &scan, &verdicts);
+    let now = Utc::now();
+    let mut report = report::build(now, &cfg.assess_policy(), &scan, &verdicts);
+    crate::assess::silence::mark(&mut report.tokens, &stored_silences(&cfg), now);
     warn_world_readable(&report);
     warn_credentials(&scan);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", human(&report, cfg.timezone));
+    let text = match format {
+        CheckFormat::Text => human(&report, cfg.timezone),
+        CheckFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
+        // The textfile families have no silenced series.
+        CheckFormat::Prometheus => metrics::textfile(&PassFacts::from_report(&report, &|_| false)),
+    };
+    match output {
+        // Readable by node_exporter's user, like any textfile; the text
+        // holds no secret.
+        Some(path) => super::sample::replace(path, text.as_bytes(), 0o644)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
     }
     Ok(report::exit_code(
         &report,
@@ -51,6 +64,14 @@ pub(crate) fn stored_verdicts(cfg: &crate::config::Config) -> Verdicts {
             Verdicts::new()
         }
     }
+}
+
+/// The silences set with `tokenwatch silence`; none without a state
+/// database (any problem opening it was noted with the verdicts).
+fn stored_silences(cfg: &crate::config::Config) -> crate::assess::silence::Silences {
+    StateStore::open_read_only(&cfg.state_dir)
+        .and_then(|s| s.silences())
+        .unwrap_or_default()
 }
 
 /// Token files are credentials; one lying open is worth a warning, though
@@ -94,8 +115,16 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
         let rows: Vec<[String; 7]> = readable
             .iter()
             .map(|t| {
+                // The status stays the credential's own; the mark says
+                // nobody hears about it for now.
+                let status = t.status.as_str().to_uppercase();
                 [
-                    t.status.as_str().to_uppercase(),
+                    match &t.silenced {
+                        Some(s) => {
+                            format!("{status} (silenced until {})", show::local(s.until, tz))
+                        }
+                        None => status,
+                    },
                     t.days_left.map(|d| d.to_string()).unwrap_or_default(),
                     t.expires_at.map(|e| show::local(e, tz)).unwrap_or_default(),
                     t.kind.as_str().to_string(),

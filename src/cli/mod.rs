@@ -15,7 +15,9 @@ mod status;
 mod test_mail;
 mod test_webhook;
 
-pub use args::{AccountAction, Cli, Command, ConfigAction, LogFormat, OutboxAction, SilenceAction};
+pub use args::{
+    AccountAction, CheckFormat, Cli, Command, ConfigAction, LogFormat, OutboxAction, SilenceAction,
+};
 
 use crate::config::{self, Config};
 
@@ -30,7 +32,14 @@ pub const EXIT_UNKNOWN: i32 = 3;
 pub fn run(cli: Cli) -> i32 {
     let config_flag = cli.config.as_deref();
     let result = match cli.command {
-        Command::Check { json } => check::run(config_flag, json),
+        Command::Check {
+            json,
+            format,
+            output,
+        } => {
+            let format = if json { CheckFormat::Json } else { format };
+            check::run(config_flag, format, output.as_deref())
+        }
         Command::Calendar { output } => calendar::run(config_flag, output.as_deref()),
         Command::Inspect { file, key, json } => inspect::run(&file, key.as_deref(), json),
         Command::SampleToken {

@@ -309,7 +309,7 @@ fn append_account(doc: &mut DocumentMut, account: &str, at: Value) -> Result<(),
             let mut table = Table::new();
             table.insert("id", account.into());
             table.insert("password_changed", at.into());
-            table.set_position(last_position + 1);
+            table.set_position(Some(last_position + 1));
             table.decor_mut().set_prefix("\n");
             let mut array = ArrayOfTables::new();
             array.push(table);
@@ -325,7 +325,7 @@ fn append_account(doc: &mut DocumentMut, account: &str, at: Value) -> Result<(),
             table.insert("id", account.into());
             table.insert("password_changed", at.into());
             // Ties keep document order, and the new table is visited last.
-            table.set_position(after);
+            table.set_position(Some(after));
             table.decor_mut().set_prefix("\n");
             array.push(table);
         }

@@ -53,10 +53,29 @@ fn mail_member(m: &Mailbox) -> Member {
     }
 }
 
-fn mail_audience<'a>(list: impl IntoIterator<Item = &'a Mailbox>) -> Audience {
-    Audience {
-        members: list.into_iter().map(mail_member).collect(),
+/// A configured webhook as alerts address it: one member per name, so a
+/// storm becomes one summary per webhook.
+fn webhook_member(name: &str) -> Member {
+    Member {
+        channel: crate::webhook::CHANNEL,
+        address: name.to_owned(),
+        key: format!("{}:{name}", crate::webhook::CHANNEL),
     }
+}
+
+/// Mail recipients first, then webhooks, each named once.
+fn audience<'a>(
+    mail: impl IntoIterator<Item = &'a Mailbox>,
+    webhooks: impl IntoIterator<Item = &'a String>,
+) -> Audience {
+    let mut members: Vec<Member> = mail.into_iter().map(mail_member).collect();
+    for name in webhooks {
+        let m = webhook_member(name);
+        if !members.contains(&m) {
+            members.push(m);
+        }
+    }
+    Audience { members }
 }
 
 impl Config {
@@ -79,7 +98,8 @@ impl Config {
 
     /// Who hears about what: each folder's recipients (`[alerts]` ones
     /// first), and for the host `[alerts] recipients`, else everyone any
-    /// folder names.
+    /// folder names. Every audience also has the `[alerts] webhooks`; a
+    /// folder's audience adds the folder's own.
     pub fn audiences(&self) -> Audiences {
         let mut out = Audiences::default();
         let per_folder: Vec<Vec<Mailbox>> = self
@@ -89,7 +109,13 @@ impl Config {
             .collect();
         out.folder = per_folder
             .iter()
-            .map(|list| out.add(mail_audience(list)))
+            .zip(&self.folders)
+            .map(|(list, f)| {
+                out.add(audience(
+                    list,
+                    self.alerts.webhooks.iter().chain(&f.webhooks),
+                ))
+            })
             .collect();
         let mut host = self.alerts.recipients.clone();
         if host.is_empty() {
@@ -99,7 +125,7 @@ impl Config {
                 }
             }
         }
-        out.host = out.add(mail_audience(&host));
+        out.host = out.add(audience(&host, &self.alerts.webhooks));
         out
     }
 
@@ -174,6 +200,35 @@ mod tests {
                 "mail a@example.com a@example.com",
                 "mail b@example.com b@example.com",
                 "mail c@example.com c@example.com"
+            ]
+        );
+    }
+
+    #[test]
+    fn webhooks_join_every_audience_and_a_folder_s_own_join_only_its_audience() {
+        let (_, lists) = audiences_of(
+            "[[webhook]]\nname = \"chat\"\nurl = \"https://chat.example.com/x\"\n\
+             [[webhook]]\nname = \"auto\"\nurl = \"https://auto.example.com/y\"\n\
+             [alerts]\nrecipients = [\"ops@example.com\"]\nwebhooks = [\"chat\"]\n\
+             [[folder]]\npath = \"/a\"\nwebhooks = [\"auto\", \"chat\"]\n\
+             [[folder]]\npath = \"/b\"\n",
+        );
+        assert_eq!(
+            lists,
+            [
+                vec![
+                    "mail ops@example.com ops@example.com",
+                    "webhook chat webhook:chat",
+                    "webhook auto webhook:auto"
+                ],
+                vec![
+                    "mail ops@example.com ops@example.com",
+                    "webhook chat webhook:chat"
+                ],
+                vec![
+                    "mail ops@example.com ops@example.com",
+                    "webhook chat webhook:chat"
+                ],
             ]
         );
     }

@@ -454,3 +454,13 @@ fn a_folder_told_only_through_a_webhook_is_fine() {
         .to_string();
     assert!(err.contains("nobody would be told"), "{err}");
 }
+
+/// Found by the config fuzzer: toml_edit 0.23 panicked ("all items have
+/// spans") on these repeated dotted keys; the config must report, not panic.
+#[test]
+fn repeated_dotted_keys_are_a_problem_not_a_panic() {
+    let bytes =
+        include_bytes!("../../fuzz/corpus/config_loader/regression-toml-edit-dotted-key-span");
+    let text = String::from_utf8_lossy(bytes);
+    assert!(parse_at(&text).is_err());
+}

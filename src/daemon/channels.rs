@@ -11,6 +11,8 @@ use super::sender::SenderHandle;
 use crate::channel::Channels;
 use crate::config::Config;
 use crate::mail::MailChannel;
+use crate::state::StateStore;
+use crate::webhook::WebhookChannel;
 
 /// A channel whose settings cannot be used: the config section and why.
 /// Nothing here passes by itself (wrong settings, an unreadable password or
@@ -39,16 +41,27 @@ pub fn channels_from(cfg: &Config) -> Result<Channels, ChannelSetupError> {
             cause: e.to_string(),
         }
     })?;
+    let webhooks = WebhookChannel::from_settings(&cfg.webhooks)
+        .map_err(|cause| ChannelSetupError {
+            section: "webhook",
+            cause,
+        })?
+        .with_critical_days(cfg.check.critical_days);
     let mut channels = Channels::new();
     channels.add(Arc::new(mail));
+    channels.add(Arc::new(webhooks));
     Ok(channels)
 }
 
 /// Whether a reload must build the channels again. Unchanged settings keep
 /// the running channels, so a reload does not re-read the SMTP password
-/// file unless `[mail]` or the sender it writes as changed.
+/// file unless `[mail]` or the sender it writes as changed. A webhook's
+/// URL and key files are read again only when `[[webhook]]` changes.
 fn settings_changed(old: &Config, new: &Config) -> bool {
-    old.mail != new.mail || old.alerts.from != new.alerts.from
+    old.mail != new.mail
+        || old.alerts.from != new.alerts.from
+        || old.webhooks != new.webhooks
+        || old.check.critical_days != new.check.critical_days
 }
 
 /// The loop's side of delivery: the running sender, and how to build the
@@ -97,5 +110,27 @@ impl Outbound {
     pub fn use_channels(&mut self, channels: Channels) {
         self.channels = Arc::new(channels);
         self.sender.use_channels(self.channels.clone());
+    }
+}
+
+/// A webhook gone from the config will never take its queued posts: they
+/// park at once, visible in `status`, rather than fail three times.
+pub(super) fn park_removed_webhooks(store: &mut StateStore, old: &Config, new: &Config) {
+    for gone in old
+        .webhooks
+        .iter()
+        .filter(|w| !new.webhooks.iter().any(|n| n.name == w.name))
+    {
+        match super::db(|| {
+            store.park_rows_to(crate::webhook::CHANNEL, &gone.name, "webhook removed")
+        }) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(webhook = %gone.name, rows = n, "webhook removed: its queued posts are parked")
+            }
+            Err(e) => {
+                tracing::error!(webhook = %gone.name, error = %e, "cannot park the posts of a removed webhook")
+            }
+        }
     }
 }

@@ -188,6 +188,16 @@ impl FolderSet {
             .min()
     }
 
+    /// Whether a folder that is not polled is due at `now`. Such a rescan
+    /// is a one-off (events, the look after arming the watch), so the
+    /// memory it freed is worth handing back even when no pass follows; a
+    /// polled folder's rescan comes back every few seconds and reuses it.
+    pub fn unpolled_due(&self, now: Instant) -> bool {
+        self.slots
+            .iter()
+            .any(|s| !s.folder.poll && s.is_due(now, &self.timing))
+    }
+
     /// Rescans the folders due at `now`; true when one now looks different
     /// to a pass.
     pub fn rescan_due(&mut self, now: Instant, progress: &dyn Fn()) -> bool {

@@ -21,6 +21,7 @@ mod folders;
 mod housekeeping;
 mod job;
 mod keepalive;
+mod observe;
 mod pass;
 mod prober;
 pub mod sender;
@@ -53,6 +54,7 @@ use channels::Outbound;
 use folders::{ConfigNews, FolderSet};
 use job::Jobs;
 use keepalive::Keepalive;
+use observe::Observer;
 use verify::Verifier;
 
 /// Runs a SQLite call (or another short blocking call) on the current
@@ -133,7 +135,8 @@ pub async fn run(
         timing,
         sender_cancel.clone(),
     );
-    let sender_task = tokio::spawn(sender.run());
+    let observer = Observer::new(&settings.config, clock.now());
+    let sender_task = tokio::spawn(sender.counting(observer.metrics.clone()).run());
     let (tick_tx, mut tick_rx) = tokio::sync::mpsc::channel(16);
     let (verdict_tx, mut verdict_rx) = tokio::sync::mpsc::channel(1);
 
@@ -148,12 +151,14 @@ pub async fn run(
         due: Due::new(config_stamp, &timing),
         store,
         folders: FolderSet::new(watcher, timing),
-        verifier: Verifier::new(prober, verdict_tx, clock.clone(), timing),
+        verifier: Verifier::new(prober, verdict_tx, clock.clone(), timing)
+            .counting(observer.metrics.clone()),
         sender: Outbound::new(sender_handle, channel_factory, channels),
         jobs: Jobs::new(tick_tx),
         keepalive: Keepalive::from_env(&timing),
         warned: warned::Warned::default(),
         clock,
+        observer,
     };
     d.keepalive.starting();
     d.start_prober()?;
@@ -163,6 +168,7 @@ pub async fn run(
     d.full_pass("start-up");
     d.folders.log_watching();
     d.keepalive.ready();
+    d.listen_for_metrics();
     // After READY: the first run after an upgrade may have years to delete.
     d.housekeep();
 
@@ -255,6 +261,8 @@ struct Daemon {
     warned: warned::Warned,
     /// Where a pass, the digest and housekeeping get `now`.
     clock: Arc<dyn Clock>,
+    /// The metrics and their endpoint.
+    observer: Observer,
 }
 
 impl Daemon {
@@ -356,11 +364,17 @@ impl Daemon {
             }
         }
         let keepalive = &self.keepalive;
+        let unpolled = self.folders.unpolled_due(now);
         let changed = self.folders.rescan_due(now, &|| keepalive.progress());
         let settle_due = self.due.recheck_at.is_some_and(|t| self.clock.now() >= t);
         if changed || settle_due {
             self.due.recheck_at = None;
             self.pass();
+        } else if unpolled {
+            // A full rescan builds and frees several MiB at 10,000 tokens
+            // (the one after arming the watch at start-up among them); a
+            // pass would trim them, and none runs.
+            pass::release_freed_memory();
         }
     }
 
@@ -384,6 +398,12 @@ impl Daemon {
         housekeeping::run(&mut self.store, now, days, &present, &|| {
             keepalive.progress()
         });
+        // `present` came from a whole report, as big as a pass's and freed
+        // just as suddenly; start-up runs this right after the first pass,
+        // so without a trim the daemon would keep it mapped (10 MiB at
+        // 10,000 tokens, BENCHMARKS.md's memory scenario).
+        drop(present);
+        pass::release_freed_memory();
     }
 
     fn reload(&mut self, why: &str) {
@@ -395,11 +415,26 @@ impl Daemon {
                     .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
             ],
         );
-        self.apply_reload(why);
+        let accepted = self.apply_reload(why);
+        self.observer.metrics.config_reloaded(accepted);
+        if accepted {
+            self.listen_for_metrics();
+        }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     }
 
-    fn apply_reload(&mut self, why: &str) {
+    /// Serves `[metrics] listen`. An address it cannot bind is a config
+    /// problem: `status` shows it until a config that works is loaded, and
+    /// the daemon runs on without the endpoint.
+    fn listen_for_metrics(&mut self) {
+        if let Err(e) = self.observer.listen(&self.cfg, self.clock.now()) {
+            tracing::error!(error = %e, "metrics endpoint not started");
+            record_rejection(&mut self.store, format!("{}: {e}", self.cfg.file.display()));
+        }
+    }
+
+    /// False when the new config is rejected and the previous one stays.
+    fn apply_reload(&mut self, why: &str) -> bool {
         let path = self.cfg.file.clone();
         self.due.config_stamp = stamp::stamp(&path);
         let old = &self.cfg;
@@ -413,7 +448,7 @@ impl Daemon {
                 if let Err(e) = db(|| self.store.set_config_error(Some(&lines))) {
                     tracing::error!(error = %e, "cannot record the config error");
                 }
-                return;
+                return false;
             }
         };
         if cfg.state_dir != old.state_dir {
@@ -432,7 +467,7 @@ impl Daemon {
             Err(e) => {
                 tracing::error!(error = %e.cause, "new {} settings rejected; still running on the previous config", e.section);
                 record_rejection(&mut self.store, format!("{}: {e}", cfg.file.display()));
-                return;
+                return false;
             }
         };
         let apple_changed = cfg.apple != old.apple;
@@ -443,7 +478,7 @@ impl Daemon {
                     let e = DaemonError::setup(&cfg.file, format!("[apple]: {e}"));
                     tracing::error!(error = %e, "new Apple settings rejected; still running on the previous config");
                     record_rejection(&mut self.store, e.to_string());
-                    return;
+                    return false;
                 }
             }
         } else {
@@ -452,6 +487,7 @@ impl Daemon {
         if let Some(c) = channels {
             self.sender.use_channels(c);
         }
+        channels::park_removed_webhooks(&mut self.store, old, &cfg);
         if let Err(e) = db(|| self.store.set_config_error(None)) {
             tracing::error!(error = %e, "cannot clear the recorded config error");
         }
@@ -479,6 +515,7 @@ impl Daemon {
         if forget_changed {
             self.housekeep();
         }
+        true
     }
 }
 

@@ -72,6 +72,11 @@ impl Daemon {
         let mut tokens = assess::assess(now, &files, &self.cfg.assess_policy(), verdicts);
         let folders = assess::assess_folders(&scans);
         assess::mark_topic_changes(now, &mut tokens, &folders, &self.gone_certificates(now));
+        // Read every pass: `tokenwatch silence` cannot signal the daemon.
+        match tokio::task::block_in_place(|| self.store.silences()) {
+            Ok(silences) => assess::silence::mark(&mut tokens, &silences, now),
+            Err(e) => tracing::error!(error = %e, "cannot read the silences; none hold this pass"),
+        }
         let mut report = report::project(now, &folders, tokens);
         for (f, slot) in report.folders.iter_mut().zip(self.folders.slots()) {
             f.watch = Some(slot.mode_name().to_string());
@@ -119,6 +124,7 @@ impl Daemon {
         };
         self.keepalive.progress();
         let mut stored = true;
+        let mut state_problem = None;
         let keepalive = &self.keepalive;
         let store = &mut self.store;
         let writes = match tokio::task::block_in_place(|| {
@@ -128,6 +134,7 @@ impl Daemon {
             Err(e) => {
                 // Keep running on what is in memory; a pass is retried below.
                 tracing::error!(error = %e, "cannot record the scan in the state database");
+                state_problem = Some(e.to_string());
                 stored = false;
                 None
             }
@@ -135,6 +142,10 @@ impl Daemon {
         let recorded = started.elapsed();
         self.keepalive.progress();
         stored &= self.plan_and_enqueue(now, &report.tokens, &folders);
+        if !stored && state_problem.is_none() {
+            state_problem = Some("cannot queue alerts in the state database (see the log)".into());
+        }
+        self.observe_pass(now, &report, started.elapsed(), state_problem);
         self.keepalive.progress();
         self.keepalive.status(&status_line(&report));
         // Where a pass spends its time, for whoever profiles a slow one.
@@ -231,7 +242,30 @@ impl Daemon {
             &audiences,
         );
         self.due.recheck_at = plan.recheck_at;
-        if plan.alerts.is_empty() {
+        let mut rows = Vec::new();
+        // A silenced credential's alerts count as done without a message,
+        // so lifting the silence does not replay what came due meanwhile.
+        let (hushed, due): (Vec<_>, Vec<_>) = plan.alerts.into_iter().partition(|a| {
+            a.subject
+                .and_then(|i| tokens.get(i))
+                .is_some_and(|t| t.silenced.is_some())
+        });
+        for a in &hushed {
+            let fingerprint = a
+                .subject
+                .and_then(|i| tokens.get(i))
+                .map(|t| t.identity.clone());
+            rows.extend(
+                std::iter::once(&a.key)
+                    .chain(&a.also_done)
+                    .map(|k| NewLedgerRow {
+                        key: k.clone(),
+                        fingerprint: fingerprint.clone(),
+                        mailed: false,
+                    }),
+            );
+        }
+        if due.is_empty() && rows.is_empty() {
             return true;
         }
         let ctx = Context {
@@ -239,10 +273,9 @@ impl Daemon {
             host: &self.host,
             now,
         };
-        let mut rows = Vec::new();
         let mut outbox = Vec::new();
         let max = self.cfg.alerts.max_mails_per_pass;
-        for group in alerts::group_for_storm_guard(plan.alerts, &audiences, max) {
+        for group in alerts::group_for_storm_guard(due, &audiences, max) {
             for a in &group {
                 let fingerprint = a
                     .subject

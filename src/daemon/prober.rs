@@ -21,6 +21,7 @@ use super::deps::{Clock, Verify};
 use super::{db, Timing};
 use crate::assess::AppleRecord;
 use crate::evaluate::Verdict;
+use crate::metrics::Metrics;
 use crate::probe::ProbeOutcome;
 use crate::scan;
 use crate::state::StateStore;
@@ -92,6 +93,7 @@ pub fn prober(
             clock,
             timing,
             cancel: cancel.clone(),
+            metrics: Arc::new(Metrics::new()),
         },
         ProberHandle {
             queue,
@@ -122,9 +124,17 @@ pub struct Prober {
     /// the pause when Apple rate-limits without saying how long.
     timing: Timing,
     cancel: CancellationToken,
+    /// Counts requests by result; when Apple last answered per token.
+    metrics: Arc<Metrics>,
 }
 
 impl Prober {
+    /// Counts in the daemon's `metrics` (else in a private set).
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Prober {
+        self.metrics = metrics;
+        self
+    }
+
     pub async fn run(mut self) {
         loop {
             let next = lock(&self.queue).pop(Instant::now());
@@ -170,6 +180,7 @@ impl Prober {
                     o = self.probe.verify(&bearer) => o,
                 };
                 drop(bearer);
+                self.metrics.count_apple_request(request_result(&outcome));
                 if let ProbeOutcome::RateLimited { retry_after } = &outcome {
                     // Apple asks everyone to slow down: pause the whole queue.
                     let wait = retry_after
@@ -253,6 +264,7 @@ impl Prober {
             | ProbeOutcome::RateLimited { .. } => {}
         }
         if definitive {
+            self.metrics.apple_verified(&fp[..12.min(fp.len())], now);
             v.verified_at = now;
             v.error = None;
             v.first_failure_at = None;
@@ -286,6 +298,15 @@ impl Prober {
             .map(|p| (&p.verdict, &p.uid, p.apple_expires_at, p.first_failure_at))
             != Some((&v.verdict, &v.uid, v.apple_expires_at, v.first_failure_at));
         changed
+    }
+}
+
+/// How `tokenwatch_apple_requests_total` names an answer: the verdict it
+/// gives, or `rate_limited`.
+fn request_result(outcome: &ProbeOutcome) -> &'static str {
+    match outcome {
+        ProbeOutcome::RateLimited { .. } => "rate_limited",
+        o => o.verdict().as_str(),
     }
 }
 

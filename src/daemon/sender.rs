@@ -27,6 +27,7 @@ use super::deps::Clock;
 use super::{db, Timing};
 use crate::backoff::Backoff;
 use crate::channel::{Channels, Delivery, DeliveryError};
+use crate::metrics::Metrics;
 use crate::state::{OutboxRow, StateStore};
 
 /// Permanent failures (5xx, a channel that is not configured) get this
@@ -88,6 +89,7 @@ pub fn sender(
             cancel,
             clock,
             timing,
+            metrics: Arc::new(Metrics::new()),
         },
         SenderHandle {
             wake,
@@ -105,6 +107,8 @@ pub struct Sender {
     clock: Arc<dyn Clock>,
     /// Retries, the send limit and the outbox poll.
     timing: Timing,
+    /// Counts each attempt by channel and result.
+    metrics: Arc<Metrics>,
 }
 
 /// What happened to one attempt, to be written to the outbox.
@@ -129,6 +133,12 @@ struct Attempt {
 }
 
 impl Sender {
+    /// Counts attempts in the daemon's `metrics` (else in a private set).
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Sender {
+        self.metrics = metrics;
+        self
+    }
+
     pub async fn run(mut self) {
         // Outcomes the database refused. Until they are written nothing
         // else is sent: those mails are still "pending" in the outbox, and
@@ -215,13 +225,14 @@ impl Sender {
             // Set once the database refuses an outcome: no new send starts.
             let halt = std::sync::atomic::AtomicBool::new(false);
             {
-                let (channels, cancel, store, halt, clock, timing) = (
+                let (channels, cancel, store, halt, clock, timing, metrics) = (
                     &*channels,
                     &self.cancel,
                     &mut self.store,
                     &halt,
                     &*self.clock,
                     self.timing,
+                    &*self.metrics,
                 );
                 let mut sends = futures_util::stream::iter(due)
                     .map(|mail| async move {
@@ -232,6 +243,7 @@ impl Sender {
                             return None;
                         }
                         let result = send(channels, &mail, timing.send_limit).await;
+                        metrics.count_delivery(&mail.row.channel, delivery_result(&result));
                         Some(attempt_of(&mail, result, timing.send_retry, clock.now()))
                     })
                     .buffer_unordered(PARALLEL_SENDS);
@@ -301,6 +313,15 @@ async fn send(
     }
 }
 
+/// How `tokenwatch_deliveries_total` names a send's result.
+fn delivery_result(result: &Result<String, DeliveryError>) -> &'static str {
+    match result {
+        Ok(_) => "delivered",
+        Err(e) if e.is_permanent() => "permanent_failure",
+        Err(_) => "transient_failure",
+    }
+}
+
 /// The outcome of one send, which ended at `now`, as it is to be
 /// recorded: sent, retry at a backed-off time (after `send_retry`), or
 /// parked.
@@ -322,7 +343,14 @@ fn attempt_of(
                 None
             } else {
                 let jitter = rand::rng().random_range(-0.2..=0.2);
-                Some(now + millis(send_retry.nth_jittered(attempts, jitter)))
+                let backoff = millis(send_retry.nth_jittered(attempts, jitter));
+                // A receiver that says when to come back is obeyed: sooner
+                // would only earn another refusal.
+                let asked = failure
+                    .retry_after
+                    .and_then(|d| chrono::Duration::from_std(d).ok())
+                    .unwrap_or_default();
+                Some(now + backoff.max(asked))
             };
             match next {
                 Some(at) => {

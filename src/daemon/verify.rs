@@ -15,6 +15,7 @@ use super::prober::{self, ProbeRequest, ProberHandle};
 use super::Timing;
 use crate::assess::Verdicts;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::schedule::CronSchedule;
 use crate::state::StateStore;
 use crate::token::found::FoundFile;
@@ -30,6 +31,8 @@ pub struct Verifier {
     changed: mpsc::Sender<()>,
     clock: Arc<dyn Clock>,
     timing: Timing,
+    /// Handed to each prober.
+    metrics: Arc<Metrics>,
 }
 
 impl Verifier {
@@ -46,7 +49,14 @@ impl Verifier {
             changed,
             clock,
             timing,
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// Probers count in the daemon's `metrics`.
+    pub fn counting(mut self, metrics: Arc<Metrics>) -> Verifier {
+        self.metrics = metrics;
+        self
     }
 
     /// The probe `cfg`'s `[apple]` asks for; None when `verify` is off.
@@ -68,7 +78,7 @@ impl Verifier {
             self.clock.clone(),
             self.timing,
         );
-        tokio::spawn(prober.run());
+        tokio::spawn(prober.counting(self.metrics.clone()).run());
         self.prober = Some(handle);
     }
 

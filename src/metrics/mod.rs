@@ -16,6 +16,10 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::evaluate::Status;
+use crate::report::Report;
+use crate::token::found::FolderState;
+
 /// The content type of [`Metrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -67,8 +71,51 @@ pub struct PassFacts {
 #[derive(Debug, Clone, Default)]
 pub struct OutboxFacts {
     /// (state "pending" or "parked", channel, count)
-    pub counts: Vec<(&'static str, String, i64)>,
+    pub counts: Vec<(String, String, i64)>,
     pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+impl PassFacts {
+    /// What a `check` or a daemon pass reported, as metrics. `silenced`
+    /// says whether a credential (by its full fingerprint) is silenced now.
+    /// The one place both build their facts, so the textfile and a scrape
+    /// agree.
+    pub fn from_report(report: &Report, silenced: &dyn Fn(&str) -> bool) -> PassFacts {
+        let credentials = report
+            .tokens
+            .iter()
+            .map(|t| CredentialFacts {
+                kind: t.kind.as_str().to_owned(),
+                path: t.path.clone(),
+                org: t.org_name.clone().unwrap_or_default(),
+                account: t.account.clone().unwrap_or_default(),
+                fingerprint: t.fingerprint.clone().unwrap_or_default(),
+                expires_at: t.expires_at,
+                created_at: t.created_at,
+                status: t.status.as_str().to_owned(),
+                silenced: silenced(&t.identity),
+            })
+            .collect();
+        let folders = report
+            .folders
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FolderFacts {
+                path: f.path.clone(),
+                up: f.state == FolderState::Ok,
+                credentials: f.tokens,
+                unreadable_files: report
+                    .tokens
+                    .iter()
+                    .filter(|t| t.folder == i && t.status == Status::Unreadable)
+                    .count(),
+            })
+            .collect();
+        PassFacts {
+            credentials,
+            folders,
+        }
+    }
 }
 
 fn seconds(t: DateTime<Utc>) -> f64 {
@@ -341,7 +388,7 @@ impl Metrics {
         self.outbox.reset();
         for (state, channel, n) in &outbox.counts {
             self.outbox
-                .with_label_values(&[*state, channel.as_str()])
+                .with_label_values(&[state.as_str(), channel.as_str()])
                 .set(*n);
         }
         self.oldest_pending

@@ -85,15 +85,19 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `listen` and serves on the current runtime.
-    pub async fn start(
+    /// Binds `listen` and serves on the current runtime. Not async: a
+    /// bind does not wait, and the daemon's reload is synchronous.
+    pub fn start(
         listen: SocketAddr,
         metrics: Arc<Metrics>,
         health: HealthSource,
     ) -> Result<Server, String> {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("[metrics] listen = \"{listen}\": cannot listen there: {e}"))?;
+        let cannot = |e: std::io::Error| {
+            format!("[metrics] listen = \"{listen}\": cannot listen there: {e}")
+        };
+        let listener = std::net::TcpListener::bind(listen).map_err(cannot)?;
+        listener.set_nonblocking(true).map_err(cannot)?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(cannot)?;
         let addr = listener
             .local_addr()
             .map_err(|e| format!("[metrics] listen = \"{listen}\": {e}"))?;

@@ -139,7 +139,6 @@ async fn the_endpoint_serves_metrics_and_health_over_http() {
             state_problem: None,
         }),
     )
-    .await
     .unwrap();
     let client = reqwest::Client::new();
     let r = client

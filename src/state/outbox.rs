@@ -77,6 +77,14 @@ pub struct Counters {
     pub parked: u64,
 }
 
+/// Unsent messages, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxTally {
+    /// (state: `pending` or `parked`, channel, how many)
+    pub counts: Vec<(String, String, i64)>,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
 const ROW_COLUMNS: &str = "id, message_id, alert_keys, channel, recipients, title, payload,
     date, created_at, attempts, next_try_at, last_error, state";
 
@@ -274,6 +282,38 @@ impl StateStore {
             .map_err(sqlite(&self.path, "record a failed send"))
     }
 
+    /// Parks every pending row of `channel` addressed to `recipient` alone,
+    /// with `reason` as its error, without counting an attempt: the
+    /// receiver is gone, so trying would only fail. `outbox retry` sends
+    /// them again (once the receiver is back). Returns how many.
+    pub fn park_rows_to(
+        &mut self,
+        channel: &str,
+        recipient: &str,
+        reason: &str,
+    ) -> Result<usize, StateError> {
+        let ids: Vec<i64> = self
+            .outbox()?
+            .into_iter()
+            .filter(|r| !r.parked && r.row.channel == channel && r.row.recipients == [recipient])
+            .map(|r| r.id)
+            .collect();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite(&self.path, "park rows"))?;
+        for id in &ids {
+            tx.execute(
+                "UPDATE outbox SET state = 'parked', next_try_at = NULL, last_error = ?2
+                 WHERE id = ?1 AND state = 'pending'",
+                params![id, reason],
+            )
+            .map_err(sqlite(&self.path, "park rows"))?;
+        }
+        tx.commit().map_err(sqlite(&self.path, "park rows"))?;
+        Ok(ids.len())
+    }
+
     /// Pending and parked mails (not sent), oldest first, for `status`.
     pub fn outbox(&self) -> Result<Vec<OutboxRow>, StateError> {
         let read = || -> rusqlite::Result<Vec<_>> {
@@ -320,6 +360,30 @@ impl StateStore {
             )
             .map(|n| n == 1)
             .map_err(sqlite(&self.path, "drop a mail"))
+    }
+
+    /// Unsent messages per (state, channel), and when the oldest pending
+    /// one was queued, for the metrics.
+    pub fn outbox_tally(&self) -> Result<OutboxTally, StateError> {
+        let read = || -> rusqlite::Result<OutboxTally> {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT state, channel, count(*) FROM outbox
+                 WHERE state <> 'sent' GROUP BY state, channel ORDER BY state, channel",
+            )?;
+            let counts = stmt
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let oldest_pending = self.conn.query_row(
+                "SELECT min(created_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |row| get_opt_ts(row, 0),
+            )?;
+            Ok(OutboxTally {
+                counts,
+                oldest_pending,
+            })
+        };
+        read().map_err(self.err("count unsent messages"))
     }
 
     pub fn counters(&self) -> Result<Counters, StateError> {

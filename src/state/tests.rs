@@ -866,3 +866,48 @@ fn a_push_certificate_gone_is_remembered_with_its_topic_and_when_last_seen() {
         .unwrap()
         .is_empty());
 }
+
+#[test]
+fn parking_a_removed_webhook_s_rows_leaves_other_webhooks_and_mail_pending() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let hook = |id: &str, name: &str| NewRow {
+        channel: "webhook".to_owned(),
+        recipients: vec![name.to_owned()],
+        ..mail(id, &[])
+    };
+    let now = t("2026-12-27T09:30:00Z");
+    store
+        .commit_alerts(
+            now,
+            &[],
+            &[
+                hook("<a@t>", "gone"),
+                hook("<b@t>", "kept"),
+                mail("<c@t>", &[]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .park_rows_to("webhook", "gone", "webhook removed")
+            .unwrap(),
+        1
+    );
+    let rows = store.outbox().unwrap();
+    let state = |id: &str| {
+        let r = rows.iter().find(|r| r.row.message_id == id).unwrap();
+        (r.parked, r.last_error.clone(), r.attempts)
+    };
+    assert_eq!(
+        state("<a@t>"),
+        (true, Some("webhook removed".to_owned()), 0)
+    );
+    assert_eq!(state("<b@t>"), (false, None, 0));
+    assert_eq!(state("<c@t>"), (false, None, 0));
+    let a = rows.iter().find(|r| r.row.message_id == "<a@t>").unwrap();
+    assert!(
+        store.retry_mail(a.id, now).unwrap(),
+        "outbox retry works on it"
+    );
+}

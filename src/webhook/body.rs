@@ -11,7 +11,8 @@ use crate::show::rfc3339;
 /// Version of the `json` format's shape; keys are added, never renamed.
 pub const JSON_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Ordered by urgency: a summary takes its most urgent alert's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
     Info,
     Warning,

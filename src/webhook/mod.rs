@@ -242,15 +242,14 @@ fn classify(
     if status.is_success() {
         return Ok(format!("HTTP {code} from {who}"));
     }
-    let wait = retry_after
-        .and_then(|h| crate::probe::parse_retry_after(h, chrono::Utc::now()))
+    let asked = retry_after.and_then(|h| crate::probe::parse_retry_after(h, chrono::Utc::now()));
+    let wait = asked
         .map(|d| format!(" (asks to wait {} s)", d.as_secs()))
         .unwrap_or_default();
     let message = format!("{who} answered HTTP {code}{wait}{said}");
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
+    if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE {
+        Err(DeliveryError::transient(message).wait_at_least(asked))
+    } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
         Err(DeliveryError::transient(message))
     } else if status.is_redirection() {
         Err(DeliveryError::permanent(format!(
@@ -265,6 +264,8 @@ fn classify(
 pub struct WebhookChannel {
     hooks: BTreeMap<String, Hook>,
     client: reqwest::Client,
+    /// `[check] critical_days`: an expiry this close is critical.
+    critical_days: i64,
 }
 
 impl fmt::Debug for WebhookChannel {
@@ -285,7 +286,16 @@ impl WebhookChannel {
         Ok(WebhookChannel {
             hooks,
             client: client()?,
+            // Only expired, invalidated and unreadable credentials are
+            // critical until the daemon says how close is too close.
+            critical_days: 0,
         })
+    }
+
+    /// Marks expiries within `days` as critical.
+    pub fn with_critical_days(mut self, days: i64) -> WebhookChannel {
+        self.critical_days = days;
+        self
     }
 
     pub fn hook(&self, name: &str) -> Option<&Hook> {
@@ -311,12 +321,36 @@ pub fn client() -> Result<reqwest::Client, String> {
         })
 }
 
-/// How urgent an event is for a receiver that colours it.
-fn severity(event: &str) -> body::Severity {
-    match event {
-        "expired" | "invalidated" | "apple_unreachable" => body::Severity::Critical,
-        "folder_recovered" | "digest" => body::Severity::Info,
-        _ => body::Severity::Warning,
+/// How urgent a message is for a receiver that colours it: critical for a
+/// credential that no longer works or cannot be read and for one within
+/// `critical_days` of its expiry, info for a recovery, warning otherwise.
+fn severity(input: &render::Input<'_>, critical_days: i64) -> body::Severity {
+    use crate::alerts::{Alert, AlertKind};
+    let of = |alert: &Alert, tokens: &[crate::assess::Assessment]| match alert.kind {
+        AlertKind::Expired { .. }
+        | AlertKind::Invalidated { .. }
+        | AlertKind::Unreadable { .. } => body::Severity::Critical,
+        AlertKind::FolderRecovered => body::Severity::Info,
+        _ => {
+            let days = alert
+                .subject
+                .and_then(|i| tokens.get(i))
+                .and_then(|t| t.days_left);
+            match days {
+                Some(d) if d <= critical_days => body::Severity::Critical,
+                _ => body::Severity::Warning,
+            }
+        }
+    };
+    match *input {
+        render::Input::Alert { alert, tokens, .. } => of(alert, tokens),
+        // A summary is as urgent as the most urgent alert it stands for.
+        render::Input::Summary { alerts, tokens, .. } => alerts
+            .iter()
+            .map(|a| of(a, tokens))
+            .max()
+            .unwrap_or(body::Severity::Warning),
+        render::Input::Digest { .. } => body::Severity::Warning,
     }
 }
 
@@ -354,7 +388,7 @@ impl Channel for WebhookChannel {
                 let message = body::Message {
                     id: message_key(&message_id),
                     event: words.event,
-                    severity: severity(words.event),
+                    severity: severity(input, self.critical_days),
                     summary: &words.summary,
                     token: words.token.and_then(|t| serde_json::to_value(t).ok()),
                     folder: words.folder,
@@ -366,7 +400,7 @@ impl Channel for WebhookChannel {
                     payload: body::render(format, &message),
                     message_id,
                     recipients,
-                    title: format!("[tokenwatch] {}", words.summary),
+                    title: words.summary.clone(),
                 }
             })
             .collect()

@@ -143,6 +143,9 @@ async fn answers_are_classed_as_the_outbox_needs_them_and_never_show_the_secret_
         );
         if status == 429 {
             assert!(err.message.contains("asks to wait 30 s"), "{err}");
+            assert_eq!(err.retry_after, Some(Duration::from_secs(30)));
+        } else {
+            assert_eq!(err.retry_after, None, "{status}");
         }
     }
 }
@@ -254,5 +257,62 @@ fn an_alert_is_drafted_once_per_webhook_with_its_own_id_and_the_json_body() {
         drafts[0].title.ends_with("has EXPIRED"),
         "{}",
         drafts[0].title
+    );
+    assert_eq!(
+        body["summary"].as_str(),
+        Some(drafts[0].title.as_str()),
+        "the title is the summary: the subject without [tokenwatch]"
+    );
+    assert!(!drafts[0].title.starts_with("[tokenwatch]"));
+}
+
+#[test]
+fn severity_is_critical_within_critical_days_and_info_for_a_recovery() {
+    let token = crate::render::testing::subject(); // 14 days left
+    let severity_of = |kind, critical_days| {
+        let channel = WebhookChannel::from_settings(&[])
+            .unwrap()
+            .with_critical_days(critical_days);
+        let alert = crate::render::testing::alert(kind);
+        let input = crate::render::Input::Alert {
+            alert: &alert,
+            tokens: std::slice::from_ref(&token),
+            folders: &[],
+        };
+        let m = Member {
+            channel: CHANNEL,
+            address: "ops".into(),
+            key: "webhook:ops".into(),
+        };
+        let drafts = channel.render(&input, &[&m], &crate::render::testing::ctx());
+        let body: serde_json::Value = serde_json::from_str(&drafts[0].payload).unwrap();
+        body["severity"].as_str().unwrap().to_owned()
+    };
+    use crate::alerts::AlertKind;
+    assert_eq!(
+        severity_of(
+            AlertKind::Expiring {
+                days: 14,
+                first: false
+            },
+            7
+        ),
+        "warning"
+    );
+    assert_eq!(
+        severity_of(
+            AlertKind::Expiring {
+                days: 14,
+                first: false
+            },
+            14
+        ),
+        "critical"
+    );
+    assert_eq!(severity_of(AlertKind::Superseded, 7), "warning");
+    assert_eq!(severity_of(AlertKind::FolderRecovered, 7), "info");
+    assert_eq!(
+        severity_of(AlertKind::Unreadable { error: "x".into() }, 7),
+        "critical"
     );
 }

@@ -39,6 +39,7 @@ fn credential(i: usize, status: Status, days: i64) -> Assessment {
         modified_at: None,
         folder: 0,
         apple: None,
+        silenced: None,
         superseded_by: (status == Status::Superseded)
             .then(|| "/srv/tokens/acme/new.vpptoken".into()),
         kind_facts: Default::default(),

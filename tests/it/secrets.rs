@@ -184,7 +184,11 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     let (rt, apple) = AppleStub::start_on_own_runtime();
     // Every answer echoes the request, bearer and all.
     apple.set_default(Reply::raw(400, "text/plain", format!("bad request:\n{REQUEST}")).echoing());
-    let cfg = env.config(&apple_config(&apple));
+    let metrics_port = crate::metrics::free_port();
+    let cfg = env.config(&format!(
+        "{}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+        apple_config(&apple)
+    ));
     let (secrets, count) = write_canaries(&env);
     let trace = [("RUST_LOG", "trace")];
     let mut checked = 0;
@@ -206,6 +210,15 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
     check.expect_code(2);
     assert_eq!(check.json()["tokens"].as_array().map(Vec::len), Some(count));
     expect_clean(&check);
+    let textfile = tokenwatch(
+        &env,
+        &["-c", "tokenwatch.toml", "check", "--format", "prometheus"],
+        &trace,
+        60,
+    );
+    textfile.expect_code(2);
+    assert!(textfile.stdout().contains("tokenwatch_credential_status"));
+    expect_clean(&textfile);
     for e in std::fs::read_dir(env.path().join("tokens"))
         .unwrap()
         .flatten()
@@ -274,6 +287,13 @@ fn canary_tokens_leak_nowhere_check_inspect_status_trace_logs_state_or_mail() {
             .any(|(_, _, text)| text.contains("BEGIN:VCALENDAR")),
         "no invite among the mails"
     );
+    let (code, scrape) = crate::metrics::get(metrics_port, "/metrics").expect("a scrape");
+    assert_eq!(code, 200);
+    assert!(
+        scrape.contains("tokenwatch_apple_requests_total"),
+        "{scrape}"
+    );
+    secrets.assert_absent(scrape.as_bytes(), "the /metrics scrape");
     let state = env.path().join("state");
     assert_state_clean(&secrets, &state, "daemon running");
 

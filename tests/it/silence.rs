@@ -109,3 +109,99 @@ fn unknown_credentials_and_bad_or_past_dates_exit_3_and_store_nothing() {
     let list = env.run(&["-c", cfg, "silence", "list", "--json"]);
     assert_eq!(list.expect_code(0).json(), serde_json::json!([]));
 }
+
+fn mails_about(env: &Env, org: &str) -> usize {
+    crate::util::mail::read_mails(&env.path().join("state/mail"))
+        .iter()
+        .filter(|(_, _, text)| text.contains(org))
+        .count()
+}
+
+fn silenced_of(status: &serde_json::Value, file: &str) -> serde_json::Value {
+    status["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["path"].as_str().unwrap().ends_with(file))
+        .unwrap()["silenced"]
+        .clone()
+}
+
+/// The credential's alerts come due while it is silenced (the daemon
+/// first sees it then); they are recorded as done, so lifting the silence
+/// sends nothing about them.
+#[test]
+fn a_silenced_credential_gets_no_mail_across_a_restart_and_no_replay_once_lifted() {
+    let env = Env::new();
+    let cfg_path = env.config("");
+    let cfg = cfg_path.to_str().unwrap();
+    // A state to keep the silence in.
+    env.sample("tokens/canary0.vpptoken", "Zeroth Canary", -1);
+    let mut d = Daemon::start(&env, &cfg_path);
+    d.wait_for("a mail about the canary", 20, |_| {
+        mails_about(&env, "Zeroth Canary") > 0
+    });
+    d.stop();
+    std::fs::remove_file(env.path().join("tokens/canary0.vpptoken")).unwrap();
+    let file = env.sample("tokens/closed.vpptoken", "Closed Location", 3);
+    env.run(&[
+        "-c",
+        cfg,
+        "silence",
+        file.to_str().unwrap(),
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "closed",
+    ])
+    .expect_code(0);
+
+    let check = env.run(&["-c", cfg, "check", "--json"]);
+    check.expect_code(0);
+    let silenced = silenced_of(&check.json(), "closed.vpptoken");
+    assert_eq!(
+        silenced["until"],
+        "2099-01-01T00:00:00Z",
+        "{}",
+        check.describe()
+    );
+    assert_eq!(silenced["reason"], "closed");
+    assert!(env
+        .run(&["-c", cfg, "check"])
+        .stdout()
+        .contains("silenced until"));
+
+    // Killed and started again while the silence holds; a token that is
+    // not silenced shows the passes ran and mailed.
+    for (i, canary) in [(1, "First Canary"), (2, "Second Canary")] {
+        env.sample(&format!("tokens/canary{i}.vpptoken"), canary, -1);
+        let mut d = Daemon::start(&env, &cfg_path);
+        let status = d.wait_for("a mail about the canary", 20, |_| {
+            mails_about(&env, canary) > 0
+        });
+        assert_eq!(silenced_of(&status, "closed.vpptoken")["reason"], "closed");
+        d.signal(libc::SIGKILL);
+        d.wait_exit(20);
+    }
+    assert_eq!(mails_about(&env, "Closed Location"), 0, "silenced");
+
+    env.run(&["-c", cfg, "silence", "clear", file.to_str().unwrap()])
+        .expect_code(0);
+    for i in 1..=2 {
+        std::fs::remove_file(env.path().join(format!("tokens/canary{i}.vpptoken"))).unwrap();
+    }
+    // Counted again: 3 days left is critical.
+    env.run(&["-c", cfg, "check"]).expect_code(2);
+    env.sample("tokens/later.vpptoken", "Later Canary", -1);
+    let mut d = Daemon::start(&env, &cfg_path);
+    let status = d.wait_for("a mail about the last canary", 20, |_| {
+        mails_about(&env, "Later Canary") > 0
+    });
+    d.stop();
+    assert!(silenced_of(&status, "closed.vpptoken").is_null());
+    assert_eq!(
+        mails_about(&env, "Closed Location"),
+        0,
+        "alerts that came due while silenced are not replayed"
+    );
+}

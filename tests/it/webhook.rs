@@ -7,10 +7,11 @@ use crate::util::Env;
 use crate::webhook_stub::WebhookStub;
 
 /// A path secret as long as a Slack one, and a signing key.
-const PATH_SECRET: &str = "T0CANARY01/B0CANARY02/CanaryPathSecret4f9a1c7e2b6d8a0f3e5c7b9d";
-const KEY: &str = "canary-signing-key-7d1e3a9c5b2f8e4d6a0c1b3f5e7d9a2c";
+pub(crate) const PATH_SECRET: &str =
+    "T0CANARY01/B0CANARY02/CanaryPathSecret4f9a1c7e2b6d8a0f3e5c7b9d";
+pub(crate) const KEY: &str = "canary-signing-key-7d1e3a9c5b2f8e4d6a0c1b3f5e7d9a2c";
 
-fn private(env: &Env, rel: &str, text: &str) -> std::path::PathBuf {
+pub(crate) fn private(env: &Env, rel: &str, text: &str) -> std::path::PathBuf {
     let p = env.write(rel, text);
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
     p
@@ -57,7 +58,7 @@ fn test_webhook_posts_a_signed_test_message_and_says_what_answered() {
     assert!(!run.stdout().contains("CanaryPath") && !run.stderr().contains("CanaryPath"));
 }
 
-fn hmac_hex(key: &str, body: &str) -> String {
+pub(crate) fn hmac_hex(key: &str, body: &str) -> String {
     use sha2::Digest;
     // HMAC-SHA256 by its definition, independent of the code under test.
     let mut k = [0u8; 64];

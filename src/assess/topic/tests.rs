@@ -24,6 +24,7 @@ fn subject() -> Assessment {
         world_readable: false,
         apple: None,
         superseded_by: None,
+        silenced: None,
         kind_facts: Default::default(),
         replaces_topic: None,
         mdm_conflict: None,

@@ -433,3 +433,47 @@ async fn the_injected_clock_decides_what_is_due_and_times_the_retry() {
         "the retry is about 5 s after the injected now, not {wait}"
     );
 }
+
+fn queued_row(attempts: u32) -> OutboxRow {
+    let now = Utc::now();
+    OutboxRow {
+        id: 7,
+        row: NewRow {
+            message_id: "<w@tokenwatch>".into(),
+            alert_keys: vec![],
+            channel: "webhook".into(),
+            recipients: vec!["ops-chat".into()],
+            title: "s".into(),
+            payload: "{}".into(),
+            date: now,
+        },
+        created_at: now,
+        attempts,
+        next_try_at: Some(now),
+        last_error: None,
+        parked: false,
+    }
+}
+
+#[test]
+fn a_receiver_that_asks_to_wait_is_not_tried_again_sooner() {
+    let now = Utc.with_ymd_and_hms(2027, 1, 1, 8, 0, 0).unwrap();
+    let quick =
+        crate::backoff::Backoff::new(StdDuration::from_millis(10), StdDuration::from_millis(10));
+    let failure = DeliveryError::transient("429").wait_at_least(Some(StdDuration::from_secs(120)));
+    let a = attempt_of(&queued_row(0), Err(failure), quick, now);
+    let Outcome::Failed { next: Some(at), .. } = a.outcome else {
+        panic!("{:?}", a.outcome)
+    };
+    assert!(at >= now + Duration::seconds(120), "{at}");
+    let a = attempt_of(
+        &queued_row(0),
+        Err(DeliveryError::transient("503")),
+        quick,
+        now,
+    );
+    let Outcome::Failed { next: Some(at), .. } = a.outcome else {
+        panic!("{:?}", a.outcome)
+    };
+    assert!(at < now + Duration::seconds(1), "{at}");
+}
