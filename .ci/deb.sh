@@ -29,22 +29,9 @@ fail() {
     echo "deb: FAIL: $*" >&2
     exit 1
 }
-now_us() { echo "${EPOCHREALTIME/./}"; }
-step_started=
-step_name=
-step() {
-    step_done
-    step_name=$1
-    step_started=$(now_us)
-    printf '\n--> deb: %s\n' "$step_name"
-}
-step_done() {
-    if [[ -n $step_name ]]; then
-        local ds=$((($(now_us) - step_started) / 100000))
-        printf 'deb: TIME %s: %d.%d s\n' "$step_name" $((ds / 10)) $((ds % 10))
-    fi
-    step_name=
-}
+STEP_PREFIX=deb
+# shellcheck source=.ci/steps.sh
+source .ci/steps.sh  # the script has cd-ed to the checkout
 # mode owner group of a path, as `stat` prints them.
 perms() { stat -c '%a %U %G' "$1"; }
 expect_perms() {

@@ -57,22 +57,9 @@ readonly MAIL=$STATE/mail
 readonly UNIT=tokenwatch.service
 
 say() { printf 'systemd-e2e: %s\n' "$*"; }
-now_us() { echo "${EPOCHREALTIME/./}"; }
-step_started=
-step_name=
-step() {
-    step_done
-    step_name=$1
-    step_started=$(now_us)
-    printf '\n--> systemd-e2e: %s\n' "$step_name"
-}
-step_done() {
-    if [[ -n $step_name ]]; then
-        local ds=$((($(now_us) - step_started) / 100000))
-        printf 'systemd-e2e: TIME %s: %d.%d s\n' "$step_name" $((ds / 10)) $((ds % 10))
-    fi
-    step_name=
-}
+STEP_PREFIX=systemd-e2e
+# shellcheck source=.ci/steps.sh
+source .ci/steps.sh  # the script has cd-ed to the checkout
 
 # Where systemd cannot boot, the test cannot run: say so; strict CI fails.
 cannot() {
