@@ -8,9 +8,11 @@ use crate::util::{Daemon, Env};
 use crate::webhook::{hmac_hex, private, KEY, PATH_SECRET};
 use crate::webhook_stub::{Post, WebhookStub};
 
-const FORMATS: [&str; 3] = ["json", "slack", "teams"];
+pub(crate) const FORMATS: [&str; 3] = ["json", "slack", "teams"];
 
-fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
+/// Three webhooks on `stub`, one per format (`FORMAT-hook`, posting to
+/// `/FORMAT/SECRET`; json signed with `KEY`), as config text.
+pub(crate) fn hooks(env: &Env, stub: &WebhookStub) -> String {
     let mut hooks = String::new();
     for f in FORMATS {
         private(
@@ -26,6 +28,11 @@ fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
             hooks.push_str("secret_file = \"json.key\"\n");
         }
     }
+    hooks
+}
+
+fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
+    let hooks = hooks(env, stub);
     env.config(&format!(
         "{extra}webhooks = [\"json-hook\", \"slack-hook\", \"teams-hook\"]\n{hooks}"
     ))
@@ -33,7 +40,7 @@ fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
 
 /// The posts to one format's webhook, by idempotency key; every retry of
 /// one key carries the same bytes.
-fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
+pub(crate) fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
     let mut out: BTreeMap<String, &Post> = BTreeMap::new();
     for p in posts
         .iter()
@@ -51,7 +58,7 @@ fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
     out
 }
 
-fn fast(trace: bool) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn fast(trace: bool) -> Vec<(&'static str, &'static str)> {
     let mut v = vec![("TOKENWATCH_RETRY_BASE_MS", "50")];
     if trace {
         v.push(("RUST_LOG", "trace"));

@@ -22,6 +22,8 @@ pub struct Post {
     pub body: String,
     /// When it was received.
     pub at: Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Post {
@@ -60,8 +62,10 @@ async fn receive(
 ) -> Response {
     let at = Instant::now();
     let mut s = state.lock().unwrap();
+    let (status, retry_after) = s.queue.pop_front().unwrap_or((s.default, None));
     s.posts.push(Post {
         at,
+        status,
         path: uri.path().to_owned(),
         headers: headers
             .iter()
@@ -69,7 +73,6 @@ async fn receive(
             .collect(),
         body,
     });
-    let (status, retry_after) = s.queue.pop_front().unwrap_or((s.default, None));
     let status = StatusCode::from_u16(status).unwrap();
     match retry_after {
         Some(r) => (status, [("retry-after", r)]).into_response(),
