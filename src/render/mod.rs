@@ -330,10 +330,12 @@ pub fn render_summary(
 pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> Rendered {
     let mut sorted: Vec<&&Assessment> = tokens.iter().collect();
     sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
-    let attention = sorted
-        .iter()
-        .filter(|t| t.status != crate::evaluate::Status::Ok)
-        .count();
+    // A silenced credential was left to expire on purpose: it is listed
+    // (marked) but needs no one's attention, as in `check`'s exit code.
+    let needs_attention =
+        |t: &Assessment| t.status != crate::evaluate::Status::Ok && t.silenced.is_none();
+    let attention = sorted.iter().filter(|t| needs_attention(t)).count();
+    let silenced = sorted.iter().filter(|t| t.silenced.is_some()).count();
     let plural = |n: usize, w: &str| {
         if n == 1 {
             format!("{n} {w}")
@@ -355,6 +357,10 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
             attention,
             if attention == 1 { "s" } else { "" }
         )
+    };
+    let summary = match silenced {
+        0 => summary,
+        n => format!("{summary} ({n} silenced)"),
     };
     let mut list = Listing::default();
     for t in &sorted {
@@ -387,6 +393,7 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         n => {
             let critical = sorted
                 .iter()
+                .filter(|t| needs_attention(t))
                 .any(|t| html::status_tone(t.status) == html::Tone::Critical);
             let tone = if critical {
                 html::Tone::Critical

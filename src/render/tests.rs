@@ -278,6 +278,36 @@ fn a_digest_marks_a_silenced_credential_in_text_html_and_chat_facts() {
 }
 
 #[test]
+fn a_silenced_credential_in_a_digest_needs_no_attention() {
+    let expiring = |n, path: &str| Assessment {
+        status: Status::Expiring,
+        days_left: Some(9),
+        ..token_report(n, path.into())
+    };
+    let closed = Assessment {
+        silenced: Some(crate::assess::silence::Silence {
+            until: Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap(),
+            reason: None,
+        }),
+        ..expiring(1, "/t/closed.vpptoken")
+    };
+    let open = token_report(2, "/t/open.vpptoken".into());
+    let r = render_digest(&[&closed, &open], 1, &ctx());
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Digest: tokenwatch is watching 2 tokens in 1 folder; all fine (1 silenced)"
+    );
+    assert!(r.html.contains("ALL FINE"), "{}", r.html);
+
+    let due = expiring(3, "/t/due.vpptoken");
+    let r = render_digest(&[&closed, &open, &due], 1, &ctx());
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Digest: tokenwatch is watching 3 tokens in 1 folder; 1 needs attention (1 silenced)"
+    );
+}
+
+#[test]
 fn an_mdm_conflict_names_both_mdms_and_warns_against_sharing() {
     let r = render_alert(
         &alert(AlertKind::MdmConflict {
