@@ -50,7 +50,44 @@ pub struct Tick<J> {
     pub at: DateTime<Utc>,
 }
 
+/// What wakes schedules at their fire instants. Make one per process and
+/// give every schedule a clone: a `tokio-cron-scheduler` wakes twice a
+/// second whatever it has to do, so each scheduler costs an idle daemon CPU
+/// time (four schedules with a scheduler each woke it eight times a
+/// second).
+#[derive(Clone)]
+pub struct AlarmClock(Alarm);
+
+impl AlarmClock {
+    /// Starts the scheduler; when it cannot start, schedules are woken by
+    /// tokio timers alone (logged).
+    pub async fn start() -> AlarmClock {
+        match start_scheduler().await {
+            Ok(scheduler) => AlarmClock(Alarm::Scheduler {
+                scheduler,
+                grace: FALLBACK_GRACE,
+            }),
+            Err(error) => {
+                tracing::warn!(%error, "cannot start the cron scheduler; using timers only");
+                AlarmClock(Alarm::TimerOnly)
+            }
+        }
+    }
+
+    /// Stops the scheduler's ticker. Its idle actor tasks stay parked until
+    /// the runtime ends (upstream has no way to stop them), which is why a
+    /// process makes one clock, not one per schedule or reload.
+    pub async fn shutdown(self) {
+        if let Alarm::Scheduler { mut scheduler, .. } = self.0 {
+            if let Err(error) = scheduler.shutdown().await {
+                tracing::warn!(%error, "cannot shut the cron scheduler down");
+            }
+        }
+    }
+}
+
 /// What wakes the loop at a fire instant.
+#[derive(Clone)]
 enum Alarm {
     /// A one-shot `tokio-cron-scheduler` job per fire, backed by a timer
     /// that delivers the tick `grace` after the instant if the job did not.
@@ -71,37 +108,19 @@ enum Alarm {
 /// stopped or suspended are not caught up beyond one late tick. Also returns
 /// when `tx` is closed. Errors are logged, never panics.
 ///
-/// Each call owns one `JobScheduler`, shut down when the call returns. A
-/// shared one would need a process-wide global tied to one tokio runtime
-/// (tests run many); the cost is that the scheduler's idle actor tasks stay
-/// parked until the runtime ends (upstream has no way to stop them), so
-/// restart a schedule on reload only when it changed.
+/// `alarm` is shared by every schedule of the process (see
+/// [`AlarmClock`]); the one-shot jobs this call arms are removed when it
+/// stops waiting for them.
 pub async fn run_schedule<J>(
     job: J,
     schedule: CronSchedule,
+    alarm: AlarmClock,
     tx: mpsc::Sender<Tick<J>>,
     cancel: CancellationToken,
 ) where
     J: Copy + Send + fmt::Display + 'static,
 {
-    let name = job.to_string();
-    let name = name.as_str();
-    let alarm = match start_scheduler().await {
-        Ok(scheduler) => Alarm::Scheduler {
-            scheduler,
-            grace: FALLBACK_GRACE,
-        },
-        Err(error) => {
-            tracing::warn!(schedule = name, %error, "cannot start the cron scheduler; using timers only");
-            Alarm::TimerOnly
-        }
-    };
-    run_with(job, &schedule, &tx, &cancel, &alarm).await;
-    if let Alarm::Scheduler { mut scheduler, .. } = alarm {
-        if let Err(error) = scheduler.shutdown().await {
-            tracing::warn!(schedule = name, %error, "cannot shut the cron scheduler down");
-        }
-    }
+    run_with(job, &schedule, &tx, &cancel, &alarm.0).await;
 }
 
 async fn start_scheduler() -> Result<JobScheduler, tokio_cron_scheduler::JobSchedulerError> {

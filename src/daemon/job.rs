@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::housekeeping;
 use crate::config::Config;
-use crate::schedule::{run_schedule, Tick};
+use crate::schedule::{run_schedule, AlarmClock, Tick};
 
 /// One kind of scheduled work. Each has its own cron schedule
 /// (`[schedule]` in the config; housekeeping's is fixed) and one handler in
@@ -47,14 +47,17 @@ impl fmt::Display for Job {
 /// The running schedules, each sending its job to the loop when it fires.
 pub(super) struct Jobs {
     tx: mpsc::Sender<Tick<Job>>,
+    /// One for every schedule, kept across reloads.
+    alarm: AlarmClock,
     /// Cancels the running schedule tasks (replaced at each start).
     cancel: CancellationToken,
 }
 
 impl Jobs {
-    pub fn new(tx: mpsc::Sender<Tick<Job>>) -> Jobs {
+    pub fn new(tx: mpsc::Sender<Tick<Job>>, alarm: AlarmClock) -> Jobs {
         Jobs {
             tx,
+            alarm,
             cancel: CancellationToken::new(),
         }
     }
@@ -74,12 +77,24 @@ impl Jobs {
             list.push((Job::Housekeeping, s));
         }
         for (job, s) in list {
-            tokio::spawn(run_schedule(job, s, self.tx.clone(), self.cancel.clone()));
+            tokio::spawn(run_schedule(
+                job,
+                s,
+                self.alarm.clone(),
+                self.tx.clone(),
+                self.cancel.clone(),
+            ));
         }
     }
 
     pub fn stop(&self) {
         self.cancel.cancel();
+    }
+
+    /// Stops the schedules and their alarm clock, for good.
+    pub async fn shutdown(self) {
+        self.stop();
+        self.alarm.shutdown().await;
     }
 
     /// Whether a reload from `old` to `new` must start the schedules again.

@@ -46,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::{self, Config};
-use crate::schedule::Tick;
+use crate::schedule::{AlarmClock, Tick};
 use crate::state::{StateError, StateStore};
 use crate::token::found::FileStamp;
 use crate::watch::WatchEvent;
@@ -154,7 +154,7 @@ pub async fn run(
         verifier: Verifier::new(prober, verdict_tx, clock.clone(), timing)
             .counting(observer.metrics.clone()),
         sender: Outbound::new(sender_handle, channel_factory, channels),
-        jobs: Jobs::new(tick_tx),
+        jobs: Jobs::new(tick_tx, AlarmClock::start().await),
         keepalive: Keepalive::from_env(&timing),
         warned: warned::Warned::default(),
         clock,
@@ -190,7 +190,7 @@ pub async fn run(
 
     tracing::info!("stopping: finishing the mail in flight");
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
-    d.jobs.stop();
+    d.jobs.shutdown().await;
     d.verifier.stop();
     sender_cancel.cancel();
     if tokio::time::timeout(timing.drain_limit, sender_task)

@@ -403,7 +403,13 @@ async fn run_schedule_ticks_every_second_and_stops_on_cancel() {
     let schedule = parse("* * * * * *", Tz::UTC);
     let (tx, mut rx) = mpsc::channel(8);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run_schedule("every-second", schedule, tx, cancel.clone()));
+    let task = tokio::spawn(run_schedule(
+        "every-second",
+        schedule,
+        AlarmClock::start().await,
+        tx,
+        cancel.clone(),
+    ));
     let ticks = [next_tick(&mut rx).await, next_tick(&mut rx).await];
     assert!(
         Utc::now() >= ticks[1].at,
@@ -443,6 +449,37 @@ async fn scheduler_job_fires_without_the_fallback_timer() {
     assert_ticks_in_order("job", &ticks);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_sharing_one_alarm_clock_each_get_their_ticks() {
+    // With a fallback an hour late, only the shared scheduler's jobs can
+    // deliver; each schedule's ticks reach its own receiver.
+    let scheduler = start_scheduler().await.expect("scheduler starts");
+    let clock = AlarmClock(Alarm::Scheduler {
+        scheduler,
+        grace: StdDuration::from_secs(3600),
+    });
+    let cancel = CancellationToken::new();
+    let mut receivers = Vec::new();
+    for name in ["first", "second"] {
+        let (tx, rx) = mpsc::channel(8);
+        let schedule = parse("* * * * * *", Tz::UTC);
+        tokio::spawn(run_schedule(
+            name,
+            schedule,
+            clock.clone(),
+            tx,
+            cancel.clone(),
+        ));
+        receivers.push((name, rx));
+    }
+    for (name, rx) in &mut receivers {
+        let ticks = [next_tick(rx).await, next_tick(rx).await];
+        assert_ticks_in_order(name, &ticks);
+    }
+    cancel.cancel();
+    clock.shutdown().await;
+}
+
 #[tokio::test]
 async fn timer_alone_delivers_each_fire_once_when_the_scheduler_fails() {
     let schedule = parse("* * * * * *", Tz::UTC);
@@ -467,7 +504,13 @@ async fn cancel_stops_a_schedule_waiting_for_a_far_fire() {
     let schedule = parse("0 0 0 1 1 *", Tz::UTC);
     let (tx, mut rx) = mpsc::channel(1);
     let cancel = CancellationToken::new();
-    let task = tokio::spawn(run_schedule("yearly", schedule, tx, cancel.clone()));
+    let task = tokio::spawn(run_schedule(
+        "yearly",
+        schedule,
+        AlarmClock::start().await,
+        tx,
+        cancel.clone(),
+    ));
     cancel.cancel();
     tokio::time::timeout(DEADLINE, task)
         .await
@@ -484,6 +527,7 @@ async fn closed_receiver_stops_the_schedule() {
     let task = tokio::spawn(run_schedule(
         "orphan",
         schedule,
+        AlarmClock::start().await,
         tx,
         CancellationToken::new(),
     ));
