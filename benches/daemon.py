@@ -9,7 +9,10 @@ prints one JSON object per run on stdout:
   startup  time from spawn to READY=1 (sd-notify, read from a NOTIFY_SOCKET
            this script listens on), then VmRSS/VmHWM once the first scan
            and its follow-up rescan are done
-  idle     utime+stime of the daemon over a quiet window
+  idle     utime+stime of the daemon over a quiet window (the scheduled
+           full scan moved out of it)
+  rescan   utime+stime of one scheduled full scan of unchanged folders
+           (the hourly safety net, run every 15 s for the measurement)
   pollidle the same data in `poll = true` folders: bytes the daemon wrote
            (wchar of /proc/PID/io, needs root or the same user) and
            utime+stime over a quiet window, logging at warn
@@ -170,8 +173,23 @@ def cmd_startup(a):
             d.stop()
 
 
+def config_with_check(data, name, check):
+    """The generated config with `[schedule] check` set, written beside it
+    (same state): the scenarios below decide when the full scan runs."""
+    with open(os.path.join(data, "tokenwatch.toml")) as f:
+        text = f.read()
+    if "[schedule]" in text:
+        raise RuntimeError("the generated config already has a [schedule] table")
+    cfg = os.path.join(data, name)
+    with open(cfg, "w") as f:
+        f.write(text + '\n[schedule]\ncheck = "%s"\n' % check)
+    return cfg
+
+
 def cmd_idle(a):
-    cfg = os.path.join(a.data, "tokenwatch.toml")
+    # The hourly safety-net scan is measured on its own (rescan): here it
+    # is moved to New Year so the window never holds one.
+    cfg = config_with_check(a.data, "tokenwatch-idle.toml", "0 0 0 1 1 *")
     d = Daemon(a.tw, cfg, a.log)
     try:
         d.wait_ready()
@@ -215,6 +233,45 @@ def cmd_pollidle(a):
     finally:
         d.stop()
         shutil.rmtree(os.path.join(a.data, "state-poll"), ignore_errors=True)
+
+
+def cmd_rescan(a):
+    """CPU time of one scheduled full scan of unchanged folders (the hourly
+    safety net), run every 15 s here: utime+stime from 2 s before a fire
+    instant to 6 s after it, less the idle CPU of an equal window without a
+    fire. Each scan is checked to have happened (scan_seq moved on)."""
+    period = 15
+    cfg = config_with_check(a.data, "tokenwatch-rescan.toml", "*/%d * * * * *" % period)
+    d = Daemon(a.tw, cfg, a.log, rust_log="warn")
+    try:
+        d.wait_ready()
+        wait_settled(d, a.data)
+
+        def until_offset(offset):
+            # Sleeps to `offset` seconds after the next fire instant minus
+            # 2 s, on the wall clock the schedule uses.
+            now = time.time()
+            fire = (int(now + 2) // period + 1) * period
+            time.sleep(max(0.0, fire + offset - now))
+
+        scans = []
+        for _ in range(a.runs):
+            until_offset(-2)
+            seq0, c0 = read_db(a.data, "SELECT scan_seq FROM daemon_status WHERE id = 1"), d.cpu_seconds()
+            time.sleep(8)
+            seq1, c1 = read_db(a.data, "SELECT scan_seq FROM daemon_status WHERE id = 1"), d.cpu_seconds()
+            if seq1 == seq0:
+                raise RuntimeError("no scheduled scan between %s and %s" % (seq0, seq1))
+            scans.append(c1 - c0)
+        # The same window length between two fires: the idle part to take off.
+        until_offset(3)
+        c0 = d.cpu_seconds()
+        time.sleep(8)
+        idle = d.cpu_seconds() - c0
+        for cpu in scans:
+            emit(scan_cpu_s=max(0.0, cpu - idle), window_cpu_s=cpu, idle_cpu_s=idle)
+    finally:
+        d.stop()
 
 
 def cmd_latency(a):
@@ -405,6 +462,9 @@ def main():
     s = sub.add_parser("pollidle")
     s.add_argument("--data", required=True)
     s.add_argument("--seconds", type=float, default=60)
+    s = sub.add_parser("rescan")
+    s.add_argument("--data", required=True)
+    s.add_argument("--runs", type=int, default=5)
     s = sub.add_parser("latency")
     s.add_argument("--data", required=True)
     s.add_argument("--runs", type=int, default=20)
@@ -419,6 +479,7 @@ def main():
         "startup": cmd_startup,
         "idle": cmd_idle,
         "pollidle": cmd_pollidle,
+        "rescan": cmd_rescan,
         "latency": cmd_latency,
         "alerts": cmd_alerts,
     }[a.cmd](a)

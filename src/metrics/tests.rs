@@ -97,6 +97,32 @@ fn a_pass_becomes_one_series_per_credential_in_the_classic_text_format() {
 }
 
 #[test]
+fn a_pass_that_saw_the_same_facts_leaves_the_series_alone_and_a_change_resets_them() {
+    let m = Metrics::new();
+    let first = pass();
+    m.observe_pass(&first, at(2026, 12, 1), Duration::from_millis(30));
+    // A stray series only a reset removes: it shows whether the
+    // credential families were set again.
+    m.credentials
+        .status
+        .with_label_values(&["vpp", "/t/stray.vpptoken", "", "", "", "ok"])
+        .set(1);
+    m.observe_pass(&first, at(2026, 12, 1), Duration::from_millis(30));
+    assert!(
+        m.encode().contains("stray.vpptoken"),
+        "unchanged facts are not set again"
+    );
+
+    let mut changed = pass();
+    changed.credentials[0].status = "expired".into();
+    m.observe_pass(&changed, at(2026, 12, 2), Duration::from_millis(30));
+    let text = m.encode();
+    assert!(!text.contains("stray.vpptoken"), "{text}");
+    assert!(text.contains("status=\"expired\"} 1"), "{text}");
+    assert!(!text.contains("status=\"expiring\"} 1"), "{text}");
+}
+
+#[test]
 fn the_textfile_holds_only_the_credential_and_folder_families() {
     let text = textfile(&pass());
     assert!(text.contains("tokenwatch_credential_status{"));
