@@ -112,6 +112,10 @@ pub struct Policy {
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded {
     pub at: DateTime<Utc>,
+    /// A message was queued for it; false when it only counts as done
+    /// (folded into a more urgent threshold, skipped, or due while the
+    /// credential was silenced).
+    pub mailed: bool,
 }
 
 pub type Ledger = HashMap<String, Recorded>;
@@ -268,9 +272,15 @@ pub fn plan(
                             .map(|d| format!("expiring:{fp}:{d}"))
                             .filter(|k| !ledger.contains_key(k))
                             .collect();
-                        let first = !crossed
-                            .iter()
-                            .any(|d| ledger.contains_key(&format!("expiring:{fp}:{d}")));
+                        // Only a lead day someone was told about counts: one
+                        // that came due while the credential was silenced
+                        // carried no invite, so the first mail after the
+                        // silence must.
+                        let first = !crossed.iter().any(|d| {
+                            ledger
+                                .get(&format!("expiring:{fp}:{d}"))
+                                .is_some_and(|r| r.mailed)
+                        });
                         push(
                             key,
                             AlertKind::Expiring {

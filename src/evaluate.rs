@@ -41,6 +41,13 @@ pub const REASON_PASSWORD_CHANGE: &str = "password_change";
 pub const REASON_APPLE_REVOKED: &str = "apple_revoked";
 pub const REASON_APPLE_INVALID: &str = "apple_invalid";
 pub use crate::token::found::REASON_LINK_OUTSIDE_FOLDER;
+/// `detail` of a credential whose expiry is not read from the file but
+/// estimated (an enrollment token that could not be decrypted: its file
+/// name's download time plus one year). A note, not a problem: the status
+/// is computed from the estimate as usual.
+pub const DETAIL_EXPIRY_ESTIMATED: &str = "expiry_estimated";
+/// What [`DETAIL_EXPIRY_ESTIMATED`] means, for people.
+pub const EXPIRY_ESTIMATED_MEANS: &str = "estimated as the file name's download time plus one year (set ade_key on the folder to read the real expiry)";
 /// What [`REASON_LINK_OUTSIDE_FOLDER`] means, for people.
 pub const LINK_OUTSIDE_FOLDER_MEANS: &str = "a symbolic link whose target is outside every configured folder; not followed (set follow_links = true on its [[folder]] to follow it)";
 

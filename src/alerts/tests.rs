@@ -92,9 +92,9 @@ fn quick(
 /// Applies a plan to the ledger as the daemon would.
 fn record(ledger: &mut Ledger, plan: &Plan, at: DateTime<Utc>) {
     for a in &plan.alerts {
-        ledger.insert(a.key.clone(), Recorded { at });
+        ledger.insert(a.key.clone(), Recorded { at, mailed: true });
         for k in &a.also_done {
-            ledger.insert(k.clone(), Recorded { at });
+            ledger.insert(k.clone(), Recorded { at, mailed: false });
         }
     }
 }
@@ -141,6 +141,31 @@ fn only_the_first_lead_day_alert_of_a_credential_is_marked_first() {
             first: false
         }
     ));
+}
+
+#[test]
+fn the_first_lead_day_mailed_after_a_silence_is_marked_first() {
+    // 60 and 30 came due while the credential was silenced: recorded as
+    // done without a message, so nobody got the invite yet.
+    let mut ledger = Ledger::new();
+    for d in [60, 30] {
+        let r = Recorded {
+            at: now(),
+            mailed: false,
+        };
+        ledger.insert(format!("expiring:aaa:{d}"), r);
+    }
+    let p = quick(now(), &[token("aaa", Status::Expiring, 14)], &[], &ledger);
+    assert!(
+        matches!(
+            p.alerts[0].kind,
+            AlertKind::Expiring {
+                days: 14,
+                first: true
+            }
+        ),
+        "{p:?}"
+    );
 }
 
 #[test]

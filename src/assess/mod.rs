@@ -331,7 +331,14 @@ fn assess_one(
     a.expires_at = Some(t.expires_at);
     a.days_left = Some(e.days_left);
     a.status = e.status;
-    a.detail = e.detail;
+    // A rule's finding says more than the note that the date is a guess,
+    // which the per-kind `expiry_estimated` key keeps saying anyway.
+    a.detail = e.detail.or_else(|| {
+        a.kind_facts
+            .expiry_estimated
+            .filter(|estimated| *estimated)
+            .map(|_| evaluate::DETAIL_EXPIRY_ESTIMATED.to_string())
+    });
     a
 }
 

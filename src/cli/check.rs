@@ -157,7 +157,17 @@ pub(crate) fn human(report: &Report, tz: Tz) -> String {
             out.push('\n');
         }
         for t in readable.iter().filter(|t| t.detail.is_some()) {
-            let _ = writeln!(out, "  {}: {}", t.path, t.detail.as_deref().unwrap_or(""));
+            let detail = t.detail.as_deref().unwrap_or("");
+            let _ = if detail == evaluate::DETAIL_EXPIRY_ESTIMATED {
+                writeln!(
+                    out,
+                    "  {}: {detail}: {}",
+                    t.path,
+                    evaluate::EXPIRY_ESTIMATED_MEANS
+                )
+            } else {
+                writeln!(out, "  {}: {detail}", t.path)
+            };
         }
     }
     let unreadable: Vec<_> = report

@@ -216,7 +216,13 @@ impl Daemon {
         match tokio::task::block_in_place(|| self.store.ledger_for(present)) {
             Ok(rows) => Some(
                 rows.into_iter()
-                    .map(|r| (r.key, Recorded { at: r.recorded_at }))
+                    .map(|r| {
+                        let recorded = Recorded {
+                            at: r.recorded_at,
+                            mailed: r.mailed,
+                        };
+                        (r.key, recorded)
+                    })
                     .collect(),
             ),
             Err(e) => {

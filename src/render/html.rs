@@ -210,11 +210,20 @@ pub(super) fn digest_table_start() -> String {
     out
 }
 
-/// One credential's row of the digest table.
-pub(super) fn digest_row(t: &Assessment, cells: [&str; 5]) -> String {
+/// One credential's row of the digest table; `silenced` is the note under
+/// its status badge.
+pub(super) fn digest_row(t: &Assessment, cells: [&str; 5], silenced: Option<&str>) -> String {
     let [days, expires, org, account, path] = cells.map(html_escape);
+    let note = silenced
+        .map(|n| {
+            format!(
+                "<br/><span style=\"font-size:11px;color:#6b7280;\">{}</span>",
+                html_escape(n)
+            )
+        })
+        .unwrap_or_default();
     format!(
-        "<tr><td style=\"{CELL}\">{}</td><td style=\"{CELL}text-align:right;\">{days}</td><td style=\"{CELL}white-space:nowrap;\">{expires}</td><td style=\"{CELL}\">{org}</td><td style=\"{CELL}\">{account}</td><td style=\"{CELL}font-family:Menlo,Consolas,monospace;font-size:12px;word-break:break-all;\">{path}</td></tr>\n",
+        "<tr><td style=\"{CELL}\">{}{note}</td><td style=\"{CELL}text-align:right;\">{days}</td><td style=\"{CELL}white-space:nowrap;\">{expires}</td><td style=\"{CELL}\">{org}</td><td style=\"{CELL}\">{account}</td><td style=\"{CELL}font-family:Menlo,Consolas,monospace;font-size:12px;word-break:break-all;\">{path}</td></tr>\n",
         badge_html(status_tone(t.status), t.status.as_str(), 11)
     )
 }

@@ -128,7 +128,10 @@ pub fn words<'a>(input: &Input<'a>, ctx: &Context) -> Words<'a> {
                 summary: r.subject.trim_start_matches("[tokenwatch] ").to_owned(),
                 token: None,
                 folder: None,
-                facts: vec![("Sent by", clean(ctx.host, 200))],
+                facts: match *input {
+                    Input::Digest { tokens, .. } => digest_facts(tokens, ctx),
+                    _ => vec![("Sent by", clean(ctx.host, 200))],
+                },
                 advice,
             }
         }
@@ -327,10 +330,12 @@ pub fn render_summary(
 pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> Rendered {
     let mut sorted: Vec<&&Assessment> = tokens.iter().collect();
     sorted.sort_by_key(|t| (t.expires_at.is_none(), t.expires_at));
-    let attention = sorted
-        .iter()
-        .filter(|t| t.status != crate::evaluate::Status::Ok)
-        .count();
+    // A silenced credential was left to expire on purpose: it is listed
+    // (marked) but needs no one's attention, as in `check`'s exit code.
+    let needs_attention =
+        |t: &Assessment| t.status != crate::evaluate::Status::Ok && t.silenced.is_none();
+    let attention = sorted.iter().filter(|t| needs_attention(t)).count();
+    let silenced = sorted.iter().filter(|t| t.silenced.is_some()).count();
     let plural = |n: usize, w: &str| {
         if n == 1 {
             format!("{n} {w}")
@@ -353,6 +358,10 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
             if attention == 1 { "s" } else { "" }
         )
     };
+    let summary = match silenced {
+        0 => summary,
+        n => format!("{summary} ({n} silenced)"),
+    };
     let mut list = Listing::default();
     for t in &sorted {
         if !list.has_room() {
@@ -365,9 +374,14 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         let account = clean(t.account.as_deref().unwrap_or("(unknown)"), 60);
         let path = clean(&t.path, 400);
         let status = t.status.as_str();
+        let note = silenced_note(t, ctx);
+        let marked = note
+            .as_deref()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
         list.push(
-            &format!("{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}\n"),
-            &html::digest_row(t, [&days, &expires, &org, &account, &path]),
+            &format!("{status:<12} {days:>5}  {expires:<22} {org}  {account}  {path}{marked}\n"),
+            &html::digest_row(t, [&days, &expires, &org, &account, &path], note.as_deref()),
         );
     }
     let (more_text, more_html) = list.more();
@@ -379,6 +393,7 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         n => {
             let critical = sorted
                 .iter()
+                .filter(|t| needs_attention(t))
                 .any(|t| html::status_tone(t.status) == html::Tone::Critical);
             let tone = if critical {
                 html::Tone::Critical
@@ -418,6 +433,46 @@ pub fn render_digest(tokens: &[&Assessment], folders: usize, ctx: &Context) -> R
         text,
         html,
     }
+}
+
+/// "silenced until DATE: reason" for a credential silenced with
+/// `tokenwatch silence`, as the status tables mark it; None otherwise.
+fn silenced_note(t: &Assessment, ctx: &Context) -> Option<String> {
+    let s = t.silenced.as_ref()?;
+    let until = local(s.until, ctx.tz);
+    Some(match s.reason.as_deref() {
+        Some(r) => format!("silenced until {until}: {}", clean(r, 200)),
+        None => format!("silenced until {until}"),
+    })
+}
+
+/// A chat message lists at most this many silenced credentials of a
+/// digest; the digest mail has them all.
+const MAX_SILENCED_FACTS: usize = 20;
+
+/// The facts a digest's chat message gives: the host, and which of its
+/// credentials are silenced (a chat message lists no table to mark).
+fn digest_facts(tokens: &[&Assessment], ctx: &Context) -> Vec<(&'static str, String)> {
+    let mut facts = vec![("Sent by", clean(ctx.host, 200))];
+    let silenced: Vec<&&Assessment> = tokens.iter().filter(|t| t.silenced.is_some()).collect();
+    for t in silenced.iter().take(MAX_SILENCED_FACTS) {
+        let name = format!(
+            "{} ({})",
+            clean(t.org_name.as_deref().unwrap_or("(unknown)"), 60),
+            clean(t.path.rsplit('/').next().unwrap_or(&t.path), 80)
+        );
+        if let Some(note) = silenced_note(t, ctx) {
+            facts.push(("Silenced", format!("{name}: {note}")));
+        }
+    }
+    if silenced.len() > MAX_SILENCED_FACTS {
+        let more = silenced.len() - MAX_SILENCED_FACTS;
+        facts.push((
+            "Silenced",
+            format!("and {more} more (see `tokenwatch status`)"),
+        ));
+    }
+    facts
 }
 
 /// The closing "Sent by" line of a summary's or digest's text; the HTML

@@ -1,3 +1,5 @@
+use chrono::{TimeZone, Utc};
+
 use super::testing::{alert, ctx, storm, subject, token_report};
 use super::*;
 use crate::alerts::AlertKind;
@@ -223,6 +225,86 @@ fn a_digest_of_10000_tokens_lists_the_200_soonest() {
     let refs: Vec<_> = long.iter().collect();
     let r = render_digest(&refs, 1, &ctx());
     assert!(r.text.contains(" more (see `tokenwatch status`)"));
+}
+
+#[test]
+fn a_digest_marks_a_silenced_credential_in_text_html_and_chat_facts() {
+    let until = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
+    let closed = Assessment {
+        silenced: Some(crate::assess::silence::Silence {
+            until,
+            reason: Some("location <closed>".into()),
+        }),
+        ..token_report(1, "/t/closed.vpptoken".into())
+    };
+    let open = token_report(2, "/t/open.vpptoken".into());
+    let refs = vec![&closed, &open];
+    let r = render_digest(&refs, 1, &ctx());
+    let mark = "silenced until 2027-03-01 01:00 CET: location <closed>";
+    let line = |name: &str| {
+        r.text
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        line("closed.vpptoken").ends_with(&format!("({mark})")),
+        "{}",
+        r.text
+    );
+    assert!(!line("open.vpptoken").contains("silenced"), "{}", r.text);
+    assert!(
+        r.html
+            .contains("silenced until 2027-03-01 01:00 CET: location &lt;closed&gt;"),
+        "{}",
+        r.html
+    );
+    assert_eq!(r.html.matches("silenced until").count(), 1);
+
+    let input = Input::Digest {
+        key: "digest:2026-12-27:ops",
+        tokens: &refs,
+        folders: 1,
+    };
+    let w = words(&input, &ctx());
+    let silenced: Vec<&String> = w
+        .facts
+        .iter()
+        .filter(|(label, _)| *label == "Silenced")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(silenced, [&format!("Org 1 (closed.vpptoken): {mark}")]);
+}
+
+#[test]
+fn a_silenced_credential_in_a_digest_needs_no_attention() {
+    let expiring = |n, path: &str| Assessment {
+        status: Status::Expiring,
+        days_left: Some(9),
+        ..token_report(n, path.into())
+    };
+    let closed = Assessment {
+        silenced: Some(crate::assess::silence::Silence {
+            until: Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap(),
+            reason: None,
+        }),
+        ..expiring(1, "/t/closed.vpptoken")
+    };
+    let open = token_report(2, "/t/open.vpptoken".into());
+    let r = render_digest(&[&closed, &open], 1, &ctx());
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Digest: tokenwatch is watching 2 tokens in 1 folder; all fine (1 silenced)"
+    );
+    assert!(r.html.contains("ALL FINE"), "{}", r.html);
+
+    let due = expiring(3, "/t/due.vpptoken");
+    let r = render_digest(&[&closed, &open, &due], 1, &ctx());
+    assert_eq!(
+        r.subject,
+        "[tokenwatch] Digest: tokenwatch is watching 3 tokens in 1 folder; 1 needs attention (1 silenced)"
+    );
 }
 
 #[test]

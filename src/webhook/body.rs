@@ -79,25 +79,46 @@ fn slack_escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// Slack refuses a whole message (`invalid_blocks`, HTTP 400, which parks
+/// it) whose section has more than 10 fields, a field text longer than
+/// 2000 characters or a text longer than 3000.
+pub const SLACK_MAX_FIELDS: usize = 10;
+pub const SLACK_MAX_FIELD_CHARS: usize = 2000;
+pub const SLACK_MAX_TEXT_CHARS: usize = 3000;
+
+/// `s` cut to at most `max` characters, with an ellipsis when cut.
+fn capped(s: String, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s;
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 fn slack_body(m: &Message) -> Value {
     let icon = match m.severity {
         Severity::Critical => ":red_circle:",
         Severity::Warning => ":large_orange_circle:",
         Severity::Info => ":information_source:",
     };
+    let head = format!("{icon} *{}*", slack_escape(m.summary));
     let mut blocks = vec![json!({
         "type": "section",
-        "text": {"type": "mrkdwn", "text": format!("{icon} *{}*", slack_escape(m.summary))},
+        "text": {"type": "mrkdwn", "text": capped(head, SLACK_MAX_TEXT_CHARS)},
     })];
-    if !m.facts.is_empty() {
-        let fields: Vec<Value> = m
-            .facts
-            .iter()
-            .map(|(label, value)| {
-                json!({"type": "mrkdwn", "text": format!("*{label}*\n{}", slack_escape(value))})
-            })
-            .collect();
-        blocks.push(json!({"type": "section", "fields": fields}));
+    let fields: Vec<Value> = m
+        .facts
+        .iter()
+        .map(|(label, value)| {
+            let text = format!("*{label}*\n{}", slack_escape(value));
+            json!({"type": "mrkdwn", "text": capped(text, SLACK_MAX_FIELD_CHARS)})
+        })
+        .collect();
+    // A credential has more facts than one section may hold: one section
+    // per ten, which Slack shows as one two-column table.
+    for chunk in fields.chunks(SLACK_MAX_FIELDS) {
+        blocks.push(json!({"type": "section", "fields": chunk}));
     }
     if !m.advice.is_empty() {
         let text = m
@@ -106,6 +127,7 @@ fn slack_body(m: &Message) -> Value {
             .map(|a| slack_escape(a))
             .collect::<Vec<_>>()
             .join("\n\n");
+        let text = capped(text, SLACK_MAX_TEXT_CHARS);
         blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}));
     }
     json!({
@@ -217,6 +239,40 @@ mod tests {
         for fact in ["Organisation", "a.vpptoken", "2027-01-15"] {
             assert!(fields.contains(fact), "{fields}");
         }
+    }
+
+    #[test]
+    fn a_slack_message_keeps_within_slack_s_block_limits_and_loses_no_fact() {
+        let mut m = message();
+        m.facts = (0..23).map(|i| ("Fact", format!("value-{i}"))).collect();
+        m.facts.push(("Long", "x".repeat(5000)));
+        m.advice = vec!["y".repeat(5000)];
+        let v: Value = serde_json::from_str(&render(Format::Slack, &m)).unwrap();
+        let blocks = v["blocks"].as_array().unwrap();
+        let sections: Vec<&Vec<Value>> = blocks
+            .iter()
+            .filter_map(|b| b["fields"].as_array())
+            .collect();
+        assert_eq!(
+            sections.iter().map(|f| f.len()).collect::<Vec<_>>(),
+            [10, 10, 4]
+        );
+        let texts: Vec<&str> = sections
+            .iter()
+            .flat_map(|f| f.iter())
+            .map(|f| f["text"].as_str().unwrap())
+            .collect();
+        for i in 0..23 {
+            assert!(texts.contains(&format!("*Fact*\nvalue-{i}").as_str()));
+        }
+        assert!(texts
+            .iter()
+            .all(|t| t.chars().count() <= SLACK_MAX_FIELD_CHARS));
+        let advice = blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
+        assert_eq!(advice.chars().count(), SLACK_MAX_TEXT_CHARS);
+        assert!(advice.ends_with('…'));
     }
 
     #[test]

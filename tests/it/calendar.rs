@@ -171,3 +171,66 @@ fn the_first_expiring_mail_carries_one_invite_for_the_renew_by_day() {
     );
     d.stop();
 }
+
+/// The lead days that came due while the credential was silenced carried no
+/// mail, so no invite: the first mail after the silence carries it.
+#[test]
+fn the_first_mail_after_a_silence_carries_the_invite_the_silenced_lead_day_did_not() {
+    let env = Env::new();
+    let mails_about = |org: &str| -> Vec<String> {
+        read_mails(&env.path().join("state/mail"))
+            .into_iter()
+            .map(|(_, raw, _)| String::from_utf8_lossy(&raw).into_owned())
+            .filter(|raw| crate::util::mail::decoded(raw).contains(org))
+            .collect()
+    };
+    // A first run, so there is a state to keep the silence in.
+    let cfg = env.config("lead_days = [60]");
+    env.sample("tokens/canary.vpptoken", "Canary Corp", -1);
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("the canary's mail", 30, |_| {
+        !mails_about("Canary Corp").is_empty()
+    });
+    d.stop();
+    std::fs::remove_file(env.path().join("tokens/canary.vpptoken")).unwrap();
+
+    let file = env.sample("tokens/closed.vpptoken", "Closed Location", 20);
+    let file = file.to_str().unwrap();
+    env.run(&[
+        "-c",
+        "tokenwatch.toml",
+        "silence",
+        file,
+        "--until",
+        "2099-01-01",
+    ])
+    .expect_code(0);
+    // Its 60-day alert comes due while silenced; a second canary shows the
+    // pass queued its alerts.
+    env.sample("tokens/canary2.vpptoken", "Second Canary", -1);
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("the second canary's mail", 30, |_| {
+        !mails_about("Second Canary").is_empty()
+    });
+    d.stop();
+    assert!(mails_about("Closed Location").is_empty(), "silenced");
+
+    env.run(&["-c", "tokenwatch.toml", "silence", "clear", file])
+        .expect_code(0);
+    let cfg = env.config("lead_days = [60, 30]");
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("the 30-day mail", 30, |_| {
+        !mails_about("Closed Location").is_empty()
+    });
+    d.stop();
+    let mails = mails_about("Closed Location");
+    let [raw] = &mails[..] else {
+        panic!("one mail after the silence: {mails:#?}")
+    };
+    let subject = crate::util::mail::header(&crate::util::mail::decoded(raw), "Subject");
+    assert!(
+        subject.as_deref().is_some_and(|s| s.contains("expires in")),
+        "the 30-day alert: {raw}"
+    );
+    assert_eq!(calendar_parts(raw).len(), 1, "one invite: {raw}");
+}

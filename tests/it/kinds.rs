@@ -63,8 +63,19 @@ fn a_folder_reads_the_kinds_it_names_and_ignores_the_others() {
     );
     let ade = token_json(&v, ADE_NAME);
     assert_eq!(ade["kind"], "ade");
-    // No key: a year after the download date in Apple's file name.
+    // No key: a year after the download date in Apple's file name, and
+    // the status detail says the date is a guess.
     assert_eq!(ade["expires_at"], "2027-03-14T09:26:53Z");
+    assert_eq!(ade["expiry_estimated"], true);
+    assert_eq!(ade["detail"], "expiry_estimated", "{ade:#}");
+    assert!(token_json(&v, "push.pem")["detail"].is_null(), "{v:#}");
+    let text = env.run(&["-c", all.to_str().unwrap(), "check"]);
+    assert!(
+        text.stdout()
+            .contains(&format!("{ADE_NAME}: expiry_estimated: estimated as")),
+        "{}",
+        text.describe()
+    );
 }
 
 #[test]
@@ -88,6 +99,7 @@ fn with_the_folder_key_an_ade_token_shows_its_real_expiry() {
         token_json(&v, ADE_NAME)["expires_at"],
         "2027-03-13T21:00:07Z"
     );
+    assert!(token_json(&v, ADE_NAME)["detail"].is_null(), "{v:#}");
 
     // A key every user may read is refused, naming the key and the file.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();

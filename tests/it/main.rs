@@ -31,4 +31,5 @@ mod trust_store;
 mod util;
 mod webhook;
 mod webhook_daemon;
+mod webhook_kinds;
 mod webhook_stub;

@@ -205,3 +205,63 @@ fn a_silenced_credential_gets_no_mail_across_a_restart_and_no_replay_once_lifted
         "alerts that came due while silenced are not replayed"
     );
 }
+
+/// The digest, by mail and in chat, marks the silenced credential as the
+/// status table does.
+#[test]
+fn a_digest_marks_the_silenced_credential_in_mail_and_chat() {
+    let (env, _, fingerprint) = scanned();
+    let stub = crate::webhook_stub::WebhookStub::start();
+    let hooks = crate::webhook_daemon::hooks(&env, &stub);
+    let cfg = env.config(&format!(
+        "webhooks = [\"slack-hook\"]\n[schedule]\ndigest = \"* * * * * *\"\n{hooks}"
+    ));
+    let cfg_s = cfg.to_str().unwrap();
+    env.run(&[
+        "-c",
+        cfg_s,
+        "silence",
+        &fingerprint[..8],
+        "--until",
+        "2099-01-01",
+        "--reason",
+        "closed",
+    ])
+    .expect_code(0);
+    let digests = || {
+        crate::util::mail::read_mails(&env.path().join("state/mail"))
+            .into_iter()
+            .map(|(_, _, text)| text)
+            .filter(|text| text.contains("Digest:"))
+            .collect::<Vec<_>>()
+    };
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("the digest mailed and posted", 30, |s| {
+        !digests().is_empty()
+            && s["outbox"].as_array().is_some_and(Vec::is_empty)
+            && stub.posts().iter().any(|p| p.body.contains("Digest:"))
+    });
+    d.stop();
+    let mark = "silenced until 2099-01-01 00:00 UTC: closed";
+    let mail = &digests()[0];
+    let marked: Vec<&str> = mail.lines().filter(|l| l.contains(mark)).collect();
+    // Once in the text and once in the HTML part.
+    assert_eq!(marked.len(), 2, "{mail}");
+    assert!(marked
+        .iter()
+        .all(|l| l.contains("closed.vpptoken") || l.contains("<span")));
+    assert!(!mail
+        .lines()
+        .any(|l| l.contains("open.vpptoken") && l.contains("silenced")));
+    let post = stub
+        .posts()
+        .into_iter()
+        .find(|p| p.body.contains("Digest:"))
+        .unwrap();
+    assert!(
+        post.body
+            .contains(&format!("Closed Location (closed.vpptoken): {mark}")),
+        "{}",
+        post.body
+    );
+}

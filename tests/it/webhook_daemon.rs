@@ -8,9 +8,11 @@ use crate::util::{Daemon, Env};
 use crate::webhook::{hmac_hex, private, KEY, PATH_SECRET};
 use crate::webhook_stub::{Post, WebhookStub};
 
-const FORMATS: [&str; 3] = ["json", "slack", "teams"];
+pub(crate) const FORMATS: [&str; 3] = ["json", "slack", "teams"];
 
-fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
+/// Three webhooks on `stub`, one per format (`FORMAT-hook`, posting to
+/// `/FORMAT/SECRET`; json signed with `KEY`), as config text.
+pub(crate) fn hooks(env: &Env, stub: &WebhookStub) -> String {
     let mut hooks = String::new();
     for f in FORMATS {
         private(
@@ -26,6 +28,11 @@ fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
             hooks.push_str("secret_file = \"json.key\"\n");
         }
     }
+    hooks
+}
+
+fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
+    let hooks = hooks(env, stub);
     env.config(&format!(
         "{extra}webhooks = [\"json-hook\", \"slack-hook\", \"teams-hook\"]\n{hooks}"
     ))
@@ -33,7 +40,7 @@ fn config(env: &Env, stub: &WebhookStub, extra: &str) -> std::path::PathBuf {
 
 /// The posts to one format's webhook, by idempotency key; every retry of
 /// one key carries the same bytes.
-fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
+pub(crate) fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
     let mut out: BTreeMap<String, &Post> = BTreeMap::new();
     for p in posts
         .iter()
@@ -51,7 +58,7 @@ fn by_key<'a>(posts: &'a [Post], format: &str) -> BTreeMap<String, &'a Post> {
     out
 }
 
-fn fast(trace: bool) -> Vec<(&'static str, &'static str)> {
+pub(crate) fn fast(trace: bool) -> Vec<(&'static str, &'static str)> {
     let mut v = vec![("TOKENWATCH_RETRY_BASE_MS", "50")];
     if trace {
         v.push(("RUST_LOG", "trace"));
@@ -242,4 +249,56 @@ fn a_reload_that_removes_a_webhook_parks_its_posts_at_once() {
         assert!(r["subject"].as_str().unwrap().contains("Gone Org"), "{r}");
         assert!(r["to"][0].as_str().unwrap().ends_with("-hook"));
     }
+}
+
+#[test]
+fn a_429_with_retry_after_is_tried_again_no_sooner_and_delivered_once() {
+    let env = Env::new();
+    let stub = WebhookStub::start();
+    // Without Retry-After the retry base below would try again at once.
+    stub.answer_next_retry_after(429, "2");
+    private(
+        &env,
+        "json.url",
+        &format!("{}/json/{PATH_SECRET}\n", stub.base),
+    );
+    let cfg = env.config(
+        "webhooks = [\"json-hook\"]\n[[webhook]]\nname = \"json-hook\"\nurl_file = \"json.url\"\n",
+    );
+    env.sample("tokens/gone.vpptoken", "Gone Org", -1);
+    let d = Daemon::start_with(&env, &cfg, &fast(false));
+    let failed_row = |s: &serde_json::Value| {
+        s["outbox"].as_array().and_then(|o| {
+            o.iter()
+                .find(|r| r["channel"] == "webhook" && r["last_error"].is_string())
+                .cloned()
+        })
+    };
+    let waiting = d.wait_for("the 429 recorded or the post delivered", 30, |s| {
+        failed_row(s).is_some() || stub.posts().len() >= 2
+    });
+    d.wait_for("the post delivered", 30, |s| {
+        s["outbox"].as_array().is_some_and(|o| o.is_empty())
+    });
+    drop(d);
+    let posts = stub.posts();
+    let [refused, accepted] = &posts[..] else {
+        panic!("one refused post and one delivered: {posts:#?}")
+    };
+    assert_eq!(
+        refused.header("idempotency-key"),
+        accepted.header("idempotency-key")
+    );
+    assert_eq!(refused.body, accepted.body);
+    assert!(
+        accepted.at >= refused.at + std::time::Duration::from_secs(2),
+        "tried again {:?} after the 429 that asked for 2 s",
+        accepted.at - refused.at
+    );
+    let row = failed_row(&waiting).expect("status shows the wait");
+    let error = row["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("HTTP 429") && error.contains("asks to wait 2 s"),
+        "{row}"
+    );
 }

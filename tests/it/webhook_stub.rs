@@ -1,6 +1,6 @@
 //! A local webhook receiver for tests: 127.0.0.1, port 0, its own runtime.
-//! Records every POST (path, headers, body) and answers with a scripted
-//! status: a queue of statuses first, then the default.
+//! Records every POST (path, headers, body, when it arrived) and answers
+//! with a scripted status: a queue of answers first, then the default.
 
 // Helpers here serve several test modules; not every one uses all.
 #![allow(dead_code)]
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 
 /// One request as received.
@@ -19,6 +20,10 @@ pub struct Post {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// When it was received.
+    pub at: Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Post {
@@ -37,7 +42,8 @@ impl Post {
 #[derive(Default)]
 struct Script {
     posts: Vec<Post>,
-    queue: VecDeque<u16>,
+    /// Status and `Retry-After` value of the next answers.
+    queue: VecDeque<(u16, Option<String>)>,
     default: u16,
 }
 
@@ -53,9 +59,13 @@ async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: String,
-) -> StatusCode {
+) -> Response {
+    let at = Instant::now();
     let mut s = state.lock().unwrap();
+    let (status, retry_after) = s.queue.pop_front().unwrap_or((s.default, None));
     s.posts.push(Post {
+        at,
+        status,
         path: uri.path().to_owned(),
         headers: headers
             .iter()
@@ -63,8 +73,11 @@ async fn receive(
             .collect(),
         body,
     });
-    let status = s.queue.pop_front().unwrap_or(s.default);
-    StatusCode::from_u16(status).unwrap()
+    let status = StatusCode::from_u16(status).unwrap();
+    match retry_after {
+        Some(r) => (status, [("retry-after", r)]).into_response(),
+        None => status.into_response(),
+    }
 }
 
 impl WebhookStub {
@@ -95,7 +108,14 @@ impl WebhookStub {
 
     /// Answer the next requests with these statuses, then the default.
     pub fn answer_next(&self, statuses: &[u16]) {
-        self.state.lock().unwrap().queue.extend(statuses);
+        let answers = statuses.iter().map(|s| (*s, None));
+        self.state.lock().unwrap().queue.extend(answers);
+    }
+
+    /// Answer the next request with `status` and `Retry-After: value`.
+    pub fn answer_next_retry_after(&self, status: u16, value: &str) {
+        let answer = (status, Some(value.to_owned()));
+        self.state.lock().unwrap().queue.push_back(answer);
     }
 
     pub fn set_default(&self, status: u16) {
