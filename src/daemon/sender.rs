@@ -355,4 +355,3 @@ fn attempt_of(
 
 #[cfg(test)]
 mod tests;
-

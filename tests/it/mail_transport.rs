@@ -480,6 +480,8 @@ async fn a_kept_connection_the_server_dropped_is_replaced() {
     stub.restart();
     send_ok(&mailer, "<after-drop@tokenwatch>").await;
     let got = stub.wait_for_async(2, WAIT).await;
-    assert!(got[1].text().contains("Message-ID: <after-drop@tokenwatch>"));
+    assert!(got[1]
+        .text()
+        .contains("Message-ID: <after-drop@tokenwatch>"));
     assert_eq!(stub.connections(), 2);
 }

@@ -177,9 +177,7 @@ impl Smtp {
         }
         // lettre's own timeout covers connecting only; a server that
         // accepts and then stalls would hang the send without this.
-        let transport = self
-            .transport
-            .get_or_init(|| self.builder.clone().build());
+        let transport = self.transport.get_or_init(|| self.builder.clone().build());
         match tokio::time::timeout_at(deadline, transport.send(message)).await {
             Err(_) => Err(timed_out()),
             Ok(Ok(response)) => Ok(self.scrub(&answer_text(&response))),
