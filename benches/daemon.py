@@ -16,12 +16,16 @@ prints one JSON object per run on stdout:
   pollidle the same data in `poll = true` folders: bytes the daemon wrote
            (wchar of /proc/PID/io, needs root or the same user) and
            utime+stime over a quiet window, logging at warn
-  latency  rename of a new token into a watched folder -> its row in the
-           state database (polled read-only every 2 ms), next to
-           `inotifywait` seeing the same rename
+  latency  rename of a new token due an alert (expires in 5 days) into a
+           watched folder -> its row in the state database (polled
+           read-only every 2 ms) and its alert's .eml in [mail] dir (file
+           transport, seen by inotifywait), next to `inotifywait` seeing
+           the token's rename
   alerts   N tokens all due an alert at first sight, mailed by SMTP to a
-           sink on 127.0.0.1: time from spawn until every mail arrived,
-           and whether each arrived exactly once (by Message-ID)
+           sink on 127.0.0.1 (or, with --channel webhook, posted to a
+           receiver on 127.0.0.1): time from spawn until every one
+           arrived, and whether each arrived exactly once (by Message-ID,
+           or Idempotency-Key)
 """
 
 import argparse
@@ -274,36 +278,82 @@ def cmd_rescan(a):
         d.stop()
 
 
-def cmd_latency(a):
-    cfg = os.path.join(a.data, "tokenwatch.toml")
-    folder = os.path.join(a.data, "tokens", "f000")
-    staging = os.path.join(a.data, "staging")
-    os.makedirs(staging, exist_ok=True)
-    d = Daemon(a.tw, cfg, a.log)
-    inw = None
-    try:
-        d.wait_ready()
-        wait_settled(d, a.data)
-        inw = subprocess.Popen(
+class Inotify:
+    """`inotifywait -m` on one folder, reporting the names renamed into it."""
+
+    def __init__(self, folder):
+        self.proc = subprocess.Popen(
             ["inotifywait", "-m", "-e", "moved_to", "--format", "%f", folder],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,
         )
+        self.buf = b""
         # inotifywait prints "Watches established." on stderr once armed.
         deadline = time.monotonic() + 30
         while True:
-            ready, _, _ = select.select([inw.stderr], [], [], 1.0)
-            if ready and b"Watches established" in inw.stderr.readline():
+            ready, _, _ = select.select([self.proc.stderr], [], [], 1.0)
+            if ready and b"Watches established" in self.proc.stderr.readline():
                 break
-            if time.monotonic() > deadline or inw.poll() is not None:
-                raise RuntimeError("inotifywait did not start")
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("inotifywait did not start on %s" % folder)
+
+    def next_name(self, deadline):
+        """The next name renamed in, or None at the deadline (monotonic)."""
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            ready, _, _ = select.select([self.proc.stdout], [], [], left)
+            if ready:
+                chunk = os.read(self.proc.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError("inotifywait exited")
+                self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line.decode()
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def cmd_latency(a):
+    """Rename of a complete token that is due an alert (it expires in 5
+    days) into a watched folder of the generated data -> its row in the
+    state (polled every 2 ms) and its alert written by the file transport
+    (the `.eml` renamed into `[mail] dir`, seen by a second inotifywait),
+    next to inotifywait seeing the token's rename."""
+    cfg = os.path.join(a.data, "tokenwatch.toml")
+    folder = os.path.join(a.data, "tokens", "f000")
+    maildir = os.path.join(a.data, "state", "mail")
+    staging = os.path.join(a.data, "staging")
+    os.makedirs(staging, exist_ok=True)
+    fresh_state(a.data)
+    d = Daemon(a.tw, cfg, a.log)
+    watches = []
+    try:
+        d.wait_ready()
+        wait_settled(d, a.data)
+        # The first pass queued mail: let the sender write it first.
+        deadline = time.monotonic() + 120
+        while read_db(a.data, "SELECT count(*) FROM outbox WHERE state = 'pending'"):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the start-up mail was not written within 120 s")
+            time.sleep(0.2)
+        time.sleep(1)
+        os.makedirs(maildir, exist_ok=True)
+        tokens = Inotify(folder)
+        watches.append(tokens)
+        mails = Inotify(maildir)
+        watches.append(mails)
         conn = sqlite3.connect("file:%s?mode=ro" % db_path(a.data), uri=True, timeout=5)
         for i in range(a.runs):
             name = "latency-%d-%d.vpptoken" % (os.getpid(), i)
             src = os.path.join(staging, name)
+            org = "Latency %d %d" % (os.getpid(), i)
             subprocess.run(
-                [a.tw, "sample-token", "--org", "Latency %d" % i, "--days", str(100 + i), "-o", src],
+                [a.tw, "sample-token", "--org", org, "--days", "5", "-o", src],
                 check=True,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -312,27 +362,42 @@ def cmd_latency(a):
             dst = os.path.join(folder, name)
             t0 = time.monotonic()
             os.rename(src, dst)
-            seen = inw.stdout.readline().decode().strip()
+            seen = tokens.next_name(t0 + 10)
             t_inotify = time.monotonic() - t0
             if seen != name:
                 raise RuntimeError("inotifywait saw %r, expected %r" % (seen, name))
+            # Only the mail folder is watched until the alert is out: a
+            # read of the state database meanwhile can wait for the
+            # daemon's write and would delay seeing the mail.
             deadline = t0 + 10
             while True:
-                row = conn.execute("SELECT 1 FROM tokens WHERE path = ? AND present = 1", (dst,)).fetchone()
-                if row:
-                    break
+                # The alert's .eml (temporary files start with a dot), told
+                # from other mail (a storm guard summary of earlier
+                # alerts) by the organisation in its subject.
+                eml = mails.next_name(deadline)
+                if eml is None:
+                    raise RuntimeError("no alert .eml for %s within 10 s" % dst)
+                t_eml = time.monotonic() - t0
+                if eml.endswith(".eml") and not eml.startswith("."):
+                    with open(os.path.join(maildir, eml), "rb") as f:
+                        if org.encode() in f.read():
+                            break
+            # The state row is written after the alert is queued: polled
+            # from here, every 2 ms.
+            while not conn.execute(
+                "SELECT 1 FROM tokens WHERE path = ? AND present = 1", (dst,)
+            ).fetchone():
                 if time.monotonic() > deadline:
                     raise RuntimeError("%s not in the state within 10 s" % dst)
                 time.sleep(0.002)
             t_state = time.monotonic() - t0
-            emit(run=i, inotify_s=t_inotify, state_s=t_state)
+            emit(run=i, inotify_s=t_inotify, state_s=t_state, eml_s=t_eml, eml=eml)
             # Let the loop go quiet so runs do not overlap.
             time.sleep(1.5)
         conn.close()
     finally:
-        if inw:
-            inw.terminate()
-            inw.wait()
+        for w in watches:
+            w.stop()
         d.stop()
 
 
@@ -405,22 +470,91 @@ class SmtpSink:
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
+class WebhookSink:
+    """An HTTP/1.1 server on 127.0.0.1:0 (keep-alive, a thread per
+    connection) that answers every POST 200 and records its
+    Idempotency-Key."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+        self.ids = []
+        self.first_at = None
+        self.lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                key = self.headers.get("Idempotency-Key")
+                with sink.lock:
+                    sink.first_at = sink.first_at or time.monotonic()
+                    sink.ids.append(key)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def count(self):
+        with self.lock:
+            return len(self.ids)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def webhook_config(path, port):
+    """The generated config with alerts going to one webhook on
+    127.0.0.1:`port` only (no mail)."""
+    with open(path) as f:
+        text = f.read()
+    text = text.replace(
+        'recipients = ["ops@example.com"]',
+        'recipients = []\nwebhooks = ["bench"]',
+    )
+    text += '\n[[webhook]]\nname = "bench"\nurl = "http://127.0.0.1:%d/hook"\n' % port
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
 def cmd_alerts(a):
+    """N tokens all due an alert at first sight -> delivered by SMTP to
+    a sink on 127.0.0.1 (`--channel smtp`, each counted by Message-ID) or
+    posted to a webhook receiver on 127.0.0.1 (`--channel webhook`, each
+    counted by Idempotency-Key)."""
     for i in range(a.runs):
-        sink = SmtpSink()
+        sink = SmtpSink() if a.channel == "smtp" else WebhookSink()
         data = tempfile.mkdtemp(prefix="twalerts", dir=a.workdir)
+        smtp = ["--smtp-port", str(sink.port)] if a.channel == "smtp" else []
         subprocess.run(
             [
                 a.gen, "--out", data, "--tokens", str(a.tokens), "--folders", "1",
                 "--malformed-percent", "0", "--expiring-within", "25",
-                "--smtp-port", str(sink.port), "--max-mails-per-pass", str(a.tokens + 500),
+                "--max-mails-per-pass", str(a.tokens + 500),
                 "--seed", str(100 + i),
-            ],
+            ]
+            + smtp,
             check=True,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        d = Daemon(a.tw, os.path.join(data, "tokenwatch.toml"), a.log)
+        cfg = os.path.join(data, "tokenwatch.toml")
+        if a.channel == "webhook":
+            webhook_config(cfg, sink.port)
+        d = Daemon(a.tw, cfg, a.log)
         try:
             deadline = d.t_spawn + a.timeout
             while sink.count() < a.tokens and time.monotonic() < deadline:
@@ -428,14 +562,16 @@ def cmd_alerts(a):
             all_at = time.monotonic() - d.t_spawn
             # Anything sent twice would arrive right behind.
             time.sleep(3)
-            ids = list(sink.ids)
+            with sink.lock:
+                ids = list(sink.ids)
             emit(
                 run=i,
+                channel=a.channel,
                 expected=a.tokens,
                 received=len(ids),
                 distinct=len(set(ids)),
                 all_delivered_s=all_at if len(set(ids)) >= a.tokens else None,
-                first_mail_s=(sink.first_at - d.t_spawn) if sink.first_at else None,
+                first_s=(sink.first_at - d.t_spawn) if sink.first_at else None,
             )
         finally:
             d.stop()
@@ -474,6 +610,7 @@ def main():
     s.add_argument("--tokens", type=int, default=1000)
     s.add_argument("--runs", type=int, default=3)
     s.add_argument("--timeout", type=float, default=60)
+    s.add_argument("--channel", choices=["smtp", "webhook"], default="smtp")
     a = p.parse_args()
     {
         "startup": cmd_startup,

@@ -226,31 +226,41 @@ row "daemon idle, 10,000 tokens, poll = true folder, 60 s" "-" \
     "< 256 KiB and < 1 s CPU" "$ok" "wchar from /proc/PID/io, logs at warn"
 
 # --- daemon: rename-into-folder latency ------------------------------------
-echo "== rename into a watched folder: latency (10,000 tokens present)" >&2
+echo "== rename of a due token into a watched folder: latency to its alert (10,000 tokens present)" >&2
 "${DAEMON[@]}" latency --data "$WORK/10k-1" --runs "$LAT_RUNS" >"$WORK/latency.jsonl"
-DEBOUNCE=0.3
-lat=$(median .state_s "$WORK/latency.jsonl")
-worst=$(jq -s 'map(.state_s) | max' "$WORK/latency.jsonl")
+lat=$(median .eml_s "$WORK/latency.jsonl")
+worst=$(jq -s 'map(.eml_s) | max' "$WORK/latency.jsonl")
+state=$(median .state_s "$WORK/latency.jsonl")
 ino=$(median .inotify_s "$WORK/latency.jsonl")
-beyond=$(LC_ALL=C awk -v a="$lat" -v d="$DEBOUNCE" 'BEGIN { printf "%.3f", a - d }')
-worst_beyond=$(LC_ALL=C awk -v a="$worst" -v d="$DEBOUNCE" 'BEGIN { printf "%.3f", a - d }')
-ok=$( [[ $(le "$beyond" 0.3) == true && $(le "$worst_beyond" 1) == true ]] && echo true || echo false )
-row "rename into a watched folder -> row in the state, 10,000 tokens" "inotifywait seeing the rename" \
+ok=$( [[ $(le "$lat" 0.3) == true && $(le "$worst" 0.5) == true ]] && echo true || echo false )
+row "rename of a due token into a watched folder of 10,000 -> its alert's .eml (file transport)" \
+    "inotifywait seeing the rename" \
     "$(fmt "$lat") s (worst $(fmt "$worst") s)" "$(fmt "$ino" 4) s" \
-    "+$(fmt "$beyond") s beyond the 0.3 s debounce (worst +$(fmt "$worst_beyond") s)" \
-    "median < +0.3 s, worst < +1 s beyond debounce" "$ok"
+    "state row after $(fmt "$state") s" \
+    "median <= 0.3 s, worst <= 0.5 s" "$ok" "token expires in 5 days; $LAT_RUNS renames"
 
-# --- daemon: 1,000 alerts by SMTP --------------------------------------------
-echo "== 1,000 alerts at once to an SMTP server on 127.0.0.1" >&2
-mkdir -p "$WORK/alerts"
-"${DAEMON[@]}" alerts --gen "$GEN" --workdir "$WORK/alerts" --runs "$ALERT_RUNS" >"$WORK/alerts.jsonl"
-all=$(median '.all_delivered_s // 1e9' "$WORK/alerts.jsonl")
-once=$(jq -s 'all(.received == .expected and .distinct == .expected)' "$WORK/alerts.jsonl")
-worst=$(jq -s 'map(.all_delivered_s // 1e9) | max' "$WORK/alerts.jsonl")
-ok=$( [[ $once == true && $(le "$worst" 20) == true ]] && echo true || echo false )
-row "1,000 alerts due at once, SMTP on 127.0.0.1" "-" \
-    "$(fmt "$all" 1) s (worst $(fmt "$worst" 1) s)" "-" "each once: $once" \
-    "all within 20 s, each once" "$ok" "from daemon start to the last mail received"
+# --- daemon: 1,000 alerts by SMTP and by webhook ------------------------------
+# The storm guard (max_mails_per_pass) is raised to 1,500 in the generated
+# config, so each alert is its own message.
+for channel in smtp webhook; do
+    echo "== 1,000 alerts at once by $channel to 127.0.0.1" >&2
+    mkdir -p "$WORK/alerts-$channel"
+    "${DAEMON[@]}" alerts --channel "$channel" --gen "$GEN" --workdir "$WORK/alerts-$channel" \
+        --runs "$ALERT_RUNS" >"$WORK/alerts-$channel.jsonl"
+    all=$(median '.all_delivered_s // 1e9' "$WORK/alerts-$channel.jsonl")
+    once=$(jq -s 'all(.received == .expected and .distinct == .expected)' "$WORK/alerts-$channel.jsonl")
+    worst=$(jq -s 'map(.all_delivered_s // 1e9) | max' "$WORK/alerts-$channel.jsonl")
+    ok=$( [[ $once == true && $(le "$worst" 5) == true ]] && echo true || echo false )
+    if [[ $channel == smtp ]]; then
+        what="1,000 alerts due at once, SMTP sink on 127.0.0.1"
+        how="from daemon start to the last mail received (by Message-ID)"
+    else
+        what="1,000 alerts due at once, webhook receiver on 127.0.0.1"
+        how="from daemon start to the last post received (by Idempotency-Key)"
+    fi
+    row "$what" "-" "$(fmt "$all" 1) s (worst $(fmt "$worst" 1) s)" "-" "each once: $once" \
+        "<= 5 s, each once" "$ok" "$how; storm guard raised to 1,500"
+done
 
 # --- the table ---------------------------------------------------------------
 {

@@ -2,7 +2,10 @@
 //! changed, look again". The daemon's loop debounces them per folder (a
 //! quiet window, capped), so an editor's save or a half-written upload
 //! becomes one look once the file has settled: at just the named files when
-//! that settles it (`scan::rescan_paths`), else at the whole folder.
+//! that settles it (`scan::rescan_paths`), else at the whole folder. Events
+//! that say a file is finished (renamed into place, closed after writing,
+//! removed) need no quiet window: nothing more is coming for that path, so
+//! they are told apart ([`WatchEvent::Finished`]) and looked at at once.
 //!
 //! notify's raw watcher is used instead of a debouncer crate because the
 //! loop needs the `Rescan` flag (event queue overflow) and watcher errors
@@ -22,8 +25,13 @@ pub const QUEUE: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchEvent {
-    /// Something at these paths changed.
+    /// Something at these paths changed, and may still be changing (a
+    /// file created or written to and not closed yet, new metadata).
     Changed(Vec<PathBuf>),
+    /// These paths were just given their final content or removed: a file
+    /// renamed into place or closed after writing, a file deleted or
+    /// renamed away. Nothing more is coming for them.
+    Finished(Vec<PathBuf>),
     /// Events were lost (queue overflow): everything must be rescanned.
     Overflow,
     /// The watcher reported an error; what it watches can't be trusted.
@@ -58,6 +66,31 @@ fn forward(tx: &mpsc::Sender<WatchEvent>, overflowed: &AtomicBool, msg: WatchEve
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Says {
+    Nothing,
+    Changing,
+    Finished,
+}
+
+/// Whether an event kind leaves its path settled. A rename into place
+/// (`IN_MOVED_TO`, how uploads and atomic saves end) and a close after
+/// writing (`IN_CLOSE_WRITE`) mean the content is final; a removal or a
+/// rename away means there is nothing left to wait for. A creation, a
+/// write or a metadata change may be followed by more.
+fn what_it_says(kind: &EventKind) -> Says {
+    use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Says::Finished,
+        EventKind::Access(_) => Says::Nothing,
+        EventKind::Modify(ModifyKind::Name(
+            RenameMode::To | RenameMode::Both | RenameMode::From,
+        ))
+        | EventKind::Remove(_) => Says::Finished,
+        _ => Says::Changing,
+    }
+}
+
 fn new_watcher(
     tx: mpsc::Sender<WatchEvent>,
     overflowed: Arc<AtomicBool>,
@@ -66,9 +99,12 @@ fn new_watcher(
     let handler = move |res: notify::Result<notify::Event>| {
         let msg = match res {
             Ok(ev) if ev.need_rescan() => WatchEvent::Overflow,
-            // Reads and opens change nothing; skip them cheaply.
-            Ok(ev) if matches!(ev.kind, EventKind::Access(_)) => return,
-            Ok(ev) => WatchEvent::Changed(ev.paths),
+            Ok(ev) => match what_it_says(&ev.kind) {
+                // Reads and opens change nothing; skip them cheaply.
+                Says::Nothing => return,
+                Says::Changing => WatchEvent::Changed(ev.paths),
+                Says::Finished => WatchEvent::Finished(ev.paths),
+            },
             Err(e) => WatchEvent::Failed(e.to_string()),
         };
         forward(&tx, &overflowed, msg);
@@ -179,6 +215,38 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Only a rename into place, a close after writing and removals say a
+    /// path is finished; opens and reads say nothing.
+    #[test]
+    fn events_are_told_apart_by_whether_their_file_is_finished() {
+        use notify::event::*;
+        let finished = [
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Remove(RemoveKind::File),
+        ];
+        for k in &finished {
+            assert_eq!(what_it_says(k), Says::Finished, "{k:?}");
+        }
+        let changing = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Any,
+        ];
+        for k in &changing {
+            assert_eq!(what_it_says(k), Says::Changing, "{k:?}");
+        }
+        for k in [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ] {
+            assert_eq!(what_it_says(&k), Says::Nothing, "{k:?}");
+        }
+    }
 
     fn changed(name: &str) -> WatchEvent {
         WatchEvent::Changed(vec![PathBuf::from(name)])

@@ -140,8 +140,9 @@ impl FolderSet {
         } else {
             None
         };
+        let finished = matches!(ev, WatchEvent::Finished(_));
         let news = match ev {
-            WatchEvent::Changed(paths) => {
+            WatchEvent::Changed(paths) | WatchEvent::Finished(paths) => {
                 let mut news = None;
                 for p in &paths {
                     if p == config_file {
@@ -149,7 +150,7 @@ impl FolderSet {
                     }
                     for slot in &mut self.slots {
                         if p != &slot.folder.path && p.starts_with(&slot.folder.path) {
-                            slot.mark_path(now, p);
+                            slot.mark_path(now, p, finished);
                         } else if slot.folder.path.starts_with(p) || slot.follows_links() {
                             // A folder with a link into another one lists
                             // files that change with that one's events.
@@ -279,6 +280,7 @@ impl FolderSet {
         tracing::debug!(folder = %folder.path.display(), how, files = files.len(), scan_ms = started.elapsed().as_millis() as u64, "folder scanned");
         slot.dirty = None;
         slot.named = Some(Vec::new());
+        slot.unsettled.clear();
         slot.last_scan = std::time::Instant::now();
         let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);
         if scan.state != slot.scan.state {

@@ -179,7 +179,18 @@ pub async fn run(
             Some(order) = orders.recv() => match order {
                 Order::Reload => d.reload("SIGHUP"),
             },
-            Some(ev) = watch_rx.recv() => d.on_watch_event(ev),
+            Some(ev) = watch_rx.recv() => {
+                d.on_watch_event(ev);
+                // What else has arrived goes with it: the events of one
+                // rename (from, to, both) or of a burst are handled before
+                // any folder is looked at, so they make one rescan.
+                for _ in 0..crate::watch::QUEUE {
+                    match watch_rx.try_recv() {
+                        Ok(ev) => d.on_watch_event(ev),
+                        Err(_) => break,
+                    }
+                }
+            }
             Some(tick) = tick_rx.recv() => d.on_tick(tick),
             Some(()) = verdict_rx.recv() => d.pass(),
             _ = tokio::time::sleep_until(deadline.into()) => {}

@@ -7,8 +7,11 @@
 //!
 //! Guarantee: a mail is in the outbox (written with its ledger rows in one
 //! transaction) before the first attempt, and marked sent only after the
-//! server accepted it, so a crash loses nothing; the only duplicate is a
-//! mail accepted right before a crash, and it carries the same Message-ID.
+//! server accepted it, so a crash loses nothing; the only duplicates are
+//! mails accepted right before a crash, and they carry the same
+//! Message-ID. Outcomes that come in together are recorded in one
+//! transaction, and a mail holds its place among the [`PARALLEL_SENDS`]
+//! until its outcome is recorded, so a crash repeats at most that many.
 //! When the database refuses to record an outcome (disk full, read-only),
 //! the sender keeps it in memory and sends nothing more until it is
 //! recorded, so a full disk does not turn into the same mail sent over and
@@ -18,7 +21,8 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use futures_util::{FutureExt as _, StreamExt as _};
 use rand::Rng;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -28,16 +32,22 @@ use super::{db, Timing};
 use crate::backoff::Backoff;
 use crate::channel::{Channels, Delivery, DeliveryError};
 use crate::metrics::Metrics;
-use crate::state::{OutboxRow, StateStore};
+use crate::state::{Attempt, OutboxRow, Outcome, StateStore};
 
 /// Permanent failures (5xx, a channel that is not configured) get this
 /// many attempts, then are parked.
 pub const PERMANENT_ATTEMPTS: u32 = 3;
-/// Mails sent at once. Each SMTP session spends most of its time waiting
-/// (lettre 0.11.23 leaves Nagle on, so every message waits ~40 ms for the
-/// server's delayed ACK; a remote relay adds round trips): 1,000 alerts one
-/// by one took 45 s. Outcomes are still recorded one at a time.
-pub const PARALLEL_SENDS: usize = 4;
+/// Mails sent at once. Each SMTP session spends most of its time waiting:
+/// lettre 0.11.23 leaves Nagle on, so every message waits ~40 ms for the
+/// server's delayed ACK before its final `.` goes out, and a remote relay
+/// adds round trips. 1,000 alerts took 45 s one by one and 12.6-13.9 s four
+/// at a time; 16 keeps under the per-client limits relays set by default
+/// (Exchange: 20 connections per source, Postfix: 50). The SMTP transport
+/// keeps as many connections open across a burst.
+pub const PARALLEL_SENDS: usize = 16;
+/// Outbox rows read at a time: a few rounds of [`PARALLEL_SENDS`] (the
+/// sends of a round finish before the next rows are read).
+const DUE_ROWS: usize = 4 * PARALLEL_SENDS;
 
 /// Delay before attempt `attempts + 1`, after `attempts` failures:
 /// 5 s, 10 s, 20 s, ... capped at an hour, each ±20 %.
@@ -109,27 +119,6 @@ pub struct Sender {
     timing: Timing,
     /// Counts each attempt by channel and result.
     metrics: Arc<Metrics>,
-}
-
-/// What happened to one attempt, to be written to the outbox.
-#[derive(Debug, Clone)]
-enum Outcome {
-    Sent {
-        answer: String,
-    },
-    Failed {
-        error: String,
-        /// None parks the mail.
-        next: Option<chrono::DateTime<Utc>>,
-    },
-}
-
-/// An attempt whose outcome is not in the outbox yet.
-#[derive(Debug, Clone)]
-struct Attempt {
-    id: i64,
-    at: chrono::DateTime<Utc>,
-    outcome: Outcome,
 }
 
 impl Sender {
@@ -208,7 +197,7 @@ impl Sender {
     async fn deliver_due(&mut self) -> Vec<Attempt> {
         loop {
             let now = self.clock.now();
-            let due = match db(|| self.store.due_rows(now, 50)) {
+            let due = match db(|| self.store.due_rows(now, DUE_ROWS)) {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot read the outbox");
@@ -220,49 +209,46 @@ impl Sender {
             }
             // Read per round: a reload's settings apply to the next mail.
             let channels = self.channels.borrow_and_update().clone();
+            let (channels, clock, timing, metrics) =
+                (&*channels, &*self.clock, self.timing, &*self.metrics);
+            let mut due = due.into_iter();
+            let mut in_flight = FuturesUnordered::new();
             let mut refused = Vec::new();
             let mut stop = false;
-            // Set once the database refuses an outcome: no new send starts.
-            let halt = std::sync::atomic::AtomicBool::new(false);
-            {
-                let (channels, cancel, store, halt, clock, timing, metrics) = (
-                    &*channels,
-                    &self.cancel,
-                    &mut self.store,
-                    &halt,
-                    &*self.clock,
-                    self.timing,
-                    &*self.metrics,
-                );
-                let mut sends = futures_util::stream::iter(due)
-                    .map(|mail| async move {
-                        // Finish the mails in flight, start no new one after
-                        // shutdown or a refused outcome.
-                        if cancel.is_cancelled() || halt.load(std::sync::atomic::Ordering::Relaxed)
-                        {
-                            return None;
-                        }
+            loop {
+                // Finish the mails in flight, start no new one after
+                // shutdown or a refused outcome.
+                stop |= self.cancel.is_cancelled() || !refused.is_empty();
+                // A mail whose outcome is not recorded yet holds its place
+                // (`in_flight` only shrinks as outcomes are taken out), so
+                // the mails a crash could repeat are never more than
+                // PARALLEL_SENDS.
+                while !stop && in_flight.len() < PARALLEL_SENDS {
+                    let Some(mail) = due.next() else { break };
+                    in_flight.push(async move {
                         let result = send(channels, &mail, timing.send_limit).await;
                         metrics.count_delivery(&mail.row.channel, delivery_result(&result));
-                        Some(attempt_of(&mail, result, timing.send_retry, clock.now()))
-                    })
-                    .buffer_unordered(PARALLEL_SENDS);
-                // Each outcome is written as soon as it is known, so a crash
-                // repeats at most the mails in flight.
-                while let Some(a) = sends.next().await {
-                    let Some(a) = a else {
-                        stop = true;
-                        continue;
-                    };
-                    if !refused.is_empty() {
-                        refused.push(a);
-                        continue;
-                    }
-                    if let Err(e) = record_in(store, &a) {
-                        tracing::error!(id = a.id, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
-                        halt.store(true, std::sync::atomic::Ordering::Relaxed);
-                        refused.push(a);
-                    }
+                        attempt_of(&mail, result, timing.send_retry, clock.now())
+                    });
+                }
+                let Some(first) = in_flight.next().await else {
+                    break;
+                };
+                // Each outcome is written as soon as it is known, with
+                // those that came in meanwhile: one commit (one fsync) for
+                // the group.
+                let mut group = vec![first];
+                while let Some(Some(a)) = in_flight.next().now_or_never() {
+                    group.push(a);
+                }
+                if !refused.is_empty() {
+                    refused.extend(group);
+                    continue;
+                }
+                if let Err(e) = record_in(&mut self.store, &group) {
+                    let ids: Vec<i64> = group.iter().map(|a| a.id).collect();
+                    tracing::error!(?ids, error = %e, "cannot record the delivery outcome; sending nothing until it is recorded");
+                    refused.extend(group);
                 }
             }
             if stop || !refused.is_empty() || self.cancel.is_cancelled() {
@@ -272,15 +258,12 @@ impl Sender {
     }
 
     fn record(&mut self, a: &Attempt) -> Result<(), crate::state::StateError> {
-        record_in(&mut self.store, a)
+        record_in(&mut self.store, std::slice::from_ref(a))
     }
 }
 
-fn record_in(store: &mut StateStore, a: &Attempt) -> Result<(), crate::state::StateError> {
-    db(|| match &a.outcome {
-        Outcome::Sent { answer } => store.mark_sent(a.id, a.at, answer),
-        Outcome::Failed { error, next } => store.mark_failed(a.id, a.at, error, *next),
-    })
+fn record_in(store: &mut StateStore, group: &[Attempt]) -> Result<(), crate::state::StateError> {
+    db(|| store.record_attempts(group))
 }
 
 /// One attempt through the row's channel. A row whose channel is not

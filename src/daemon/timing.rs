@@ -32,6 +32,11 @@ pub struct Timing {
     pub debounce_quiet: Duration,
     /// ...but never for longer than this after the first one.
     pub debounce_max: Duration,
+    /// Events that all say their files are finished (renamed into place,
+    /// closed after writing) need no quiet window: the folder is looked at
+    /// at once, but no sooner than this after its previous look, so a
+    /// stream of uploads is gathered rather than costing a pass per file.
+    pub finished_gap: Duration,
     /// Polled folders (`poll = true`, or the watcher failed) are rescanned
     /// this often.
     pub poll_every: Duration,
@@ -80,6 +85,7 @@ impl Default for Timing {
             probe_retry: Backoff::new(secs(30), secs(3600)),
             debounce_quiet: Duration::from_millis(300),
             debounce_max: Duration::from_millis(1000),
+            finished_gap: Duration::from_millis(200),
             poll_every: secs(5),
             retry_missing_every: secs(2),
             rearm_every: secs(300),

@@ -48,7 +48,9 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OpenFlags, Row};
 
 pub use housekeeping::Forgotten;
-pub use outbox::{Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow, OutboxTally};
+pub use outbox::{
+    Attempt, Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow, OutboxTally, Outcome,
+};
 pub use scans::{ScanWrites, SeenToken};
 pub use schema::SCHEMA_VERSION;
 pub use silences::{KnownCredential, SilenceRow};

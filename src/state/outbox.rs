@@ -37,6 +37,26 @@ pub struct NewLedgerRow {
     pub mailed: bool,
 }
 
+/// One delivery attempt, as it is written to its outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub outcome: Outcome,
+}
+
+/// What an attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted; the receiver's answer.
+    Sent { answer: String },
+    /// Not accepted: retry at `next`, or park (None).
+    Failed {
+        error: String,
+        next: Option<DateTime<Utc>>,
+    },
+}
+
 /// A rendered message to queue. `message_id` is unique in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NewRow {
@@ -246,15 +266,13 @@ impl StateStore {
         now: DateTime<Utc>,
         server_answer: &str,
     ) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE outbox SET state = 'sent', sent_at = ?2, last_attempt_at = ?2, server_answer = ?3,
-                        attempts = attempts + 1, next_try_at = NULL
-                 WHERE id = ?1 AND state <> 'sent'",
-                params![id, ts(now), server_answer],
-            )
-            .map(drop)
-            .map_err(sqlite(&self.path, "mark a mail sent"))
+        self.record_attempts(&[Attempt {
+            id,
+            at: now,
+            outcome: Outcome::Sent {
+                answer: server_answer.to_owned(),
+            },
+        }])
     }
 
     /// Records a failed attempt: `attempts += 1`, `last_error`, and either
@@ -266,20 +284,49 @@ impl StateStore {
         error: &str,
         next_try_at: Option<DateTime<Utc>>,
     ) -> Result<(), StateError> {
-        let state = if next_try_at.is_some() {
-            "pending"
-        } else {
-            "parked"
-        };
-        self.conn
-            .execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?2, last_error = ?3,
-                        state = ?4, next_try_at = ?5
-                 WHERE id = ?1 AND state <> 'sent'",
-                params![id, ts(now), error, state, next_try_at.map(ts)],
-            )
-            .map(drop)
-            .map_err(sqlite(&self.path, "record a failed send"))
+        self.record_attempts(&[Attempt {
+            id,
+            at: now,
+            outcome: Outcome::Failed {
+                error: error.to_owned(),
+                next: next_try_at,
+            },
+        }])
+    }
+
+    /// Writes the outcomes of several attempts in one transaction: one
+    /// fsync for all of them (a loopback SMTP server accepts mail faster
+    /// than one commit each allows). All or none are written.
+    pub fn record_attempts(&mut self, attempts: &[Attempt]) -> Result<(), StateError> {
+        let action = "record delivery outcomes";
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(sqlite(&self.path, action))?;
+        for a in attempts {
+            let written = match &a.outcome {
+                Outcome::Sent { answer } => tx.execute(
+                    "UPDATE outbox SET state = 'sent', sent_at = ?2, last_attempt_at = ?2, server_answer = ?3,
+                            attempts = attempts + 1, next_try_at = NULL
+                     WHERE id = ?1 AND state <> 'sent'",
+                    params![a.id, ts(a.at), answer],
+                ),
+                Outcome::Failed { error, next } => tx.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = ?2, last_error = ?3,
+                            state = ?4, next_try_at = ?5
+                     WHERE id = ?1 AND state <> 'sent'",
+                    params![
+                        a.id,
+                        ts(a.at),
+                        error,
+                        if next.is_some() { "pending" } else { "parked" },
+                        next.map(ts)
+                    ],
+                ),
+            };
+            written.map_err(sqlite(&self.path, action))?;
+        }
+        tx.commit().map_err(sqlite(&self.path, action))
     }
 
     /// Parks every pending row of `channel` addressed to `recipient` alone,

@@ -451,3 +451,37 @@ async fn test_mail_reports_the_servers_answer() {
         Some("auto-generated")
     );
 }
+
+/// A burst of alerts reuses SMTP sessions instead of opening a
+/// connection, with its greeting and EHLO, per mail.
+#[tokio::test]
+async fn consecutive_mails_reuse_their_connection() {
+    let stub = SmtpStub::start();
+    let mailer = Mailer::new(&plain(stub.port)).unwrap();
+    for i in 0..10 {
+        send_ok(&mailer, &format!("<reuse-{i}@tokenwatch>")).await;
+        // lettre hands a connection back to its pool in a task of its
+        // own: give it the moment it needs.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stub.wait_for_async(10, WAIT).await.len(), 10);
+    let n = stub.connections();
+    assert!(n <= 2, "ten mails one after the other took {n} connections");
+}
+
+/// A kept connection that the server has dropped meanwhile (it restarted,
+/// or timed the idle session out) is replaced, and the mail goes out on
+/// the first attempt.
+#[tokio::test]
+async fn a_kept_connection_the_server_dropped_is_replaced() {
+    let mut stub = SmtpStub::start();
+    let mailer = Mailer::new(&plain(stub.port)).unwrap();
+    send_ok(&mailer, "<before-drop@tokenwatch>").await;
+    stub.restart();
+    send_ok(&mailer, "<after-drop@tokenwatch>").await;
+    let got = stub.wait_for_async(2, WAIT).await;
+    assert!(got[1]
+        .text()
+        .contains("Message-ID: <after-drop@tokenwatch>"));
+    assert_eq!(stub.connections(), 2);
+}

@@ -34,6 +34,10 @@ pub struct Slot {
     /// The paths those events named, or None when the whole folder must be
     /// scanned (its own events, lost events, a re-armed watch).
     pub(super) named: Option<Vec<PathBuf>>,
+    /// Those of the named paths whose latest event said they may still be
+    /// changing (created or written to, not closed yet). While it is empty
+    /// every named path is finished, and the folder needs no quiet window.
+    pub(super) unsettled: Vec<PathBuf>,
     pub(super) last_scan: Instant,
     /// Device and inode of the folder when its watch was armed: a folder
     /// deleted and re-created needs a new watch.
@@ -63,6 +67,7 @@ impl Slot {
             mode: Mode::Waiting,
             dirty: None,
             named: Some(Vec::new()),
+            unsettled: Vec::new(),
             last_scan: Instant::now(),
             armed_on: None,
             follows_links: false,
@@ -76,8 +81,10 @@ impl Slot {
         self.named = None;
     }
 
-    /// The watcher named `path`, somewhere below the folder.
-    pub fn mark_path(&mut self, now: Instant, path: &Path) {
+    /// The watcher named `path`, somewhere below the folder; `finished`
+    /// when its event said nothing more is coming for it
+    /// ([`WatchEvent::Finished`](crate::watch::WatchEvent::Finished)).
+    pub fn mark_path(&mut self, now: Instant, path: &Path, finished: bool) {
         self.touch(now);
         if let Some(named) = &mut self.named {
             if named.len() >= scan::MAX_PATHS {
@@ -86,6 +93,21 @@ impl Slot {
                 named.push(path.to_path_buf());
             }
         }
+        if self.named.is_none() {
+            // A whole scan waits for the quiet window anyway.
+            self.unsettled.clear();
+        } else if finished {
+            self.unsettled.retain(|p| p != path);
+        } else if !self.unsettled.iter().any(|p| p == path) {
+            self.unsettled.push(path.to_path_buf());
+        }
+    }
+
+    /// Every event since the last scan named a path below the folder, and
+    /// the latest event for each said it is finished: the scan need not
+    /// wait for the folder to be quiet.
+    fn settled(&self) -> bool {
+        self.named.as_ref().is_some_and(|n| !n.is_empty()) && self.unsettled.is_empty()
     }
 
     /// Its last scan followed a symlink (to a file or a folder): what it
@@ -137,9 +159,17 @@ impl Slot {
     }
 
     pub fn next_due(&self, timing: &Timing) -> Option<Instant> {
-        let dirty = self
-            .dirty
-            .map(|(first, last)| (last + timing.debounce_quiet).min(first + timing.debounce_max));
+        let dirty = self.dirty.map(|(first, last)| {
+            let quiet = (last + timing.debounce_quiet).min(first + timing.debounce_max);
+            if self.settled() {
+                // At once; but a stream of finished files (an upload of
+                // many) right after a look gathers for `finished_gap`, so
+                // it costs a pass per gap, not one per file.
+                last.max(self.last_scan + timing.finished_gap).min(quiet)
+            } else {
+                quiet
+            }
+        });
         let periodic = match self.mode {
             Mode::Inotify => None,
             Mode::Poll | Mode::Fallback { .. } => Some(self.last_scan + timing.poll_every),
@@ -254,5 +284,43 @@ mod tests {
             polled.next_due(&Timing::default()),
             Some(polled.last_scan + Duration::from_secs(5))
         );
+    }
+
+    /// Events that all say their files are finished make the folder due
+    /// at once, unless it was looked at within `finished_gap` (a stream of
+    /// uploads is gathered); one event of a file still being written puts
+    /// the quiet window back.
+    #[test]
+    fn finished_files_skip_the_quiet_window_but_a_stream_of_them_is_gathered() {
+        let ms = Duration::from_millis;
+        let timing = Timing {
+            debounce_quiet: ms(300),
+            debounce_max: ms(1000),
+            finished_gap: ms(200),
+            ..Timing::default()
+        };
+        let mut slot = new_slot();
+        slot.mode = Mode::Inotify;
+        let t0 = slot.last_scan;
+        let (a, b) = (Path::new("/t/a.vpptoken"), Path::new("/t/b.vpptoken"));
+        // Long after the last look: at once.
+        slot.mark_path(t0 + ms(5000), a, true);
+        assert_eq!(slot.next_due(&timing), Some(t0 + ms(5000)));
+        // A second file, still being written: the quiet window is back...
+        slot.mark_path(t0 + ms(5010), b, false);
+        assert_eq!(slot.next_due(&timing), Some(t0 + ms(5310)));
+        // ...until it is closed.
+        slot.mark_path(t0 + ms(5020), b, true);
+        assert_eq!(slot.next_due(&timing), Some(t0 + ms(5020)));
+
+        // Right after a look, finished files wait for the gap.
+        let mut slot = new_slot();
+        slot.mode = Mode::Inotify;
+        let t0 = slot.last_scan;
+        slot.mark_path(t0 + ms(50), a, true);
+        assert_eq!(slot.next_due(&timing), Some(t0 + ms(200)));
+        // A whole-folder event: the quiet window again.
+        slot.mark_dirty(t0 + ms(60));
+        assert_eq!(slot.next_due(&timing), Some(t0 + ms(360)));
     }
 }

@@ -149,3 +149,77 @@ fn a_reload_keeps_the_folders_still_configured_and_drops_the_others() {
     // Folder a kept what its last scan found.
     assert_eq!(set.files().count(), 1);
 }
+
+/// Waits for the watcher's next event and hands it to the set.
+async fn next_event(
+    set: &mut FolderSet,
+    rx: &mut tokio::sync::mpsc::Receiver<WatchEvent>,
+    cfg: &Path,
+) {
+    let ev = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("no filesystem event within 30 s")
+        .expect("the watcher is gone");
+    set.on_event(ev, cfg, Instant::now());
+}
+
+/// A file renamed into a watched folder, or closed after writing, is
+/// finished: the folder is looked at at once, not after the quiet window
+/// (a minute here), while a file still open for writing waits for it.
+#[tokio::test]
+async fn a_finished_file_is_scanned_at_once_and_one_still_written_waits_for_quiet() {
+    let s = setup();
+    let config_file = s.root.join("tokenwatch.toml");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(crate::watch::QUEUE);
+    let watcher = crate::watch::Watcher::new(tx).unwrap();
+    let long = Timing {
+        debounce_quiet: Duration::from_secs(60),
+        debounce_max: Duration::from_secs(120),
+        finished_gap: Duration::ZERO,
+        ..timing()
+    };
+    let mut set = FolderSet::new(Some(watcher), long);
+    set.configure(&s.cfg);
+    set.rescan_all(&|| {});
+    // The look that follows arming the watches, done now.
+    set.rescan_due(Instant::now() + Duration::from_secs(600), &|| {});
+    set.mark_passed();
+    assert!(set.slots().iter().all(|s| s.mode_name() == "inotify"));
+    assert_eq!(set.next_due(), None);
+
+    // Written elsewhere, renamed in: one IN_MOVED_TO.
+    let staging = tempfile::tempdir().unwrap();
+    let src = staging.path().join("up.vpptoken");
+    std::fs::write(&src, token("Renamed")).unwrap();
+    let renamed = s.root.join("a/up.vpptoken");
+    std::fs::rename(&src, &renamed).unwrap();
+    next_event(&mut set, &mut rx, &config_file).await;
+    let due = set.next_due().expect("the rename makes folder a due");
+    assert!(
+        due <= Instant::now(),
+        "a renamed-in file waits for no quiet window"
+    );
+    assert!(set.rescan_due(Instant::now(), &|| {}));
+    assert!(set.files().any(|f| f.path == renamed));
+    set.mark_passed();
+
+    // Written in place: due only once quiet while it is open...
+    let written = s.root.join("b/slow.vpptoken");
+    let mut file = std::fs::File::create(&written).unwrap();
+    next_event(&mut set, &mut rx, &config_file).await;
+    std::io::Write::write_all(&mut file, token("Written").as_bytes()).unwrap();
+    next_event(&mut set, &mut rx, &config_file).await;
+    let due = set.next_due().expect("the write makes folder b due");
+    assert!(
+        due > Instant::now() + Duration::from_secs(30),
+        "an open file waits for the quiet window"
+    );
+    assert!(!set.rescan_due(Instant::now(), &|| {}));
+    // ...and at once when it is closed (IN_CLOSE_WRITE).
+    drop(file);
+    while set.next_due().is_some_and(|t| t > Instant::now()) {
+        next_event(&mut set, &mut rx, &config_file).await;
+    }
+    assert!(set.rescan_due(Instant::now(), &|| {}));
+    assert!(set.files().any(|f| f.path == written));
+}

@@ -3,24 +3,37 @@
 
 use std::io;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use base64::Engine as _;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::response::Response;
+use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::password::{read_password_file, PASSWORD_CREDENTIAL};
 use super::{MailError, TlsMode};
 use crate::secret::Secret;
 
+/// Connections kept open between mails: as many as the outbox sender has
+/// sends in flight (`daemon::sender::PARALLEL_SENDS`), so a burst of
+/// alerts pays for one TCP connection, TLS handshake, EHLO and AUTH per
+/// connection rather than per mail.
+const POOL_SIZE: u32 = 16;
+/// How long an idle connection is kept. A server that drops an idle
+/// connection can leave lettre's pool with one that answers the NOOP it
+/// checks with and then fails the mail (lettre #743); servers wait minutes
+/// before dropping one (RFC 5321 asks for 5), so connections are only kept
+/// across a burst, never for that long.
+const POOL_IDLE: Duration = Duration::from_secs(5);
+
 pub(super) struct Smtp {
-    // lettre's `pool` feature is off (Cargo.toml), so every send opens its
-    // own connection and closes it after: an idle pooled connection that
-    // the server dropped caused repeated failures (lettre #743), and a few
-    // mails a day do not need a pool.
-    pub(super) transport: AsyncSmtpTransport<Tokio1Executor>,
+    /// The transport as configured; built at the first send, because its
+    /// connection pool runs a task on the async runtime.
+    builder: AsyncSmtpTransportBuilder,
+    transport: OnceLock<AsyncSmtpTransport<Tokio1Executor>>,
     pub(super) host: String,
     pub(super) port: u16,
     pub(super) tls: TlsMode,
@@ -107,8 +120,13 @@ impl Smtp {
         if let (Some(user), Some(pw)) = (&username, &password) {
             builder = builder.credentials(Credentials::new(user.clone(), pw.expose().to_owned()));
         }
+        let pool = PoolConfig::new()
+            .min_idle(0)
+            .max_size(POOL_SIZE)
+            .idle_timeout(POOL_IDLE);
         Ok(Smtp {
-            transport: builder.build(),
+            builder: builder.pool_config(pool),
+            transport: OnceLock::new(),
             host: host.to_owned(),
             port,
             tls,
@@ -159,7 +177,8 @@ impl Smtp {
         }
         // lettre's own timeout covers connecting only; a server that
         // accepts and then stalls would hang the send without this.
-        match tokio::time::timeout_at(deadline, self.transport.send(message)).await {
+        let transport = self.transport.get_or_init(|| self.builder.clone().build());
+        match tokio::time::timeout_at(deadline, transport.send(message)).await {
             Err(_) => Err(timed_out()),
             Ok(Ok(response)) => Ok(self.scrub(&answer_text(&response))),
             Ok(Err(e)) => Err(self.classify(&e)),
