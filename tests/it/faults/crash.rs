@@ -20,13 +20,16 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
     // to be sent after the restart), and records a message before it
     // answers 250 (a kill then leaves it delivered but unrecorded: the one
     // legitimate duplicate). Both keep mail going out through all the kills:
-    // with 4 sends at once, about 11 mails a second, so the 200 alerts
-    // outlast the torture (with only a 25 ms wait before the 250, all were
-    // out by the sixth kill and later kills hit an idle daemon).
-    const DATA_DELAY: Duration = Duration::from_millis(250);
-    const ANSWER_DELAY: Duration = Duration::from_millis(100);
-    stub.set_data_delay(DATA_DELAY);
-    stub.set_delay(ANSWER_DELAY);
+    // the delays grow with the sends the daemon keeps in flight, so it
+    // delivers about 11 mails a second however many that is and the 200
+    // alerts outlast the torture (with delays fixed for 4 sends at once,
+    // 16 at once had every mail out before the last kills, which then found
+    // no mail to aim at).
+    let sends_at_once = tokenwatch::daemon::sender::PARALLEL_SENDS as u32;
+    let data_delay = Duration::from_millis(250) * sends_at_once / 4;
+    let answer_delay = Duration::from_millis(100) * sends_at_once / 4;
+    stub.set_data_delay(data_delay);
+    stub.set_delay(answer_delay);
     let env = Env::new();
     let cfg = smtp_config(&env, stub.port, "max_mails_per_pass = 1000", &["tokens"]);
     for i in 0..TOKENS {
@@ -55,7 +58,7 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
                 d.log()
             );
             std::thread::sleep(
-                rng.random_range(Duration::ZERO..(DATA_DELAY + ANSWER_DELAY) * 3 / 4),
+                rng.random_range(Duration::ZERO..(data_delay + answer_delay) * 3 / 4),
             );
         }
         let killing = Instant::now();
@@ -116,10 +119,9 @@ fn crash_torture_kill_9_twenty_times_loses_no_alert() {
     );
     // Each kill can leave at most the mails in flight (a few are sent at
     // once) accepted but unrecorded.
-    let in_flight = tokenwatch::daemon::sender::PARALLEL_SENDS;
     assert!(
-        duplicates <= KILLS * in_flight,
-        "{duplicates} duplicates for {KILLS} kills with {in_flight} sends in flight"
+        duplicates <= KILLS * sends_at_once as usize,
+        "{duplicates} duplicates for {KILLS} kills with {sends_at_once} sends in flight"
     );
     assert_eq!(integrity(&env.path().join("state")), "ok");
 }
