@@ -77,7 +77,7 @@ impl Observer {
     /// What a pass saw, and whether it could write the state database.
     pub fn passed(
         &self,
-        facts: &PassFacts,
+        facts: PassFacts,
         outbox: Option<&OutboxFacts>,
         ended: DateTime<Utc>,
         took: Duration,
@@ -130,7 +130,7 @@ impl super::Daemon {
             }
         };
         self.observer
-            .passed(&facts, outbox.as_ref(), now, took, state_problem);
+            .passed(facts, outbox.as_ref(), now, took, state_problem);
     }
 }
 

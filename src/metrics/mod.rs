@@ -10,10 +10,12 @@
 
 pub mod server;
 
-use std::hash::{Hash as _, Hasher as _};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, LabelPair, Metric, MetricFamily, MetricType};
 use prometheus::{
     Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
@@ -39,9 +41,9 @@ pub const STATUSES: [&str; 6] = [
 
 /// One credential as a pass saw it. Values that do not apply to a kind
 /// are empty strings in the labels.
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CredentialFacts {
-    pub kind: String,
+    pub kind: &'static str,
     pub path: String,
     pub org: String,
     pub account: String,
@@ -49,12 +51,12 @@ pub struct CredentialFacts {
     pub fingerprint: String,
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: Option<DateTime<Utc>>,
-    pub status: String,
+    pub status: &'static str,
     pub silenced: bool,
 }
 
 /// One configured folder as a pass saw it.
-#[derive(Debug, Clone, PartialEq, Hash)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FolderFacts {
     pub path: String,
     /// Present, readable and (unless allowed) not empty.
@@ -64,7 +66,7 @@ pub struct FolderFacts {
 }
 
 /// What one pass saw.
-#[derive(Debug, Clone, Default, Hash)]
+#[derive(Debug, Clone, Default)]
 pub struct PassFacts {
     pub credentials: Vec<CredentialFacts>,
     pub folders: Vec<FolderFacts>,
@@ -88,14 +90,14 @@ impl PassFacts {
             .tokens
             .iter()
             .map(|t| CredentialFacts {
-                kind: t.kind.as_str().to_owned(),
+                kind: t.kind.as_str(),
                 path: t.path.clone(),
                 org: t.org_name.clone().unwrap_or_default(),
                 account: t.account.clone().unwrap_or_default(),
                 fingerprint: t.fingerprint.clone().unwrap_or_default(),
                 expires_at: t.expires_at,
                 created_at: t.created_at,
-                status: t.status.as_str().to_owned(),
+                status: t.status.as_str(),
                 silenced: silenced(&t.identity),
             })
             .collect();
@@ -127,20 +129,161 @@ fn seconds(t: DateTime<Utc>) -> f64 {
 
 const CREDENTIAL_LABELS: [&str; 5] = ["kind", "path", "org", "account", "fingerprint"];
 
+/// One family [`Credentials`] writes: its name, help and labels.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const EXPIRY: Family = Family {
+    name: "tokenwatch_credential_expiry_timestamp_seconds",
+    help: "When the credential expires, in seconds since the epoch.",
+    labels: &CREDENTIAL_LABELS,
+};
+const CREATED: Family = Family {
+    name: "tokenwatch_credential_created_timestamp_seconds",
+    help: "When the credential was created (derived for content tokens), in seconds since the epoch.",
+    labels: &CREDENTIAL_LABELS,
+};
+const STATUS: Family = Family {
+    name: "tokenwatch_credential_status",
+    help: "1 for the credential's current status.",
+    labels: &["kind", "path", "org", "account", "fingerprint", "status"],
+};
+const SILENCED: Family = Family {
+    name: "tokenwatch_credential_silenced",
+    help: "1 while the credential is silenced (tokenwatch silence).",
+    labels: &CREDENTIAL_LABELS,
+};
+const FOLDER_UP: Family = Family {
+    name: "tokenwatch_folder_up",
+    help: "1 when the folder is present and readable (and not unexpectedly empty).",
+    labels: &["path"],
+};
+const FOLDER_CREDENTIALS: Family = Family {
+    name: "tokenwatch_folder_credentials",
+    help: "Readable credentials found in the folder.",
+    labels: &["path"],
+};
+const UNREADABLE: Family = Family {
+    name: "tokenwatch_unreadable_files",
+    help: "Files with a credential's name that cannot be read as one.",
+    labels: &["folder"],
+};
+
+impl Family {
+    fn desc(&self) -> Desc {
+        Desc::new(
+            self.name.to_owned(),
+            self.help.to_owned(),
+            self.labels.iter().map(|l| (*l).to_owned()).collect(),
+            HashMap::new(),
+        )
+        .expect("a valid metric name")
+    }
+
+    /// The family with one gauge series per `(label values, value)`.
+    fn gauges<'a>(&self, series: impl Iterator<Item = ([&'a str; 6], f64)>) -> MetricFamily {
+        let metrics = series
+            .map(|(values, value)| {
+                let mut labels: Vec<LabelPair> = self
+                    .labels
+                    .iter()
+                    .zip(values)
+                    .map(|(name, value)| {
+                        let mut pair = LabelPair::default();
+                        pair.set_name((*name).to_owned());
+                        pair.set_value(value.to_owned());
+                        pair
+                    })
+                    .collect();
+                // In name order, as the crate's own vectors write them.
+                labels.sort_by(|a, b| a.name().cmp(b.name()));
+                let mut gauge = proto::Gauge::default();
+                gauge.set_value(value);
+                let mut m = Metric::from_gauge(gauge);
+                m.set_label(labels);
+                m
+            })
+            .collect();
+        let mut family = MetricFamily::default();
+        family.set_name(self.name.to_owned());
+        family.set_help(self.help.to_owned());
+        family.set_field_type(MetricType::GAUGE);
+        family.set_metric(metrics);
+        family
+    }
+}
+
 /// The credential and folder families, shared by the daemon's registry and
-/// `check --format prometheus`.
+/// `check --format prometheus`. The series are made from the latest pass's
+/// facts when a scrape gathers them: kept as labelled series between
+/// scrapes, 10,000 credentials took about 26 MiB, most of the daemon's
+/// memory, and setting them again was most of an unchanged rescan's CPU.
 struct Credentials {
-    expiry: GaugeVec,
-    created: GaugeVec,
-    status: IntGaugeVec,
-    silenced: IntGaugeVec,
-    folder_up: IntGaugeVec,
-    folder_credentials: IntGaugeVec,
-    unreadable: IntGaugeVec,
-    /// A hash of the facts the series were last set from. The hourly
-    /// rescan of unchanged folders sees the same facts, and setting 10,000
-    /// credentials' labelled series again was most of its CPU time.
-    last_set: Mutex<Option<u64>>,
+    descs: Vec<Desc>,
+    with_silenced: bool,
+    latest: Arc<Mutex<Arc<PassFacts>>>,
+}
+
+impl Credentials {
+    fn new(with_silenced: bool, latest: Arc<Mutex<Arc<PassFacts>>>) -> Credentials {
+        let mut families = vec![&EXPIRY, &CREATED, &STATUS];
+        if with_silenced {
+            families.push(&SILENCED);
+        }
+        families.extend([&FOLDER_UP, &FOLDER_CREDENTIALS, &UNREADABLE]);
+        Credentials {
+            descs: families.into_iter().map(Family::desc).collect(),
+            with_silenced,
+            latest,
+        }
+    }
+}
+
+impl Collector for Credentials {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        // Only the Arc is swapped under the lock; a poisoned one still
+        // holds a whole value.
+        let pass = self
+            .latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        fn labels(c: &CredentialFacts) -> [&str; 6] {
+            let fp = c.fingerprint.as_str();
+            [c.kind, c.path.as_str(), c.org.as_str(), c.account.as_str(), fp, ""]
+        }
+        fn folder(f: &FolderFacts, n: usize) -> ([&str; 6], f64) {
+            ([f.path.as_str(), "", "", "", "", ""], n as f64)
+        }
+        let creds = || pass.credentials.iter();
+        let mut out = vec![
+            EXPIRY.gauges(creds().filter_map(|c| Some((labels(c), seconds(c.expires_at?))))),
+            CREATED.gauges(creds().filter_map(|c| Some((labels(c), seconds(c.created_at?))))),
+            STATUS.gauges(creds().map(|c| {
+                let mut l = labels(c);
+                l[5] = c.status;
+                (l, 1.0)
+            })),
+        ];
+        if self.with_silenced {
+            out.push(SILENCED.gauges(creds().filter(|c| c.silenced).map(|c| (labels(c), 1.0))));
+        }
+        let folders = || pass.folders.iter();
+        out.push(FOLDER_UP.gauges(folders().map(|f| folder(f, usize::from(f.up)))));
+        out.push(FOLDER_CREDENTIALS.gauges(folders().map(|f| folder(f, f.credentials))));
+        out.push(UNREADABLE.gauges(folders().map(|f| folder(f, f.unreadable_files))));
+        // A family without series is left out, as an empty labelled
+        // vector was.
+        out.retain(|f| !f.get_metric().is_empty());
+        out
+    }
 }
 
 fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -155,121 +298,6 @@ fn int_gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGa
     g
 }
 
-impl Credentials {
-    fn register(r: &Registry, with_silenced: bool) -> Credentials {
-        let status_labels = [&CREDENTIAL_LABELS[..], &["status"]].concat();
-        let c = Credentials {
-            expiry: gauge_vec(
-                r,
-                "tokenwatch_credential_expiry_timestamp_seconds",
-                "When the credential expires, in seconds since the epoch.",
-                &CREDENTIAL_LABELS,
-            ),
-            created: gauge_vec(
-                r,
-                "tokenwatch_credential_created_timestamp_seconds",
-                "When the credential was created (derived for content tokens), in seconds since the epoch.",
-                &CREDENTIAL_LABELS,
-            ),
-            status: int_gauge_vec(
-                r,
-                "tokenwatch_credential_status",
-                "1 for the credential's current status.",
-                &status_labels,
-            ),
-            silenced: IntGaugeVec::new(
-                Opts::new(
-                    "tokenwatch_credential_silenced",
-                    "1 while the credential is silenced (tokenwatch silence).",
-                ),
-                &CREDENTIAL_LABELS,
-            )
-            .expect("a valid metric name"),
-            folder_up: int_gauge_vec(
-                r,
-                "tokenwatch_folder_up",
-                "1 when the folder is present and readable (and not unexpectedly empty).",
-                &["path"],
-            ),
-            folder_credentials: int_gauge_vec(
-                r,
-                "tokenwatch_folder_credentials",
-                "Readable credentials found in the folder.",
-                &["path"],
-            ),
-            unreadable: int_gauge_vec(
-                r,
-                "tokenwatch_unreadable_files",
-                "Files with a credential's name that cannot be read as one.",
-                &["folder"],
-            ),
-            last_set: Mutex::new(None),
-        };
-        if with_silenced {
-            r.register(Box::new(c.silenced.clone()))
-                .expect("registered once");
-        }
-        c
-    }
-
-    /// Replaces every series with what `pass` saw: a credential gone since
-    /// leaves no stale series behind.
-    fn set(&self, pass: &PassFacts) {
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        pass.hash(&mut hasher);
-        let hash = hasher.finish();
-        // Only plain assignments happen under the lock; a poisoned one
-        // still holds a whole value.
-        let mut last = self.last_set.lock().unwrap_or_else(PoisonError::into_inner);
-        if *last == Some(hash) {
-            return;
-        }
-        *last = Some(hash);
-        for v in [&self.expiry, &self.created] {
-            v.reset();
-        }
-        for v in [
-            &self.status,
-            &self.silenced,
-            &self.folder_up,
-            &self.folder_credentials,
-            &self.unreadable,
-        ] {
-            v.reset();
-        }
-        for c in &pass.credentials {
-            let labels = [
-                c.kind.as_str(),
-                c.path.as_str(),
-                c.org.as_str(),
-                c.account.as_str(),
-                c.fingerprint.as_str(),
-            ];
-            if let Some(t) = c.expires_at {
-                self.expiry.with_label_values(&labels).set(seconds(t));
-            }
-            if let Some(t) = c.created_at {
-                self.created.with_label_values(&labels).set(seconds(t));
-            }
-            let with_status = [&labels[..], &[c.status.as_str()]].concat();
-            self.status.with_label_values(&with_status).set(1);
-            if c.silenced {
-                self.silenced.with_label_values(&labels).set(1);
-            }
-        }
-        for f in &pass.folders {
-            let path = [f.path.as_str()];
-            self.folder_up.with_label_values(&path).set(i64::from(f.up));
-            self.folder_credentials
-                .with_label_values(&path)
-                .set(i64::try_from(f.credentials).unwrap_or(i64::MAX));
-            self.unreadable
-                .with_label_values(&path)
-                .set(i64::try_from(f.unreadable_files).unwrap_or(i64::MAX));
-        }
-    }
-}
-
 fn encode(r: &Registry) -> String {
     let mut out = Vec::new();
     // Encoding in-memory families into a Vec cannot fail.
@@ -279,16 +307,18 @@ fn encode(r: &Registry) -> String {
 
 /// The text `check --format prometheus` writes for node_exporter's textfile
 /// collector: the credential and folder families only.
-pub fn textfile(pass: &PassFacts) -> String {
+pub fn textfile(pass: PassFacts) -> String {
     let r = Registry::new();
-    Credentials::register(&r, false).set(pass);
+    let latest = Arc::new(Mutex::new(Arc::new(pass)));
+    r.register(Box::new(Credentials::new(false, latest)))
+        .expect("registered once");
     encode(&r)
 }
 
 /// The daemon's metrics.
 pub struct Metrics {
     registry: Registry,
-    credentials: Credentials,
+    credentials: Arc<Mutex<Arc<PassFacts>>>,
     outbox: IntGaugeVec,
     oldest_pending: Gauge,
     deliveries: IntCounterVec,
@@ -308,7 +338,9 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Metrics {
         let r = Registry::new();
-        let credentials = Credentials::register(&r, true);
+        let credentials = Arc::default();
+        r.register(Box::new(Credentials::new(true, Arc::clone(&credentials))))
+            .expect("registered once");
         let outbox = int_gauge_vec(
             &r,
             "tokenwatch_outbox_messages",
@@ -396,8 +428,11 @@ impl Metrics {
     }
 
     /// What a pass saw, when it ended and how long it took.
-    pub fn observe_pass(&self, pass: &PassFacts, ended: DateTime<Utc>, took: std::time::Duration) {
-        self.credentials.set(pass);
+    pub fn observe_pass(&self, pass: PassFacts, ended: DateTime<Utc>, took: std::time::Duration) {
+        *self
+            .credentials
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(pass);
         self.last_pass.set(seconds(ended));
         self.pass_duration.observe(took.as_secs_f64());
     }
