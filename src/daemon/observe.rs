@@ -109,16 +109,23 @@ impl super::Daemon {
         took: Duration,
         state_problem: Option<String>,
     ) {
-        let silences = match db(|| self.store.silences()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read silences; metrics show none");
-                Silences::new()
-            }
+        // The credential facts are kept only for a scrape. The config is
+        // the new one already when a reload's pass gets here, so a reload
+        // that turns the endpoint on serves this pass's facts.
+        let facts = if self.cfg.metrics_listen.is_some() {
+            let silences = match db(|| self.store.silences()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read silences; metrics show none");
+                    Silences::new()
+                }
+            };
+            PassFacts::from_report(report, &|fp| {
+                silence::holding(&silences, Some(fp), now).is_some()
+            })
+        } else {
+            PassFacts::default()
         };
-        let facts = PassFacts::from_report(report, &|fp| {
-            silence::holding(&silences, Some(fp), now).is_some()
-        });
         let outbox = match db(|| self.store.outbox_tally()) {
             Ok(t) => Some(OutboxFacts {
                 counts: t.counts,

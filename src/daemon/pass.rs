@@ -121,14 +121,9 @@ impl Daemon {
             })
             .collect();
         self.keepalive.progress();
-        let snapshot = match serde_json::to_string(&report) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise the status snapshot");
-                return;
-            }
+        let snapshot = |w: &mut dyn std::io::Write| {
+            serde_json::to_writer(w, &report).map_err(std::io::Error::from)
         };
-        self.keepalive.progress();
         let mut stored = queued;
         let mut state_problem = None;
         let keepalive = &self.keepalive;
@@ -164,7 +159,8 @@ impl Daemon {
             total_ms = started.elapsed().as_millis() as u64,
             "pass done"
         );
-        drop((report, seen, snapshot));
+        drop((report, seen));
+        self.store.release_memory();
         release_freed_memory();
         self.request_verification(now, false, &verdicts);
         self.retry_if_unstored(now + elapsed(started), stored);

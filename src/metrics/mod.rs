@@ -143,7 +143,8 @@ const EXPIRY: Family = Family {
 };
 const CREATED: Family = Family {
     name: "tokenwatch_credential_created_timestamp_seconds",
-    help: "When the credential was created (derived for content tokens), in seconds since the epoch.",
+    help:
+        "When the credential was created (derived for content tokens), in seconds since the epoch.",
     labels: &CREDENTIAL_LABELS,
 };
 const STATUS: Family = Family {
@@ -257,7 +258,14 @@ impl Collector for Credentials {
             .clone();
         fn labels(c: &CredentialFacts) -> [&str; 6] {
             let fp = c.fingerprint.as_str();
-            [c.kind, c.path.as_str(), c.org.as_str(), c.account.as_str(), fp, ""]
+            [
+                c.kind,
+                c.path.as_str(),
+                c.org.as_str(),
+                c.account.as_str(),
+                fp,
+                "",
+            ]
         }
         fn folder(f: &FolderFacts, n: usize) -> ([&str; 6], f64) {
             ([f.path.as_str(), "", "", "", "", ""], n as f64)

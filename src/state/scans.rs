@@ -3,13 +3,62 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::io::{self, Seek as _, Write as _};
 
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::types::ValueRef;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior, MAIN_DB};
 use serde::Serialize;
 
 use super::{get_ts, sqlite, ts, StateError, StateStore};
 use crate::assess::GoneCert;
+
+/// Writes the status snapshot (JSON) for [`StateStore::record_scan_with_progress`],
+/// which calls it twice: to measure it, then to store it. It must write
+/// the same bytes both times.
+pub type WriteSnapshot<'a> = dyn Fn(&mut dyn io::Write) -> io::Result<()> + 'a;
+
+/// The buffer between the snapshot's many small writes and the row.
+const SNAPSHOT_BUFFER: usize = 64 * 1024;
+
+/// A snapshot's length and a hash of its bytes, told without keeping them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Measured {
+    len: u64,
+    hash: u64,
+}
+
+impl Measured {
+    fn of(snapshot: &WriteSnapshot<'_>) -> io::Result<Measured> {
+        struct Counter {
+            len: u64,
+            hash: std::collections::hash_map::DefaultHasher,
+        }
+        impl io::Write for Counter {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.len += buf.len() as u64;
+                self.hash.write(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = io::BufWriter::with_capacity(
+            SNAPSHOT_BUFFER,
+            Counter {
+                len: 0,
+                hash: Default::default(),
+            },
+        );
+        snapshot(&mut w)?;
+        let c = w.into_inner().map_err(io::IntoInnerError::into_error)?;
+        Ok(Measured {
+            len: c.len,
+            hash: c.hash.finish(),
+        })
+    }
+}
 
 /// What one scan saw of one readable token (keyed by the 64-hex
 /// fingerprint). Public facts only: never the token content.
@@ -83,7 +132,8 @@ impl StateStore {
         seen: &[SeenToken],
         snapshot_json: &str,
     ) -> Result<ScanWrites, StateError> {
-        self.record_scan_with_progress(now, seen, snapshot_json, &|| {})
+        let snapshot = |w: &mut dyn io::Write| w.write_all(snapshot_json.as_bytes());
+        self.record_scan_with_progress(now, seen, &snapshot, &|| {})
     }
 
     /// [`StateStore::record_scan`], calling `progress` for each row written:
@@ -93,7 +143,7 @@ impl StateStore {
         &mut self,
         now: DateTime<Utc>,
         seen: &[SeenToken],
-        snapshot_json: &str,
+        snapshot: &WriteSnapshot<'_>,
         progress: &dyn Fn(),
     ) -> Result<ScanWrites, StateError> {
         // Taken out: a failed write leaves it None, so the next scan starts
@@ -123,6 +173,17 @@ impl StateStore {
             .map(hex::encode)
             .collect();
 
+        // Measured first and streamed into the row: a snapshot of 10,000
+        // credentials is about 10 MiB of JSON, and held as a string it was
+        // there twice (SQLite copies what it is given to bind). An
+        // unchanged one is not written again.
+        let measured = Measured::of(snapshot).map_err(|cause| StateError::Io {
+            path: self.path.clone(),
+            action: "write the status snapshot to",
+            cause,
+        })?;
+        let rewrite = self.snapshot_written.take() != Some(measured);
+
         let err = || sqlite(&self.path, "record scan");
         let now = ts(now);
         let tx = self
@@ -136,14 +197,53 @@ impl StateStore {
                 |row| row.get(0),
             )
             .map_err(err())?;
-        let seq: i64 = tx
-            .query_row(
-                "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1, snapshot_json = ?2
+        let seq: i64 = if rewrite {
+            let seq = tx
+                .query_row(
+                    "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1,
+                                              snapshot_json = zeroblob(?2)
+                     WHERE id = 1 RETURNING scan_seq",
+                    params![now, measured.len],
+                    |row| row.get(0),
+                )
+                .map_err(err())?;
+            let blob = tx
+                .blob_open(MAIN_DB, c"daemon_status", c"snapshot_json", 1, false)
+                .map_err(err())?;
+            let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, blob);
+            let written = snapshot(&mut w)
+                .and_then(|()| w.flush())
+                .and_then(|()| w.get_mut().seek(io::SeekFrom::Current(0)));
+            match written {
+                Ok(n) if n == measured.len => {}
+                Ok(n) => {
+                    return Err(StateError::Io {
+                        path: self.path.clone(),
+                        action: "write the status snapshot to",
+                        cause: io::Error::other(format!(
+                            "it came out {n} bytes long, {} when measured",
+                            measured.len
+                        )),
+                    })
+                }
+                Err(cause) => {
+                    return Err(StateError::Io {
+                        path: self.path.clone(),
+                        action: "write the status snapshot to",
+                        cause,
+                    })
+                }
+            }
+            seq
+        } else {
+            tx.query_row(
+                "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1
                  WHERE id = 1 RETURNING scan_seq",
-                params![now, snapshot_json],
+                params![now],
                 |row| row.get(0),
             )
-            .map_err(err())?;
+            .map_err(err())?
+        };
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -190,6 +290,7 @@ impl StateStore {
         }
         tx.commit().map_err(err())?;
         self.recorded = Some(current);
+        self.snapshot_written = Some(measured);
         Ok(ScanWrites {
             written: changed.len(),
             gone: gone.len(),
@@ -227,7 +328,16 @@ impl StateStore {
                 "SELECT last_scan_at, snapshot_json FROM daemon_status
                  WHERE id = 1 AND last_scan_at IS NOT NULL",
                 [],
-                |row| Ok((get_ts(row, 0)?, row.get::<_, Option<String>>(1)?)),
+                // Text before this version, a blob written in place since.
+                |row| {
+                    let json = match row.get_ref(1)? {
+                        ValueRef::Text(b) | ValueRef::Blob(b) => {
+                            Some(String::from_utf8_lossy(b).into_owned())
+                        }
+                        _ => None,
+                    };
+                    Ok((get_ts(row, 0)?, json))
+                },
             )
             .optional()
             .map(|found| found.map(|(at, json)| (at, json.unwrap_or_default())))

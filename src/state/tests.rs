@@ -911,3 +911,80 @@ fn parking_a_removed_webhook_s_rows_leaves_other_webhooks_and_mail_pending() {
         "outbox retry works on it"
     );
 }
+
+fn snapshot_type_and_seq(store: &StateStore) -> (String, i64) {
+    store
+        .conn
+        .query_row(
+            "SELECT typeof(snapshot_json), scan_seq FROM daemon_status WHERE id = 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_snapshot_is_streamed_into_its_row_and_an_unchanged_one_is_not_written_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let (t1, t2, t3) = (
+        t("2026-12-01T10:00:00Z"),
+        t("2026-12-01T11:00:00Z"),
+        t("2026-12-01T12:00:00Z"),
+    );
+    let big = format!("{{\"tokens\":\"{}\"}}", "x".repeat(300_000));
+    store.record_scan(t1, &[], &big).unwrap();
+    assert_eq!(store.snapshot().unwrap(), Some((t1, big.clone())));
+    assert_eq!(snapshot_type_and_seq(&store), ("blob".to_owned(), 1));
+
+    // The same snapshot again: only the scan's time and number move. A
+    // stray value in the row shows whether the snapshot was written.
+    store
+        .conn
+        .execute("UPDATE daemon_status SET snapshot_json = 'stray'", [])
+        .unwrap();
+    store.record_scan(t2, &[], &big).unwrap();
+    assert_eq!(store.snapshot().unwrap(), Some((t2, "stray".to_owned())));
+    assert_eq!(snapshot_type_and_seq(&store).1, 2);
+
+    // A changed one is written, and one that writes other bytes when
+    // stored than when measured is refused whole, naming the database.
+    store.record_scan(t3, &[], "{}").unwrap();
+    assert_eq!(store.snapshot().unwrap(), Some((t3, "{}".to_owned())));
+    let calls = std::cell::Cell::new(0);
+    let fickle = |w: &mut dyn std::io::Write| {
+        calls.set(calls.get() + 1);
+        w.write_all(if calls.get() == 1 { b"[1]" } else { b"[22]" })
+    };
+    let err = store
+        .record_scan_with_progress(t("2026-12-01T13:00:00Z"), &[], &fickle, &|| {})
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains(&tmp.path().join(DB_FILE_NAME).display().to_string()),
+        "{err}"
+    );
+    assert_eq!(store.snapshot().unwrap(), Some((t3, "{}".to_owned())));
+    assert_eq!(snapshot_type_and_seq(&store).1, 3);
+}
+
+#[test]
+fn a_snapshot_stored_as_text_by_an_earlier_version_still_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    store
+        .record_scan(t("2026-12-01T10:00:00Z"), &[], "{}")
+        .unwrap();
+    store
+        .conn
+        .execute(
+            "UPDATE daemon_status SET snapshot_json = '{\"tokens\":[]}'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(snapshot_type_and_seq(&store).0, "text");
+    assert_eq!(
+        store.snapshot().unwrap(),
+        Some((t("2026-12-01T10:00:00Z"), "{\"tokens\":[]}".to_owned()))
+    );
+}

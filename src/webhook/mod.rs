@@ -263,7 +263,9 @@ fn classify(
 /// The webhook channel: every configured webhook, by name.
 pub struct WebhookChannel {
     hooks: BTreeMap<String, Hook>,
-    client: reqwest::Client,
+    /// None without webhooks: building it loads the system's trust store
+    /// and the TLS stack's code, 1-2 MiB the daemon would otherwise keep.
+    client: Option<reqwest::Client>,
     /// `[check] critical_days`: an expiry this close is critical.
     critical_days: i64,
 }
@@ -283,9 +285,14 @@ impl WebhookChannel {
             .iter()
             .map(|s| Hook::from_settings(s).map(|h| (h.name.clone(), h)))
             .collect::<Result<BTreeMap<_, _>, _>>()?;
+        let client = if hooks.is_empty() {
+            None
+        } else {
+            Some(client()?)
+        };
         Ok(WebhookChannel {
             hooks,
-            client: client()?,
+            client,
             // Only expired, invalidated and unreadable credentials are
             // critical until the daemon says how close is too close.
             critical_days: 0,
@@ -302,8 +309,8 @@ impl WebhookChannel {
         self.hooks.get(name)
     }
 
-    pub fn client(&self) -> &reqwest::Client {
-        &self.client
+    pub fn client(&self) -> Option<&reqwest::Client> {
+        self.client.as_ref()
     }
 }
 
@@ -418,7 +425,10 @@ impl Channel for WebhookChannel {
                     "webhook {name:?} is not configured (webhook removed)"
                 )));
             };
-            hook.post(&self.client, message_key(d.message_id), d.payload)
+            let Some(client) = &self.client else {
+                return Err(DeliveryError::permanent("no HTTP client for webhooks"));
+            };
+            hook.post(client, message_key(d.message_id), d.payload)
                 .await
         })
     }

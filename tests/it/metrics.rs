@@ -265,6 +265,42 @@ fn the_daemon_serves_its_latest_pass_deliveries_and_outbox_and_moves_on_reload()
     d.stop();
 }
 
+/// The daemon keeps the credential facts only while the endpoint is on;
+/// a reload that turns it on must still serve them at once, not after the
+/// next scheduled pass.
+#[test]
+fn a_reload_that_turns_the_endpoint_on_serves_the_credentials_at_once() {
+    let env = Env::new();
+    let stub = SmtpStub::start();
+    env.sample("tokens/berlin.vpptoken", "Acme Berlin", 10);
+    let port = free_port();
+    let cfg = metrics_config(&env, stub.port, port);
+    let with_metrics = std::fs::read_to_string(&cfg).unwrap();
+    let (without, _) = with_metrics.split_once("[metrics]").unwrap();
+    env.write("tokenwatch.toml", without);
+    let mut d = Daemon::start(&env, &cfg);
+    d.wait_for("the first pass", 30, |s| {
+        s["tokens"].as_array().is_some_and(|t| t.len() == 1)
+    });
+    assert!(get(port, "/metrics").is_none(), "{}", d.log());
+
+    env.write("tokenwatch.toml", &with_metrics);
+    d.signal(libc::SIGHUP);
+    let scrape = scrape_until(&d, port, "the endpoint after the reload", |s| {
+        s.contains("tokenwatch_build_info")
+    });
+    assert_eq!(
+        value(
+            &scrape,
+            "tokenwatch_credential_status",
+            &["org=\"Acme Berlin\"", "status=\"expiring\""]
+        ),
+        Some(1.0),
+        "{scrape}"
+    );
+    d.stop();
+}
+
 #[test]
 fn check_writes_the_textfile_atomically_whatever_the_status_with_checks_exit_code() {
     let env = Env::new();
