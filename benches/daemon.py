@@ -85,7 +85,9 @@ class Daemon:
         with open("/proc/%d/status" % self.proc.pid) as f:
             for line in f:
                 k, _, v = line.partition(":")
-                if k in ("VmRSS", "VmHWM"):
+                # RssFile: mapped pages of the binary and its libraries
+                # (shared with the page cache); RssAnon: the daemon's data.
+                if k in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
                     out[k] = int(v.split()[0]) / 1024.0  # MiB
         return out
 
@@ -171,6 +173,8 @@ def cmd_startup(a):
                 ready_s=ready,
                 rss_at_ready_mib=at_ready["VmRSS"],
                 rss_mib=settled["VmRSS"],
+                rss_anon_mib=settled["RssAnon"],
+                rss_file_mib=settled["RssFile"],
                 peak_rss_mib=settled["VmHWM"],
             )
         finally:
