@@ -452,12 +452,12 @@ fn a_token_failing_apple_checks_for_over_a_day_mails_once_unless_apple_is_down()
     let mut t = token("f", Status::Ok, 200);
     let mut a = apple("valid");
     a.failing_since = Some(now() - Duration::hours(23));
-    t.apple = Some(a.clone());
+    t.apple = Some(Box::new(a.clone()));
     assert!(quick(now(), std::slice::from_ref(&t), &[], &Ledger::new())
         .alerts
         .is_empty());
     a.failing_since = Some(now() - Duration::hours(25));
-    t.apple = Some(a);
+    t.apple = Some(Box::new(a));
     let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(p.alerts.len(), 1);
     assert!(matches!(p.alerts[0].kind, AlertKind::CannotVerify { .. }));
@@ -493,7 +493,7 @@ fn apple_expiry_mismatch_mails_once() {
     let mut t = token("m", Status::Ok, 200);
     let mut a = apple("valid");
     a.expiry_mismatch = true;
-    t.apple = Some(a);
+    t.apple = Some(Box::new(a));
     let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["apple_expiry:m"]);
     let mut ledger = Ledger::new();

@@ -107,7 +107,9 @@ pub struct Assessment {
     pub world_readable: bool,
     /// What Apple said when last asked; null when never asked.
     #[serde(default)]
-    pub apple: Option<AppleAssessment>,
+    /// Boxed: most credentials are never asked about (only content tokens
+    /// can be), and a pass holds one assessment per credential.
+    pub apple: Option<Box<AppleAssessment>>,
     /// The silence that holds for it now (`{"until", "reason"}`), null
     /// when none: it gets no alerts and does not count towards `check`'s
     /// exit code until then.
@@ -297,9 +299,9 @@ fn assess_one(
     let rules = crate::token::kind(f.kind).rules();
     let verdict = verdicts.get(t.fingerprint.as_str());
     a.apple = match verdict {
-        Some(v) => Some(AppleAssessment::from_record(v, t.expires_at)),
+        Some(v) => Some(Box::new(AppleAssessment::from_record(v, t.expires_at))),
         None if rules.apple_verification && !t.verifiable_with_apple() && policy.apple_verify => {
-            Some(AppleAssessment::unverifiable())
+            Some(Box::new(AppleAssessment::unverifiable()))
         }
         None => None,
     };

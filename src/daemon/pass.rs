@@ -102,24 +102,26 @@ impl Daemon {
         let queued = self.plan_and_enqueue(now, &report.tokens, &folders);
         let enqueued = started.elapsed();
         self.keepalive.progress();
-        let seen: Vec<SeenToken> = report
-            .tokens
-            .iter()
-            .filter(|t| t.status != Status::Unreadable)
-            .filter_map(|t| {
-                Some(SeenToken {
-                    fingerprint: t.identity.clone(),
-                    path: t.path.clone(),
-                    org_name: t.org_name.clone()?,
-                    created_at: t.created_at?,
-                    expires_at: t.expires_at?,
-                    account: t.account.clone(),
-                    status: t.status.as_str().to_string(),
-                    detail: t.detail.clone(),
-                    topic: t.kind_facts.topic.clone(),
-                })
-            })
-            .collect();
+        let mut seen: Vec<SeenToken> = Vec::with_capacity(report.tokens.len());
+        seen.extend(
+            report
+                .tokens
+                .iter()
+                .filter(|t| t.status != Status::Unreadable)
+                .filter_map(|t| {
+                    Some(SeenToken {
+                        fingerprint: t.identity.clone(),
+                        path: t.path.clone(),
+                        org_name: t.org_name.clone()?,
+                        created_at: t.created_at?,
+                        expires_at: t.expires_at?,
+                        account: t.account.clone(),
+                        status: t.status.as_str().to_string(),
+                        detail: t.detail.clone(),
+                        topic: t.kind_facts.topic.clone(),
+                    })
+                }),
+        );
         self.keepalive.progress();
         let snapshot = |w: &mut dyn std::io::Write| {
             serde_json::to_writer(w, &report).map_err(std::io::Error::from)

@@ -98,7 +98,11 @@ pub(super) fn scan_folder_inner(
             if is_skipped(bytes) {
                 continue;
             }
-            let path = dir.join(&name);
+            // Sized exactly: a cached file keeps its path until the next
+            // scan, and `join` grows it by doubling (up to twice the bytes).
+            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+            path.push(&dir);
+            path.push(&name);
             let claimed = folder.kind_of(bytes);
             let token_name = claimed.is_some();
             let Ok(lmeta) = entry.metadata() else {
