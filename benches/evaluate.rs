@@ -73,7 +73,7 @@ fn report_build(c: &mut Criterion) {
                 now() + Duration::hours(i as i64 * 3 - 1000),
             );
             let (fingerprint, content) = token::parse_with_fingerprint(text.as_bytes());
-            FoundFile {
+            let mut found = FoundFile {
                 path: root.join(format!("t{i:07}.vpptoken")),
                 folder: 0,
                 kind: token::KindId::Vpp,
@@ -82,10 +82,15 @@ fn report_build(c: &mut Criterion) {
                 file_id: Some((1, i as u64)),
                 via_link: false,
                 world_readable: false,
-                fingerprint: Some(fingerprint),
-                content: content.map_err(tokenwatch::scan::FileError::Token),
+                unread_fingerprint: None,
+                content: Err(tokenwatch::scan::FileError::Changed),
                 stamp: None,
-            }
+            };
+            found.set_read(
+                fingerprint,
+                content.map_err(tokenwatch::scan::FileError::Token),
+            );
+            found
         })
         .collect();
     let scan = Scan {

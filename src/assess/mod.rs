@@ -263,7 +263,7 @@ fn assess_one(
         .accounts
         .account_for(&f.path, f.folder)
         .map(str::to_string);
-    let identity = match &f.fingerprint {
+    let identity = match f.fingerprint() {
         Some(fp) => fp.as_str().to_string(),
         None => format!("path:{}", show_path(&f.path)),
     };
@@ -271,7 +271,7 @@ fn assess_one(
         path: show_path(&f.path),
         kind: f.kind,
         org_name: None,
-        fingerprint: f.fingerprint.as_ref().map(|fp| fp.short().to_string()),
+        fingerprint: f.fingerprint().map(|fp| fp.short().to_string()),
         created_at: None,
         expires_at: None,
         days_left: None,

@@ -73,7 +73,7 @@ pub fn run(file: &Path, key: Option<&Path>, json: bool) -> anyhow::Result<i32> {
         kind,
         readable: token.is_some(),
         org_name: token.map(|t| t.org_name.clone()),
-        fingerprint: found.fingerprint.as_ref().map(|f| f.short().to_string()),
+        fingerprint: found.fingerprint().map(|f| f.short().to_string()),
         created_at: token.map(|t| rfc3339(&t.created_at)),
         created_at_derived: token.is_some()
             && details.is_none_or(|d| d.issued_at.is_none())

@@ -176,7 +176,7 @@ fn resolve(store: &StateStore, credential: &str) -> Result<(String, String), Str
     if path.exists() {
         // A fingerprint is of the file as it is; no key is needed for it.
         let found = scan::read_one(path, None);
-        return match (&found.content, &found.fingerprint) {
+        return match (&found.content, found.fingerprint()) {
             (Ok(c), _) => Ok((
                 c.fingerprint.as_str().to_owned(),
                 crate::show::show_path(path),

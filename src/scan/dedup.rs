@@ -39,7 +39,7 @@ fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
         let same = f
             .file_id
             .and_then(|id| by_id.get(&id).copied())
-            .or_else(|| match (&f.content, &f.fingerprint) {
+            .or_else(|| match (&f.content, f.fingerprint()) {
                 (Ok(_), Some(fp)) => by_fp.get(fp).copied(),
                 _ => None,
             });
@@ -54,7 +54,7 @@ fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
                 if let Some(id) = f.file_id {
                     by_id.insert(id, i);
                 }
-                if let (Ok(_), Some(fp)) = (&f.content, &f.fingerprint) {
+                if let (Ok(_), Some(fp)) = (&f.content, f.fingerprint()) {
                     by_fp.insert(fp, i);
                 }
                 keep.push(n);

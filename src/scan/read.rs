@@ -71,8 +71,7 @@ pub(crate) fn read_found_as(
                 bytes: buf,
                 key,
             });
-            found.fingerprint = Some(fingerprint);
-            found.content = content.map_err(FileError::Token);
+            found.set_read(fingerprint, content.map_err(FileError::Token));
         }
         Err(FileError::Changed) => {
             // Changed just now: an unreadable-file alert waits for it to

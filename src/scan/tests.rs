@@ -142,7 +142,7 @@ fn an_unreadable_file_is_reported_with_the_cause() {
     write(&dir.path().join("empty.vpptoken"), "");
     let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
     assert!(matches!(files[0].content, Err(FileError::Token(_))));
-    assert!(files[0].fingerprint.is_some());
+    assert!(files[0].fingerprint().is_some());
 }
 
 #[test]
@@ -326,7 +326,7 @@ fn the_bearer_is_read_from_the_file_only_while_it_holds_the_scanned_token() {
     let text = sample("A");
     write(&path, &text);
     let (_, files) = scan_folder(0, &spec(dir.path(), false), &Links::within([dir.path()]));
-    let fp = files[0].fingerprint.clone().unwrap();
+    let fp = files[0].fingerprint().cloned().unwrap();
     let bearer = read_bearer(&path, fp.as_str()).expect("same token");
     let normalised: String = text.split_ascii_whitespace().collect();
     assert_eq!(bearer.expose(), normalised);
@@ -394,7 +394,7 @@ fn links_out_of_every_folder_are_reported_and_never_read() {
             "link_outside_folder"
         );
         // Nothing of the target's bytes: no fingerprint, no size.
-        assert!(f.fingerprint.is_none() && f.size == 0, "{f:?}");
+        assert!(f.fingerprint().is_none() && f.size == 0, "{f:?}");
         assert!(f.via_link);
     }
     assert_eq!(state.tokens, 1);
@@ -509,7 +509,10 @@ fn a_file_that_became_a_link_after_the_check_is_not_read() {
     );
 
     assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
-    assert!(found.fingerprint.is_none() && found.size == 0, "{found:?}");
+    assert!(
+        found.fingerprint().is_none() && found.size == 0,
+        "{found:?}"
+    );
     assert!(found.stamp.is_none(), "the next scan must look again");
 }
 
@@ -535,7 +538,7 @@ fn a_file_behind_a_folder_swapped_for_a_link_is_not_read() {
     );
 
     assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
-    assert!(found.fingerprint.is_none(), "{found:?}");
+    assert!(found.fingerprint().is_none(), "{found:?}");
 }
 
 /// The same with a link: it led into the folder when checked, and to the
@@ -564,7 +567,10 @@ fn a_link_that_leads_elsewhere_after_the_check_is_not_read() {
     );
 
     assert_eq!(found.content.as_ref().unwrap_err(), &FileError::Changed);
-    assert!(found.fingerprint.is_none() && found.size == 0, "{found:?}");
+    assert!(
+        found.fingerprint().is_none() && found.size == 0,
+        "{found:?}"
+    );
 
     // Unswapped, the same check and read do read it.
     std::fs::remove_file(&path).unwrap();

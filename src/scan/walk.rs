@@ -246,7 +246,7 @@ pub(super) fn problem(path: PathBuf, folder: usize, via_link: bool, err: FileErr
         file_id: None,
         via_link,
         world_readable: false,
-        fingerprint: None,
+        unread_fingerprint: None,
         content: Err(err),
         stamp: None,
     }

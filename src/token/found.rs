@@ -86,9 +86,11 @@ pub struct FoundFile {
     pub via_link: bool,
     /// Readable by every user on the host: a credential lying open.
     pub world_readable: bool,
-    /// Of the bytes read, for readable and unreadable files alike; None when
-    /// nothing could be read.
-    pub fingerprint: Option<Fingerprint>,
+    /// Of the bytes read, for a file that was read but is not a credential;
+    /// see [`FoundFile::fingerprint`]. Boxed and kept only there: a
+    /// credential carries its own, and a daemon holds one `FoundFile` per
+    /// watched file.
+    pub unread_fingerprint: Option<Box<Fingerprint>>,
     pub content: Result<Credential, FileError>,
     /// Set when this result may be reused by the next scan as long as the
     /// file's stamp is the same; None for files that were not read, or were
@@ -105,29 +107,41 @@ pub struct FileStamp {
     dev: u64,
     ino: u64,
     size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
+    /// Nanoseconds since the epoch, or [`UNTRUSTED`] for a time beyond
+    /// what 64 bits hold (year 1678 to 2262): one number rather than a
+    /// (seconds, nanoseconds) pair, as a daemon holds a stamp per file.
+    mtime: i64,
+    ctime: i64,
 }
+
+/// A time a stamp cannot hold: [`FileStamp::newest`] is None for it, so the
+/// file is never trusted to be unchanged and is read at every scan.
+const UNTRUSTED: i64 = i64::MIN;
 
 impl FileStamp {
     /// `mtime` and `ctime` are (seconds, nanoseconds) since the epoch, as
     /// `stat` gives them.
     pub fn new(dev: u64, ino: u64, size: u64, mtime: (i64, i64), ctime: (i64, i64)) -> FileStamp {
+        let nanos = |(secs, nanos): (i64, i64)| {
+            secs.checked_mul(1_000_000_000)
+                .and_then(|n| n.checked_add(nanos))
+                .filter(|&n| n != UNTRUSTED)
+                .unwrap_or(UNTRUSTED)
+        };
         FileStamp {
             dev,
             ino,
             size,
-            mtime,
-            ctime,
+            mtime: nanos(mtime),
+            ctime: nanos(ctime),
         }
     }
 
     /// The later of the modification and change times.
     pub fn newest(&self) -> Option<SystemTime> {
-        let at = |(secs, nanos): (i64, i64)| {
-            let secs = u64::try_from(secs).ok()?;
-            let nanos = u32::try_from(nanos).ok()?;
-            SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+        let at = |nanos: i64| {
+            let nanos = u64::try_from(nanos).ok()?;
+            SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
         };
         Some(at(self.mtime)?.max(at(self.ctime)?))
     }
@@ -148,7 +162,7 @@ impl FoundFile {
             bytes,
             key: None,
         });
-        FoundFile {
+        let mut found = FoundFile {
             path: path.clone(),
             folder: 0,
             kind,
@@ -157,10 +171,31 @@ impl FoundFile {
             file_id: None,
             via_link: false,
             world_readable: false,
-            fingerprint: Some(fingerprint),
-            content: content.map_err(FileError::Token),
+            unread_fingerprint: None,
+            content: Err(FileError::Changed),
             stamp: None,
+        };
+        found.set_read(fingerprint, content.map_err(FileError::Token));
+        found
+    }
+
+    /// Of the bytes read, for readable and unreadable files alike; None when
+    /// nothing could be read.
+    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+        match &self.content {
+            Ok(c) => Some(&c.fingerprint),
+            Err(_) => self.unread_fingerprint.as_deref(),
         }
+    }
+
+    /// What reading the file's bytes gave: a kind returns the credential's
+    /// own fingerprint with a credential.
+    pub fn set_read(&mut self, fingerprint: Fingerprint, content: Result<Credential, FileError>) {
+        debug_assert!(content
+            .as_ref()
+            .map_or(true, |c| c.fingerprint == fingerprint));
+        self.unread_fingerprint = content.is_err().then(|| Box::new(fingerprint));
+        self.content = content;
     }
 
     pub fn token(&self) -> Option<&Credential> {
@@ -185,4 +220,24 @@ pub struct Scan {
     pub folders: Vec<FolderScan>,
     /// Sorted by path; each token once.
     pub files: Vec<FoundFile>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stamp_tells_times_apart_to_the_nanosecond_and_distrusts_what_it_cannot_hold() {
+        let at = |mtime, ctime| FileStamp::new(1, 2, 3, mtime, ctime);
+        let a = at((1_700_000_000, 5), (1_700_000_000, 5));
+        assert_ne!(a, at((1_700_000_000, 6), (1_700_000_000, 5)));
+        assert_ne!(a, at((1_700_000_000, 5), (1_700_000_001, 5)));
+        assert_eq!(
+            a.newest(),
+            Some(SystemTime::UNIX_EPOCH + Duration::new(1_700_000_000, 5))
+        );
+        // Year 2300 and before 1970: never trusted to be unchanged.
+        assert_eq!(at((10_500_000_000, 0), (1_700_000_000, 0)).newest(), None);
+        assert_eq!(at((-5, 0), (1_700_000_000, 0)).newest(), None);
+    }
 }

@@ -213,7 +213,7 @@ impl Slot {
             // Bytes, not `Path::hash`, which walks every component.
             f.path.as_os_str().as_bytes().hash(&mut h);
             (f.folder, f.size, f.mtime, f.file_id).hash(&mut h);
-            (f.via_link, f.world_readable, &f.fingerprint).hash(&mut h);
+            (f.via_link, f.world_readable, f.fingerprint()).hash(&mut h);
             match &f.content {
                 Ok(t) => {
                     (&t.org_name, t.expires_at, t.created_at).hash(&mut h);

@@ -19,7 +19,7 @@ fn summary(files: &[FoundFile]) -> Vec<(PathBuf, bool, Option<String>, String)> 
             (
                 f.path.clone(),
                 f.via_link,
-                f.fingerprint.as_ref().map(|fp| fp.as_str().to_owned()),
+                f.fingerprint().map(|fp| fp.as_str().to_owned()),
                 content,
             )
         })
