@@ -11,7 +11,7 @@ use crate::evaluate::Status;
 use crate::render::{Context, Input};
 use crate::report::{self, Report};
 use crate::scan;
-use crate::state::{NewLedgerRow, NewRow, SeenToken};
+use crate::state::{NewLedgerRow, NewRow, SeenRef};
 
 /// A pass builds its report, snapshot and alerts in tens of MiB for 100,000
 /// tokens and frees them at once; glibc keeps such memory mapped (in every
@@ -102,23 +102,23 @@ impl Daemon {
         let queued = self.plan_and_enqueue(now, &report.tokens, &folders);
         let enqueued = started.elapsed();
         self.keepalive.progress();
-        let mut seen: Vec<SeenToken> = Vec::with_capacity(report.tokens.len());
+        let mut seen: Vec<SeenRef<'_>> = Vec::with_capacity(report.tokens.len());
         seen.extend(
             report
                 .tokens
                 .iter()
                 .filter(|t| t.status != Status::Unreadable)
                 .filter_map(|t| {
-                    Some(SeenToken {
-                        fingerprint: t.identity.clone(),
-                        path: t.path.clone(),
-                        org_name: t.org_name.clone()?,
+                    Some(SeenRef {
+                        fingerprint: &t.identity,
+                        path: &t.path,
+                        org_name: t.org_name.as_deref()?,
                         created_at: t.created_at?,
                         expires_at: t.expires_at?,
-                        account: t.account.clone(),
-                        status: t.status.as_str().to_string(),
-                        detail: t.detail.clone(),
-                        topic: t.kind_facts.topic.clone(),
+                        account: t.account.as_deref(),
+                        status: t.status.as_str(),
+                        detail: t.detail.as_deref(),
+                        topic: t.kind_facts.topic.as_deref(),
                     })
                 }),
         );
@@ -161,7 +161,8 @@ impl Daemon {
             total_ms = started.elapsed().as_millis() as u64,
             "pass done"
         );
-        drop((report, seen));
+        drop(seen);
+        drop(report);
         self.store.release_memory();
         release_freed_memory();
         self.request_verification(now, false, &verdicts);

@@ -51,7 +51,7 @@ pub use housekeeping::Forgotten;
 pub use outbox::{
     Attempt, Counters, LedgerRow, NewLedgerRow, NewRow, OutboxRow, OutboxTally, Outcome,
 };
-pub use scans::{ScanWrites, SeenToken};
+pub use scans::{ScanWrites, SeenRef, SeenToken};
 pub use schema::SCHEMA_VERSION;
 pub use silences::{KnownCredential, SilenceRow};
 pub use verdicts::StoredVerdict;

@@ -76,6 +76,38 @@ pub struct SeenToken {
     pub topic: Option<String>,
 }
 
+/// A [`SeenToken`] borrowed from whatever the caller holds: what
+/// [`StateStore::record_scan_with_progress`] takes, so a pass of 100,000
+/// tokens does not copy every path, org and account first (17 MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeenRef<'a> {
+    pub fingerprint: &'a str,
+    pub path: &'a str,
+    pub org_name: &'a str,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub account: Option<&'a str>,
+    pub status: &'a str,
+    pub detail: Option<&'a str>,
+    pub topic: Option<&'a str>,
+}
+
+impl SeenToken {
+    pub fn as_ref(&self) -> SeenRef<'_> {
+        SeenRef {
+            fingerprint: &self.fingerprint,
+            path: &self.path,
+            org_name: &self.org_name,
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            account: self.account.as_deref(),
+            status: &self.status,
+            detail: self.detail.as_deref(),
+            topic: self.topic.as_deref(),
+        }
+    }
+}
+
 /// What the store last wrote of each present token: a hash of its row by
 /// fingerprint. A scan writes only the tokens that appeared, changed or
 /// vanished; rewriting 10,000 unchanged rows took most of a pass
@@ -106,7 +138,8 @@ fn key_of(fingerprint: &str) -> Option<[u8; 32]> {
     Some(key)
 }
 
-fn row_hash(t: &SeenToken) -> u64 {
+/// Of the borrowed form only, so a row read back hashes as it was written.
+fn row_hash(t: SeenRef<'_>) -> u64 {
     let mut h = std::hash::DefaultHasher::new();
     t.hash(&mut h);
     h.finish()
@@ -133,7 +166,8 @@ impl StateStore {
         snapshot_json: &str,
     ) -> Result<ScanWrites, StateError> {
         let snapshot = |w: &mut dyn io::Write| w.write_all(snapshot_json.as_bytes());
-        self.record_scan_with_progress(now, seen, &snapshot, &|| {})
+        let seen: Vec<SeenRef<'_>> = seen.iter().map(SeenToken::as_ref).collect();
+        self.record_scan_with_progress(now, &seen, &snapshot, &|| {})
     }
 
     /// [`StateStore::record_scan`], calling `progress` for each row written:
@@ -142,7 +176,7 @@ impl StateStore {
     pub fn record_scan_with_progress(
         &mut self,
         now: DateTime<Utc>,
-        seen: &[SeenToken],
+        seen: &[SeenRef<'_>],
         snapshot: &WriteSnapshot<'_>,
         progress: &dyn Fn(),
     ) -> Result<ScanWrites, StateError> {
@@ -155,11 +189,11 @@ impl StateStore {
         let mut current = Recorded(HashMap::with_capacity(seen.len()));
         let mut changed = Vec::new();
         for t in seen {
-            let key = key_of(&t.fingerprint).ok_or_else(|| StateError::BadFingerprint {
+            let key = key_of(t.fingerprint).ok_or_else(|| StateError::BadFingerprint {
                 path: self.path.clone(),
-                fingerprint: t.fingerprint.clone(),
+                fingerprint: t.fingerprint.to_owned(),
             })?;
-            let hash = row_hash(t);
+            let hash = row_hash(*t);
             // The same fingerprint twice in one scan: the last one counts.
             if recorded.0.get(&key) != Some(&hash) || current.0.contains_key(&key) {
                 changed.push(t);
@@ -312,7 +346,7 @@ impl StateStore {
                 let token = seen_token(row)?;
                 // record_scan writes no other kind of fingerprint.
                 if let Some(key) = key_of(&token.fingerprint) {
-                    recorded.0.insert(key, row_hash(&token));
+                    recorded.0.insert(key, row_hash(token.as_ref()));
                 }
             }
             Ok(recorded)
