@@ -536,10 +536,10 @@ fn a_digest_goes_once_to_each_recipient_however_often_the_config_names_them() {
 #[test]
 fn an_mdm_conflict_mails_once_per_mdm_apple_names() {
     let mut t = token("c", Status::Ok, 200);
-    t.mdm_conflict = Some(crate::assess::MdmConflict {
+    t.mdm_conflict = Some(Box::new(crate::assess::MdmConflict {
         expected: "Jamf Pro".into(),
         actual: "Fleet".into(),
-    });
+    }));
     let p = quick(now(), std::slice::from_ref(&t), &[], &Ledger::new());
     assert_eq!(keys(&p), ["mdm_conflict:c:Fleet"]);
     assert_eq!(p.alerts[0].kind.name(), "mdm_conflict");

@@ -114,13 +114,15 @@ pub struct Assessment {
     /// when none: it gets no alerts and does not count towards `check`'s
     /// exit code until then.
     #[serde(default)]
-    pub silenced: Option<silence::Silence>,
+    pub silenced: Option<Box<silence::Silence>>,
     /// Path of the token that replaced this one (status `superseded`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub superseded_by: Option<String>,
-    /// The keys only some kinds fill.
+    /// The keys only some kinds fill. Boxed, like the silence, Apple's
+    /// answer and an MDM conflict: a pass holds an assessment per
+    /// credential (100,000 of them on a big host), most with none of these.
     #[serde(flatten)]
-    pub kind_facts: KindFacts,
+    pub kind_facts: Box<KindFacts>,
     /// The topic of the push certificate this one replaced in its folder,
     /// when it differs from this one's: it was made with another Apple
     /// Account.
@@ -128,7 +130,7 @@ pub struct Assessment {
     pub replaces_topic: Option<String>,
     /// Apple says another MDM uses this token than its folder expects.
     #[serde(skip)]
-    pub mdm_conflict: Option<MdmConflict>,
+    pub mdm_conflict: Option<Box<MdmConflict>>,
     /// Full fingerprint of the content, or `path:<path>` when nothing could
     /// be read: what alert history follows.
     #[serde(skip)]
@@ -252,6 +254,15 @@ pub fn assess(
     out
 }
 
+/// What names a file's credential in the ledger and the state database:
+/// its fingerprint, or for a file that could not be read its path.
+pub fn identity(f: &FoundFile) -> String {
+    match f.fingerprint() {
+        Some(fp) => fp.as_str().to_string(),
+        None => format!("path:{}", show_path(&f.path)),
+    }
+}
+
 fn assess_one(
     now: DateTime<Utc>,
     f: &FoundFile,
@@ -263,10 +274,7 @@ fn assess_one(
         .accounts
         .account_for(&f.path, f.folder)
         .map(str::to_string);
-    let identity = match f.fingerprint() {
-        Some(fp) => fp.as_str().to_string(),
-        None => format!("path:{}", show_path(&f.path)),
-    };
+    let identity = identity(f);
     let mut a = Assessment {
         path: show_path(&f.path),
         kind: f.kind,
@@ -284,7 +292,7 @@ fn assess_one(
         superseded_by: None,
         mdm_conflict: None,
         replaces_topic: None,
-        kind_facts: KindFacts::default(),
+        kind_facts: Box::default(),
         identity,
         modified_at: f.mtime.map(DateTime::<Utc>::from),
         folder: f.folder,
@@ -313,7 +321,8 @@ fn assess_one(
     a.mdm_conflict = MdmConflict::of(
         policy.expected_mdm.get(f.folder).and_then(Option::as_deref),
         verdict.and_then(|v| v.mdm_name.as_deref()),
-    );
+    )
+    .map(Box::new);
     let facts = Facts {
         expires_at: t.expires_at,
         created_at: t.created_at,
@@ -328,7 +337,7 @@ fn assess_one(
     };
     let e = evaluate::evaluate(now, &facts, &policy.rules);
     a.org_name = Some(t.org_name.clone());
-    a.kind_facts = kind_facts(t);
+    a.kind_facts = Box::new(kind_facts(t));
     a.created_at = Some(t.created_at);
     a.expires_at = Some(t.expires_at);
     a.days_left = Some(e.days_left);

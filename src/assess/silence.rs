@@ -42,7 +42,9 @@ pub fn holding<'a>(
 /// Marks each credential with the silence that holds for it at `now`.
 pub fn mark(tokens: &mut [super::Assessment], silences: &Silences, now: DateTime<Utc>) {
     for t in tokens {
-        t.silenced = holding(silences, Some(&t.identity), now).cloned();
+        t.silenced = holding(silences, Some(&t.identity), now)
+            .cloned()
+            .map(Box::new);
     }
 }
 

@@ -399,20 +399,19 @@ impl Daemon {
     fn housekeep(&mut self) {
         let now = self.clock.now();
         let days = self.cfg.alerts.forget_after_days;
-        let present: HashSet<String> = self
-            .report(now, &self.verdicts())
-            .tokens
-            .into_iter()
-            .map(|t| t.identity)
-            .collect();
+        // The identities a report would hold, without building one (as big
+        // as a pass's: 70 MiB at 100,000 tokens, right after the first).
+        let present: HashSet<String> =
+            crate::scan::dedup_refs(self.folders.slots().iter().flat_map(|s| &s.files))
+                .into_iter()
+                .map(crate::assess::identity)
+                .collect();
         let keepalive = &self.keepalive;
         housekeeping::run(&mut self.store, now, days, &present, &|| {
             keepalive.progress()
         });
-        // `present` came from a whole report, as big as a pass's and freed
-        // just as suddenly; start-up runs this right after the first pass,
-        // so without a trim the daemon would keep it mapped (10 MiB at
-        // 10,000 tokens, BENCHMARKS.md's memory scenario).
+        // Start-up runs this right after the first pass: without a trim the
+        // daemon would keep what `present` and the housekeeping freed.
         drop(present);
         pass::release_freed_memory();
     }

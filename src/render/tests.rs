@@ -231,10 +231,10 @@ fn a_digest_of_10000_tokens_lists_the_200_soonest() {
 fn a_digest_marks_a_silenced_credential_in_text_html_and_chat_facts() {
     let until = Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap();
     let closed = Assessment {
-        silenced: Some(crate::assess::silence::Silence {
+        silenced: Some(Box::new(crate::assess::silence::Silence {
             until,
             reason: Some("location <closed>".into()),
-        }),
+        })),
         ..token_report(1, "/t/closed.vpptoken".into())
     };
     let open = token_report(2, "/t/open.vpptoken".into());
@@ -285,10 +285,10 @@ fn a_silenced_credential_in_a_digest_needs_no_attention() {
         ..token_report(n, path.into())
     };
     let closed = Assessment {
-        silenced: Some(crate::assess::silence::Silence {
+        silenced: Some(Box::new(crate::assess::silence::Silence {
             until: Utc.with_ymd_and_hms(2027, 3, 1, 0, 0, 0).unwrap(),
             reason: None,
-        }),
+        })),
         ..expiring(1, "/t/closed.vpptoken")
     };
     let open = token_report(2, "/t/open.vpptoken".into());

@@ -72,7 +72,8 @@ pub(super) fn scan_folder_inner(
             return (state, Vec::new());
         }
     };
-    let mut files: Vec<Found> = Vec::new();
+    // Most folders hold about what they held at the last scan.
+    let mut files: Vec<Found> = Vec::with_capacity(previous.len());
     let mut buf = Vec::new();
     let mut visited: HashSet<(u64, u64)> = HashSet::from([(meta.dev(), meta.ino())]);
     let mut stack = vec![(root.to_path_buf(), false)];
@@ -212,8 +213,10 @@ pub(super) fn scan_folder_inner(
 
 /// Sorts by path bytes. Sorting the entries themselves moved each 240-byte
 /// entry many times (a fifth of a rescan of 10,000 unchanged files); this
-/// sorts indices and moves each entry once.
-fn sorted_by_path(files: Vec<FoundFile>) -> Vec<FoundFile> {
+/// sorts indices and then moves each entry into place by following the
+/// permutation's cycles, in the same vector: a sorted copy was another
+/// 30 MiB at 100,000 files, at the scan's peak.
+fn sorted_by_path(mut files: Vec<FoundFile>) -> Vec<FoundFile> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_unstable_by(|&a, &b| {
         files[a]
@@ -222,12 +225,21 @@ fn sorted_by_path(files: Vec<FoundFile>) -> Vec<FoundFile> {
             .as_bytes()
             .cmp(files[b].path.as_os_str().as_bytes())
     });
-    let mut slots: Vec<Option<FoundFile>> = files.into_iter().map(Some).collect();
-    // Exact capacity: collecting from `filter_map` grows by doubling, and
-    // this vector lives as long as the folder's scan.
-    let mut sorted = Vec::with_capacity(order.len());
-    sorted.extend(order.into_iter().filter_map(|i| slots[i].take()));
-    sorted
+    // `order[k]` is where the entry for place k is now; a place is marked
+    // done by setting `order[k] = k`.
+    for start in 0..order.len() {
+        let mut k = start;
+        while order[k] != k {
+            let next = order[k];
+            order[k] = k;
+            if next == start {
+                break;
+            }
+            files.swap(k, next);
+            k = next;
+        }
+    }
+    files
 }
 
 /// The id of the kind that claimed a name; files of no kind (a path
@@ -268,5 +280,31 @@ pub(super) fn special_kind(meta: &Metadata) -> Option<&'static str> {
         Some("a directory")
     } else {
         Some("a special file")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+
+    #[test]
+    fn sorting_in_place_puts_every_entry_in_path_order_once() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for n in [0, 1, 2, 3, 10, 257] {
+            let mut names: Vec<String> = (0..n).map(|i| format!("/t/{i:04}.vpptoken")).collect();
+            names.shuffle(&mut rng);
+            let files = names
+                .iter()
+                .map(|p| problem(PathBuf::from(p), 0, false, FileError::Changed))
+                .collect();
+            let sorted: Vec<String> = sorted_by_path(files)
+                .into_iter()
+                .map(|f| f.path.display().to_string())
+                .collect();
+            names.sort();
+            assert_eq!(sorted, names);
+        }
     }
 }

@@ -52,10 +52,10 @@ fn cert(name: &str, topic: &str, created_days_ago: i64, expires_in_days: i64) ->
     Assessment {
         path: format!("/srv/push/{name}.pem"),
         identity: name.repeat(64 / name.len()),
-        kind_facts: KindFacts {
+        kind_facts: Box::new(KindFacts {
             topic: Some(format!("com.apple.mgmt.External.{topic}")),
             ..KindFacts::default()
-        },
+        }),
         created_at: Some(now() - Duration::days(created_days_ago)),
         expires_at: Some(expires),
         status: if expires <= now() {
