@@ -247,7 +247,7 @@ impl StateStore {
             let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, blob);
             let written = snapshot(&mut w)
                 .and_then(|()| w.flush())
-                .and_then(|()| w.get_mut().seek(io::SeekFrom::Current(0)));
+                .and_then(|()| w.get_mut().stream_position());
             match written {
                 Ok(n) if n == measured.len => {}
                 Ok(n) => {
