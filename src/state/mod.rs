@@ -197,9 +197,6 @@ pub struct StateStore {
     /// The daemon's scans write only what changed (see `record_scan`);
     /// None until the first one, and after a failed one.
     recorded: Option<scans::Recorded>,
-    /// The snapshot the latest scan stored; None until the first one, and
-    /// after a failed one.
-    snapshot_written: Option<scans::Measured>,
 }
 
 // Each daemon task owns a store, and tokio moves tasks between threads.
@@ -282,7 +279,6 @@ impl StateStore {
             conn,
             path,
             recorded: None,
-            snapshot_written: None,
         };
         schema::migrate(&mut store.conn, &store.path, schema::MIGRATIONS)?;
         Ok(store)
@@ -316,7 +312,6 @@ impl StateStore {
             conn,
             path,
             recorded: None,
-            snapshot_written: None,
         })
     }
 

@@ -21,43 +21,21 @@ pub type WriteSnapshot<'a> = dyn Fn(&mut dyn io::Write) -> io::Result<()> + 'a;
 /// The buffer between the snapshot's many small writes and the row.
 const SNAPSHOT_BUFFER: usize = 64 * 1024;
 
-/// A snapshot's length and a hash of its bytes, told without keeping them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Measured {
-    len: u64,
-    hash: u64,
-}
-
-impl Measured {
-    fn of(snapshot: &WriteSnapshot<'_>) -> io::Result<Measured> {
-        struct Counter {
-            len: u64,
-            hash: std::collections::hash_map::DefaultHasher,
+/// How long a snapshot is, told without keeping it.
+fn measure(snapshot: &WriteSnapshot<'_>) -> io::Result<u64> {
+    struct Counter(u64);
+    impl io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
         }
-        impl io::Write for Counter {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.len += buf.len() as u64;
-                self.hash.write(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
         }
-        let mut w = io::BufWriter::with_capacity(
-            SNAPSHOT_BUFFER,
-            Counter {
-                len: 0,
-                hash: Default::default(),
-            },
-        );
-        snapshot(&mut w)?;
-        let c = w.into_inner().map_err(io::IntoInnerError::into_error)?;
-        Ok(Measured {
-            len: c.len,
-            hash: c.hash.finish(),
-        })
     }
+    let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, Counter(0));
+    snapshot(&mut w)?;
+    Ok(w.into_inner().map_err(io::IntoInnerError::into_error)?.0)
 }
 
 /// What one scan saw of one readable token (keyed by the 64-hex
@@ -207,16 +185,16 @@ impl StateStore {
             .map(hex::encode)
             .collect();
 
-        // Measured first and streamed into the row: a snapshot of 10,000
-        // credentials is about 10 MiB of JSON, and held as a string it was
-        // there twice (SQLite copies what it is given to bind). An
-        // unchanged one is not written again.
-        let measured = Measured::of(snapshot).map_err(|cause| StateError::Io {
+        // Measured first and streamed into the row: a snapshot of 100,000
+        // credentials is about 45 MiB of JSON, and held as a string it was
+        // there twice (SQLite copies what it is given to bind). It changes
+        // at nearly every pass (each token's days left ticks down at its
+        // own time of day), so it is not compared with the last one.
+        let len = measure(snapshot).map_err(|cause| StateError::Io {
             path: self.path.clone(),
             action: "write the status snapshot to",
             cause,
         })?;
-        let rewrite = self.snapshot_written.take() != Some(measured);
 
         let err = || sqlite(&self.path, "record scan");
         let now = ts(now);
@@ -231,53 +209,39 @@ impl StateStore {
                 |row| row.get(0),
             )
             .map_err(err())?;
-        let seq: i64 = if rewrite {
-            let seq = tx
-                .query_row(
-                    "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1,
-                                              snapshot_json = zeroblob(?2)
-                     WHERE id = 1 RETURNING scan_seq",
-                    params![now, measured.len],
-                    |row| row.get(0),
-                )
-                .map_err(err())?;
-            let blob = tx
-                .blob_open(MAIN_DB, c"daemon_status", c"snapshot_json", 1, false)
-                .map_err(err())?;
-            let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, blob);
-            let written = snapshot(&mut w)
-                .and_then(|()| w.flush())
-                .and_then(|()| w.get_mut().stream_position());
-            match written {
-                Ok(n) if n == measured.len => {}
-                Ok(n) => {
-                    return Err(StateError::Io {
-                        path: self.path.clone(),
-                        action: "write the status snapshot to",
-                        cause: io::Error::other(format!(
-                            "it came out {n} bytes long, {} when measured",
-                            measured.len
-                        )),
-                    })
-                }
-                Err(cause) => {
-                    return Err(StateError::Io {
-                        path: self.path.clone(),
-                        action: "write the status snapshot to",
-                        cause,
-                    })
-                }
-            }
-            seq
-        } else {
-            tx.query_row(
-                "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1
+        let seq: i64 = tx
+            .query_row(
+                "UPDATE daemon_status SET scan_seq = scan_seq + 1, last_scan_at = ?1,
+                                          snapshot_json = zeroblob(?2)
                  WHERE id = 1 RETURNING scan_seq",
-                params![now],
+                params![now, len],
                 |row| row.get(0),
             )
-            .map_err(err())?
-        };
+            .map_err(err())?;
+        let blob = tx
+            .blob_open(MAIN_DB, c"daemon_status", c"snapshot_json", 1, false)
+            .map_err(err())?;
+        let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, blob);
+        let written = snapshot(&mut w)
+            .and_then(|()| w.flush())
+            .and_then(|()| w.get_mut().stream_position())
+            .and_then(|n| {
+                if n == len {
+                    Ok(())
+                } else {
+                    Err(io::Error::other(format!(
+                        "it came out {n} bytes long, {len} when measured"
+                    )))
+                }
+            });
+        if let Err(cause) = written {
+            return Err(StateError::Io {
+                path: self.path.clone(),
+                action: "write the status snapshot to",
+                cause,
+            });
+        }
+        drop(w);
         {
             let mut upsert = tx
                 .prepare_cached(
@@ -324,7 +288,6 @@ impl StateStore {
         }
         tx.commit().map_err(err())?;
         self.recorded = Some(current);
-        self.snapshot_written = Some(measured);
         Ok(ScanWrites {
             written: changed.len(),
             gone: gone.len(),
