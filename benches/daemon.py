@@ -78,7 +78,22 @@ class Daemon:
             except socket.timeout:
                 continue
             if b"READY=1" in msg.split(b"\n"):
-                return time.monotonic() - self.t_spawn
+                ready = time.monotonic() - self.t_spawn
+                # systemd reads every notification; a listener that stops
+                # reading fills the socket's queue (about a dozen STATUS=
+                # lines) and the daemon's next notification blocks.
+                threading.Thread(target=self._drain, daemon=True).start()
+                return ready
+
+    def _drain(self):
+        while True:
+            try:
+                self.sock.settimeout(0.5)
+                self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
 
     def status(self):
         out = {}
