@@ -98,7 +98,13 @@ pub(super) fn scan_folder_inner(
             if is_skipped(bytes) {
                 continue;
             }
-            let path = dir.join(&name);
+            // Exactly as long as it is: `join` grows the folder's path by
+            // doubling, and the scan keeps every path (a million of them
+            // held 32 MiB of spare capacity; BENCHMARKS.md, the
+            // million-credential rows).
+            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + bytes.len());
+            path.push(&dir);
+            path.push(&name);
             let claimed = folder.kind_of(bytes);
             let token_name = claimed.is_some();
             let Ok(lmeta) = entry.metadata() else {
