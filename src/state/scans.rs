@@ -94,7 +94,7 @@ impl Recorded {
     /// From entries in any order; of a key given twice the last one counts.
     fn from_entries(mut entries: Vec<([u8; 32], u64)>) -> Recorded {
         // Stable: equal keys stay in the order given.
-        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.sort_by_key(|e| e.0);
         let mut out: Vec<([u8; 32], u64)> = Vec::with_capacity(entries.len());
         for e in entries {
             match out.last_mut() {
@@ -193,7 +193,7 @@ impl StateStore {
         // of a first pass over a million tokens. Stable, so that of a
         // fingerprint seen twice the last one is still written last (the
         // key's order is the lower-case hex text's).
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.sort_by_key(|e| e.0);
         let mut changed = Vec::new();
         let mut current = Vec::with_capacity(keyed.len());
         for (n, &(key, hash, t)) in keyed.iter().enumerate() {
@@ -260,7 +260,7 @@ impl StateStore {
             let mut w = io::BufWriter::with_capacity(SNAPSHOT_BUFFER, blob);
             let written = snapshot(&mut w)
                 .and_then(|()| w.flush())
-                .and_then(|()| w.get_mut().seek(io::SeekFrom::Current(0)));
+                .and_then(|()| w.get_mut().stream_position());
             match written {
                 Ok(n) if n == measured.len => {}
                 Ok(n) => {

@@ -342,7 +342,12 @@ fn of_a_fingerprint_seen_twice_in_one_scan_the_last_counts() {
     let second = [c.clone(), a2.clone(), b.clone(), d];
     assert_eq!(store.record_scan(t2, &second, "2").unwrap(), w(0, 0));
     // Gone at both ends of the key order and in the middle.
-    assert_eq!(store.record_scan(t3, &[c.clone()], "3").unwrap(), w(0, 3));
+    assert_eq!(
+        store
+            .record_scan(t3, std::slice::from_ref(&c), "3")
+            .unwrap(),
+        w(0, 3)
+    );
     let present: Vec<_> = store
         .known_tokens()
         .unwrap()
