@@ -26,6 +26,11 @@ prints one JSON object per run on stdout:
            receiver on 127.0.0.1): time from spawn until every one
            arrived, and whether each arrived exactly once (by Message-ID,
            or Idempotency-Key)
+  huge     the million-credential run (`benches/run.sh --huge`): a first
+           start under systemd's watchdog (WATCHDOG_USEC, WATCHDOG_PID set
+           as systemd does), time to READY=1, memory once settled, one
+           scheduled full scan and pass (CPU and wall), and every
+           WATCHDOG=1 ping's arrival: the longest gap between pings
 """
 
 import argparse
@@ -53,16 +58,24 @@ def log(*a):
 class Daemon:
     """`tokenwatch run` with a NOTIFY_SOCKET this object listens on."""
 
-    def __init__(self, tw, cfg, logfile, rust_log=None):
+    def __init__(self, tw, cfg, logfile, rust_log=None, watchdog_usec=None):
         self.sockdir = tempfile.mkdtemp(prefix="twnotify")
         self.sockpath = os.path.join(self.sockdir, "notify")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sockpath)
         rust_log = rust_log or os.environ.get("TOKENWATCH_BENCH_LOG", "info,tokio_cron_scheduler=warn")
         env = dict(os.environ, NOTIFY_SOCKET=self.sockpath, RUST_LOG=rust_log)
+        argv = [tw, "-c", cfg, "run"]
+        if watchdog_usec:
+            # As systemd does: WATCHDOG_PID is the daemon's own pid (sd-notify
+            # ignores WATCHDOG_USEC otherwise), so a shell sets it to its own
+            # and execs the daemon in its place.
+            env["WATCHDOG_USEC"] = str(watchdog_usec)
+            argv = ["/bin/sh", "-c", 'WATCHDOG_PID=$$; export WATCHDOG_PID; exec "$@"', "sh"] + argv
         self.log = open(logfile, "ab")
+        self.log_start = self.log.tell()
         self.t_spawn = time.monotonic()
-        self.proc = subprocess.Popen([tw, "-c", cfg, "run"], env=env, stdout=self.log, stderr=self.log)
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log, stderr=self.log)
 
     def wait_ready(self, timeout=120.0):
         deadline = time.monotonic() + timeout
@@ -598,6 +611,201 @@ def cmd_alerts(a):
             shutil.rmtree(data, ignore_errors=True)
 
 
+class NotifyLog:
+    """Every datagram the daemon sends to its NOTIFY_SOCKET, with its
+    arrival time (monotonic), read on a thread of its own so that no ping
+    waits for the script."""
+
+    def __init__(self, d):
+        self.d = d
+        self.msgs = []
+        self.lock = threading.Lock()
+        self.ready = threading.Event()
+        self.ready_at = None
+        self.done = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        self.d.sock.settimeout(0.2)
+        while not self.done:
+            try:
+                msg = self.d.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            t = time.monotonic()
+            lines = msg.split(b"\n")
+            with self.lock:
+                self.msgs.append((t, lines))
+            if b"READY=1" in lines and self.ready_at is None:
+                self.ready_at = t
+                self.ready.set()
+
+    def times(self, what):
+        with self.lock:
+            return [t for t, lines in self.msgs if any(l == what or l.startswith(what) for l in lines)]
+
+    def stop(self):
+        self.done = True
+        self.thread.join()
+
+
+def log_problems(path, start):
+    """WARN and ERROR lines the daemon logged since `start` (bytes): their
+    count by level and the distinct messages (timestamps and fields cut),
+    and the `pass done` lines' fields."""
+    counts = {"WARN": 0, "ERROR": 0}
+    distinct = {}
+    passes = []
+    with open(path, "rb") as f:
+        f.seek(start)
+        for raw in f:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            parts = line.split(None, 3)
+            if len(parts) < 4:
+                continue
+            level, rest = parts[1], parts[3]
+            if level in counts:
+                counts[level] += 1
+                # "target: message field=..." -> "target: message"
+                key = level + " " + parts[2] + " " + rest.split("=", 1)[0].rsplit(" ", 1)[0]
+                distinct[key] = distinct.get(key, 0) + 1
+            if "pass done" in rest:
+                fields = {"at": f.tell()}
+                for kv in rest.split():
+                    k, eq, v = kv.partition("=")
+                    if eq and v.isdigit():
+                        fields[k] = int(v)
+                passes.append(fields)
+    return counts, distinct, passes
+
+
+def cmd_huge(a):
+    """The million-credential run: a first start (empty state) under a
+    watchdog of `--watchdog-usec`, the scheduled full scan every
+    `--period-min` minutes (the first fire after the daemon settled is
+    measured), then `--after` seconds more of idle pings."""
+    usec = a.watchdog_usec
+    period = a.period_min * 60
+    cfg = config_with_check(a.data, "tokenwatch-huge.toml", "0 */%d * * * *" % a.period_min)
+    fresh_state(a.data)
+    d = Daemon(
+        a.tw, cfg, a.log,
+        rust_log="info,tokenwatch::daemon=debug,tokio_cron_scheduler=warn",
+        watchdog_usec=usec,
+    )
+    notes = NotifyLog(d)
+    out = {"tokens_dir": os.path.join(a.data, "tokens"), "watchdog_usec": usec}
+    try:
+        deadline = d.t_spawn + a.timeout
+        while not notes.ready.wait(0.5):
+            if d.proc.poll() is not None:
+                raise RuntimeError("daemon exited with %s before READY=1" % d.proc.returncode)
+            if time.monotonic() > deadline:
+                raise RuntimeError("no READY=1 within %.0f s" % a.timeout)
+        out["ready_s"] = notes.ready_at - d.t_spawn
+        st = d.status()
+        out["rss_at_ready_mib"] = st["VmRSS"]
+        out["cpu_at_ready_s"] = d.cpu_seconds()
+        log("READY=1 after %.1f s, RSS %.0f MiB, peak %.0f MiB" % (out["ready_s"], st["VmRSS"], st["VmHWM"]))
+        wait_settled(d, a.data, timeout=a.timeout)
+        out["settled_s"] = time.monotonic() - d.t_spawn
+        out["cpu_at_settled_s"] = d.cpu_seconds()
+        st = d.status()
+        out.update(rss_mib=st["VmRSS"], rss_anon_mib=st["RssAnon"], peak_rss_mib=st["VmHWM"])
+        log("settled after %.1f s: RSS %.0f MiB (anon %.0f), peak %.0f MiB"
+            % (out["settled_s"], st["VmRSS"], st["RssAnon"], st["VmHWM"]))
+        # The scheduled pass's own peak: reset VmHWM (same user may).
+        try:
+            with open("/proc/%d/clear_refs" % d.proc.pid, "w") as f:
+                f.write("5")
+            hwm_reset = True
+        except OSError:
+            hwm_reset = False
+
+        # The next fire of the schedule at least 5 s away (wall clock, as
+        # the schedule), then CPU polled every 0.25 s until it stops.
+        now = time.time()
+        fire = (int(now + 5) // period + 1) * period
+        fire_mono = time.monotonic() + (fire - now)
+        log("waiting %.0f s for the scheduled full scan" % (fire - now))
+        time.sleep(max(0.0, fire_mono - 3 - time.monotonic()))
+        d.log.flush()
+        log_at_fire = os.path.getsize(a.log)
+        c_before, t_before = d.cpu_seconds(), time.monotonic()
+        seq0 = read_db(a.data, "SELECT scan_seq FROM daemon_status WHERE id = 1")
+        time.sleep(max(0.0, fire_mono - time.monotonic()))
+        c_fire, t_fire = d.cpu_seconds(), time.monotonic()
+        idle_rate = (c_fire - c_before) / max(1e-3, t_fire - t_before)
+        last_c, last_t, seq_at = c_fire, t_fire, None
+        while True:
+            time.sleep(0.25)
+            c, t = d.cpu_seconds(), time.monotonic()
+            if seq_at is None:
+                seq = read_db(a.data, "SELECT scan_seq FROM daemon_status WHERE id = 1")
+                if seq != seq0:
+                    seq_at = t
+            if c - last_c > 0.01:
+                last_c, last_t = c, t
+            elif seq_at is not None and t - last_t >= 2.0:
+                break
+            if t - t_fire > a.timeout:
+                raise RuntimeError("the scheduled pass did not end within %.0f s" % a.timeout)
+        st = d.status()
+        out.update(
+            scheduled_wall_s=last_t - t_fire,
+            scheduled_recorded_s=seq_at - t_fire,
+            scheduled_cpu_s=max(0.0, last_c - c_fire - idle_rate * (last_t - t_fire)),
+            rss_after_scheduled_mib=st["VmRSS"],
+            rss_anon_after_scheduled_mib=st["RssAnon"],
+            peak_rss_scheduled_mib=st["VmHWM"] if hwm_reset else None,
+        )
+        log("scheduled pass: %.1f s wall, %.1f s CPU, RSS after %.0f MiB, its peak %s MiB"
+            % (out["scheduled_wall_s"], out["scheduled_cpu_s"], st["VmRSS"], out["peak_rss_scheduled_mib"]))
+        time.sleep(a.after)
+        t_end = time.monotonic()
+        st = d.status()
+        out.update(rss_end_mib=st["VmRSS"], window_s=t_end - d.t_spawn)
+        snap = read_db(a.data, "SELECT length(snapshot_json) FROM daemon_status WHERE id = 1")
+        out["snapshot_mib"] = (snap or 0) / 1048576.0
+        out["tokens_in_state"] = read_db(a.data, "SELECT count(*) FROM tokens")
+        db = db_path(a.data)
+        out["state_mib"] = sum(os.path.getsize(p) for p in (db, db + "-wal") if os.path.exists(p)) / 1048576.0
+    finally:
+        notes.stop()
+        alive = d.proc.poll() is None
+        d.stop()
+    pings = notes.times(b"WATCHDOG=1")
+    points = [d.t_spawn] + pings + [t_end]
+    gaps = [(b - a_, a_ - d.t_spawn) for a_, b in zip(points, points[1:])]
+    worst = max(gaps)
+    ready_at = notes.ready_at
+    out.update(
+        alive_at_end=alive,
+        pings=len(pings),
+        pings_before_ready=sum(1 for t in pings if t < ready_at),
+        extends_before_ready=sum(1 for t in notes.times(b"EXTEND_TIMEOUT_USEC=") if t < ready_at),
+        max_gap_s=worst[0],
+        max_gap_from_s=worst[1],
+        max_gap_before_ready_s=max(g for g, at in gaps if at < ready_at - d.t_spawn),
+        gaps_over_watchdog=sum(1 for g, _ in gaps if g > usec / 1e6),
+    )
+    counts, distinct, passes = log_problems(a.log, d.log_start)
+    # The first pass logged after the scheduled scan fired is its pass.
+    scheduled = [p for p in passes if p["at"] > log_at_fire][:1]
+    out.update(
+        log_warn=counts["WARN"],
+        log_error=counts["ERROR"],
+        log_distinct=distinct,
+        passes=passes,
+        first_pass=passes[0] if passes else None,
+        scheduled_pass=scheduled[0] if scheduled else None,
+    )
+    emit(**out)
+
+
 def emit(**kw):
     print(json.dumps(kw), flush=True)
 
@@ -630,6 +838,12 @@ def main():
     s.add_argument("--runs", type=int, default=3)
     s.add_argument("--timeout", type=float, default=60)
     s.add_argument("--channel", choices=["smtp", "webhook"], default="smtp")
+    s = sub.add_parser("huge")
+    s.add_argument("--data", required=True)
+    s.add_argument("--watchdog-usec", type=int, default=60_000_000)
+    s.add_argument("--period-min", type=int, default=5, help="the scheduled full scan every N minutes")
+    s.add_argument("--after", type=float, default=70, help="seconds of idle pings after the scheduled pass")
+    s.add_argument("--timeout", type=float, default=1800)
     a = p.parse_args()
     {
         "startup": cmd_startup,
@@ -638,6 +852,7 @@ def main():
         "rescan": cmd_rescan,
         "latency": cmd_latency,
         "alerts": cmd_alerts,
+        "huge": cmd_huge,
     }[a.cmd](a)
 
 

@@ -5,25 +5,30 @@
 #
 #   benches/run.sh            the full table (about 25 minutes on 2 cores)
 #   benches/run.sh --quick    smaller sizes, 30 s idle window (about 5 minutes)
+#   benches/run.sh --huge     ONLY the million-credential rows, run apart from
+#                             the table above: 1,000,000 tokens in 1,000
+#                             folders under $HUGE_DIR (default /var/tmp; not
+#                             tmpfs, 7 GiB free), about 15 minutes
 #
-# Options: --runs N (timed runs per scenario, default 5), --out FILE (also
-# write the table there), --keep (keep the generated data), --skip-micro
-# (no criterion run).
+# Options: --runs N (timed runs per scenario, default 5; 3 with --huge),
+# --out FILE (also write the table there), --keep (keep the generated data),
+# --skip-micro (no criterion run).
 #
 # Needs: cargo, python3, hyperfine, jq, inotifywait (inotify-tools), and the
 # coreutils base64/date; installs nothing itself (BENCHMARKS.md has the one
 # command that does).
 set -euo pipefail
 
-QUICK=0 RUNS=5 OUT="" KEEP=0 MICRO=1
+QUICK=0 RUNS=5 OUT="" KEEP=0 MICRO=1 HUGE=0 RUNS_GIVEN=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) QUICK=1 ;;
-        --runs) RUNS="$2"; shift ;;
+        --huge) HUGE=1 ;;
+        --runs) RUNS="$2"; RUNS_GIVEN=1; shift ;;
         --out) OUT="$2"; shift ;;
         --keep) KEEP=1 ;;
         --skip-micro) MICRO=0 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -43,6 +48,28 @@ if [[ ${#missing[@]} -gt 0 ]]; then
     echo "missing tools: ${missing[*]}" >&2
     echo "install them with: apt-get install -y hyperfine jq inotify-tools python3" >&2
     exit 2
+fi
+
+# The million-credential data needs a disk: on tmpfs its 6 GiB (tokens and
+# the daemon's state) would be held in memory, beside the daemon measured.
+HUGE_BASE="${HUGE_DIR:-/var/tmp}"
+HUGE_NEED_KIB=$(( 7 * 1024 * 1024 ))
+if [[ $HUGE == 1 ]]; then
+    if [[ ! -d $HUGE_BASE ]]; then
+        echo "--huge: $HUGE_BASE is not a directory (set HUGE_DIR)" >&2
+        exit 2
+    fi
+    if [[ $(stat -f -c %T "$HUGE_BASE") == tmpfs ]]; then
+        echo "--huge: $HUGE_BASE is on tmpfs, which would hold the 6 GiB of data in memory;" \
+            "set HUGE_DIR to a folder on a disk" >&2
+        exit 2
+    fi
+    free_kib=$(df -Pk "$HUGE_BASE" | awk 'NR == 2 { print $4 }')
+    if (( free_kib < HUGE_NEED_KIB )); then
+        echo "--huge: $HUGE_BASE has $(( free_kib / 1024 / 1024 )) GiB free; the run needs 7 GiB" \
+            "(3.9 GiB of tokens, 2.1 GiB of daemon state); set HUGE_DIR" >&2
+        exit 2
+    fi
 fi
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -80,6 +107,77 @@ le() { LC_ALL=C awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo true 
 gen() { # name tokens folders
     "$GEN" --out "$WORK/$1" --tokens "$2" --folders "$3" 2>>"$WORK/gen.log"
 }
+
+# --- the million-credential rows (--huge only) --------------------------------
+# Issue 16: `check --json` of 1,000,000 tokens in 1,000 folders next to cat
+# of the same files, and the daemon's first start on them under systemd's
+# watchdog (BENCHMARKS.md, "The million-credential rows"). Nothing else runs.
+if [[ $HUGE == 1 ]]; then
+    [[ $RUNS_GIVEN == 1 ]] || RUNS=3
+    HUGE_TOKENS="${HUGE_TOKENS:-1000000}" HUGE_FOLDERS="${HUGE_FOLDERS:-1000}"
+    HUGE_WORK="$(mktemp -d "$HUGE_BASE/tokenwatch-huge.XXXXXX")"
+    huge_cleanup() {
+        if [[ $KEEP == 1 ]]; then echo "million-credential data kept in $HUGE_WORK" >&2; else rm -rf "$HUGE_WORK"; fi
+    }
+    trap 'cleanup; huge_cleanup' EXIT
+    thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+    n_tok="$(thousands "$HUGE_TOKENS")" n_dir="$(thousands "$HUGE_FOLDERS")"
+    echo "== generating $n_tok tokens in $n_dir folders in $HUGE_WORK" >&2
+    t0=$(date +%s.%N)
+    "$GEN" --out "$HUGE_WORK/data" --tokens "$HUGE_TOKENS" --folders "$HUGE_FOLDERS" 2>>"$WORK/gen.log"
+    gen_s=$(LC_ALL=C awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+    data_gib=$(du -sk "$HUGE_WORK/data/tokens" | LC_ALL=C awk '{ printf "%.1f", $1 / 1048576 }')
+    # Warm page cache, as the targets assume (a cold read of a million
+    # files from this disk took minutes).
+    find "$HUGE_WORK/data/tokens" -name '*.vpptoken' -print0 | xargs -0 cat >/dev/null
+
+    echo "== check --json vs cat ($n_tok tokens, $RUNS runs each)" >&2
+    d="$HUGE_WORK/data"
+    hyperfine --style none --warmup 1 --runs "$RUNS" -i --export-json "$WORK/hf-huge.json" \
+        -n check "$TW -c $d/tokenwatch.toml check --json" \
+        -n cat "find $d/tokens -name '*.vpptoken' -print0 | xargs -0 cat" >/dev/null
+    tw=$(jq '.results[] | select(.command == "check") | .median' "$WORK/hf-huge.json")
+    base=$(jq '.results[] | select(.command == "cat") | .median' "$WORK/hf-huge.json")
+    r=$(ratio "$tw" "$base")
+    # check's own peak memory, from one more run (GNU time's %M, if there).
+    note="generated in $gen_s s, $data_gib GiB on disk"
+    if [[ -x /usr/bin/time ]]; then
+        kib=$(/usr/bin/time -f %M "$TW" -c "$d/tokenwatch.toml" check --json 2>&1 >/dev/null | tail -1) || true
+        [[ $kib =~ ^[0-9]+$ ]] && note="$note; check's peak RSS $(( kib / 1024 )) MiB"
+    fi
+    row "check --json, $n_tok tokens, $n_dir folders" "cat of the same files" "$(fmt "$tw") s" \
+        "$(fmt "$base") s" "x$r" "<= 1.2x baseline" "$(le "$r" 1.2)" "$note"
+
+    echo "== daemon: first start on $n_tok tokens under a 60 s watchdog, then a scheduled full scan" >&2
+    "${DAEMON[@]}" huge --data "$d" --watchdog-usec 60000000 >"$WORK/huge.jsonl"
+    h="$WORK/huge.jsonl"
+    hj() { jq -r "$1" "$h"; }
+    ready=$(hj .ready_s) rss=$(hj .rss_mib) gap=$(hj .max_gap_s) over=$(hj .gaps_over_watchdog)
+    row "daemon start-up to READY=1, $n_tok tokens in $n_dir folders, empty state" "-" "$(fmt "$ready" 1) s" \
+        "-" "-" "<= 60 s" "$(le "$ready" 60)" \
+        "first scan, evaluation, $(hj .first_pass.rows_written) token rows and the snapshot written; $(fmt "$(hj .cpu_at_ready_s)" 1) s CPU by then"
+    row "daemon RSS after the first scan, $n_tok tokens" "-" "$(fmt "$rss" 1) MiB" "-" "-" \
+        "<= 640 MiB" "$(le "$rss" 640)" \
+        "RssAnon $(fmt "$(hj .rss_anon_mib)" 0) MiB; peak $(fmt "$(hj .peak_rss_mib)" 0) MiB in the first pass, $(hj '.peak_rss_scheduled_mib // "?" | if type == "number" then (. | floor | tostring) else . end') MiB in a scheduled one; settled after $(fmt "$(hj .settled_s)" 0) s"
+    row "scheduled full scan and pass, $n_tok unchanged tokens" "-" \
+        "$(fmt "$(hj .scheduled_wall_s)" 1) s wall, $(fmt "$(hj .scheduled_cpu_s)" 1) s CPU" "-" "-" "-" "" \
+        "pass $(hj '.scheduled_pass.total_ms / 1000 | . * 10 | round / 10') s of it (report $(hj '.scheduled_pass.report_ms / 1000 | . * 10 | round / 10') s); status snapshot $(fmt "$(hj .snapshot_mib)" 0) MiB of SQLite's 953 MiB limit for one value; state $(fmt "$(hj .state_mib)" 0) MiB"
+    row "watchdog, WATCHDOG_USEC = 60 s: longest gap between WATCHDOG=1" "-" "$(fmt "$gap" 1) s" "-" \
+        "$over gaps > 60 s" "no gap > 60 s" "$( [[ $over == 0 ]] && echo true || echo false )" \
+        "$(hj .pings) pings over $(fmt "$(hj .window_s)" 0) s from spawn, $(hj .pings_before_ready) before READY=1 (and $(hj .extends_before_ready) EXTEND_TIMEOUT_USEC)"
+    row "daemon log, first start and a scheduled scan of $n_tok tokens" "-" \
+        "$(hj .log_warn) WARN, $(hj .log_error) ERROR" "-" "-" "no ERROR" "$( [[ $(hj .log_error) == 0 ]] && echo true || echo false )" \
+        "$(hj '.log_distinct | to_entries | map("\(.value) x \(.key | sub("^[A-Z]+ tokenwatch::[a-z_:]+: "; ""))") | join("; ")')"
+    {
+        echo "tokenwatch million-credential rows, started $STARTED, $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load average at start $LOAD_AT_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+        echo "mode: huge, $RUNS runs of check and cat (medians), one daemon run; data on $(stat -f -c %T "$HUGE_BASE") ($HUGE_BASE)"
+        echo
+        echo "| scenario | tokenwatch | baseline | ratio / detail | target | met | note |"
+        echo "|---|---|---|---|---|---|---|"
+        jq -r '"| \(.scenario) | \(.value) | \(.baseline)\(if .base == "-" then "" else ": " + .base end) | \(.unit) | \(.target) | \(if .ok == "true" then "yes" elif .ok == "false" then "**no**" else "-" end) | \(.note) |"' "$RESULTS"
+    } | tee "${OUT:-/dev/null}"
+    exit 0
+fi
 
 # --- token reader micro-benchmark ------------------------------------------
 # First, before the 220,000 generated files keep the kernel writing back

@@ -22,6 +22,14 @@ pub struct DigestGroup {
 /// often and however spelled the config names them.
 pub fn digest_groups(tokens: &[Assessment], audiences: &Audiences) -> Vec<DigestGroup> {
     let mut groups: BTreeMap<(&'static str, &str), DigestGroup> = BTreeMap::new();
+    // Each folder's tokens, in one walk: a walk over every token per folder
+    // and member was 10^9 steps for a million tokens in 1,000 folders.
+    let mut by_folder: Vec<Vec<usize>> = vec![Vec::new(); audiences.folder.len()];
+    for (i, t) in tokens.iter().enumerate() {
+        if let Some(of) = by_folder.get_mut(t.folder) {
+            of.push(i);
+        }
+    }
     for (fi, &id) in audiences.folder.iter().enumerate() {
         for m in &audiences.get(id).members {
             let g = groups
@@ -32,13 +40,7 @@ pub fn digest_groups(tokens: &[Assessment], audiences: &Audiences) -> Vec<Digest
                     folders: 0,
                 });
             g.folders += 1;
-            g.tokens.extend(
-                tokens
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, t)| t.folder == fi)
-                    .map(|(i, _)| i),
-            );
+            g.tokens.extend_from_slice(&by_folder[fi]);
         }
     }
     groups

@@ -244,13 +244,21 @@ pub fn assess(
         .iter()
         .map(|f| assess_one(now, f, policy, verdicts, &current))
         .collect();
-    out.sort_by(|a, b| {
+    // Indices are sorted, then each assessment moved into place once:
+    // sorting the assessments themselves moved each several hundred bytes
+    // many times and took a scratch copy of half of them (1.2 s and
+    // hundreds of MiB for a million; BENCHMARKS.md, the million-credential
+    // rows). A stable sort of indices keeps equal keys in order, as before.
+    let mut order: Vec<usize> = (0..out.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (a, b) = (&out[a], &out[b]);
         (a.expires_at.is_none(), a.expires_at, &a.path).cmp(&(
             b.expires_at.is_none(),
             b.expires_at,
             &b.path,
         ))
     });
+    permute(&mut out, order);
     out
 }
 
@@ -260,6 +268,25 @@ pub fn identity(f: &FoundFile) -> String {
     match f.fingerprint() {
         Some(fp) => fp.as_str().to_string(),
         None => format!("path:{}", show_path(&f.path)),
+    }
+}
+
+/// Rearranges `v` so that `v[k]` becomes what was at `order[k]` (a
+/// permutation of the indices), moving each element once, in place.
+pub(crate) fn permute<T>(v: &mut [T], mut order: Vec<usize>) {
+    for start in 0..v.len() {
+        // Follows the cycle through `start`; positions done are marked by
+        // pointing at themselves.
+        let mut at = start;
+        loop {
+            let from = order[at];
+            order[at] = at;
+            if from == start || from == at {
+                break;
+            }
+            v.swap(at, from);
+            at = from;
+        }
     }
 }
 
@@ -372,6 +399,36 @@ fn kind_facts(t: &Credential) -> KindFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn permute_puts_each_element_where_the_order_says() {
+        // Every permutation of 5, and a few longer ones with several cycles.
+        fn check(order: &[usize]) {
+            let mut v: Vec<String> = (0..order.len()).map(|i| format!("e{i}")).collect();
+            let want: Vec<String> = order.iter().map(|&i| format!("e{i}")).collect();
+            permute(&mut v, order.to_vec());
+            assert_eq!(v, want, "order {order:?}");
+        }
+        fn all(prefix: &mut Vec<usize>, n: usize) {
+            if prefix.len() == n {
+                return check(prefix);
+            }
+            for i in 0..n {
+                if !prefix.contains(&i) {
+                    prefix.push(i);
+                    all(prefix, n);
+                    prefix.pop();
+                }
+            }
+        }
+        for n in 0..=5 {
+            all(&mut Vec::new(), n);
+        }
+        check(&[3, 4, 5, 0, 1, 2, 7, 6, 8, 11, 9, 10]);
+        let mut order: Vec<usize> = (0..1000).map(|i| (i * 7 + 3) % 1000).collect();
+        order.reverse();
+        check(&order);
+    }
 
     #[test]
     fn a_path_link_wins_over_the_folder_and_the_first_entry_counts() {

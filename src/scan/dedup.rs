@@ -33,8 +33,10 @@ pub fn dedup_refs<'a>(files: impl IntoIterator<Item = &'a FoundFile>) -> Vec<&'a
 /// Indices into `files` of the entries to keep, sorted by path.
 fn dedup_indices(files: &[&FoundFile]) -> Vec<usize> {
     let mut keep: Vec<usize> = Vec::with_capacity(files.len());
-    let mut by_id: HashMap<(u64, u64), usize> = HashMap::new();
-    let mut by_fp: HashMap<&Fingerprint, usize> = HashMap::new();
+    // Sized for every file at once: grown by doubling, rehashing was half
+    // of this at a million files.
+    let mut by_id: HashMap<(u64, u64), usize> = HashMap::with_capacity(files.len());
+    let mut by_fp: HashMap<&Fingerprint, usize> = HashMap::with_capacity(files.len());
     for (n, f) in files.iter().enumerate() {
         let same = f
             .file_id

@@ -99,9 +99,11 @@ pub(super) fn scan_folder_inner(
             if is_skipped(bytes) {
                 continue;
             }
-            // Sized exactly: a cached file keeps its path until the next
-            // scan, and `join` grows it by doubling (up to twice the bytes).
-            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + name.len());
+            // Exactly as long as it is: `join` grows the folder's path by
+            // doubling, and the scan keeps every path (a million of them
+            // held 32 MiB of spare capacity; BENCHMARKS.md, the
+            // million-credential rows).
+            let mut path = PathBuf::with_capacity(dir.as_os_str().len() + 1 + bytes.len());
             path.push(&dir);
             path.push(&name);
             let claimed = folder.kind_of(bytes);
@@ -213,9 +215,9 @@ pub(super) fn scan_folder_inner(
 
 /// Sorts by path bytes. Sorting the entries themselves moved each 240-byte
 /// entry many times (a fifth of a rescan of 10,000 unchanged files); this
-/// sorts indices and then moves each entry into place by following the
-/// permutation's cycles, in the same vector: a sorted copy was another
-/// 30 MiB at 100,000 files, at the scan's peak.
+/// sorts indices and then moves each entry into place once, in the same
+/// vector: a sorted copy was another 30 MiB at 100,000 files, at the
+/// scan's peak.
 fn sorted_by_path(mut files: Vec<FoundFile>) -> Vec<FoundFile> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_unstable_by(|&a, &b| {
@@ -225,20 +227,7 @@ fn sorted_by_path(mut files: Vec<FoundFile>) -> Vec<FoundFile> {
             .as_bytes()
             .cmp(files[b].path.as_os_str().as_bytes())
     });
-    // `order[k]` is where the entry for place k is now; a place is marked
-    // done by setting `order[k] = k`.
-    for start in 0..order.len() {
-        let mut k = start;
-        while order[k] != k {
-            let next = order[k];
-            order[k] = k;
-            if next == start {
-                break;
-            }
-            files.swap(k, next);
-            k = next;
-        }
-    }
+    crate::assess::permute(&mut files, order);
     files
 }
 

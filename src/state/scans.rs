@@ -1,7 +1,6 @@
 //! What scans saw, the daemon's latest status report, the rejected config,
 //! and small daemon facts (meta).
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::io::{self, Seek as _, Write as _};
 
@@ -89,12 +88,41 @@ impl SeenToken {
 /// What the store last wrote of each present token: a hash of its row by
 /// fingerprint. A scan writes only the tokens that appeared, changed or
 /// vanished; rewriting 10,000 unchanged rows took most of a pass
-/// (BENCHMARKS.md, rename latency). About 41 bytes a token.
+/// (BENCHMARKS.md, rename latency).
+///
+/// Sorted by fingerprint, one entry each: 40 bytes a token. A hash map
+/// took 82 MiB for a million (2^21 buckets of 41 bytes, for its load factor),
+/// an eighth of the daemon's memory (BENCHMARKS.md, the
+/// million-credential rows).
 ///
 /// A 64-bit hash can in theory hide a change (2^-64 a changed row); the next
 /// change of that row writes it.
 #[derive(Debug, Default)]
-pub(super) struct Recorded(HashMap<[u8; 32], u64>);
+pub(super) struct Recorded(Vec<([u8; 32], u64)>);
+
+impl Recorded {
+    /// From entries in any order; of a key given twice the last one counts.
+    fn from_entries(mut entries: Vec<([u8; 32], u64)>) -> Recorded {
+        // Stable: equal keys stay in the order given.
+        entries.sort_by_key(|e| e.0);
+        let mut out: Vec<([u8; 32], u64)> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match out.last_mut() {
+                Some(last) if last.0 == e.0 => *last = e,
+                _ => out.push(e),
+            }
+        }
+        out.shrink_to_fit();
+        Recorded(out)
+    }
+
+    fn get(&self, key: &[u8; 32]) -> Option<u64> {
+        self.0
+            .binary_search_by(|e| e.0.cmp(key))
+            .ok()
+            .map(|i| self.0[i].1)
+    }
+}
 
 /// What one [`StateStore::record_scan`] wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,26 +192,45 @@ impl StateStore {
             Some(r) => r,
             None => self.load_recorded()?,
         };
-        let mut current = Recorded(HashMap::with_capacity(seen.len()));
-        let mut changed = Vec::new();
+        let mut keyed: Vec<([u8; 32], u64, &SeenRef<'_>)> = Vec::with_capacity(seen.len());
         for t in seen {
             let key = key_of(t.fingerprint).ok_or_else(|| StateError::BadFingerprint {
                 path: self.path.clone(),
                 fingerprint: t.fingerprint.to_owned(),
             })?;
-            let hash = row_hash(*t);
-            // The same fingerprint twice in one scan: the last one counts.
-            if recorded.0.get(&key) != Some(&hash) || current.0.contains_key(&key) {
+            keyed.push((key, row_hash(*t), t));
+        }
+        // In key order: rows inserted at random places in the fingerprint
+        // index made SQLite's small page cache spill and re-read pages, 9 s
+        // of a first pass over a million tokens. Stable, so that of a
+        // fingerprint seen twice the last one is still written last (the
+        // key's order is the lower-case hex text's).
+        keyed.sort_by_key(|e| e.0);
+        let mut changed = Vec::new();
+        let mut current = Vec::with_capacity(keyed.len());
+        for (n, &(key, hash, t)) in keyed.iter().enumerate() {
+            // The same fingerprint twice in one scan: each is written, and
+            // the last one counts.
+            let again = n > 0 && keyed[n - 1].0 == key;
+            if again || recorded.get(&key) != Some(hash) {
                 changed.push(t);
             }
-            current.0.insert(key, hash);
+            if again {
+                current.pop();
+            }
+            current.push((key, hash));
         }
-        let gone: Vec<String> = recorded
-            .0
-            .keys()
-            .filter(|k| !current.0.contains_key(*k))
-            .map(hex::encode)
-            .collect();
+        drop(keyed);
+        let current = Recorded(current);
+        // Both sorted: the recorded keys no longer seen, in order.
+        let mut gone: Vec<String> = Vec::new();
+        let mut seen_keys = current.0.iter().map(|e| &e.0).peekable();
+        for (key, _) in &recorded.0 {
+            while seen_keys.next_if(|k| *k < key).is_some() {}
+            if seen_keys.peek() != Some(&key) {
+                gone.push(hex::encode(key));
+            }
+        }
 
         // Measured first and streamed into the row: a snapshot of 100,000
         // credentials is about 45 MiB of JSON, and held as a string it was
@@ -304,15 +351,15 @@ impl StateStore {
                  FROM tokens WHERE present = 1",
             )?;
             let mut rows = stmt.query([])?;
-            let mut recorded = Recorded::default();
+            let mut entries = Vec::new();
             while let Some(row) = rows.next()? {
                 let token = seen_token(row)?;
                 // record_scan writes no other kind of fingerprint.
                 if let Some(key) = key_of(&token.fingerprint) {
-                    recorded.0.insert(key, row_hash(token.as_ref()));
+                    entries.push((key, row_hash(token.as_ref())));
                 }
             }
-            Ok(recorded)
+            Ok(Recorded::from_entries(entries))
         };
         read().map_err(self.err("read the recorded tokens"))
     }

@@ -321,6 +321,44 @@ fn a_scan_writes_only_the_tokens_that_changed() {
 }
 
 #[test]
+fn of_a_fingerprint_seen_twice_in_one_scan_the_last_counts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = StateStore::open(tmp.path()).unwrap();
+    let (t1, t2, t3) = (
+        t("2026-12-01T00:00:00Z"),
+        t("2026-12-01T01:00:00Z"),
+        t("2026-12-01T02:00:00Z"),
+    );
+    let (a1, a2) = (seen("a", "/x"), seen("a", "/y"));
+    let (b, c, d) = (seen("b", "/b"), seen("c", "/c"), seen("d", "/d"));
+    let w = |written, gone| ScanWrites { written, gone };
+    // Out of key order on purpose: the writes are made in key order.
+    let first = [d.clone(), a1, b.clone(), a2.clone(), c.clone()];
+    assert_eq!(store.record_scan(t1, &first, "1").unwrap(), w(5, 0));
+    let known = store.known_tokens().unwrap();
+    assert_eq!(known.len(), 4);
+    assert!(known.contains(&(a2.clone(), t1, t1, true)), "{known:?}");
+    // The last one is what was recorded: seen alone it is unchanged.
+    let second = [c.clone(), a2.clone(), b.clone(), d];
+    assert_eq!(store.record_scan(t2, &second, "2").unwrap(), w(0, 0));
+    // Gone at both ends of the key order and in the middle.
+    assert_eq!(
+        store
+            .record_scan(t3, std::slice::from_ref(&c), "3")
+            .unwrap(),
+        w(0, 3)
+    );
+    let present: Vec<_> = store
+        .known_tokens()
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.3)
+        .map(|k| k.0)
+        .collect();
+    assert_eq!(present, [c]);
+}
+
+#[test]
 fn after_a_restart_the_first_scan_writes_only_what_changed_meanwhile() {
     let tmp = tempfile::tempdir().unwrap();
     let (t1, t2) = (t("2026-12-01T00:00:00Z"), t("2026-12-01T01:00:00Z"));
