@@ -84,7 +84,7 @@ impl Keepalive {
     /// The line `systemctl status` shows, when it changed.
     pub fn status(&self, line: &str) {
         if *self.last_status.borrow() != line {
-            let _ = sd_notify::notify(false, &[NotifyState::Status(line)]);
+            super::notify::notify(&[NotifyState::Status(line)]);
             line.clone_into(&mut self.last_status.borrow_mut());
         }
     }
@@ -92,7 +92,7 @@ impl Keepalive {
     /// The first pass is done.
     pub fn ready(&self) {
         self.starting.set(false);
-        let _ = sd_notify::notify(false, &[NotifyState::Ready]);
+        super::notify::notify(&[NotifyState::Ready]);
     }
 
     /// The loop came round, or long work advanced: ping (and extend the
@@ -106,7 +106,7 @@ impl Keepalive {
             .is_some_and(|every| now.duration_since(self.last_ping.get()) >= every)
         {
             self.last_ping.set(now);
-            let _ = sd_notify::notify(false, &[NotifyState::Watchdog]);
+            super::notify::notify(&[NotifyState::Watchdog]);
         }
         if self.starting.get() && now.duration_since(self.last_extend.get()) >= self.extend_every {
             self.extend(now);
@@ -127,6 +127,6 @@ impl Keepalive {
     fn extend(&self, now: Instant) {
         self.last_extend.set(now);
         let usec = u32::try_from(self.extend_by.as_micros()).unwrap_or(u32::MAX);
-        let _ = sd_notify::notify(false, &[NotifyState::ExtendTimeoutUsec(usec)]);
+        super::notify::notify(&[NotifyState::ExtendTimeoutUsec(usec)]);
     }
 }

@@ -21,6 +21,7 @@ mod folders;
 mod housekeeping;
 mod job;
 mod keepalive;
+mod notify;
 mod observe;
 mod pass;
 mod prober;
@@ -200,7 +201,7 @@ pub async fn run(
     }
 
     tracing::info!("stopping: finishing the mail in flight");
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    notify::notify(&[sd_notify::NotifyState::Stopping]);
     d.jobs.shutdown().await;
     d.verifier.stop();
     sender_cancel.cancel();
@@ -417,20 +418,17 @@ impl Daemon {
     }
 
     fn reload(&mut self, why: &str) {
-        let _ = sd_notify::notify(
-            false,
-            &[
-                sd_notify::NotifyState::Reloading,
-                sd_notify::NotifyState::monotonic_usec_now()
-                    .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
-            ],
-        );
+        notify::notify(&[
+            sd_notify::NotifyState::Reloading,
+            sd_notify::NotifyState::monotonic_usec_now()
+                .unwrap_or(sd_notify::NotifyState::MonotonicUsec(0)),
+        ]);
         let accepted = self.apply_reload(why);
         self.observer.metrics.config_reloaded(accepted);
         if accepted {
             self.listen_for_metrics();
         }
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        notify::notify(&[sd_notify::NotifyState::Ready]);
     }
 
     /// Serves `[metrics] listen`. An address it cannot bind is a config

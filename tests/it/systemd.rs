@@ -144,3 +144,35 @@ fn the_status_line_counts_credentials_folders_and_expiring_ones() {
     env.sample("tokens/c.vpptoken", "Soon", 10);
     notify.until(&d, "STATUS=watching 3 credentials in 1 folder; 1 expiring");
 }
+
+/// A service manager that stops reading its socket must not stall the
+/// daemon: libsystemd sends without blocking, and so must the daemon. The
+/// socket's queue holds about a dozen datagrams; each new due token changes
+/// the STATUS= line, so twenty of them, one pass each, fill it.
+#[test]
+fn a_notify_socket_nobody_reads_does_not_stall_the_daemon() {
+    let env = Env::new();
+    let cfg = env.config("");
+    env.sample("tokens/first.vpptoken", "First", 10);
+    let notify = NotifySocket::new();
+    let mut d = Daemon::start_with(
+        &env,
+        &cfg,
+        &[("NOTIFY_SOCKET", notify.path.to_str().unwrap())],
+    );
+    notify.until(&d, "READY=1");
+    // From here on nobody reads the socket.
+    const TOKENS: usize = 20;
+    for i in 0..TOKENS {
+        env.sample(
+            &format!("tokens/t{i:02}.vpptoken"),
+            &format!("Org {i:02}"),
+            10,
+        );
+        let want = i + 2;
+        d.wait_for(&format!("{want} credentials in the state"), 30, |s| {
+            s["tokens"].as_array().is_some_and(|t| t.len() == want)
+        });
+    }
+    d.stop();
+}
