@@ -8,7 +8,7 @@
 #   benches/run.sh --huge     ONLY the million-credential rows, run apart from
 #                             the table above: 1,000,000 tokens in 1,000
 #                             folders under $HUGE_DIR (default /var/tmp; not
-#                             tmpfs, 7 GiB free), about 15 minutes
+#                             tmpfs, 7 GiB free), about 20 minutes
 #
 # Options: --runs N (timed runs per scenario, default 5; 3 with --huge),
 # --out FILE (also write the table there), --keep (keep the generated data),

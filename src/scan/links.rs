@@ -18,8 +18,8 @@ pub enum Links {
     /// [`Links::Within`] these configured folders, resolved when the walk
     /// meets its first link: a folder without links needs none of it, and
     /// resolving 1,000 folders for each of 1,000 folders' scans was 6
-    /// million `readlink` calls, a fifth of the daemon's first scan of a
-    /// million tokens (BENCHMARKS.md, the million-credential rows).
+    /// million `readlink` calls, 15 % of the daemon's CPU in a first start
+    /// on a million tokens (BENCHMARKS.md, the million-credential rows).
     WithinLazily {
         folders: Vec<PathBuf>,
         canonical: OnceCell<Vec<PathBuf>>,
