@@ -30,7 +30,7 @@ pub fn run(flag: Option<&Path>, format: CheckFormat, output: Option<&Path>) -> a
         CheckFormat::Text => human(&report, cfg.timezone),
         CheckFormat::Json => serde_json::to_string_pretty(&report)? + "\n",
         // The textfile families have no silenced series.
-        CheckFormat::Prometheus => metrics::textfile(PassFacts::from_report(&report, &|_| false)),
+        CheckFormat::Prometheus => metrics::textfile(PassFacts::from_report(&report)),
     };
     match output {
         // Readable by node_exporter's user, like any textfile; the text

@@ -8,7 +8,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::db;
-use crate::assess::silence::{self, Silences};
 use crate::config::Config;
 use crate::metrics::server::{Health, Server};
 use crate::metrics::{Metrics, OutboxFacts, PassFacts};
@@ -111,18 +110,10 @@ impl super::Daemon {
     ) {
         // The credential facts are kept only for a scrape. The config is
         // the new one already when a reload's pass gets here, so a reload
-        // that turns the endpoint on serves this pass's facts.
+        // that turns the endpoint on serves this pass's facts. The pass
+        // marked the silences holding at `now` in the report.
         let facts = if self.cfg.metrics_listen.is_some() {
-            let silences = match db(|| self.store.silences()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read silences; metrics show none");
-                    Silences::new()
-                }
-            };
-            PassFacts::from_report(report, &|fp| {
-                silence::holding(&silences, Some(fp), now).is_some()
-            })
+            PassFacts::from_report(report)
         } else {
             PassFacts::default()
         };

@@ -81,11 +81,11 @@ pub struct OutboxFacts {
 }
 
 impl PassFacts {
-    /// What a `check` or a daemon pass reported, as metrics. `silenced`
-    /// says whether a credential (by its full fingerprint) is silenced now.
+    /// What a `check` or a daemon pass reported, as metrics; a credential
+    /// is silenced when the report says a silence holds for it.
     /// The one place both build their facts, so the textfile and a scrape
     /// agree.
-    pub fn from_report(report: &Report, silenced: &dyn Fn(&str) -> bool) -> PassFacts {
+    pub fn from_report(report: &Report) -> PassFacts {
         let credentials = report
             .tokens
             .iter()
@@ -98,7 +98,7 @@ impl PassFacts {
                 expires_at: t.expires_at,
                 created_at: t.created_at,
                 status: t.status.as_str(),
-                silenced: silenced(&t.identity),
+                silenced: t.silenced.is_some(),
             })
             .collect();
         let folders = report

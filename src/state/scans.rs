@@ -39,7 +39,7 @@ fn measure(snapshot: &WriteSnapshot<'_>) -> io::Result<u64> {
 
 /// What one scan saw of one readable token (keyed by the 64-hex
 /// fingerprint). Public facts only: never the token content.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeenToken {
     pub fingerprint: String,
     pub path: String,

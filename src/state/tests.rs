@@ -7,6 +7,11 @@ fn t(text: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// `N` scan times an hour apart, from 2026-12-01 00:00 UTC.
+fn hourly<const N: usize>() -> [DateTime<Utc>; N] {
+    std::array::from_fn(|h| t("2026-12-01T00:00:00Z") + chrono::Duration::hours(h as i64))
+}
+
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
@@ -279,12 +284,7 @@ fn record_scan_tracks_presence_and_first_and_last_sight() {
 fn a_scan_writes_only_the_tokens_that_changed() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = StateStore::open(tmp.path()).unwrap();
-    let (t1, t2, t3, t4) = (
-        t("2026-12-01T00:00:00Z"),
-        t("2026-12-01T01:00:00Z"),
-        t("2026-12-01T02:00:00Z"),
-        t("2026-12-01T03:00:00Z"),
-    );
+    let [t1, t2, t3, t4] = hourly();
     let (a, b, c) = (seen("a", "/a"), seen("b", "/b"), seen("c", "/c"));
     let all = [a.clone(), b.clone(), c.clone()];
     let w = |written, gone| ScanWrites { written, gone };
@@ -324,11 +324,7 @@ fn a_scan_writes_only_the_tokens_that_changed() {
 fn of_a_fingerprint_seen_twice_in_one_scan_the_last_counts() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = StateStore::open(tmp.path()).unwrap();
-    let (t1, t2, t3) = (
-        t("2026-12-01T00:00:00Z"),
-        t("2026-12-01T01:00:00Z"),
-        t("2026-12-01T02:00:00Z"),
-    );
+    let [t1, t2, t3] = hourly();
     let (a1, a2) = (seen("a", "/x"), seen("a", "/y"));
     let (b, c, d) = (seen("b", "/b"), seen("c", "/c"), seen("d", "/d"));
     let w = |written, gone| ScanWrites { written, gone };
@@ -361,7 +357,7 @@ fn of_a_fingerprint_seen_twice_in_one_scan_the_last_counts() {
 #[test]
 fn after_a_restart_the_first_scan_writes_only_what_changed_meanwhile() {
     let tmp = tempfile::tempdir().unwrap();
-    let (t1, t2) = (t("2026-12-01T00:00:00Z"), t("2026-12-01T01:00:00Z"));
+    let [t1, t2] = hourly();
     let (a, b) = (seen("a", "/a"), seen("b", "/b"));
     {
         let mut store = StateStore::open(tmp.path()).unwrap();
@@ -387,11 +383,7 @@ fn after_a_restart_the_first_scan_writes_only_what_changed_meanwhile() {
 fn a_refused_scan_keeps_what_is_stored_and_the_next_one_starts_from_the_database() {
     let tmp = tempfile::tempdir().unwrap();
     let mut store = StateStore::open(tmp.path()).unwrap();
-    let (t1, t2, t3) = (
-        t("2026-12-01T00:00:00Z"),
-        t("2026-12-01T01:00:00Z"),
-        t("2026-12-01T02:00:00Z"),
-    );
+    let [t1, t2, t3] = hourly();
     let (a, b) = (seen("a", "/a"), seen("b", "/b"));
     store.record_scan(t1, &[a.clone(), b.clone()], "1").unwrap();
     let bad = seen("x", "/x");

@@ -308,10 +308,6 @@ impl WebhookChannel {
     pub fn hook(&self, name: &str) -> Option<&Hook> {
         self.hooks.get(name)
     }
-
-    pub fn client(&self) -> Option<&reqwest::Client> {
-        self.client.as_ref()
-    }
 }
 
 /// One client for every webhook: no redirects, the system trust store.
