@@ -96,14 +96,19 @@ echo "check-systemd: core dumps off (LimitCORE=0)"
 # --- restart policy -----------------------------------------------------------
 # StartLimit* are ignored (with only a warning) in [Service] by newer systemd,
 # so look for them in [Unit] itself.
+# Each section is captured before grep reads it: `awk | grep -q` under
+# pipefail fails at random, because grep -q exits at the first match and awk's
+# next write of a section larger than its 4 KiB buffer dies of SIGPIPE.
 unit_section() {
     awk -v want="[$1]" '/^\[/ { cur = $0; next } cur == want' "$unit_src"
 }
+unit_part=$(unit_section Unit)
+service_part=$(unit_section Service)
 for key in StartLimitIntervalSec StartLimitBurst; do
-    unit_section Unit | grep -Eq "^$key=[^[:space:]]+" ||
+    grep -Eq "^$key=[^[:space:]]+" <<<"$unit_part" ||
         fail "tokenwatch.service has no $key= in [Unit]: a crash loop would never end"
 done
-unit_section Service | grep -Eq '^RestartPreventExitStatus=.*\b3\b' ||
+grep -Eq '^RestartPreventExitStatus=.*\b3\b' <<<"$service_part" ||
     fail "tokenwatch.service lacks RestartPreventExitStatus=3: start-up errors a restart cannot fix would loop"
 echo "check-systemd: restart policy ok (StartLimit* in [Unit], no restart after exit 3)"
 

@@ -43,7 +43,7 @@ expect_perms() {
 }
 
 [[ $(id -u) -eq 0 ]] || fail "run as root: it installs the package"
-installed() { dpkg-query -W -f='${Status}' tokenwatch 2>/dev/null | grep -Eq 'installed|config-files'; }
+installed() { [[ $(dpkg-query -W -f='${Status}' tokenwatch 2>/dev/null) =~ installed|config-files ]]; }
 if installed; then
     [[ ${CI:-} == true ]] ||
         fail "tokenwatch is installed on this host; this script would purge it (run it in CI, or dpkg -P tokenwatch first)"

@@ -172,7 +172,7 @@ if [[ -d /run/systemd/system ]]; then
 fi
 unshare --fork --pid --mount --mount-proc true 2>/dev/null ||
     cannot "cannot make PID and mount namespaces here (unshare failed)"
-if dpkg-query -W -f='${Status}' tokenwatch 2>/dev/null | grep -Eq 'installed|config-files'; then
+if [[ $(dpkg-query -W -f='${Status}' tokenwatch 2>/dev/null) =~ installed|config-files ]]; then
     fail "tokenwatch is installed on this host; this test installs and purges it (dpkg -P tokenwatch first)"
 fi
 work=$(mktemp -d /tmp/tokenwatch-systemd-e2e.XXXXXX)
@@ -294,7 +294,7 @@ main_pid=$(show MainPID)
 # systemd logs "Started" when READY=1 arrives; the daemon logs "watching"
 # after its first scan, just before it sends READY=1.
 journal=$(ns journalctl --no-pager -u "$UNIT" -o cat)
-watching_at=$(grep -n 'watching' <<<"$journal" | head -n 1 | cut -d: -f1)
+watching_at=$(grep -n -m 1 'watching' <<<"$journal" | cut -d: -f1)
 started_at=$(grep -n '^Started ' <<<"$journal" | tail -n 1 | cut -d: -f1)
 [[ -n $watching_at && -n $started_at ]] ||
     fail "journal lacks the daemon's 'watching' line or systemd's 'Started' line"
@@ -310,7 +310,10 @@ status=$(status_text)
 say "Status: \"$status\""
 [[ $status =~ ^watching\ 1\ credentials?\ in\ 1\ folders?\;\ 0\ expiring ]] ||
     fail "STATUS= is '$status', expected 'watching 1 credential in 1 folder; 0 expiring'"
-ns systemctl status --no-pager "$UNIT" | head -n 12
+# Captured, not piped into head: under pipefail, head leaving early would kill
+# systemctl with SIGPIPE and fail the run.
+unit_status=$(ns systemctl status --no-pager "$UNIT" || true)
+head -n 12 <<<"$unit_status"
 
 # --- a token dropped in ------------------------------------------------------
 step "a token dropped into the folder produces its mail"
