@@ -23,6 +23,11 @@ pub fn run(flag: Option<&Path>) -> anyhow::Result<i32> {
     // (see `crate::state`), so there must be another.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        // Each SQLite call hands its worker's tasks to a pooled thread
+        // (`daemon::db`). The default 10 s keep-alive is shorter than the
+        // outbox's 15 s poll, so an idle daemon created and ended a thread
+        // for every poll; a minute keeps one waiting instead.
+        .thread_keep_alive(std::time::Duration::from_secs(60))
         .enable_all()
         .build()?;
     runtime.block_on(async move {
