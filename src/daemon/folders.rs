@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use super::Timing;
 use crate::config::{Config, Folder};
-use crate::scan::{self, FolderSpec, FolderState, FoundFile};
+use crate::scan::{self, FolderScan, FolderSpec, FolderState, FoundFile};
 use crate::watch::{WatchEvent, Watcher};
 use slot::folder_id;
 pub use slot::{Mode, Slot};
@@ -283,9 +283,8 @@ impl FolderSet {
         slot.unsettled.clear();
         slot.last_scan = std::time::Instant::now();
         let present = matches!(scan.state, FolderState::Ok | FolderState::Empty);
-        if scan.state != slot.scan.state {
-            tracing::info!(folder = %slot.folder.path.display(), from = ?slot.scan.state, to = ?scan.state, "folder state changed");
-        }
+        log_folder_state(slot, &scan);
+        slot.scanned = true;
         slot.follows_links = scan.folder_links || files.iter().any(FoundFile::followed_a_link);
         slot.scan = scan;
         slot.files = files;
@@ -373,3 +372,28 @@ impl FolderSet {
 
 #[cfg(test)]
 mod tests;
+
+/// One line per folder that needs a look, not one per folder: at start a
+/// folder found as expected says nothing (the "watching" line counts it),
+/// one that cannot be watched yet warns; afterwards every change is logged,
+/// going missing or unreadable as a warning.
+fn log_folder_state(slot: &Slot, scan: &FolderScan) {
+    let folder = slot.folder.path.display();
+    let error = scan.error.as_deref().unwrap_or("");
+    let bad = matches!(scan.state, FolderState::Missing | FolderState::Unreadable);
+    if !slot.scanned {
+        match scan.state {
+            FolderState::Ok => {}
+            FolderState::Empty => tracing::info!(folder = %folder, "folder is empty"),
+            FolderState::Missing | FolderState::Unreadable => {
+                tracing::warn!(folder = %folder, state = ?scan.state, error, "folder cannot be read yet; it is picked up when it can")
+            }
+        }
+    } else if scan.state != slot.scan.state {
+        if bad {
+            tracing::warn!(folder = %folder, from = ?slot.scan.state, to = ?scan.state, error, "folder state changed");
+        } else {
+            tracing::info!(folder = %folder, from = ?slot.scan.state, to = ?scan.state, "folder state changed");
+        }
+    }
+}

@@ -151,6 +151,63 @@ fn a_missing_folder_is_picked_up_when_it_appears() {
 }
 
 #[test]
+fn the_start_warns_once_per_folder_it_cannot_read_and_logs_no_change_for_the_others() {
+    let env = Env::new();
+    let cfg = env.config("[[folder]]\npath = \"later\"\n");
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    let d = Daemon::start(&env, &cfg);
+    d.wait_for("first scan of both folders", 20, |s| {
+        names(s) == ["a.vpptoken"] && s["folders"].as_array().is_some_and(|f| f.len() == 2)
+    });
+    let lines = |needle: &str| -> Vec<String> {
+        d.log()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .map(str::to_string)
+            .collect()
+    };
+    // Found as expected: counted by the start-up line, not "changed" from a
+    // state it never had.
+    assert_eq!(
+        lines("folder state changed"),
+        Vec::<String>::new(),
+        "{}",
+        d.log()
+    );
+    let warned = lines("folder cannot be read yet");
+    assert_eq!(warned.len(), 1, "{}", d.log());
+    assert!(
+        warned[0].contains("WARN") && warned[0].contains("later") && warned[0].contains("Missing"),
+        "{}",
+        warned[0]
+    );
+
+    env.sample("later/b.vpptoken", "Beta", 100);
+    d.wait_for("the late folder's token", 15, |s| {
+        names(s) == ["a.vpptoken", "b.vpptoken"]
+    });
+    let changed = lines("folder state changed");
+    assert_eq!(changed.len(), 1, "{}", d.log());
+    assert!(
+        changed[0].contains("INFO") && changed[0].contains("later") && changed[0].contains("to=Ok"),
+        "{}",
+        changed[0]
+    );
+
+    std::fs::remove_dir_all(env.path().join("later")).unwrap();
+    d.wait_for("the late folder gone again", 15, |s| {
+        names(s) == ["a.vpptoken"]
+    });
+    let changed = lines("folder state changed");
+    assert_eq!(changed.len(), 2, "{}", d.log());
+    assert!(
+        changed[1].contains("WARN") && changed[1].contains("to=Missing"),
+        "{}",
+        changed[1]
+    );
+}
+
+#[test]
 fn a_config_edit_adds_a_folder_and_a_bad_edit_is_rejected_while_running() {
     let env = Env::new();
     let cfg = env.config("");

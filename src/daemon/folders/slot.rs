@@ -50,6 +50,9 @@ pub struct Slot {
     /// outside rescans (the watcher failed), and such a change must reach
     /// `status` at the next rescan, not at the next scheduled pass.
     pub(super) passed_digest: Option<u64>,
+    /// The folder has been scanned once: before that, `scan` holds a
+    /// placeholder state that the first scan does not "change".
+    pub(super) scanned: bool,
 }
 
 impl Slot {
@@ -72,6 +75,7 @@ impl Slot {
             armed_on: None,
             follows_links: false,
             passed_digest: None,
+            scanned: false,
         }
     }
 
