@@ -370,13 +370,11 @@ impl FolderSet {
     }
 }
 
-#[cfg(test)]
-mod tests;
-
-/// One line per folder that needs a look, not one per folder: at start a
-/// folder found as expected says nothing (the "watching" line counts it),
-/// one that cannot be watched yet warns; afterwards every change is logged,
-/// going missing or unreadable as a warning.
+/// Logs a folder's scanned state where ops need to hear of it. At start a
+/// folder found as expected says nothing (the "watching" line counts it;
+/// with a thousand folders a line each would bury the rest) and one that
+/// cannot be read warns; afterwards every change is logged, going missing
+/// or unreadable as a warning.
 fn log_folder_state(slot: &Slot, scan: &FolderScan) {
     let folder = slot.folder.path.display();
     let error = scan.error.as_deref().unwrap_or("");
@@ -397,3 +395,6 @@ fn log_folder_state(slot: &Slot, scan: &FolderScan) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
