@@ -212,11 +212,17 @@ impl FolderSet {
     }
 
     /// Rescans every folder, whole (start-up, reload, the scheduled check).
-    pub fn rescan_all(&mut self, progress: &dyn Fn()) {
+    /// Asks `stop` before each folder; false when it said yes, and the
+    /// folders after it were not scanned.
+    pub fn rescan_all(&mut self, progress: &dyn Fn(), stop: &dyn Fn() -> bool) -> bool {
         for i in 0..self.slots.len() {
+            if stop() {
+                return false;
+            }
             self.slots[i].mark_dirty(Instant::now());
             self.rescan(i, progress);
         }
+        true
     }
 
     /// Rescans one folder (just the paths events named, when they can tell)

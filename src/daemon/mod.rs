@@ -160,6 +160,7 @@ pub async fn run(
         warned: warned::Warned::default(),
         clock,
         observer,
+        stop: cancel.clone(),
     };
     d.keepalive.starting();
     d.start_prober()?;
@@ -167,11 +168,13 @@ pub async fn run(
     d.folders.configure(&d.cfg);
     d.jobs.start(&d.cfg);
     d.full_pass("start-up");
-    d.folders.log_watching();
-    d.keepalive.ready();
-    d.listen_for_metrics();
-    // After READY: the first run after an upgrade may have years to delete.
-    d.housekeep();
+    if !cancel.is_cancelled() {
+        d.folders.log_watching();
+        d.keepalive.ready();
+        d.listen_for_metrics();
+        // After READY: the first run after an upgrade may have years to delete.
+        d.housekeep();
+    }
 
     loop {
         let deadline = d.next_deadline();
@@ -275,6 +278,10 @@ struct Daemon {
     clock: Arc<dyn Clock>,
     /// The metrics and their endpoint.
     observer: Observer,
+    /// Cancelled on SIGTERM: a full pass stops between folders instead of
+    /// finishing (tens of seconds with a million credentials, longer than
+    /// the unit's stop timeout).
+    stop: CancellationToken,
 }
 
 impl Daemon {
@@ -390,10 +397,21 @@ impl Daemon {
         }
     }
 
+    /// Scans every folder, then runs a pass, unless the daemon is told to
+    /// stop meanwhile: a pass over folders not all scanned would take the
+    /// rest for removed, so it stops without one (as after a crash, the
+    /// next start scans everything).
     fn full_pass(&mut self, why: &str) {
         tracing::debug!(why, "full scan");
         let keepalive = &self.keepalive;
-        self.folders.rescan_all(&|| keepalive.progress());
+        let stop = &self.stop;
+        if !self
+            .folders
+            .rescan_all(&|| keepalive.progress(), &|| stop.is_cancelled())
+        {
+            tracing::info!(why, "stopping before the full scan finished; no pass");
+            return;
+        }
         self.pass();
     }
 

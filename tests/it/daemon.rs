@@ -207,6 +207,57 @@ fn the_start_warns_once_per_folder_it_cannot_read_and_logs_no_change_for_the_oth
     );
 }
 
+/// SIGTERM while the start-up scan is under way (stalled in the first
+/// folder by the debug build's hook): the daemon scans no further folder,
+/// runs no pass, and exits 0 without having written a status or queued the
+/// due token's mail.
+#[test]
+fn sigterm_during_the_start_up_scan_stops_before_the_next_folder_without_a_pass() {
+    let env = Env::new();
+    let cfg = env.config("[[folder]]\npath = \"more\"\n");
+    env.sample("tokens/a.vpptoken", "Acme", 200);
+    env.sample("more/b.vpptoken", "Beta", 5);
+    let stall = env.write("stall", "");
+    let mut d = Daemon::start_with(
+        &env,
+        &cfg,
+        &[("TOKENWATCH_TEST_STALL_FILE", stall.to_str().unwrap())],
+    );
+    let wait_log = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !d.log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in:\n{}",
+                d.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_log("stalling on purpose");
+    d.signal(libc::SIGTERM);
+    wait_log("SIGTERM received");
+    std::fs::remove_file(&stall).unwrap();
+    assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
+
+    let log = d.log();
+    assert!(
+        log.contains("stopping before the full scan finished"),
+        "{log}"
+    );
+    assert!(!log.contains(" watching "), "{log}");
+    assert!(
+        d.status()
+            .is_none_or(|s| s["tokens"].as_array().is_none_or(|t| t.is_empty())),
+        "{log}"
+    );
+    // The state was opened before the scan began; the pass would have
+    // queued the mail for b (5 days left) and its ledger row.
+    let store = tokenwatch::state::StateStore::open_read_only(&env.path().join("state")).unwrap();
+    assert_eq!(store.outbox().unwrap().len(), 0, "{log}");
+    assert_eq!(store.ledger().unwrap().len(), 0, "{log}");
+}
+
 #[test]
 fn a_config_edit_adds_a_folder_and_a_bad_edit_is_rejected_while_running() {
     let env = Env::new();

@@ -57,7 +57,7 @@ fn an_event_rescans_only_its_folder_once_quiet_and_a_pass_only_when_something_ch
     let s = setup();
     let mut set = FolderSet::new(None, timing());
     set.configure(&s.cfg);
-    set.rescan_all(&|| {});
+    set.rescan_all(&|| {}, &|| false);
     set.mark_passed();
     assert_eq!(set.slots().len(), 2);
     assert!(set
@@ -94,7 +94,7 @@ fn events_keep_coming_and_the_wait_since_the_first_is_capped() {
     let s = setup();
     let mut set = FolderSet::new(None, timing());
     set.configure(&s.cfg);
-    set.rescan_all(&|| {});
+    set.rescan_all(&|| {}, &|| false);
     let p = s.root.join("b/x.vpptoken");
     let t0 = Instant::now();
     for ms in [0, 8, 16, 24] {
@@ -113,7 +113,7 @@ fn the_config_file_and_lost_events_are_reported_to_the_loop() {
     let config_file = s.root.join("tokenwatch.toml");
     let mut set = FolderSet::new(None, timing());
     set.configure(&s.cfg);
-    set.rescan_all(&|| {});
+    set.rescan_all(&|| {}, &|| false);
     let t0 = Instant::now();
     assert_eq!(
         set.on_event(changed(&config_file), &config_file, t0),
@@ -138,7 +138,7 @@ fn a_reload_keeps_the_folders_still_configured_and_drops_the_others() {
     let mut set = FolderSet::new(None, timing());
     set.configure(&s.cfg);
     std::fs::write(s.root.join("a/t.vpptoken"), token("Acme")).unwrap();
-    set.rescan_all(&|| {});
+    set.rescan_all(&|| {}, &|| false);
     assert_eq!(set.files().count(), 1);
 
     let text = "[alerts]\nrecipients = [\"ops@example.com\"]\n\
@@ -180,7 +180,7 @@ async fn a_finished_file_is_scanned_at_once_and_one_still_written_waits_for_quie
     };
     let mut set = FolderSet::new(Some(watcher), long);
     set.configure(&s.cfg);
-    set.rescan_all(&|| {});
+    set.rescan_all(&|| {}, &|| false);
     // The look that follows arming the watches, done now.
     set.rescan_due(Instant::now() + Duration::from_secs(600), &|| {});
     set.mark_passed();
@@ -222,4 +222,27 @@ async fn a_finished_file_is_scanned_at_once_and_one_still_written_waits_for_quie
     }
     assert!(set.rescan_due(Instant::now(), &|| {}));
     assert!(set.files().any(|f| f.path == written));
+}
+
+/// Told to stop after the first folder, a full rescan leaves the second
+/// unscanned and says so, so that no pass takes its tokens for removed.
+#[test]
+fn a_full_rescan_told_to_stop_scans_no_further_folder_and_says_so() {
+    let s = setup();
+    std::fs::write(s.root.join("a/one.vpptoken"), token("Acme")).unwrap();
+    std::fs::write(s.root.join("b/two.vpptoken"), token("Beta")).unwrap();
+    let mut set = FolderSet::new(None, timing());
+    set.configure(&s.cfg);
+    let asked = std::cell::Cell::new(0);
+    let finished = set.rescan_all(&|| {}, &|| {
+        asked.set(asked.get() + 1);
+        asked.get() > 1
+    });
+    assert!(!finished);
+    let files: Vec<usize> = set.slots().iter().map(|s| s.files.len()).collect();
+    assert_eq!(files, [1, 0]);
+
+    assert!(set.rescan_all(&|| {}, &|| false));
+    let files: Vec<usize> = set.slots().iter().map(|s| s.files.len()).collect();
+    assert_eq!(files, [1, 1]);
 }
