@@ -223,20 +223,9 @@ fn sigterm_during_the_start_up_scan_stops_before_the_next_folder_without_a_pass(
         &cfg,
         &[("TOKENWATCH_TEST_STALL_FILE", stall.to_str().unwrap())],
     );
-    let wait_log = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while !d.log().contains(needle) {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {needle:?} in:\n{}",
-                d.log()
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    };
-    wait_log("stalling on purpose");
+    d.wait_log("stalling on purpose", 20);
     d.signal(libc::SIGTERM);
-    wait_log("SIGTERM received");
+    d.wait_log("SIGTERM received", 20);
     std::fs::remove_file(&stall).unwrap();
     assert_eq!(d.wait_exit(20), Some(0), "{}", d.log());
 
@@ -520,11 +509,7 @@ fn start_up_housekeeping_forgets_a_token_gone_longer_than_forget_after_days() {
     }
     let d = Daemon::start(&env, &cfg);
     d.wait_for("first scan", 30, |s| s["tokens"].as_array().is_some());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !d.log().contains("housekeeping done") {
-        assert!(std::time::Instant::now() < deadline, "{}", d.log());
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    d.wait_log("housekeeping done", 30);
     let store = StateStore::open_read_only(&env.path().join("state")).unwrap();
     let keys: Vec<String> = store.ledger().unwrap().into_iter().map(|r| r.key).collect();
     assert!(!keys.contains(&format!("expired:{old}")), "{keys:?}");

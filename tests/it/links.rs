@@ -229,11 +229,7 @@ fn the_daemon_mails_a_link_to_a_secret_once_and_keeps_no_hash_of_it() {
         named(s, "tokens/new.vpptoken").is_some() && outbox_empty(s)
     });
     d.signal(libc::SIGHUP);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !d.log().contains("config reloaded") {
-        assert!(Instant::now() < deadline, "no reload\n{}", d.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    d.wait_log("config reloaded", 30);
     // Passes run in order: once this one is seen, the reload's was done.
     env.sample("tokens/newer.vpptoken", "Newer Org", 200);
     d.wait_for("a pass after the reload, mail sent", 30, |s| {

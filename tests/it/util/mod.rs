@@ -237,6 +237,20 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Waits until the daemon's log holds `needle`; panics with the log
+    /// after `secs`.
+    pub fn wait_log(&self, needle: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !self.log().contains(needle) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in the log within {secs} s:\n{}",
+                self.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// `status --json`, or None while the daemon has not written it yet.
     pub fn status(&self) -> Option<serde_json::Value> {
         let out = Command::new(BIN)
