@@ -117,6 +117,15 @@ fn mails_about(env: &Env, org: &str) -> usize {
         .count()
 }
 
+/// The status lists a credential of this file name.
+fn lists(status: &serde_json::Value, file: &str) -> bool {
+    status["tokens"].as_array().is_some_and(|tokens| {
+        tokens
+            .iter()
+            .any(|t| t["path"].as_str().is_some_and(|p| p.ends_with(file)))
+    })
+}
+
 fn silenced_of(status: &serde_json::Value, file: &str) -> serde_json::Value {
     status["tokens"]
         .as_array()
@@ -176,8 +185,9 @@ fn a_silenced_credential_gets_no_mail_across_a_restart_and_no_replay_once_lifted
     for (i, canary) in [(1, "First Canary"), (2, "Second Canary")] {
         env.sample(&format!("tokens/canary{i}.vpptoken"), canary, -1);
         let mut d = Daemon::start(&env, &cfg_path);
-        let status = d.wait_for("a mail about the canary", 20, |_| {
-            mails_about(&env, canary) > 0
+        // Alerts go out before the pass stores its status: wait for both.
+        let status = d.wait_for("a mail about the canary, and its pass's status", 20, |s| {
+            mails_about(&env, canary) > 0 && lists(s, &format!("canary{i}.vpptoken"))
         });
         assert_eq!(silenced_of(&status, "closed.vpptoken")["reason"], "closed");
         d.signal(libc::SIGKILL);
@@ -194,9 +204,11 @@ fn a_silenced_credential_gets_no_mail_across_a_restart_and_no_replay_once_lifted
     env.run(&["-c", cfg, "check"]).expect_code(2);
     env.sample("tokens/later.vpptoken", "Later Canary", -1);
     let mut d = Daemon::start(&env, &cfg_path);
-    let status = d.wait_for("a mail about the last canary", 20, |_| {
-        mails_about(&env, "Later Canary") > 0
-    });
+    let status = d.wait_for(
+        "a mail about the last canary, and its pass's status",
+        20,
+        |s| mails_about(&env, "Later Canary") > 0 && lists(s, "later.vpptoken"),
+    );
     d.stop();
     assert!(silenced_of(&status, "closed.vpptoken").is_null());
     assert_eq!(
